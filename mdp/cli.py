@@ -1,0 +1,215 @@
+"""`mdp`: run the pipeline or one stage, generate data, open the MLflow UI.
+
+Exit codes: 0 ok; 1 a stage failed; 2 bad usage or configuration; 3 the GX gate stopped the
+run; 4 the row-conservation check failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mdp.context import GateFailed, RunContext, StageError
+from mdp.lake import Interval, all_bronze_hours
+from mdp.settings import ConfigError, get_settings
+from mdp.stages import STAGE_NAMES, STAGES, get_stage
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mini Data Platform: the customers pipeline.")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+EXIT_STAGE, EXIT_CONFIG, EXIT_GATE, EXIT_CONSERVATION = 1, 2, 3, 4
+
+Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="embedded | local | compose | kind (env MDP_PROFILE)")]
+Since = Annotated[Optional[str], typer.Option(help="first ingest hour, ISO (default: the current hour)")]
+Until = Annotated[Optional[str], typer.Option(help="end ingest hour, exclusive (default: since + 1h)")]
+
+
+def _settings(profile: str | None, **overrides):
+    if profile:
+        os.environ["MDP_PROFILE"] = profile
+    try:
+        return get_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration error[/]: {exc}")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _interval(settings, since, until, all_hours: bool = False) -> Interval:
+    try:
+        if all_hours:
+            hours = all_bronze_hours(settings)
+            if not hours:
+                raise ValueError("--all: Bronze is empty")
+            return Interval(hours[0], Interval.hour_of(hours[-1]).end)
+        return Interval.parse(since, until)
+    except ValueError as exc:
+        err.print(f"[bold red]bad interval[/]: {exc}")
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    if isinstance(exc, GateFailed):
+        err.print(f"[bold red]quality gate failed[/]\n{exc}")
+        return typer.Exit(EXIT_GATE)
+    if isinstance(exc, ConfigError):
+        err.print(f"[bold red]configuration error[/]: {exc}")
+        return typer.Exit(EXIT_CONFIG)
+    err.print(f"[bold red]stage failed[/]: {type(exc).__name__}: {exc}")
+    return typer.Exit(EXIT_STAGE)
+
+
+SHOWN = ("landed", "bronze_in", "quarantined", "duplicates", "silver_rows", "published", "gold_snapshot", "gold_rows", "model_version", "roc_auc", "promoted")
+
+
+def summary_table(report) -> Table:
+    table = Table(title="Run summary", show_lines=False)
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("figures")
+    for r in report.results:
+        shown = {k: v for k, v in r.figures.items() if not isinstance(v, (dict, list)) and k in SHOWN}
+        table.add_row(r.stage, f"{r.seconds:.1f}", ", ".join(f"{k}={v}" for k, v in shown.items()))
+    table.add_row("total", f"{report.total_seconds:.1f}", "")
+    return table
+
+
+def rows_table(report) -> Table:
+    b2s, gold = report.figures("bronze_to_silver"), report.figures("silver_to_gold")
+    table = Table(title="Rows per layer")
+    for col in ("bronze in", "accepted", "quarantined", "duplicates", "silver (customers)", "gold"):
+        table.add_column(col, justify="right")
+    table.add_row(*[str(b2s.get(k, "-")) for k in ("bronze_in", "accepted", "quarantined", "duplicates", "silver_rows")], str(gold.get("gold_rows", "-")))
+    return table
+
+
+def execute(settings, interval: Interval, stages, quiet: bool = False):
+    ctx = RunContext(settings=settings, interval=interval, run_id=uuid.uuid4().hex[:8])
+    from mdp.runner import run_pipeline
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=quiet) as progress:
+        ids = {s.name: progress.add_task(f"[dim]{s.name}: {s.summary}", total=1) for s in stages}
+
+        def start(stage):
+            progress.update(ids[stage.name], description=f"[bold]{stage.name}[/]: {stage.summary}")
+
+        def done(result):
+            progress.update(ids[result.stage], completed=1, description=f"[green]✓ {result.stage}[/] ({result.seconds:.1f}s)")
+
+        try:
+            report = run_pipeline(ctx, stages, start, done)
+        except Exception as exc:  # noqa: BLE001 - every stage failure maps to a clear message and exit code
+            partial = getattr(ctx, "report", None)
+            if partial and partial.results:
+                console.print(summary_table(partial))
+            raise _fail(exc) from None
+    return report
+
+
+@app.command()
+def run(
+    profile: Profile = None,
+    stage: Annotated[Optional[list[str]], typer.Option("--stage", "-s", help=f"only these stages: {', '.join(STAGE_NAMES)}")] = None,
+    since: Since = None,
+    until: Until = None,
+    all_hours: Annotated[bool, typer.Option("--all", help="process every Bronze hour present")] = False,
+    events: Annotated[Optional[int], typer.Option(help="events per hour for the generator")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+):
+    """Run the pipeline (every stage, or the --stage ones) for one interval and print the summary."""
+    settings = _settings(profile, events=events, seed=seed)
+    try:
+        chosen = [get_stage(s) for s in stage] if stage else list(STAGES)
+    except KeyError as exc:
+        err.print(f"[bold red]{exc.args[0]}[/]")
+        raise typer.Exit(EXIT_CONFIG) from None
+    interval = _interval(settings, since, until, all_hours)
+    console.print(f"profile [bold]{settings.profile}[/], interval {interval}, lake {settings.lake_base}")
+    report = execute(settings, interval, chosen)
+    console.print(summary_table(report))
+    console.print(rows_table(report))
+    check = report.conservation()
+    if check is not None:
+        ok, text = check
+        console.print(f"row conservation: {'[green]OK[/]' if ok else '[bold red]FAILED[/]'} ({text})")
+        if not ok:
+            raise typer.Exit(EXIT_CONSERVATION)
+    train = report.figures("train_model")
+    if train:
+        console.print(
+            f"model [bold]{settings.registered_model}[/] v{train['model_version']} roc_auc={train['roc_auc']}, "
+            f"champion=v{train['champion']}; MLflow: {settings.mlflow_uri}"
+        )
+
+
+@app.command("stage")
+def stage_cmd(
+    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(STAGE_NAMES)}")],
+    profile: Profile = None,
+    since: Since = None,
+    until: Until = None,
+):
+    """Run one stage (what an Airflow task or a pod runs). Prints its figures as JSON."""
+    import json
+
+    settings = _settings(profile)
+    try:
+        stage = get_stage(name)
+    except KeyError as exc:
+        err.print(f"[bold red]{exc.args[0]}[/]")
+        raise typer.Exit(EXIT_CONFIG) from None
+    report = execute(settings, _interval(settings, since, until), [stage], quiet=True)
+    print(json.dumps(report.results[0].figures, default=str))
+
+
+@app.command()
+def generate(
+    profile: Profile = None,
+    since: Since = None,
+    until: Until = None,
+    events: Annotated[Optional[int], typer.Option(help="events per hour")] = None,
+    dirty_fraction: Annotated[Optional[float], typer.Option(help="share of deliberately bad events")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+):
+    """Generate synthetic customer events straight into Bronze (the embedded source)."""
+    from ingestion.land import land_from_generator
+
+    settings = _settings(profile, events=events, dirty_fraction=dirty_fraction, seed=seed)
+    ctx = RunContext(settings=settings, interval=_interval(settings, since, until))
+    with console.status(f"generating {settings.events} events per hour for {ctx.interval}"):
+        figures = land_from_generator(ctx)
+    console.print(f"landed {figures['landed']} events ({figures['dirty_generated']} deliberately dirty) in {settings.layer_uri('bronze')}")
+
+
+@app.command("mlflow-ui")
+def mlflow_ui(profile: Profile = None, port: int = 5001):
+    """Open the MLflow UI on the profile's tracking store (embedded: the local sqlite store)."""
+    settings = _settings(profile)
+    bin_dir = Path(sys.executable).parent
+    args = [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", settings.mlflow_uri, "--host", "127.0.0.1", "--port", str(port)]
+    console.print(f"MLflow UI on http://127.0.0.1:{port}  (store {settings.mlflow_uri})")
+    os.execv(args[0], args)
+
+
+def stage_main(name: str) -> None:
+    """Entry for `python -m spark_apps.<stage>` (SparkApplication mainApplicationFile)."""
+    sys.argv = [sys.argv[0], "stage", name, *sys.argv[1:]]
+    main()
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("MDP_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Settings: one object, built from a profile (data) plus environment and an optional file.
+
+Precedence, highest first: explicit kwargs > MDP_* environment > MDP_SETTINGS_FILE (YAML) >
+the profile's entry in profiles.yaml > field defaults. The profile chooses endpoints and the
+runner; nothing else in the code base looks at the profile name.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
+LAYERS = ("bronze", "silver", "gold", "mlflow")
+
+
+class ConfigError(ValueError):
+    """A bad setting: the message names the key (and the endpoint where there is one)."""
+
+
+def load_profiles() -> dict[str, dict[str, Any]]:
+    return yaml.safe_load(PROFILES_FILE.read_text())
+
+
+class SecretRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    keys: dict[str, str]  # env var in the pod -> key in the Secret
+
+
+class KubernetesSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    namespace: str = "mdp-jobs"
+    service_account: str = "mdp-jobs"
+    spark_service_account: str = "mdp-spark"
+    images: dict[str, str] = Field(default_factory=dict)
+    config_map: str = "mdp-config"
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+
+
+class _ProfileSource(PydanticBaseSettingsSource):
+    """Lowest-priority source: the chosen profile's entry, then MDP_SETTINGS_FILE on top."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused, __call__ does it all
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        profile = os.environ.get("MDP_PROFILE") or self.current_state.get("profile") or "embedded"
+        data: dict[str, Any] = {}
+        file = os.environ.get("MDP_SETTINGS_FILE")
+        file_data: dict[str, Any] = {}
+        if file:
+            try:
+                file_data = yaml.safe_load(Path(file).read_text()) or {}
+            except FileNotFoundError as exc:
+                raise ConfigError(f"MDP_SETTINGS_FILE: no such file {file!r}") from exc
+            profile = os.environ.get("MDP_PROFILE") or file_data.get("profile", profile)
+        profiles = load_profiles()
+        if profile not in profiles:
+            raise ConfigError(
+                f"MDP_PROFILE: unknown profile {profile!r}; choose one of {', '.join(profiles)}"
+            )
+        data.update(profiles[profile])
+        data.update(file_data)
+        data["profile"] = profile
+        return data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MDP_", env_nested_delimiter="__", extra="forbid")
+
+    profile: Literal["embedded", "local", "compose", "kind"] = "embedded"
+    home: Path = Field(default=Path("."), description="base folder for relative paths (.mdp lives here)")
+    lake_root: str = ".mdp/lake"
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    kafka_bootstrap: str | None = None
+    kafka_topic: str = "customers"
+    mlflow_tracking_uri: str = "sqlite:///.mdp/mlflow.db"
+    mlflow_experiment: str = "customers-churn"
+    registered_model: str = "customers-churn"
+    postgres_dsn: str | None = None
+    spark_master: str = "local[*]"
+    spark_shuffle_partitions: int = Field(default=4, ge=1)
+    source: Literal["generator", "kafka"] = "generator"
+    runner: Literal["inline", "kubernetes"] = "inline"
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    events: int = Field(default=100_000, ge=1, description="events generated per run")
+    dirty_fraction: float = Field(default=0.03, ge=0.0, le=1.0)
+    seed: int = 42
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Credentials: the standard variable names, so boto3, MLflow and libpq read the same ones.
+    s3_access_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MDP_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID")
+    )
+    s3_secret_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MDP_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY")
+    )
+    postgres_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MDP_POSTGRES_PASSWORD", "PGPASSWORD")
+    )
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _ProfileSource(settings_cls), file_secret_settings)
+
+    @field_validator("lake_root")
+    @classmethod
+    def _check_lake_root(cls, v: str) -> str:
+        parsed = urlparse(v)
+        if parsed.scheme not in ("", "file", "s3"):
+            raise ValueError(f"unsupported scheme {parsed.scheme!r} in {v!r}: use a folder, file:// or s3://")
+        if parsed.scheme == "s3" and parsed.path not in ("", "/"):
+            raise ValueError(f"{v!r}: an s3 lake root is 's3://' (one bucket per layer) or 's3://BUCKET'")
+        if not v.strip():
+            raise ValueError("empty lake root")
+        return v
+
+    @field_validator("s3_endpoint", "mlflow_tracking_uri")
+    @classmethod
+    def _check_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parsed = urlparse(v)
+        if parsed.scheme in ("http", "https") and not parsed.hostname:
+            raise ValueError(f"{v!r} has no host")
+        return v
+
+    # ---- derived facts -------------------------------------------------------------------
+    @property
+    def lake_is_s3(self) -> bool:
+        return self.lake_root.startswith("s3://")
+
+    @cached_property
+    def lake_base(self) -> str:
+        """The lake root as an absolute URI (file:///... or s3://...)."""
+        if self.lake_is_s3:
+            return self.lake_root
+        root = self.lake_root.removeprefix("file://")
+        path = Path(root) if Path(root).is_absolute() else (self.home / root)
+        return path.resolve().as_uri()
+
+    def layer_uri(self, layer: str) -> str:
+        """bronze/silver/gold/mlflow: a bucket on S3 ('s3://' root), else a sub-folder."""
+        if layer not in LAYERS:
+            raise ConfigError(f"unknown lake layer {layer!r}")
+        if self.lake_base in ("s3://", "s3:///"):
+            return f"s3://{layer}"
+        return f"{self.lake_base.rstrip('/')}/{layer}"
+
+    @property
+    def mlflow_uri(self) -> str:
+        """Tracking URI with relative sqlite paths made absolute under `home`."""
+        uri = self.mlflow_tracking_uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+            return prefix + str((self.home / uri[len(prefix):]).resolve())
+        return uri
+
+    def secret_values(self) -> list[str]:
+        """Every configured credential, so logs can be scanned or masked for them."""
+        return [s.get_secret_value() for s in (self.s3_access_key, self.s3_secret_key, self.postgres_password) if s]
+
+    def redacted(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"s3_access_key", "s3_secret_key", "postgres_password"})
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Build settings; a validation error becomes a ConfigError naming each bad key."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "settings"
+            env = "MDP_" + key.upper().replace(".", "__")
+            lines.append(f"{key} ({env}): {err['msg']}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,152 @@
+"""A tiny object-store interface over the local filesystem and S3 (boto3).
+
+Only what the lake needs: put/get small objects atomically, list prefixes, delete prefixes.
+Large tables are read and written by Spark or pyarrow; this module commits and finds them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mdp.settings import ConfigError, Settings
+
+
+class Store:
+    def put_bytes(self, uri: str, data: bytes) -> None: ...
+    def get_bytes(self, uri: str) -> bytes | None: ...
+    def list_dirs(self, uri: str) -> list[str]: ...
+    def list_files(self, uri: str) -> list[str]: ...
+    def delete_prefix(self, uri: str) -> None: ...
+    def delete(self, uri: str) -> None: ...
+
+    def put_text(self, uri: str, text: str) -> None:
+        self.put_bytes(uri, text.encode())
+
+    def get_text(self, uri: str) -> str | None:
+        data = self.get_bytes(uri)
+        return None if data is None else data.decode()
+
+
+class LocalStore(Store):
+    @staticmethod
+    def _path(uri: str) -> Path:
+        return Path(urlparse(uri).path if uri.startswith("file:") else uri)
+
+    def put_bytes(self, uri: str, data: bytes) -> None:
+        # Write a temp file in the same folder, fsync, rename: readers see all or nothing.
+        path = self._path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, uri: str) -> bytes | None:
+        path = self._path(uri)
+        return path.read_bytes() if path.is_file() else None
+
+    def list_dirs(self, uri: str) -> list[str]:
+        path = self._path(uri)
+        return sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+
+    def list_files(self, uri: str) -> list[str]:
+        path = self._path(uri)
+        return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []
+
+    def delete(self, uri: str) -> None:
+        self._path(uri).unlink(missing_ok=True)
+
+    def delete_prefix(self, uri: str) -> None:
+        shutil.rmtree(self._path(uri), ignore_errors=True)
+
+
+@dataclass
+class S3Store(Store):
+    client: object
+
+    @staticmethod
+    def _split(uri: str) -> tuple[str, str]:
+        parsed = urlparse(uri)
+        return parsed.netloc, parsed.path.lstrip("/")
+
+    def put_bytes(self, uri: str, data: bytes) -> None:
+        bucket, key = self._split(uri)
+        self.client.put_object(Bucket=bucket, Key=key, Body=data)  # a single PUT is atomic
+
+    def get_bytes(self, uri: str) -> bytes | None:
+        bucket, key = self._split(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def _list(self, uri: str) -> tuple[list[str], list[str]]:
+        bucket, key = self._split(uri)
+        prefix = key.rstrip("/") + "/" if key else ""
+        dirs, files = [], []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            dirs += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+            files += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
+        return sorted(dirs), sorted(files)
+
+    def list_dirs(self, uri: str) -> list[str]:
+        return self._list(uri)[0]
+
+    def list_files(self, uri: str) -> list[str]:
+        return self._list(uri)[1]
+
+    def delete(self, uri: str) -> None:
+        bucket, key = self._split(uri)
+        self.client.delete_object(Bucket=bucket, Key=key)
+
+    def delete_prefix(self, uri: str) -> None:
+        bucket, key = self._split(uri)
+        prefix = key.rstrip("/") + "/"
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            objs = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if objs:
+                self.client.delete_objects(Bucket=bucket, Delete={"Objects": objs})
+
+
+def s3_client(settings: Settings):
+    import boto3
+    from botocore.config import Config
+
+    if not settings.s3_endpoint:
+        raise ConfigError("s3_endpoint (MDP_S3_ENDPOINT): required when lake_root is s3://")
+    if not (settings.s3_access_key and settings.s3_secret_key):
+        raise ConfigError(
+            f"S3 credentials missing for {settings.s3_endpoint}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key.get_secret_value(),
+        aws_secret_access_key=settings.s3_secret_key.get_secret_value(),
+        config=Config(
+            s3={"addressing_style": "path"},
+            connect_timeout=settings.connect_timeout_s,
+            read_timeout=max(30.0, settings.connect_timeout_s),
+            retries={"max_attempts": 2, "mode": "standard"},
+        ),
+    )
+
+
+def store_for(settings: Settings) -> Store:
+    return S3Store(s3_client(settings)) if settings.lake_is_s3 else LocalStore()
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *[p.strip("/") for p in parts]])

@@ -1,0 +1,97 @@
+"""One SparkSession factory for every Spark stage, reader and writer in a process."""
+
+from __future__ import annotations
+
+import glob
+import os
+from importlib.util import find_spec
+
+from pyspark.sql import SparkSession
+
+from mdp.settings import Settings
+
+_session: SparkSession | None = None
+
+# hadoop-aws 3.3.x reads these as plain numbers; Hadoop 3.4+ defaults are durations ("60s").
+_S3A_NUMERIC_OVERRIDES = {
+    "fs.s3a.connection.establish.timeout": "30000",
+    "fs.s3a.connection.timeout": "200000",
+    "fs.s3a.connection.ttl": "300000",
+    "fs.s3a.multipart.purge.age": "86400",
+    "fs.s3a.threads.keepalivetime": "60",
+    "fs.s3a.assumed.role.session.duration": "1800",
+}
+
+
+def s3a_jars() -> list[str]:
+    """hadoop-aws + AWS SDK jars: MDP_SPARK_JARS_DIR, else the ones the sagemaker-pyspark sdist ships."""
+    folder = os.environ.get("MDP_SPARK_JARS_DIR")
+    if not folder and find_spec("sagemaker_pyspark"):
+        folder = os.path.join(os.path.dirname(find_spec("sagemaker_pyspark").origin), "jars")
+    if not folder:
+        return []
+    return sorted(glob.glob(os.path.join(folder, "hadoop-aws-*.jar")) + glob.glob(os.path.join(folder, "aws-java-sdk-bundle-*.jar")))
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    master = settings.spark_master if settings.spark_master != "k8s" else "local[*]"
+    conf = {
+        "spark.master": master,
+        "spark.app.name": "mini-data-platform",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.driver.memory": os.environ.get("MDP_SPARK_DRIVER_MEMORY", "3g"),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.parquet.compression.codec": "zstd",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",  # readable by pyarrow and DuckDB as-is
+    }
+    if settings.lake_is_s3:
+        conf.update(
+            {
+                "spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint or "",
+                "spark.hadoop.fs.s3a.path.style.access": "true",
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": str((settings.s3_endpoint or "").startswith("https")).lower(),
+                "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+                "spark.hadoop.fs.s3a.attempts.maximum": "2",
+                "spark.hadoop.fs.s3a.retry.limit": "2",
+            }
+        )
+        conf.update({f"spark.hadoop.{k}": v for k, v in _S3A_NUMERIC_OVERRIDES.items()})
+        jars = s3a_jars()
+        if jars:
+            conf["spark.jars"] = ",".join(jars)
+    return conf
+
+
+def get_spark(settings: Settings) -> SparkSession:
+    """The process-wide session; created on first use, reused by every stage after it."""
+    global _session
+    if _session is not None and _session.sparkContext._jsc is not None:
+        _apply_credentials(_session, settings)
+        return _session
+    builder = SparkSession.builder
+    for k, v in spark_conf(settings).items():
+        builder = builder.config(k, v)
+    _session = builder.getOrCreate()
+    _session.sparkContext.setLogLevel("ERROR")
+    _apply_credentials(_session, settings)
+    return _session
+
+
+def _apply_credentials(spark: SparkSession, settings: Settings) -> None:
+    # Set at runtime, not in the builder, so secrets never show in the Spark UI's environment tab.
+    hconf = spark.sparkContext._jsc.hadoopConfiguration()
+    if settings.lake_is_s3:
+        hconf.set("fs.s3a.endpoint", settings.s3_endpoint or "")
+        if settings.s3_access_key and settings.s3_secret_key:
+            hconf.set("fs.s3a.access.key", settings.s3_access_key.get_secret_value())
+            hconf.set("fs.s3a.secret.key", settings.s3_secret_key.get_secret_value())
+
+
+def stop_spark() -> None:
+    global _session
+    if _session is not None:
+        _session.stop()
+        _session = None

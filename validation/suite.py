@@ -1,0 +1,61 @@
+"""GX expectation suites, derived from the data contract (nothing restated by hand).
+
+Two suites, one builder:
+- `customers_silver`: the published Silver table, strict (every rule holds for every row, the
+  primary key is unique).
+- `customers_batch`: the run's parsed events before quarantine, tolerant up to the contract's
+  `max_bad_fraction` per rule. Bad rows below that share are quarantined and the batch flows;
+  a batch that is broken wholesale (say, every email malformed) stops the pipeline.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+
+from mdp.contract import Contract
+
+
+def _bounds(contract: Contract, name: str, now: datetime) -> tuple[object, object]:
+    c = contract.column(name)
+    low, high = c.min, c.max
+    if c.not_future:
+        limit = now + timedelta(hours=contract.max_future_skew_hours)
+        limit = limit.date() if c.type == "date" else limit
+        high = limit if high is None else min(high, limit)
+    return low, high
+
+
+def build_suite(contract: Contract, name: str, mostly: float, now: datetime | None = None) -> gx.ExpectationSuite:
+    now = now or datetime.now(UTC)
+    suite = gx.ExpectationSuite(name=name)
+    key = contract.primary_key if mostly == 1.0 else contract.event_id
+    suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
+    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=key, mostly=mostly))
+    seen_between = set()
+    for c in contract.columns:
+        suite.add_expectation(gxe.ExpectColumnToExist(column=c.name))
+    for rule in contract.rules():
+        c = contract.column(rule.column)
+        if rule.kind == "not_null":
+            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=mostly))
+        elif rule.kind == "regex":
+            suite.add_expectation(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=c.regex, mostly=mostly))
+        elif rule.kind == "in_set":
+            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=mostly))
+        elif rule.kind in ("between", "not_future") and c.name not in seen_between:
+            seen_between.add(c.name)  # one range per column, the tighter of max and "not future"
+            low, high = _bounds(contract, c.name, now)
+            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=mostly))
+        # "type" rules are enforced by the Parquet schema that Silver is written with.
+    return suite
+
+
+def silver_suite(contract: Contract, now: datetime | None = None) -> gx.ExpectationSuite:
+    return build_suite(contract, f"{contract.entity}_silver", mostly=1.0, now=now)
+
+
+def batch_suite(contract: Contract, now: datetime | None = None) -> gx.ExpectationSuite:
+    return build_suite(contract, f"{contract.entity}_batch", mostly=round(1.0 - contract.max_bad_fraction, 6), now=now)
