@@ -47,21 +47,21 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",  # readable by pyarrow and DuckDB as-is
     }
-    if settings.lake_is_s3:
-        conf.update(
-            {
-                "spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint or "",
-                "spark.hadoop.fs.s3a.path.style.access": "true",
-                "spark.hadoop.fs.s3a.connection.ssl.enabled": str((settings.s3_endpoint or "").startswith("https")).lower(),
-                "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-                "spark.hadoop.fs.s3a.attempts.maximum": "2",
-                "spark.hadoop.fs.s3a.retry.limit": "2",
-            }
-        )
-        conf.update({f"spark.hadoop.{k}": v for k, v in _S3A_NUMERIC_OVERRIDES.items()})
-        jars = s3a_jars()
-        if jars:
-            conf["spark.jars"] = ",".join(jars)
+    # S3A is configured on every session (the jars must be there at JVM start), so one session
+    # per process can serve a filesystem lake and an S3 lake alike; endpoint and keys are set at
+    # runtime in _apply_s3.
+    conf.update(
+        {
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+            "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+            "spark.hadoop.fs.s3a.attempts.maximum": "2",
+            "spark.hadoop.fs.s3a.retry.limit": "2",
+            **{f"spark.hadoop.{k}": v for k, v in _S3A_NUMERIC_OVERRIDES.items()},
+        }
+    )
+    jars = s3a_jars()
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
     return conf
 
 
@@ -69,25 +69,28 @@ def get_spark(settings: Settings) -> SparkSession:
     """The process-wide session; created on first use, reused by every stage after it."""
     global _session
     if _session is not None and _session.sparkContext._jsc is not None:
-        _apply_credentials(_session, settings)
+        _apply_s3(_session, settings)
         return _session
     builder = SparkSession.builder
     for k, v in spark_conf(settings).items():
         builder = builder.config(k, v)
     _session = builder.getOrCreate()
     _session.sparkContext.setLogLevel("ERROR")
-    _apply_credentials(_session, settings)
+    _apply_s3(_session, settings)
     return _session
 
 
-def _apply_credentials(spark: SparkSession, settings: Settings) -> None:
-    # Set at runtime, not in the builder, so secrets never show in the Spark UI's environment tab.
+def _apply_s3(spark: SparkSession, settings: Settings) -> None:
+    # Keys are set at runtime, not in the builder, so they never show in the Spark UI's environment tab.
     hconf = spark.sparkContext._jsc.hadoopConfiguration()
-    if settings.lake_is_s3:
-        hconf.set("fs.s3a.endpoint", settings.s3_endpoint or "")
-        if settings.s3_access_key and settings.s3_secret_key:
-            hconf.set("fs.s3a.access.key", settings.s3_access_key.get_secret_value())
-            hconf.set("fs.s3a.secret.key", settings.s3_secret_key.get_secret_value())
+    if settings.s3_endpoint:
+        hconf.set("fs.s3a.endpoint", settings.s3_endpoint)
+        hconf.set("fs.s3a.connection.ssl.enabled", str(settings.s3_endpoint.startswith("https")).lower())
+    if settings.s3_access_key and settings.s3_secret_key:
+        hconf.set("fs.s3a.access.key", settings.s3_access_key.get_secret_value())
+        hconf.set("fs.s3a.secret.key", settings.s3_secret_key.get_secret_value())
+    # A cached S3A filesystem would keep old keys; settings may change between runs in one process.
+    hconf.set("fs.s3a.impl.disable.cache", "true")
 
 
 def stop_spark() -> None:
