@@ -200,6 +200,15 @@ def mlflow_ui(profile: Profile = None, port: int = 5001):
     os.execv(args[0], args)
 
 
+# Real transports and local services (issue 4).
+from mdp.kafka_cli import kafka_app, postgres_app  # noqa: E402
+from mdp.services import services_app  # noqa: E402
+
+app.add_typer(services_app, name="services")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(postgres_app, name="postgres")
+
+
 def stage_main(name: str) -> None:
     """Entry for `python -m spark_apps.<stage>` (SparkApplication mainApplicationFile)."""
     sys.argv = [sys.argv[0], "stage", name, *sys.argv[1:]]

@@ -8,8 +8,7 @@ Run standalone (SparkApplication): python -m spark_apps.bronze_to_silver --since
 from __future__ import annotations
 
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
-from pyspark.sql.types import _parse_datatype_string
+from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from mdp.context import RunContext, StageError
 from mdp.contract import UNPARSEABLE, load_contract
@@ -23,11 +22,11 @@ from spark_apps.transforms import (
     to_silver_rows,
 )
 
-_ARROW_TO_SPARK = {"binary": "binary", "string": "string", "int32": "int", "int64": "bigint", "timestamp[us, tz=UTC]": "timestamp"}
+_ARROW_TO_SPARK = {"binary": BinaryType, "string": StringType, "int32": IntegerType, "int64": LongType, "timestamp[us, tz=UTC]": TimestampType}
 
 
 def bronze_spark_schema() -> StructType:
-    fields = [StructField(f.name, _parse_datatype_string(_ARROW_TO_SPARK[str(f.type)])) for f in BRONZE_SCHEMA]
+    fields = [StructField(f.name, _ARROW_TO_SPARK[str(f.type)]()) for f in BRONZE_SCHEMA]
     # Partition columns stay strings: no type inference, the same in Spark, DuckDB and pandas.
     return StructType(fields + [StructField("ingest_date", StringType()), StructField("ingest_hour", StringType())])
 

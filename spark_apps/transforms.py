@@ -11,11 +11,20 @@ from datetime import date
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import (
+    BooleanType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
 from mdp.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule
 
-SPARK_TYPES = {"string": "string", "int": "int", "double": "double", "boolean": "boolean", "date": "date", "timestamp": "timestamp"}
+DATA_TYPES = {"string": StringType, "int": IntegerType, "double": DoubleType, "boolean": BooleanType, "date": DateType, "timestamp": TimestampType}
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
 # Silver keeps where each state came from: the tie-breaker for equal event times, and lineage.
 SILVER_META = ["_source", "_partition", "_offset", "_ingest_ts"]
@@ -27,9 +36,7 @@ def raw_schema(contract: Contract) -> StructType:
 
 
 def spark_schema(contract: Contract) -> StructType:
-    from pyspark.sql.types import _parse_datatype_string
-
-    return StructType([StructField(c.name, _parse_datatype_string(SPARK_TYPES[c.type]), c.nullable) for c in contract.columns])
+    return StructType([StructField(c.name, DATA_TYPES[c.type](), c.nullable) for c in contract.columns])
 
 
 def _normalise(col: SparkColumn, c: Column) -> SparkColumn:
@@ -70,7 +77,7 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
     keys = F.json_object_keys(text)  # NULL for invalid JSON and for non-objects
     parsed = bronze.select(
         *BRONZE_META,
-        text.alias("_raw"),
+        "value",
         keys.alias("_keys"),
         F.from_json(text, raw_schema(contract), {"mode": "PERMISSIVE"}).alias("_r"),
     )
@@ -81,7 +88,7 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
     typed_by_name = {}
     for c in contract.columns:
         cleaned = _normalise(F.col(f"_r.{c.name}"), c)
-        typed_by_name[c.name] = cleaned if c.type == "string" else cleaned.try_cast(SPARK_TYPES[c.type])
+        typed_by_name[c.name] = cleaned if c.type == "string" else cleaned.try_cast(DATA_TYPES[c.type]())
         typed_cols.append(typed_by_name[c.name].alias(c.name))
     for rule in contract.rules():
         c = contract.column(rule.column)
@@ -96,9 +103,10 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
 
 def split_quarantine(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:
     """(valid events, quarantined rows with a primary `reason` and all `reasons`)."""
-    valid = parsed.where(F.size("_reasons") == 0).drop("_reasons")
+    valid = parsed.where(F.size("_reasons") == 0).drop("_reasons", "value")
     quarantined = parsed.where(F.size("_reasons") > 0).select(
-        *BRONZE_META, "_raw", F.col("_reasons")[0].alias("reason"), F.col("_reasons").alias("reasons")
+        # The raw bytes exactly as they arrived (not always valid UTF-8), so a record can be replayed.
+        *BRONZE_META, "value", F.col("_reasons")[0].alias("reason"), F.col("_reasons").alias("reasons")
     )
     return valid, quarantined
 

@@ -30,27 +30,27 @@ def _bounds(contract: Contract, name: str, now: datetime) -> tuple[object, objec
 
 def build_suite(contract: Contract, name: str, mostly: float, now: datetime | None = None) -> gx.ExpectationSuite:
     now = now or datetime.now(UTC)
-    suite = gx.ExpectationSuite(name=name)
+    exps: list[gxe.Expectation] = []
     key = contract.primary_key if mostly == 1.0 else contract.event_id
-    suite.add_expectation(gxe.ExpectTableRowCountToBeBetween(min_value=1))
-    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=key, mostly=mostly))
+    exps.append(gxe.ExpectTableRowCountToBeBetween(min_value=1))
+    exps.append(gxe.ExpectColumnValuesToBeUnique(column=key, mostly=mostly))
     seen_between = set()
     for c in contract.columns:
-        suite.add_expectation(gxe.ExpectColumnToExist(column=c.name))
+        exps.append(gxe.ExpectColumnToExist(column=c.name))
     for rule in contract.rules():
         c = contract.column(rule.column)
         if rule.kind == "not_null":
-            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=mostly))
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=mostly))
         elif rule.kind == "regex":
-            suite.add_expectation(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=c.regex, mostly=mostly))
+            exps.append(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=c.regex, mostly=mostly))
         elif rule.kind == "in_set":
-            suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=mostly))
+            exps.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=mostly))
         elif rule.kind in ("between", "not_future") and c.name not in seen_between:
             seen_between.add(c.name)  # one range per column, the tighter of max and "not future"
             low, high = _bounds(contract, c.name, now)
-            suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=mostly))
+            exps.append(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=mostly))
         # "type" rules are enforced by the Parquet schema that Silver is written with.
-    return suite
+    return gx.ExpectationSuite(name=name, expectations=exps)
 
 
 def silver_suite(contract: Contract, now: datetime | None = None) -> gx.ExpectationSuite:

@@ -1,0 +1,117 @@
+"""Kafka producer: generated customer events -> topic `customers` (key = customer_id, acks=all).
+
+Malformed messages go out on purpose, as many as the generator's dirty fraction says: the
+message bytes are sent unchanged, and Silver quarantines what breaks the contract.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from mdp.settings import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a few-MB message must pass end to end
+
+
+def producer_config(bootstrap: str, **overrides) -> dict:
+    conf = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "linger_ms": 20,  # wait a little to fill batches
+        "batch_size": 512 * 1024,  # bytes per partition batch
+        "max_request_size": MAX_MESSAGE_BYTES,
+        "retries": 5,
+        "enable_idempotence": True,  # retries neither duplicate nor reorder a partition
+        "request_timeout_ms": 30_000,
+    }
+    conf.update(overrides)
+    return conf
+
+
+def make_producer(settings: Settings, **overrides):
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaTimeoutError
+
+    if not settings.kafka_bootstrap:
+        raise ConfigError("kafka_bootstrap (MDP_KAFKA_BOOTSTRAP): required for the Kafka producer")
+    try:
+        return KafkaProducer(**producer_config(settings.kafka_bootstrap, **overrides))
+    except KafkaTimeoutError:
+        raise ConfigError(f"cannot reach Kafka at {settings.kafka_bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP)") from None
+
+
+def ensure_topic(bootstrap: str, topic: str, partitions: int = 3, timeout_s: float = 15) -> bool:
+    """Create the topic if it is missing (idempotent). Returns True when it was created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    except KafkaTimeoutError:
+        raise ConfigError(f"cannot reach Kafka at {bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP)") from None
+    try:
+        if topic in admin.list_topics():
+            return False
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+        return True
+    except TopicAlreadyExistsError:
+        return False
+    finally:
+        admin.close()
+
+
+class _Outcome:
+    __slots__ = ("ok", "failed", "first_error")
+
+    def __init__(self):
+        self.ok, self.failed, self.first_error = 0, 0, None
+
+    def success(self, _meta) -> None:
+        self.ok += 1
+
+    def failure(self, exc) -> None:
+        self.failed += 1
+        self.first_error = self.first_error or exc
+
+
+def publish(producer, topic: str, messages: Iterable[tuple[bytes | None, bytes]], timeout_s: float = 60) -> int:
+    """Send (key, value) pairs and flush. Raises if any send failed after retries. Returns the count."""
+    out = _Outcome()
+    n = 0
+    for key, value in messages:
+        producer.send(topic, key=key, value=value).add_callback(out.success).add_errback(out.failure)
+        n += 1
+    producer.flush(timeout=timeout_s)
+    if out.failed or out.ok != n:
+        raise RuntimeError(f"Kafka: {out.failed} of {n} sends to {topic!r} failed ({out.ok} acknowledged): {out.first_error!r}")
+    return n
+
+
+def produce_generated(settings: Settings, hours: list[datetime], events_per_hour: int | None = None, producer=None) -> dict:
+    """Generate each hour's events (seeded) and publish them; the dirty ones go out as they are."""
+    from ingestion.generator import generate_hour
+
+    n_events = events_per_hour or settings.events
+    own = producer is None
+    producer = producer or make_producer(settings)
+    total, dirty, t0 = 0, 0, time.perf_counter()
+    try:
+        for hour in hours:
+            events = generate_hour(settings.seed, hour, n_events, settings.dirty_fraction)
+            dirty += sum(e.dirty is not None for e in events)
+            total += publish(producer, settings.kafka_topic, ((e.customer_id.encode() or None, e.message) for e in events))
+    finally:
+        if own:
+            producer.close(timeout=10)
+    seconds = time.perf_counter() - t0
+    return {"produced": total, "dirty": dirty, "seconds": round(seconds, 2), "events_per_s": round(total / max(seconds, 1e-9))}
+
+
+def current_hour() -> datetime:
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

@@ -1,0 +1,122 @@
+"""`mdp kafka ...` and `mdp postgres ...`: the real transports of the local/compose/kind profiles.
+
+    mdp kafka produce --events 100000       generated events (dirty ones included) -> topic
+    mdp kafka land                          topic -> Bronze (what land_bronze does with source=kafka)
+    mdp postgres seed --customers 5000      customers table from the generator
+    mdp postgres change --rows 100          simulate app updates
+    mdp postgres publish [--follow]         changed rows -> topic, by the stored watermark
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from mdp.settings import ConfigError, get_settings
+
+kafka_app = typer.Typer(no_args_is_help=True, help="Produce to and land from the Kafka topic.")
+postgres_app = typer.Typer(no_args_is_help=True, help="The optional Postgres source of customers.")
+Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="embedded | local | compose | kind (env MDP_PROFILE)")]
+
+
+def _settings(profile: str | None, **overrides):
+    import os
+
+    if profile:
+        os.environ["MDP_PROFILE"] = profile
+    try:
+        return get_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _guard(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+        typer.echo(f"failed: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@kafka_app.command("produce")
+def produce_cmd(
+    profile: Profile = None,
+    events: Annotated[Optional[int], typer.Option(help="events per hour")] = None,
+    hours: Annotated[int, typer.Option(help="how many generated hours (ending with the current one)")] = 1,
+    dirty_fraction: Annotated[Optional[float], typer.Option()] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+):
+    """Publish generated customer events to the topic (key customer_id, acks=all)."""
+    from datetime import timedelta
+
+    from ingestion.producer import current_hour, ensure_topic, produce_generated
+
+    s = _settings(profile, events=events, dirty_fraction=dirty_fraction, seed=seed)
+    _guard(ensure_topic, s.kafka_bootstrap, s.kafka_topic)
+    now = current_hour()
+    figures = _guard(produce_generated, s, [now - timedelta(hours=h) for h in reversed(range(hours))])
+    typer.echo(json.dumps(figures))
+
+
+@kafka_app.command("land")
+def land_cmd(
+    profile: Profile = None,
+    max_wait_s: Annotated[Optional[float], typer.Option(help="stop after this long without a record")] = None,
+    max_records: Annotated[Optional[int], typer.Option()] = None,
+):
+    """Land the topic into Bronze (commits offsets after each durable write). Prints figures as JSON."""
+    from ingestion.landing import LandingOptions, land
+    from mdp.services import check_s3
+    from mdp.storage import store_for
+
+    s = _settings(profile)
+    _guard(check_s3, s)
+    figures = _guard(land, s, store_for(s), LandingOptions.from_env(max_wait_s=max_wait_s, max_records=max_records))
+    typer.echo(json.dumps(figures))
+
+
+@postgres_app.command("seed")
+def seed_cmd(profile: Profile = None, customers: Annotated[int, typer.Option()] = 5000, seed: Annotated[Optional[int], typer.Option()] = None):
+    """Create the contract-shaped `customers` table and fill it from the generator (upsert)."""
+    from ingestion.postgres_source import seed as seed_rows
+
+    s = _settings(profile)
+    n = _guard(seed_rows, s, customers, seed)
+    typer.echo(f"seeded {n} customers into {s.postgres_dsn}")
+
+
+@postgres_app.command("change")
+def change_cmd(profile: Profile = None, rows: Annotated[int, typer.Option()] = 100, seed: Annotated[int, typer.Option()] = 0):
+    """Update some random customers, as an application would."""
+    from ingestion.postgres_source import simulate_changes
+
+    s = _settings(profile)
+    ids = _guard(simulate_changes, s, rows, seed)
+    typer.echo(f"changed {len(ids)} customers")
+
+
+@postgres_app.command("publish")
+def publish_cmd(
+    profile: Profile = None,
+    follow: Annotated[bool, typer.Option(help="keep polling every --interval seconds")] = False,
+    interval: Annotated[float, typer.Option()] = 5.0,
+    min_age_s: Annotated[float, typer.Option(help="skip rows changed less than this long ago")] = 0.0,
+):
+    """Publish rows changed since the stored watermark as customer_updated events."""
+    from ingestion.postgres_source import WatermarkPublisher
+    from ingestion.producer import ensure_topic
+
+    s = _settings(profile)
+    _guard(ensure_topic, s.kafka_bootstrap, s.kafka_topic)
+    pub = _guard(WatermarkPublisher, s, min_age_s=min_age_s)
+    try:
+        n = _guard(pub.run, interval, None) if follow else _guard(pub.poll_once)
+    finally:
+        pub.close()
+    typer.echo(f"published {n} changed rows; watermark {pub.watermark()}")

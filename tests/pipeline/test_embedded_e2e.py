@@ -1,0 +1,134 @@
+"""The whole embedded pipeline, run in process with the shared Spark session.
+
+One lake per module: a baseline run, then a rerun, a corrupted batch and a dirty batch on top.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mdp.context import GateFailed, RunContext
+from mdp.lake import Interval, gold_dataset, read_parquet, silver_dataset, spark_uri
+from mdp.runner import run_pipeline
+from mdp.settings import get_settings
+from mdp.stages import STAGES, get_stage
+from spark_apps.transforms import content_checksum
+from tests.helpers import clean_events, corrupt, write_messages
+
+pytestmark = pytest.mark.integration
+HOUR = datetime(2026, 3, 2, 9, tzinfo=UTC)
+EVENTS = 40_000
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, spark):
+    settings = get_settings(home=tmp_path_factory.mktemp("e2e"), events=EVENTS, seed=7)
+    report = run_pipeline(RunContext(settings, Interval.hour_of(HOUR)))
+    return settings, report
+
+
+def checksums(spark, settings):
+    silver = silver_dataset(settings)
+    gold = gold_dataset(settings)
+    s_uri = silver.table_uri("customers", silver.current()["version"])
+    g_uri = gold.table_uri("customer_features", gold.current()["version"])
+    return content_checksum(spark.read.parquet(spark_uri(s_uri))), content_checksum(spark.read.parquet(spark_uri(g_uri)))
+
+
+def champion(settings):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
+    return str(client.get_model_version_by_alias(settings.registered_model, "champion").version)
+
+
+def test_rows_are_conserved_and_reported(lake):
+    settings, report = lake
+    ok, text = report.conservation()
+    assert ok, text
+    f = report.figures("bronze_to_silver")
+    assert f["bronze_in"] == EVENTS
+    assert f["quarantined"] > 0 and f["duplicates"] > 0  # the generator's dirty share arrived
+    assert sum(f["quarantine_reasons"].values()) == f["quarantined"]
+    assert report.figures("silver_to_gold")["gold_rows"] == f["silver_rows"]
+    q = read_parquet(settings, silver_dataset(settings).table_uri("quarantine", silver_dataset(settings).current()["version"]))
+    assert q.num_rows == f["quarantined"]
+    assert all(q.column("reason").to_pylist())
+
+
+def test_model_is_good_and_registered_as_champion(lake):
+    settings, report = lake
+    t = report.figures("train_model")
+    assert t["roc_auc"] >= 0.75, t
+    assert t["promoted"] and champion(settings) == t["model_version"]
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    run = mlflow.get_run(t["run_id"])
+    assert run.data.params["gold_snapshot"] == report.figures("silver_to_gold")["gold_snapshot"]
+    assert {"roc_auc", "f1", "precision", "recall", "accuracy"} <= set(run.data.metrics)
+    arts = {a.path for a in mlflow.MlflowClient().list_artifacts(t["run_id"], "plots")}
+    assert arts == {"plots/roc_curve.png", "plots/confusion_matrix.png", "plots/feature_importance.png"}
+    # Artifacts live in the lake's mlflow layer, like the `mlflow` bucket in a deployment.
+    assert run.info.artifact_uri.startswith(settings.layer_uri("mlflow"))
+
+
+def test_data_docs_are_in_the_lake(lake):
+    settings, report = lake
+    docs = report.figures("validate_silver")["data_docs"]
+    path = docs.removeprefix("file://")
+    html = open(path).read()
+    assert "customers" in html.lower()
+
+
+def test_rerun_of_the_same_input_gives_identical_silver_and_gold(lake, spark):
+    settings, _ = lake
+    before = checksums(spark, settings)
+    stages = [s for s in STAGES if s.name != "train_model"]
+    run_pipeline(RunContext(settings, Interval.hour_of(HOUR)), stages)
+    after = checksums(spark, settings)
+    assert after == before
+
+
+def test_corrupted_batch_stops_at_the_gate(lake, spark):
+    settings, _ = lake
+    hour = HOUR + timedelta(hours=1)
+    events = clean_events(11, hour, 2000)
+    write_messages(settings, hour, corrupt(events, email=lambda e: e.replace("@", "#")))
+    silver_before = silver_dataset(settings).current()["version"]
+    gold_before = gold_dataset(settings).current()["version"]
+    champ_before = champion(settings)
+    ctx = RunContext(settings, Interval.hour_of(hour))
+    with pytest.raises(GateFailed) as err:
+        run_pipeline(ctx, [get_stage("bronze_to_silver"), get_stage("validate_silver"), get_stage("silver_to_gold"), get_stage("train_model")])
+    msg = str(err.value)
+    assert "expect_column_values_to_match_regex(email)" in msg and "Data Docs" in msg
+    assert [r.stage for r in ctx.report.results] == ["bronze_to_silver"]  # nothing after the gate ran
+    assert silver_dataset(settings).current()["version"] == silver_before
+    assert silver_dataset(settings).staged() is None
+    assert gold_dataset(settings).current()["version"] == gold_before
+    assert champion(settings) == champ_before
+
+
+def test_malformed_and_unknown_fields_are_quarantined_while_the_rest_flows(lake):
+    settings, _ = lake
+    hour = HOUR + timedelta(hours=2)
+    good = clean_events(12, hour, 1000)
+    bad = [b"{\"event_id\": oops", b"\xff\xfe not utf8", b""] + [
+        json.dumps({**e, "vip_flag": True}).encode() for e in clean_events(13, hour, 20)
+    ]
+    write_messages(settings, hour, [json.dumps(e).encode() for e in good] + bad)
+    ctx = RunContext(settings, Interval.hour_of(hour))
+    report = run_pipeline(ctx, [get_stage("bronze_to_silver"), get_stage("validate_silver")])
+    f = report.figures("bronze_to_silver")
+    assert f["bronze_in"] == 1023
+    assert f["quarantine_reasons"] == {"unparseable_json": 3, "unknown_field": 20}
+    assert report.conservation()[0]
+    assert report.figures("validate_silver")["published"] is True
+    current = silver_dataset(settings).current()
+    q = read_parquet(settings, silver_dataset(settings).table_uri("quarantine", current["version"])).to_pandas()
+    hour_rows = q[q.ingest_hour == f"{hour:%H}"]
+    assert len(hour_rows) == 23 and set(hour_rows.reason) == {"unparseable_json", "unknown_field"}
