@@ -1,0 +1,104 @@
+"""docker-compose.yml: `docker compose config` accepts it, and it keeps the original topology."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from deploy_helpers import REPO, tool
+
+pytestmark = pytest.mark.deploy
+
+ORIGINAL_SERVICES = {"postgres", "kafka", "minio", "minio-init", "spark-master", "spark-worker", "mlflow",
+                     "airflow-init", "airflow-webserver", "airflow-scheduler", "airflow-dag-processor"}
+ONE_SHOT = {"minio-init", "kafka-init", "airflow-init"}
+AIRFLOW = {"airflow-init", "airflow-webserver", "airflow-scheduler", "airflow-dag-processor"}
+
+
+def test_compose_config_quiet_accepts_file(render_dir):
+    env_file = render_dir / "q.env"
+    env_file.write_text((REPO / ".env.example").read_text())
+    proc = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env_file),
+                           "config", "-q"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_requires_credentials_from_env(tmp_path):
+    """No credential has a default in the compose file: without .env it refuses to render."""
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    proc = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(empty),
+                           "config", "-q"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode != 0
+    assert "MINIO_ROOT_PASSWORD" in proc.stderr and "POSTGRES_PASSWORD" in proc.stderr
+
+
+def test_services_keep_original_names(compose_config):
+    assert ORIGINAL_SERVICES <= set(compose_config["services"])
+    for name in ("airflow-init", "airflow-webserver", "airflow-scheduler"):
+        build = compose_config["services"][name]["build"]  # `docker compose build` names these
+        assert build["dockerfile"] == "images/airflow/Dockerfile"
+
+
+def published(service: dict) -> set[int]:
+    return {int(p["published"]) for p in service.get("ports", [])}
+
+
+def test_ports(compose_config):
+    s = compose_config["services"]
+    assert 8088 in published(s["airflow-webserver"])
+    assert 8080 in published(s["spark-master"])
+    assert {9000, 9001} <= published(s["minio"])
+    assert 5001 in published(s["mlflow"])
+    assert 5432 in published(s["postgres"])
+    assert s["airflow-webserver"]["command"] == ["api-server"], "Airflow 3: the webserver is the API server"
+
+
+def test_healthchecks_and_dependencies(compose_config):
+    services = compose_config["services"]
+    for name, svc in services.items():
+        if name not in ONE_SHOT:
+            assert svc.get("healthcheck", {}).get("test"), f"{name}: no healthcheck"
+        for dep, cond in svc.get("depends_on", {}).items():
+            expected = "service_completed_successfully" if dep in ONE_SHOT else "service_healthy"
+            assert cond["condition"] == expected, f"{name} -> {dep}"
+    for name in AIRFLOW - {"airflow-init"}:
+        deps = services[name]["depends_on"]
+        assert {"airflow-init", "minio-init", "postgres"} <= set(deps)
+
+
+def test_named_volumes(compose_config):
+    assert {"postgres-data", "minio-data", "kafka-data", "airflow-logs"} <= set(compose_config["volumes"])
+    for name in ("postgres", "minio", "kafka"):
+        assert any(v["type"] == "volume" for v in compose_config["services"][name]["volumes"]), name
+
+
+def test_airflow_services_use_compose_profile(compose_config):
+    for name in AIRFLOW:
+        env = compose_config["services"][name]["environment"]
+        assert env["MDP_PROFILE"] == "compose", name
+        assert env["AIRFLOW__API__PORT"] == "8088"
+        assert env["AWS_ACCESS_KEY_ID"] and env["PGPASSWORD"]
+
+
+def test_non_root_where_the_image_allows(compose_config):
+    s = compose_config["services"]
+    for name in AIRFLOW:
+        assert s[name]["user"].split(":")[0] == "50000"
+    assert s["minio-init"]["user"].split(":")[0] != "0"
+
+
+def test_pinned_images(compose_config):
+    for name, svc in compose_config["services"].items():
+        image = svc["image"]
+        assert ":" in image.split("/")[-1] and not image.endswith(":latest"), f"{name}: {image}"
+
+
+def test_dev_logins_live_only_in_env_example(dotenv_example):
+    assert dotenv_example["AIRFLOW_ADMIN_USER"] == "admin" and dotenv_example["AIRFLOW_ADMIN_PASSWORD"] == "admin"
+    assert dotenv_example["MINIO_ROOT_USER"] == "minio" and dotenv_example["MINIO_ROOT_PASSWORD"] == "minio12345"
+    text = (REPO / "docker-compose.yml").read_text()
+    for secret in ("minio12345", dotenv_example["POSTGRES_PASSWORD"], dotenv_example["AIRFLOW_JWT_SECRET"]):
+        assert secret not in text

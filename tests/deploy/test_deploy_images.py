@@ -1,0 +1,153 @@
+"""images/: one Dockerfile per role, hadolint-clean, pinned bases, non-root, and the S3A jars
+fetched at build time in step with the Hadoop inside pyspark."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy_helpers import REPO, tool
+
+pytestmark = pytest.mark.deploy
+
+ROLES = ("airflow", "spark", "jobs")
+DOCKERFILES = sorted((REPO / "images").glob("*/Dockerfile"))
+
+
+def test_one_dockerfile_per_role():
+    assert {p.parent.name for p in DOCKERFILES} == set(ROLES)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_hadolint_clean(dockerfile: Path):
+    proc = subprocess.run([tool("hadolint"), "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "", proc.stdout
+
+
+def test_hadolint_would_catch_problems(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\n")
+    proc = subprocess.run([tool("hadolint"), "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "DL3007" in proc.stdout
+
+
+def args_and_froms(text: str) -> tuple[dict[str, str], list[str]]:
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
+    froms = [re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), f)
+             for f in re.findall(r"^FROM (\S+)", text, re.M)]
+    return args, froms
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_bases_pinned_and_user_non_root(dockerfile: Path):
+    text = dockerfile.read_text()
+    _, froms = args_and_froms(text)
+    assert froms
+    stages = set(re.findall(r"^FROM \S+ AS (\S+)", text, re.M))
+    for ref in froms:
+        if ref in stages:
+            continue
+        assert re.search(r":[\w][\w.-]*$", ref) and not ref.endswith(":latest"), f"{dockerfile}: {ref}"
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users, f"{dockerfile}: no USER"
+    last = users[-1]
+    uid = re.sub(r"\$\{(\w+)\}", lambda m: args_and_froms(text)[0][m.group(1)], last)
+    assert uid not in ("0", "root"), f"{dockerfile}: runs as {last}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_dockerignore_per_dockerfile(role):
+    ignore = REPO / "images" / role / "Dockerfile.dockerignore"
+    lines = ignore.read_text().splitlines()
+    assert lines[lines.index("*") if "*" in lines else -1] == "*", "context should be allow-listed"
+    copied = set(re.findall(r"^COPY (?:--\S+ )*(\S+)", (REPO / "images" / role / "Dockerfile").read_text(), re.M))
+    for src in copied:
+        top = src.split("/")[0]
+        if src.startswith("/") or top in ("images",):
+            continue
+        assert any(line.lstrip("!").rstrip("/") == top for line in lines), f"{role}: {top} not sent to the build"
+
+
+def installed_hadoop_version() -> str:
+    import pyspark
+
+    jars = sorted((Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"))
+    assert jars, "pyspark ships no hadoop-client-api jar"
+    return jars[0].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_s3a_jars_match_pyspark_hadoop(role):
+    text = (REPO / "images" / role / "Dockerfile").read_text()
+    args, _ = args_and_froms(text)
+    assert args["HADOOP_VERSION"] == installed_hadoop_version()
+    assert re.match(r"^2\.\d+\.\d+$", args["AWS_SDK_VERSION"]), "Hadoop 3.4+ needs the AWS SDK v2 bundle"
+    assert "fetch_s3a_jars.py" in text
+
+
+def test_spark_image_layout():
+    text = (REPO / "images" / "spark" / "Dockerfile").read_text()
+    assert "COPY spark_apps ./spark_apps" in text and "WORKDIR /opt/mdp" in text  # local:///opt/mdp/spark_apps
+    assert 'ENTRYPOINT ["/opt/entrypoint.sh"]' in text
+    assert "apache/spark:4.3.0" in text
+    lock = (REPO / "requirements.lock").read_text()
+    assert re.search(r"^pyspark==4\.3\.0$", lock, re.M), "image Spark and the locked pyspark must agree"
+    airflow = (REPO / "images" / "airflow" / "Dockerfile").read_text()
+    assert "/opt/airflow/dags/" in airflow and "apache/airflow:3.3.2-python3.11" in airflow
+    assert re.search(r"^apache-airflow==3\.3\.2$", lock, re.M)
+
+
+# --- the build-time downloader, against a fake Maven repo (file://) ------------------------------
+
+def fake_maven(root: Path, hadoop: str, sdk: str, pom_sdk: str | None = None, corrupt: bool = False) -> None:
+    def put(group: str, artifact: str, version: str, data: bytes) -> None:
+        d = root / group.replace(".", "/") / artifact / version
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{artifact}-{version}.jar").write_bytes(data)
+        digest = hashlib.sha1(b"other" if corrupt else data).hexdigest()  # noqa: S324
+        (d / f"{artifact}-{version}.jar.sha1").write_text(digest + "\n")
+
+    put("org.apache.hadoop", "hadoop-aws", hadoop, b"aws-jar")
+    put("software.amazon.awssdk", "bundle", sdk, b"sdk-jar")
+    pom = root / "org/apache/hadoop/hadoop-project" / hadoop
+    pom.mkdir(parents=True, exist_ok=True)
+    (pom / f"hadoop-project-{hadoop}.pom").write_text(
+        f"<project><properties><aws-java-sdk-v2.version>{pom_sdk or sdk}</aws-java-sdk-v2.version></properties></project>")
+
+
+def run_fetch(repo_root: Path, dest: Path, hadoop: str, sdk: str):
+    dest.mkdir(exist_ok=True)
+    if not list(dest.glob("hadoop-client-api-*.jar")):  # what pyspark ships
+        (dest / f"hadoop-client-api-{hadoop}.jar").write_bytes(b"x")
+    return subprocess.run([sys.executable, str(REPO / "images" / "common" / "fetch_s3a_jars.py"),
+                           "--hadoop", hadoop, "--aws-sdk", sdk, "--dest", str(dest)],
+                          capture_output=True, text=True, timeout=60,
+                          env={"MAVEN_REPO": repo_root.as_uri(), "PATH": "/usr/bin:/bin"})
+
+
+def test_fetch_s3a_jars_downloads_and_verifies(tmp_path):
+    fake_maven(tmp_path / "m2", "3.5.0", "2.29.52")
+    proc = run_fetch(tmp_path / "m2", tmp_path / "jars", "3.5.0", "2.29.52")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "jars" / "hadoop-aws-3.5.0.jar").read_bytes() == b"aws-jar"
+    assert (tmp_path / "jars" / "bundle-2.29.52.jar").read_bytes() == b"sdk-jar"
+
+
+@pytest.mark.parametrize("case", ["sdk-mismatch", "bad-checksum", "hadoop-mismatch"])
+def test_fetch_s3a_jars_fails_loudly(tmp_path, case):
+    fake_maven(tmp_path / "m2", "3.5.0", "2.29.52", pom_sdk="2.30.0" if case == "sdk-mismatch" else None,
+               corrupt=case == "bad-checksum")
+    dest = tmp_path / "jars"
+    if case == "hadoop-mismatch":
+        dest.mkdir()
+        (dest / "hadoop-client-api-3.4.1.jar").write_bytes(b"x")
+    proc = run_fetch(tmp_path / "m2", dest, "3.5.0", "2.29.52")
+    assert proc.returncode != 0
+    assert {"sdk-mismatch": "AWS SDK 2.30.0", "bad-checksum": "SHA-1 mismatch",
+            "hadoop-mismatch": "hadoop-client-api-3.4.1"}[case] in proc.stderr

@@ -1,0 +1,147 @@
+"""The Tiltfile runs under starlark-pyo3 with stub Tilt builtins; the stubs record what it names,
+and every image, path, chart, values file, workload and object it names must exist."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy_helpers import REPO
+
+pytestmark = pytest.mark.deploy
+
+UPSTREAM_WORKLOADS = {  # workloads the pinned upstream charts create, by release
+    "strimzi": {"strimzi-cluster-operator"},
+    "spark-operator": {"spark-operator-controller", "spark-operator-webhook"},
+    "airflow": {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"},
+}
+
+
+class Recorder:
+    def __init__(self, context: str) -> None:
+        self.context = context
+        self.calls: dict[str, list[tuple[tuple, dict]]] = {}
+
+    def stub(self, name, result=None):
+        def fn(*args, **kwargs):
+            self.calls.setdefault(name, []).append((args, kwargs))
+            return result(*args, **kwargs) if callable(result) else result
+        return fn
+
+    def of(self, name):
+        return self.calls.get(name, [])
+
+
+def run_tiltfile(context: str) -> Recorder:
+    import starlark as sl
+
+    rec = Recorder(context)
+    m = sl.Module()
+    stubs = {
+        "allow_k8s_contexts": None, "update_settings": None, "docker_build": None, "local_resource": None,
+        "k8s_yaml": None, "k8s_resource": None, "local": "", "sync": lambda src, dest: ("sync", src, dest),
+        "port_forward": lambda local, container=None, **kw: ("pf", local, container),
+        "link": lambda url, name=None: ("link", url),
+        "helm": lambda path, **kw: ("helm", path), "kustomize": lambda path, **kw: ("kustomize", path),
+        "read_yaml": lambda path: yaml.safe_load((REPO / path).read_text()),
+        "k8s_context": lambda: context, "_exists": lambda p: (REPO / p).exists(),
+    }
+    for name, result in stubs.items():
+        m.add_callable(name, rec.stub(name, result))
+    m["TRIGGER_MODE_MANUAL"] = "manual"
+    globals_ = sl.Globals.extended_by([sl.LibraryExtension.StructType, sl.LibraryExtension.Print])
+    dialect = sl.Dialect.extended()
+    sl.eval(m, sl.parse("prelude", "os = struct(path = struct(exists = _exists))\n", dialect), globals_)
+    sl.eval(m, sl.parse("Tiltfile", (REPO / "Tiltfile").read_text(), dialect), globals_)
+    return rec
+
+
+@pytest.fixture(scope="module")
+def kind_run() -> Recorder:
+    return run_tiltfile("kind-mdp")
+
+
+@pytest.fixture(scope="module")
+def other_run() -> Recorder:
+    return run_tiltfile("docker-desktop")
+
+
+def test_images_and_live_update(kind_run):
+    builds = {a[0]: (a, k) for a, k in (c for c in kind_run.of("docker_build"))}
+    assert set(builds) == {"mdp-airflow"}
+    (args, kw) = builds["mdp-airflow"]
+    assert (REPO / args[1] / kw["dockerfile"]).is_file()
+    assert ["sync", "dags", "/opt/airflow/dags"] in kw["live_update"]
+    for path in kw["only"]:
+        assert (REPO / path).exists() or path in ("dags", "spark_apps"), path
+    images = {a[0]: k for a, k in kind_run.of("local_resource") if a[0].startswith("image-")}
+    assert set(images) == {"image-spark", "image-jobs"}
+    assert "spark_apps" in images["image-spark"]["deps"]
+    for name, kw in images.items():
+        role = name.removeprefix("image-")
+        assert f"images/{role}/Dockerfile" in kw["deps"] and (REPO / "images" / role / "Dockerfile").is_file()
+        assert f"mdp-{role}:0.1.0" in kw["cmd"]
+
+
+def test_charts_and_overlay_exist(kind_run):
+    releases = yaml.safe_load((REPO / "charts/upstream/releases.yaml").read_text())["releases"]
+    helm_calls = kind_run.of("helm")
+    assert len(helm_calls) == len(releases) == 3
+    for (args, kw), rel in zip(helm_calls, releases):
+        assert args[0] == ".cache/charts/" + rel["chart"]
+        assert kw["name"] == rel["name"] and kw["namespace"] == rel["namespace"]
+        for values in kw["values"]:
+            assert (REPO / values).is_file(), values
+    (args, kw), = kind_run.of("kustomize")
+    assert (REPO / args[0] / "kustomization.yaml").is_file() and args[0] == "k8s/overlays/dev"
+    assert "--enable-helm" in kw["flags"]
+    assert len(kind_run.of("k8s_yaml")) == 4
+    assert any("upstream_charts.py pull" in a[0] for a, _ in kind_run.of("local"))
+
+
+def test_resources_name_real_workloads_and_objects(kind_run, overlay_docs):
+    docs = overlay_docs["dev"]
+    ours = {d["metadata"]["name"] for d in docs if d["kind"] in {"Deployment", "StatefulSet", "Job"}}
+    known = ours | set().union(*UPSTREAM_WORKLOADS.values())
+    objects = {f"{d['metadata']['name']}:{d['kind'].lower()}:{d['metadata'].get('namespace')}" for d in docs}
+    local_names = {a[0] for a, _ in kind_run.of("local_resource")}
+    defined = set()
+    for args, kw in kind_run.of("k8s_resource"):
+        if args:
+            assert args[0] in known, f"k8s_resource names unknown workload {args[0]}"
+            defined.add(args[0])
+        else:
+            for obj in kw["objects"]:
+                assert obj in objects, f"{obj} is not rendered by the dev overlay"
+            defined.add(kw["new_name"])
+        for dep in kw.get("resource_deps", []):
+            assert dep in defined | local_names | known, dep
+    assert {"mdp-minio", "mdp-mlflow", "airflow-api-server", "kafka"} <= defined
+
+
+def host_ports(rec: Recorder) -> set[int]:
+    ports = {pf[1] for _, kw in rec.of("k8s_resource") for pf in kw.get("port_forwards", [])}
+    for _, kw in rec.of("local_resource"):
+        cmd = kw.get("serve_cmd", "")
+        if "port-forward" in cmd:
+            ports.add(int(cmd.split()[-1].split(":")[0]))
+    return ports
+
+
+def test_ports_forwarded_off_kind(other_run):
+    assert host_ports(other_run) == {8088, 8080, 9000, 9001, 5001}
+
+
+def test_ports_served_by_kind_mappings(kind_run):
+    assert host_ports(kind_run) == set(), "port-forwards would collide with kind's extraPortMappings"
+    urls = {l[1] for _, kw in kind_run.of("k8s_resource") + kind_run.of("local_resource") for l in kw.get("links", [])}
+    assert {f"http://localhost:{p}" for p in (8088, 8080, 9001, 5001)} <= urls
+
+
+def test_only_the_kind_context_is_allowed(kind_run):
+    (args, _), = kind_run.of("allow_k8s_contexts")
+    kind_cfg = yaml.safe_load((REPO / "kind/cluster.yaml").read_text())
+    assert args[0] == ["kind-" + kind_cfg["name"]]

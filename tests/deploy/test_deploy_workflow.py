@@ -1,0 +1,180 @@
+"""The make targets, the upstream-chart installer, the e2e trigger and the GitHub workflow."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+
+from deploy_helpers import REPO
+
+pytestmark = pytest.mark.deploy
+
+TARGETS = ["kind-up", "images", "kind-load", "deploy", "e2e", "kind-down", "schemas"]
+
+
+def test_make_targets_exist_and_dry_run():
+    mk = (REPO / "mk" / "deploy.mk").read_text()
+    declared = set(re.findall(r"^([a-z][\w-]*):", mk, re.M))
+    assert set(TARGETS) <= declared
+    for target in TARGETS:
+        proc = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", target], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, f"{target}: {proc.stderr}"
+        assert proc.stdout.strip(), target
+    e2e = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "e2e"], cwd=REPO, capture_output=True, text=True)
+    assert "e2e_trigger.py" in e2e.stdout and "customers_end_to_end" in e2e.stdout
+    schemas = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "schemas"], cwd=REPO, capture_output=True, text=True)
+    assert "strimzi-kafka-operator/1.2.0/packaging/install/cluster-operator" in schemas.stdout
+    assert "spark-operator/v2.5.2/charts/spark-operator-chart/crds" in schemas.stdout
+
+
+def test_upstream_charts_are_pinned_and_installed_in_order():
+    releases = yaml.safe_load((REPO / "charts/upstream/releases.yaml").read_text())["releases"]
+    versions = {r["chart"]: r["version"] for r in releases}
+    assert versions == {"strimzi-kafka-operator": "1.2.0", "spark-operator": "2.5.2", "airflow": "1.18.0"}
+    for r in releases:
+        for v in r["values"]:
+            assert (REPO / v).is_file(), v
+    out = subprocess.run([sys.executable, "scripts/upstream_charts.py", "install", "--dry-run"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    lines = [l for l in out.splitlines() if l.startswith("+ ")]
+    assert [l.split()[4] for l in lines] == ["strimzi", "spark-operator", "airflow"]
+    assert all("--version" in l and "--wait" in l for l in lines)
+    mk = (REPO / "mk" / "deploy.mk").read_text()
+    ops, apps = mk.index("--phase operators"), mk.index("--phase apps")
+    assert ops < mk.index("kustomize --enable-helm") < apps
+
+
+def test_workflow_runs_the_cluster_path():
+    wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
+    job = wf["jobs"]["kind-e2e"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    positions = [runs.index(f"make -f mk/deploy.mk {t}") for t in ["kind-up", "images", "kind-load", "deploy", "e2e"]]
+    assert positions == sorted(positions)
+    dump = [s for s in job["steps"] if s.get("if") == "failure()"]
+    assert dump and "kubectl" in dump[0]["run"] and "logs" in dump[0]["run"]
+    assert any(s.get("if") == "always()" and "kind-down" in s["run"] for s in job["steps"])
+    assert "OVERLAY" in wf["env"] and wf["env"]["OVERLAY"] == "ci"
+    assert "pytest tests/deploy" in "\n".join(s.get("run", "") for s in wf["jobs"]["offline-checks"]["steps"])
+
+
+# --- scripts/e2e_trigger.py against a fake Airflow API ---------------------------------------------
+
+class FakeAirflow(BaseHTTPRequestHandler):
+    final_state = "success"
+    expire_first_token = False
+    log: list = []
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def _reply(self, code, body=None):
+        data = json.dumps(body or {}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorized(self):
+        token = self.headers.get("Authorization", "")
+        if self.expire_first_token and token == "Bearer t1":
+            return False
+        return token.startswith("Bearer t")
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.log.append(("POST", self.path, body))
+        if self.path == "/auth/token":
+            if body != {"username": "admin", "password": "pw"}:
+                return self._reply(401)
+            n = sum(1 for m, p, _ in self.log if p == "/auth/token")
+            return self._reply(201, {"access_token": f"t{n}"})
+        if not self._authorized():
+            return self._reply(401)
+        if self.path == "/api/v2/dags/customers_end_to_end/dagRuns":
+            assert body["logical_date"] is None
+            return self._reply(200, {"dag_run_id": "manual__1", "state": "queued"})
+        self._reply(404)
+
+    def do_PATCH(self):
+        length = int(self.headers.get("Content-Length", 0))
+        self.log.append(("PATCH", self.path, json.loads(self.rfile.read(length) or b"{}")))
+        self._reply(200 if self._authorized() else 401, {"is_paused": False})
+
+    def do_GET(self):
+        self.log.append(("GET", self.path, None))
+        if self.path == "/api/v2/monitor/health":
+            return self._reply(200, {"metadatabase": {"status": "healthy"}})
+        if not self._authorized():
+            return self._reply(401)
+        if self.path == "/api/v2/dags/customers_end_to_end":
+            return self._reply(200, {"dag_id": "customers_end_to_end"})
+        if self.path == "/api/v2/dags/customers_end_to_end/dagRuns/manual__1":
+            polls = sum(1 for m, p, _ in self.log if p == self.path)
+            return self._reply(200, {"state": "running" if polls < 2 else self.final_state})
+        if self.path.endswith("/taskInstances"):
+            return self._reply(200, {"task_instances": [{"task_id": "land_bronze", "state": self.final_state}]})
+        self._reply(404)
+
+
+@pytest.fixture
+def fake_airflow():
+    def start(final_state="success", expire_first_token=False):
+        handler = type("H", (FakeAirflow,), {"final_state": final_state, "log": [],
+                                               "expire_first_token": expire_first_token})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}", handler.log
+    servers: list = []
+    yield start
+    for s in servers:
+        s.shutdown()
+
+
+def run_e2e(url, *extra):
+    return subprocess.run([sys.executable, str(REPO / "scripts/e2e_trigger.py"), "--url", url, "--poll", "0.05",
+                           "--username", "admin", "--password", "pw", *extra],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_e2e_trigger_success(fake_airflow):
+    url, log = fake_airflow()
+    proc = run_e2e(url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("PATCH", "/api/v2/dags/customers_end_to_end", {"is_paused": False}) in log
+    assert "finished: success" in proc.stdout
+
+
+def test_e2e_trigger_failure_exit_code(fake_airflow):
+    url, _ = fake_airflow(final_state="failed")
+    proc = run_e2e(url)
+    assert proc.returncode == 1 and "land_bronze: failed" in proc.stdout
+
+
+def test_e2e_trigger_renews_an_expired_token(fake_airflow):
+    url, log = fake_airflow(expire_first_token=True)
+    proc = run_e2e(url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sum(1 for _, p, _ in log if p == "/auth/token") >= 2
+
+
+def test_e2e_trigger_times_out(fake_airflow):
+    url, _ = fake_airflow(final_state="running")
+    proc = run_e2e(url, "--timeout", "0.5")
+    assert proc.returncode == 1 and "timed out" in proc.stderr
+
+
+def test_e2e_trigger_needs_credentials():
+    proc = subprocess.run([sys.executable, str(REPO / "scripts/e2e_trigger.py"), "--url", "http://127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "AIRFLOW_PASSWORD" in proc.stderr
