@@ -45,6 +45,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.memory": os.environ.get("MDP_SPARK_DRIVER_MEMORY", "3g"),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.parquet.compression.codec": "zstd",
+        "spark.sql.mapKeyDedupPolicy": "LAST_WIN",  # a message repeating a key must not fail the run
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",  # readable by pyarrow and DuckDB as-is
     }
     # S3A is configured on every session (the jars must be there at JVM start), so one session

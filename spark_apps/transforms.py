@@ -16,6 +16,7 @@ from pyspark.sql.types import (
     DateType,
     DoubleType,
     IntegerType,
+    MapType,
     StringType,
     StructField,
     StructType,
@@ -28,11 +29,6 @@ DATA_TYPES = {"string": StringType, "int": IntegerType, "double": DoubleType, "b
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
 # Silver keeps where each state came from: the tie-breaker for equal event times, and lineage.
 SILVER_META = ["_source", "_partition", "_offset", "_ingest_ts"]
-
-
-def raw_schema(contract: Contract) -> StructType:
-    """Parse every field as a string first, so a wrong type is seen and named, not silently nulled."""
-    return StructType([StructField(c.name, StringType()) for c in contract.columns])
 
 
 def spark_schema(contract: Contract) -> StructType:
@@ -73,32 +69,36 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
 
     `_reasons` is empty for a row that meets the contract; otherwise it lists every rule it breaks.
     """
-    text = F.col("value").cast("string")
-    keys = F.json_object_keys(text)  # NULL for invalid JSON and for non-objects
-    parsed = bronze.select(
+    # One JSON parse per message, into a map of raw field texts: its keys reveal unknown fields,
+    # and it is NULL when the message is not a JSON object at all. Later steps refer to named
+    # columns, so each field is looked up and cast once however many rules test it.
+    fields = F.from_json(F.col("value").cast("string"), MapType(StringType(), StringType()), {"mode": "PERMISSIVE"})
+    known = F.array(*[F.lit(n) for n in contract.names])
+    raw = bronze.select(*BRONZE_META, "value", fields.alias("_m")).select(
         *BRONZE_META,
         "value",
-        keys.alias("_keys"),
-        F.from_json(text, raw_schema(contract), {"mode": "PERMISSIVE"}).alias("_r"),
+        F.col("_m").isNull().alias("_not_object"),
+        (F.size(F.array_except(F.map_keys("_m"), known)) > 0).alias("_unknown"),
+        *[F.col("_m")[c.name].alias(f"_raw_{c.name}") for c in contract.columns],
     )
-    typed_cols, checks = [], [(UNPARSEABLE, F.col("_keys").isNull())]
+    typed = raw.select(
+        "*",
+        *[
+            (_normalise(F.col(f"_raw_{c.name}"), c) if c.type == "string" else _normalise(F.col(f"_raw_{c.name}"), c).try_cast(DATA_TYPES[c.type]())).alias(c.name)
+            for c in contract.columns
+        ],
+    )
+    checks = [(UNPARSEABLE, F.col("_not_object"))]
     if contract.unknown_fields == "quarantine":
-        known = F.array(*[F.lit(n) for n in contract.names])
-        checks.append((UNKNOWN_FIELD, F.col("_keys").isNotNull() & (F.size(F.array_except("_keys", known)) > 0)))
-    typed_by_name = {}
-    for c in contract.columns:
-        cleaned = _normalise(F.col(f"_r.{c.name}"), c)
-        typed_by_name[c.name] = cleaned if c.type == "string" else cleaned.try_cast(DATA_TYPES[c.type]())
-        typed_cols.append(typed_by_name[c.name].alias(c.name))
+        checks.append((UNKNOWN_FIELD, F.col("_unknown")))
     for rule in contract.rules():
         c = contract.column(rule.column)
-        cond = _failure(rule, c, F.col(f"_r.{c.name}"), typed_by_name[c.name], F.col("ingest_ts"), contract.max_future_skew_hours)
+        cond = _failure(rule, c, F.col(f"_raw_{c.name}"), F.col(c.name), F.col("ingest_ts"), contract.max_future_skew_hours)
         checks.append((rule.code, cond))
-    with_typed = parsed.select("*", *typed_cols)
     reasons = F.filter(F.array(*[F.when(cond, F.lit(code)) for code, cond in checks]), lambda x: x.isNotNull())
     # A message that is not a JSON object can only fail one way; its other checks are noise.
-    reasons = F.when(F.col("_keys").isNull(), F.array(F.lit(UNPARSEABLE))).otherwise(reasons)
-    return with_typed.withColumn("_reasons", reasons).drop("_r", "_keys")
+    reasons = F.when(F.col("_not_object"), F.array(F.lit(UNPARSEABLE))).otherwise(reasons)
+    return typed.select(*BRONZE_META, "value", *contract.names, reasons.alias("_reasons"))
 
 
 def split_quarantine(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:
