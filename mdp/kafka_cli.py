@@ -119,4 +119,6 @@ def publish_cmd(
         n = _guard(pub.run, interval, None) if follow else _guard(pub.poll_once)
     finally:
         pub.close()
-    typer.echo(f"published {n} changed rows; watermark {pub.watermark()}")
+    mark = pub.watermark()
+    where = f"(updated_at {mark[0].isoformat()}, customer_id {mark[1]})" if mark else "none yet"
+    typer.echo(f"published {n} changed rows to {s.kafka_topic!r}; watermark {where}")

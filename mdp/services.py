@@ -168,6 +168,7 @@ class ServiceConfig:
     pg_password: str = DEV_PG_PASSWORD
     kafka_topic: str = "customers"
     kafka_partitions: int = 3
+    pg_fsync: bool = True  # tests turn it off: throwaway data, faster CREATE/DROP DATABASE
 
     @classmethod
     def load(cls, path: Path) -> "ServiceConfig":
@@ -344,7 +345,7 @@ class LocalServices:
             pwfile.unlink(missing_ok=True)
             if res.returncode != 0:
                 raise ServiceError(f"postgres: initdb failed: {res.stderr.strip()[-500:]}")
-        opts = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={run} -c fsync=on"
+        opts = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={run} -c fsync={'on' if self.config.pg_fsync else 'off'}"
         res = subprocess.run(
             self._as_pg_user([f"{bindir}/pg_ctl", "-D", str(data), "-l", str(d / "log"), "-o", opts, "-w", "-t", "30", "start"]),
             capture_output=True, text=True,
@@ -486,6 +487,9 @@ class LocalServices:
             "AWS_DEFAULT_REGION": "us-east-1",
             "PGPASSWORD": self.config.pg_password,
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            # No MLflow server jobs (GenAI judges, trace rollups) here: they start three huey worker
+            # pools that cost CPU and start-up time on a 2-core machine.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
 
     def start_mlflow(self, wait: bool = True) -> None:
@@ -520,7 +524,9 @@ class LocalServices:
     def start(self, name: str) -> None:
         getattr(self, f"start_{name}")()
 
-    def stop(self, name: str, timeout: float = 15) -> None:
+    def stop(self, name: str, timeout: float | None = None) -> None:
+        # MLflow keeps no state of its own (Postgres and S3 do): it need not wait long.
+        timeout = timeout if timeout is not None else (5 if name == "mlflow" else 15)
         if name == "postgres":
             self.stop_postgres()
             return

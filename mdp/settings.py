@@ -7,7 +7,10 @@ runner; nothing else in the code base looks at the profile name.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -74,7 +77,7 @@ class _ProfileSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MDP_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="MDP_", env_nested_delimiter="__", extra="forbid", populate_by_name=True)
 
     profile: Literal["embedded", "local", "compose", "kind"] = "embedded"
     home: Path = Field(default=Path("."), description="base folder for relative paths (.mdp lives here)")
@@ -171,6 +174,74 @@ class Settings(BaseSettings):
 
     def redacted(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"s3_access_key", "s3_secret_key", "postgres_password"})
+
+
+def connect_failure(exc: BaseException | str) -> str:
+    """A short reason for a failed connection: 'connection refused', 'timed out', 'unknown host' or the text."""
+    text = str(exc)
+    low = text.lower()
+    if "refused" in low:
+        return "connection refused"
+    if "timed out" in low or "timeout" in low:
+        return f"timed out ({text})"
+    if "name or service not known" in low or "nodename nor servname" in low or "getaddrinfo" in low:
+        return f"unknown host ({text})"
+    return f"cannot connect ({text})"
+
+
+def check_reachable(key: str, url: str, timeout: float) -> None:
+    """Fail fast when nothing answers at an http(s):// or host:port endpoint: a ConfigError naming the
+    setting, its variable and the endpoint, after one TCP connect bounded by `timeout` seconds."""
+    parsed = urlparse(url if "://" in url else f"tcp://{url}")
+    if parsed.scheme not in ("http", "https", "tcp") or not parsed.hostname:
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else connect_failure(exc)
+        raise ConfigError(f"{key} (MDP_{key.upper()}) {url}: {reason}") from None
+
+
+SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "MDP_S3_ACCESS_KEY", "MDP_S3_SECRET_KEY", "MDP_POSTGRES_PASSWORD")
+
+
+class SecretMask(logging.Filter):
+    """Replaces credential values with '***' in log records. Defence in depth: libraries log request
+    headers at DEBUG (botocore's Authorization header carries the access key id)."""
+
+    def __init__(self, values: list[str] | None = None):
+        super().__init__()
+        found = values if values is not None else [os.environ.get(k) for k in SECRET_ENV]
+        self.values = sorted({v for v in found if v and len(v) >= 4}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for v in self.values:
+            text = text.replace(v, "***")
+        return _URL_PASSWORD.sub(r"\1***@", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        masked = self.redact(msg)
+        if masked != msg:
+            record.msg, record.args = masked, None
+        return True
+
+
+_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]+:)[^@\s]+@")  # scheme://user:PASSWORD@host
+
+
+def redact(text: str) -> str:
+    """`text` with credential values from the environment and passwords inside URLs replaced by ***."""
+    return SecretMask().redact(text)
+
+
+def install_secret_mask(values: list[str] | None = None) -> SecretMask:
+    """Mask credentials (from the environment, or `values`) in everything the root handlers emit."""
+    mask = SecretMask(values)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(mask)
+    return mask
 
 
 def get_settings(**overrides: Any) -> Settings:

@@ -1,0 +1,152 @@
+"""The `local` profile end to end on real servers: Postgres -> Kafka -> Bronze in S3 -> Silver (Spark,
+s3a://) -> GX gate -> Gold -> MLflow server (Postgres backend, artifacts in the `mlflow` bucket).
+
+One pipeline run (module scope) serves the S3, Spark and MLflow assertions below; S3 bootstrap and
+the wrong-key error need no run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from _transport_helpers import subprocess_env
+from ingestion.postgres_source import WatermarkPublisher, seed
+from ingestion.producer import produce_generated
+from mdp.context import RunContext
+from mdp.lake import Interval, gold_dataset, read_parquet, silver_dataset
+from mdp.runner import run_pipeline, run_stage
+from mdp.settings import LAYERS, ConfigError, get_settings
+from mdp.stages import get_stage
+
+pytestmark = pytest.mark.integration
+
+CUSTOMERS, EVENTS = 1500, 4000
+
+
+def keys(client, bucket: str, prefix: str = "") -> list[str]:
+    out = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out += [o["Key"] for o in page.get("Contents", [])]
+    return out
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(stack, postgres, kafka, s3, mlflow_server, spark, tmp_path_factory):
+    """Seed Postgres and publish it, produce generated (dirty) events, then run every stage."""
+    from spark_apps.session import s3a_jars
+
+    if not s3a_jars():
+        pytest.skip("no hadoop-aws/AWS SDK jars for s3a://: pip install --no-deps sagemaker-pyspark==1.4.5 or set MDP_SPARK_JARS_DIR")
+    settings = get_settings(**{**stack.settings_overrides(), "home": tmp_path_factory.mktemp("local"),
+                               "events": EVENTS, "dirty_fraction": 0.03})
+    assert settings.lake_root == "s3://" and settings.source == "kafka"
+    seeded = seed(settings, customers=CUSTOMERS)
+    publisher = WatermarkPublisher(settings)
+    try:
+        from_postgres = publisher.poll_once()
+    finally:
+        publisher.close()
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    produced = produce_generated(settings, [hour])
+    now = datetime.now(UTC)  # records carry broker time: cover an hour flip during the test
+    interval = Interval(Interval.hour_of(now - timedelta(hours=1)).start, Interval.hour_of(now + timedelta(minutes=30)).end)
+    ctx = RunContext(settings=settings, interval=interval, run_id="local-e2e")
+    with pytest.MonkeyPatch.context() as mp:
+        # The MLflow client talks HTTP only: no S3 endpoint or keys in its environment.
+        for var in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            mp.delenv(var, raising=False)
+        report = run_pipeline(ctx)
+    return {"settings": settings, "ctx": ctx, "report": report, "seeded": seeded,
+            "from_postgres": from_postgres, "produced": produced["produced"]}
+
+
+def test_full_local_pipeline_conserves_rows(pipeline_run):
+    r, report = pipeline_run, pipeline_run["report"]
+    assert r["from_postgres"] == r["seeded"] > 1000
+    land = report.figures("land_bronze")
+    assert land["landed"] == r["from_postgres"] + r["produced"] == land["in_interval"]
+    ok, text = report.conservation()
+    assert ok, text
+    b2s = report.figures("bronze_to_silver")
+    assert b2s["bronze_in"] == land["landed"]
+    assert 0 < b2s["quarantined"] < 0.1 * b2s["bronze_in"]  # the generator's dirt, none of Postgres' rows
+    assert report.figures("validate_silver")  # the gate ran and passed (a failure raises)
+    gold = report.figures("silver_to_gold")
+    assert gold["gold_rows"] == b2s["silver_rows"] >= r["seeded"]  # every Postgres customer is in Gold
+    train = report.figures("train_model")
+    assert train["model_version"] and train["roc_auc"] > 0.5
+
+
+def test_spark_wrote_silver_and_gold_to_s3(pipeline_run, s3):
+    settings, ctx = pipeline_run["settings"], pipeline_run["ctx"]
+    client = s3.s3_client()
+    assert any(k.endswith(".parquet") for k in keys(client, "bronze", "customers/"))  # boto3
+    silver = silver_dataset(settings).current()
+    assert any(k.endswith(".parquet") for k in keys(client, "silver", f"customers/v={silver['version']}/"))  # Spark, s3a
+    gold = gold_dataset(settings).current()
+    table = read_parquet(settings, gold_dataset(settings).table_uri("customer_features", gold["version"]))
+    assert table.num_rows == pipeline_run["report"].figures("silver_to_gold")["gold_rows"]
+    # Spark reads S3 back: the published Silver has the rows bronze_to_silver counted.
+    rows = ctx.spark.read.parquet(f"s3a://silver/customers/v={silver['version']}").count()
+    assert rows == pipeline_run["report"].figures("bronze_to_silver")["silver_rows"]
+
+
+def test_training_logged_run_and_model_to_the_server(pipeline_run, mlflow_server):
+    settings, train = pipeline_run["settings"], pipeline_run["report"].figures("train_model")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(settings.mlflow_uri)
+    run = client.get_run(train["run_id"])
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # clients log over HTTP; the server writes S3
+    assert run.data.metrics["roc_auc"] == pytest.approx(train["roc_auc"], abs=1e-3)
+    assert client.get_model_version_by_alias(settings.registered_model, "champion").version == train["champion"]
+
+    objects = keys(mlflow_server.s3_client(), "mlflow")
+    assert any(train["run_id"] in k and k.endswith(".png") for k in objects), objects[:20]  # the plots
+    mv = client.get_model_version(settings.registered_model, train["model_version"])
+    model_id = getattr(mv, "model_id", None) or mv.source.rsplit("/", 1)[-1]
+    assert any(model_id in k and k.endswith("/MLmodel") for k in objects), (model_id, objects[:20])
+
+
+def test_buckets_are_bootstrapped_idempotently(s3, uid):
+    client = s3.s3_client()
+    assert set(LAYERS) <= {b["Name"] for b in client.list_buckets()["Buckets"]}  # created by `up`
+    assert s3.bootstrap_s3() == []  # again: nothing to do, no error
+    extra = f"boot-{uid}"
+    assert s3.bootstrap_s3((*LAYERS, extra)) == [extra]
+    assert s3.bootstrap_s3((*LAYERS, extra)) == []
+
+
+def test_wrong_secret_key_fails_with_a_clear_error(s3, local_settings, topic):
+    s = local_settings(source="kafka", kafka_topic=topic, AWS_SECRET_ACCESS_KEY="not-the-secret")
+    ctx = RunContext(settings=s, interval=Interval.hour_of(datetime.now(UTC)))
+    with pytest.raises(ConfigError, match=rf"S3 at {s.s3_endpoint} rejected the credentials"):
+        run_stage(get_stage("land_bronze"), ctx)
+
+    # The same through the CLI: exit code 2 (configuration), one clear line, no traceback, no secret.
+    res = subprocess.run([sys.executable, "-m", "mdp.cli", "stage", "land_bronze"], env=subprocess_env(s),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert s.s3_endpoint in res.stderr and "rejected the credentials" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout and "not-the-secret" not in res.stderr + res.stdout
+
+
+def test_services_cli_reports_the_running_stack(stack, postgres, kafka, s3, mlflow_server):
+    home = stack.root.parent.parent
+    cli = [sys.executable, "-m", "mdp.cli", "services"]
+    status = subprocess.run([*cli, "status", "--home", str(home)], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    for name in ("postgres", "s3", "kafka", "mlflow"):
+        assert any(line.startswith(name) and line.endswith("healthy") for line in status.stdout.splitlines()), status.stdout
+    env = subprocess.run([*cli, "env", "--home", str(home)], capture_output=True, text=True, timeout=60)
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
+    assert exports["MDP_KAFKA_BOOTSTRAP"] == stack.kafka_bootstrap and exports["AWS_SECRET_ACCESS_KEY"] == stack.config.s3_secret_key
+    # `up` on a running stack is a no-op that still succeeds (idempotent), and prints the exports.
+    up = subprocess.run([*cli, "up", "--home", str(home), "--only", "kafka"], capture_output=True, text=True, timeout=60)
+    assert up.returncode == 0 and "export AWS_ACCESS_KEY_ID=" in up.stdout, up.stderr
+    assert json.dumps(exports)  # printable
