@@ -20,7 +20,7 @@ from rich.table import Table
 
 from mdp.context import GateFailed, RunContext, StageError
 from mdp.lake import Interval, all_bronze_hours
-from mdp.settings import ConfigError, get_settings
+from mdp.settings import ConfigError, get_settings, install_secret_mask, redact
 from mdp.stages import STAGE_NAMES, STAGES, get_stage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mini Data Platform: the customers pipeline.")
@@ -40,7 +40,7 @@ def _settings(profile: str | None, **overrides):
     try:
         return get_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
-        err.print(f"[bold red]configuration error[/]: {exc}")
+        err.print(f"[bold red]configuration error[/]: {redact(str(exc))}")
         raise typer.Exit(EXIT_CONFIG) from None
 
 
@@ -58,13 +58,14 @@ def _interval(settings, since, until, all_hours: bool = False) -> Interval:
 
 
 def _fail(exc: BaseException) -> typer.Exit:
+    text = redact(str(exc))  # an error may quote a DSN or URL with a password in it
     if isinstance(exc, GateFailed):
-        err.print(f"[bold red]quality gate failed[/]\n{exc}")
+        err.print(f"[bold red]quality gate failed[/]\n{text}")
         return typer.Exit(EXIT_GATE)
     if isinstance(exc, ConfigError):
-        err.print(f"[bold red]configuration error[/]: {exc}")
+        err.print(f"[bold red]configuration error[/]: {text}")
         return typer.Exit(EXIT_CONFIG)
-    err.print(f"[bold red]stage failed[/]: {type(exc).__name__}: {exc}")
+    err.print(f"[bold red]stage failed[/]: {type(exc).__name__}: {text}")
     return typer.Exit(EXIT_STAGE)
 
 
@@ -209,6 +210,10 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(postgres_app, name="postgres")
 
 
+from mdp.airflow_cli import airflow_app  # noqa: E402
+app.add_typer(airflow_app, name="airflow")
+
+
 def stage_main(name: str) -> None:
     """Entry for `python -m spark_apps.<stage>` (SparkApplication mainApplicationFile)."""
     sys.argv = [sys.argv[0], "stage", name, *sys.argv[1:]]
@@ -217,6 +222,7 @@ def stage_main(name: str) -> None:
 
 def main() -> None:
     logging.basicConfig(level=os.environ.get("MDP_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    install_secret_mask()  # no credential in any log line, at any level
     app()
 
 

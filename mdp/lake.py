@@ -10,6 +10,8 @@ gold/customer_features/v=<snapshot>/   gold/_CURRENT.json
 from __future__ import annotations
 
 import json
+import os
+import signal
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -121,6 +123,7 @@ class VersionedDataset:
 
     def __init__(self, settings: Settings, layer: str, tables: tuple[str, ...], store: Store | None = None):
         self.root = settings.layer_uri(layer)
+        self.layer = layer
         self.tables = tables
         self.store = store or store_for(settings)
 
@@ -137,10 +140,18 @@ class VersionedDataset:
     def staged(self) -> dict | None:
         return self._pointer("STAGED")
 
+    def _before_pointer(self) -> None:
+        # Test hook (tests/reliability): MDP_TEST_CRASH_BEFORE_POINTER=<layer> SIGKILLs this process
+        # after the data is written and before the pointer names it: the crash window to survive.
+        if os.environ.get("MDP_TEST_CRASH_BEFORE_POINTER") == self.layer:
+            os.kill(os.getpid(), signal.SIGKILL)
+
     def stage(self, version: str, manifest: dict) -> None:
+        self._before_pointer()
         self.store.put_text(join(self.root, "_STAGED.json"), json.dumps({"version": version, **manifest}, indent=2, default=str))
 
     def commit(self, version: str, manifest: dict) -> None:
+        self._before_pointer()
         history = (self.current() or {}).get("history", [])
         doc = {"version": version, **manifest, "history": ([version] + [h for h in history if h != version])[:10]}
         self.store.put_text(join(self.root, "_CURRENT.json"), json.dumps(doc, indent=2, default=str))

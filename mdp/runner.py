@@ -48,6 +48,25 @@ def run_stage(stage: Stage, ctx: RunContext) -> StageResult:
     return StageResult(stage.name, time.perf_counter() - t0, figures)
 
 
+def preflight(settings, stages: Iterable[Stage]) -> None:
+    """Fail fast, before any work: the endpoints these stages will use answer (one TCP connect each,
+    bounded by connect_timeout_s) and S3 has its keys. Each failure is a ConfigError naming the setting."""
+    from mdp.settings import check_reachable
+
+    names = {s.name for s in stages}
+    t = settings.connect_timeout_s
+    if settings.lake_is_s3:
+        from mdp.storage import s3_client
+
+        s3_client(settings)  # endpoint and keys are set
+        check_reachable("s3_endpoint", settings.s3_endpoint, t)
+    if "train_model" in names:
+        check_reachable("mlflow_tracking_uri", settings.mlflow_uri, t)
+    if "land_bronze" in names and settings.source == "kafka" and settings.kafka_bootstrap:
+        for server in settings.kafka_bootstrap.split(","):
+            check_reachable("kafka_bootstrap", server.strip(), t)
+
+
 def run_pipeline(
     ctx: RunContext,
     stages: Iterable[Stage] = STAGES,
@@ -57,6 +76,8 @@ def run_pipeline(
     """Stops at the first failing stage (the exception propagates); the report keeps what ran."""
     report = RunReport()
     ctx.report = report  # type: ignore[attr-defined]  # lets a caller show partial results on failure
+    stages = list(stages)
+    preflight(ctx.settings, stages)
     for stage in stages:
         if on_start:
             on_start(stage)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from mdp.settings import ConfigError, Settings
+from mdp.settings import ConfigError, Settings, connect_failure
 
 
 class Store:
@@ -71,9 +72,34 @@ class LocalStore(Store):
         shutil.rmtree(self._path(uri), ignore_errors=True)
 
 
+@contextmanager
+def s3_errors(endpoint: str | None):
+    """Turn "cannot reach S3" and "S3 refused the keys" into a ConfigError naming the setting and endpoint."""
+    from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+
+    try:
+        yield
+    except ReadTimeoutError as exc:
+        raise ConfigError(f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: no answer in time ({exc})") from None
+    except ConnectionError as exc:  # refused, DNS, connect timeout (EndpointConnectionError and kin)
+        raise ConfigError(f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: {connect_failure(exc.kwargs.get('error') or exc)}") from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (401, 403) or code in (
+            "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"
+        ):
+            raise ConfigError(
+                f"S3 at {endpoint} rejected the credentials ({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ) from None
+        raise
+
+
 @dataclass
 class S3Store(Store):
     client: object
+
+    def _errors(self):
+        return s3_errors(getattr(getattr(self.client, "meta", None), "endpoint_url", None))
 
     @staticmethod
     def _split(uri: str) -> tuple[str, str]:
@@ -82,12 +108,14 @@ class S3Store(Store):
 
     def put_bytes(self, uri: str, data: bytes) -> None:
         bucket, key = self._split(uri)
-        self.client.put_object(Bucket=bucket, Key=key, Body=data)  # a single PUT is atomic
+        with self._errors():
+            self.client.put_object(Bucket=bucket, Key=key, Body=data)  # a single PUT is atomic
 
     def get_bytes(self, uri: str) -> bytes | None:
         bucket, key = self._split(uri)
         try:
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            with self._errors():
+                return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except self.client.exceptions.NoSuchKey:
             return None
 
@@ -95,9 +123,10 @@ class S3Store(Store):
         bucket, key = self._split(uri)
         prefix = key.rstrip("/") + "/" if key else ""
         dirs, files = [], []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-            dirs += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
-            files += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
+        with self._errors():
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+                dirs += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+                files += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
         return sorted(dirs), sorted(files)
 
     def list_dirs(self, uri: str) -> list[str]:
@@ -108,15 +137,17 @@ class S3Store(Store):
 
     def delete(self, uri: str) -> None:
         bucket, key = self._split(uri)
-        self.client.delete_object(Bucket=bucket, Key=key)
+        with self._errors():
+            self.client.delete_object(Bucket=bucket, Key=key)
 
     def delete_prefix(self, uri: str) -> None:
         bucket, key = self._split(uri)
         prefix = key.rstrip("/") + "/"
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            objs = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if objs:
-                self.client.delete_objects(Bucket=bucket, Delete={"Objects": objs})
+        with self._errors():
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                objs = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if objs:
+                    self.client.delete_objects(Bucket=bucket, Delete={"Objects": objs})
 
 
 def s3_client(settings: Settings):

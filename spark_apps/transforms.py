@@ -77,7 +77,8 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
     raw = bronze.select(*BRONZE_META, "value", fields.alias("_m")).select(
         *BRONZE_META,
         "value",
-        F.col("_m").isNull().alias("_not_object"),
+        # Not a JSON object, or not UTF-8 (JSON is UTF-8; decoding anyway would turn bad bytes into U+FFFD).
+        (F.col("_m").isNull() | ~F.expr("is_valid_utf8(CAST(value AS STRING))")).alias("_not_object"),
         (F.size(F.array_except(F.map_keys("_m"), known)) > 0).alias("_unknown"),
         *[F.col("_m")[c.name].alias(f"_raw_{c.name}") for c in contract.columns],
     )
@@ -135,7 +136,10 @@ def latest_state(events: DataFrame, existing: DataFrame | None, contract: Contra
     depend on input order: a rerun or an out-of-order backfill gives the same table.
     """
     rows = events if existing is None else existing.unionByName(events)
-    rows = rows.dropDuplicates([contract.event_id])
+    # An event id delivered again in a later batch: keep the first delivery (as mark_duplicates does
+    # within a batch), whatever order the batches run in. dropDuplicates kept an arbitrary copy.
+    first = Window.partitionBy(contract.event_id).orderBy("_ingest_ts", "_source", "_partition", "_offset")
+    rows = rows.withColumn("_first", F.row_number().over(first)).where("_first = 1").drop("_first")
     w = Window.partitionBy(contract.primary_key).orderBy(
         F.col(contract.event_time).desc(), F.col("_offset").desc(), F.col(contract.event_id).desc()
     )

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 from mdp.context import RunContext, StageError
 from mdp.contract import load_contract
 from mdp.lake import gold_dataset, read_parquet
+from mdp.settings import check_reachable
 from training.model import FEATURES, build_pipeline, evaluate, plots, split
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def champion_auc(client, name: str) -> tuple[str | None, float | None]:
 
 def run(ctx: RunContext) -> dict:
     settings, contract = ctx.settings, load_contract()
+    # An MLflow server that is down fails here, in seconds, naming the setting (not after training).
+    check_reachable("mlflow_tracking_uri", settings.mlflow_uri, settings.connect_timeout_s)
     current = gold_dataset(settings, ctx.store).current()
     if not current:
         raise StageError("no Gold snapshot: run silver_to_gold first")

@@ -1,0 +1,152 @@
+"""Shared pieces of the reliability tests (issue 7): CLI subprocesses, fake credentials, lakes.
+
+- Every CLI subprocess runs with FAKE_SECRETS in its environment and its output is kept in
+  CLI_OUTPUTS, so the secrets test can scan everything the CLI printed in this session.
+- `reference` is one clean, in-order embedded run over three hours (land, Silver, gate, Gold),
+  with content checksums after each hour. The crash, rerun/backfill and gate tests compare with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest import mock
+
+ROOT = Path(__file__).resolve().parents[2]
+MDP = str(Path(sys.executable).parent / "mdp")
+
+H1 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+HOURS = [H1, H1 + timedelta(hours=1), H1 + timedelta(hours=2)]
+EVENTS = 300  # per hour: small, the figures are about correctness, not volume
+SEED = 5
+REDELIVERED = 8  # CRM events of H2 delivered again in H3 (half of them with conflicting content)
+
+# Fake credentials, unique per session: present in every environment the tests build, so any leak
+# into output, logs, the lake or MLflow is found by plain substring search.
+FAKE_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAREL7" + secrets.token_hex(6).upper(),
+    "AWS_SECRET_ACCESS_KEY": "rel7-secret-" + secrets.token_hex(12),
+    "PGPASSWORD": "rel7-pg-" + secrets.token_hex(8),
+}
+CLI_OUTPUTS: list[tuple[str, str]] = []  # (what ran, stdout + stderr)
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port with nothing listening (bound once by the OS, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_env(home: Path | str | None = None, secrets_in_env: bool = True, **extra: str) -> dict[str, str]:
+    drop = ("MDP_", "AWS_", "PGPASSWORD", "MLFLOW_TRACKING_URI")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "MDP_SPARK_DRIVER_MEMORY": "1g",
+            "GX_ANALYTICS_ENABLED": "false",
+            "COLUMNS": "200",  # rich wraps at the terminal width; keep messages on one line
+        }
+    )
+    if home is not None:
+        env["MDP_HOME"] = str(home)
+    if secrets_in_env:
+        env.update(FAKE_SECRETS)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class CliResult:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def text(self) -> str:
+        return " ".join((self.stdout + "\n" + self.stderr).split())  # rich's wrapping undone
+
+
+def run_cli(args: list[str], env: dict, timeout: float = 240, cwd: Path | str | None = None) -> CliResult:
+    t0 = time.monotonic()
+    proc = subprocess.run([MDP, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT)
+    result = CliResult(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
+    CLI_OUTPUTS.append((" ".join(args), proc.stdout + proc.stderr))
+    return result
+
+
+# ---- lakes ---------------------------------------------------------------------------------------
+def make_lake(home: Path):
+    """Embedded settings for a lake under `home`, built with the fake credentials in the environment
+    (unused by an embedded lake, but configured, so a leak of them would show)."""
+    from mdp.settings import get_settings
+
+    with mock.patch.dict(os.environ, FAKE_SECRETS):
+        return get_settings(home=home, events=EVENTS, seed=SEED)
+
+
+def write_bronze_hours(settings) -> None:
+    """H1..H3 from the generator (3% dirty), plus customers that only a CRM feed knows: their events
+    arrive in H2 and are delivered again in H3 (a producer retry or a replay from the source), half
+    as exact copies and half with conflicting content under the same event id. Their latest state
+    is that event, so which copy Silver keeps is visible in the final table."""
+    from ingestion.land import land_from_generator
+    from mdp.context import RunContext
+    from mdp.lake import Interval
+    from tests.helpers import clean_events, write_messages
+
+    land_from_generator(RunContext(settings, Interval(HOURS[0], HOURS[-1] + timedelta(hours=1))))
+    crm = [{**e, "customer_id": f"C99{i:05d}"} for i, e in enumerate(clean_events(SEED + 1, HOURS[1], REDELIVERED))]
+    write_messages(settings, HOURS[1], [json.dumps(e).encode() for e in crm], source="crm")
+    again = [{**e, "monthly_spend": round(e["monthly_spend"] + 99.0, 2)} if i % 2 else e for i, e in enumerate(crm)]
+    write_messages(settings, HOURS[2], [json.dumps(e).encode() for e in again], source="crm-redelivery")
+
+
+SILVER_STAGES = ("bronze_to_silver", "validate_silver", "silver_to_gold")
+
+
+def cycle(settings, hour: datetime, stages=SILVER_STAGES):
+    """One hourly run of the given stages, in process (the shared Spark session)."""
+    from mdp.context import RunContext
+    from mdp.lake import Interval
+    from mdp.runner import run_pipeline
+    from mdp.stages import get_stage
+
+    return run_pipeline(RunContext(settings, Interval.hour_of(hour)), [get_stage(s) for s in stages])
+
+
+def checksums(spark, settings) -> dict:
+    """Content checksums of what readers see: the tables the pointers name."""
+    from mdp.lake import gold_dataset, silver_dataset, spark_uri
+    from spark_apps.transforms import content_checksum
+
+    silver, gold = silver_dataset(settings), gold_dataset(settings)
+    out = {}
+    cur = silver.current()
+    if cur:
+        for table in ("customers", "quarantine"):
+            out[f"silver/{table}"] = content_checksum(spark.read.parquet(spark_uri(silver.table_uri(table, cur["version"]))))
+    g = gold.current()
+    if g:
+        out["gold/customer_features"] = content_checksum(spark.read.parquet(spark_uri(gold.table_uri("customer_features", g["version"]))))
+    return out
+
+
+def version_dirs(settings, layer: str, table: str) -> set[str]:
+    from mdp.lake import VersionedDataset
+
+    ds = VersionedDataset(settings, layer, (table,))
+    return {d[2:] for d in ds.store.list_dirs(f"{ds.root}/{table}") if d.startswith("v=")}
+
+

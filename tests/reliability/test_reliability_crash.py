@@ -1,0 +1,144 @@
+"""Issue 7.2 - crash and rerun.
+
+A lake with H1 published. Then, in a subprocess (`mdp stage ...`, as Airflow or a pod runs it):
+1. bronze_to_silver for H2 is SIGKILLed (with its JVM: the whole process group) the moment its
+   new Silver version folder appears, i.e. while Spark is writing it, before any pointer;
+2. silver_to_gold is SIGKILLed after writing its snapshot and before the `_CURRENT` pointer
+   (test hook MDP_TEST_CRASH_BEFORE_POINTER=gold in mdp/lake.py).
+After each crash readers (who follow the pointers) see the previous complete version; a rerun
+gives content identical to the uninterrupted reference run; afterwards no unreferenced version
+folder, Spark `_temporary` folder or temp pointer file is left in the lake.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mdp.lake import gold_dataset, silver_dataset
+from tests.reliability.harness import (
+    CLI_OUTPUTS,
+    HOURS,
+    MDP,
+    ROOT,
+    checksums,
+    cli_env,
+    cycle,
+    make_lake,
+    version_dirs,
+    write_bronze_hours,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, spark, reference):
+    settings = make_lake(tmp_path_factory.mktemp("crash"))
+    write_bronze_hours(settings)
+    cycle(settings, HOURS[0])
+    assert checksums(spark, settings) == reference.after[0]
+    return {"settings": settings, "published_hour": 0}
+
+
+def spawn(settings, args: list[str], log: Path, **env) -> subprocess.Popen:
+    fh = open(log, "wb")
+    # A session of its own, so the kill takes the JVM that PySpark started along with the driver.
+    return subprocess.Popen([MDP, *args], env=cli_env(settings.home, **env), stdout=fh, stderr=subprocess.STDOUT,
+                            cwd=ROOT, start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, log: Path, what: str) -> str:
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    text = log.read_text(errors="replace")
+    CLI_OUTPUTS.append((what, text))
+    return text
+
+
+def layer_path(settings, layer: str) -> Path:
+    return Path(settings.layer_uri(layer).removeprefix("file://"))
+
+
+def leftovers(settings, layer: str) -> list[str]:
+    """Spark temp folders and half-written pointer files anywhere in the layer."""
+    root = layer_path(settings, layer)
+    return [str(p.relative_to(root)) for p in root.rglob("*") if p.name in ("_temporary", "_STAGED.json.tmp") or p.name.startswith(".tmp-")]
+
+
+def live_versions(ds) -> set[str]:
+    cur, staged = ds.current() or {}, ds.staged() or {}
+    return set(cur.get("history", [])[:3]) | {v for v in (cur.get("version"), staged.get("version")) if v}
+
+
+def test_sigkill_while_writing_silver_then_rerun(lake, spark, reference, tmp_path):
+    settings = lake["settings"]
+    silver = silver_dataset(settings)
+    before_version = silver.current()["version"]
+    before_dirs = version_dirs(settings, "silver", "customers")
+    hour = HOURS[1]
+    log = tmp_path / "b2s.log"
+    proc = spawn(settings, ["stage", "bronze_to_silver", "--since", f"{hour:%Y-%m-%dT%H}", "--until", f"{hour.replace(hour=hour.hour + 1):%Y-%m-%dT%H}"], log)
+    deadline, new = time.monotonic() + 240, set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        new = version_dirs(settings, "silver", "customers") - before_dirs
+        if new:
+            os.killpg(proc.pid, signal.SIGKILL)  # mid-write: the folder exists, Spark is filling it
+            break
+        time.sleep(0.05)
+    out = finish(proc, log, "crash: stage bronze_to_silver")
+    assert new, f"the stage ended (rc={proc.returncode}) before a Silver version folder appeared:\n{out[-2000:]}"
+    assert proc.returncode == -signal.SIGKILL
+    (orphan,) = new
+
+    # Readers follow the pointer: still the previous complete version, nothing staged.
+    assert silver.current()["version"] == before_version
+    assert silver.staged() is None
+    assert orphan not in live_versions(silver)
+    assert checksums(spark, settings) == reference.after[0]
+
+    # Rerun: identical to the uninterrupted reference; the crashed attempt is gone.
+    report = cycle(settings, hour)
+    assert report.conservation()[0]
+    assert checksums(spark, settings) == reference.after[1]
+    lake["published_hour"] = 1
+    for table in silver.tables:
+        dirs = version_dirs(settings, "silver", table)
+        assert orphan not in dirs and dirs <= live_versions(silver), (table, dirs)
+    assert leftovers(settings, "silver") == []
+
+
+def test_sigkill_before_the_gold_pointer_then_rerun(lake, spark, reference, tmp_path):
+    settings = lake["settings"]
+    gold = gold_dataset(settings)
+    expected = reference.after[lake["published_hour"]]
+    before_version = gold.current()["version"]
+    before_dirs = version_dirs(settings, "gold", "customer_features")
+    log = tmp_path / "gold.log"
+    proc = spawn(settings, ["stage", "silver_to_gold"], log, MDP_TEST_CRASH_BEFORE_POINTER="gold")
+    try:
+        proc.wait(timeout=240)
+    finally:
+        out = finish(proc, log, "crash: stage silver_to_gold")
+    assert proc.returncode == -signal.SIGKILL, out[-2000:]
+    (orphan,) = version_dirs(settings, "gold", "customer_features") - before_dirs
+    orphan_path = layer_path(settings, "gold") / "customer_features" / f"v={orphan}"
+    assert list(orphan_path.glob("*.parquet")), "the snapshot's data was written before the kill"
+
+    assert gold.current()["version"] == before_version
+    assert checksums(spark, settings)["gold/customer_features"] == expected["gold/customer_features"]
+
+    cycle(settings, HOURS[lake["published_hour"]], stages=("silver_to_gold",))
+    assert gold.current()["version"] != before_version
+    assert checksums(spark, settings) == expected
+    dirs = version_dirs(settings, "gold", "customer_features")
+    assert orphan not in dirs and dirs <= live_versions(gold)
+    assert leftovers(settings, "gold") == []
