@@ -34,9 +34,7 @@ def s3a_jars() -> list[str]:
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
-    master = settings.spark_master if settings.spark_master != "k8s" else "local[*]"
     conf = {
-        "spark.master": master,
         "spark.app.name": "mini-data-platform",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
@@ -48,6 +46,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.mapKeyDedupPolicy": "LAST_WIN",  # a message repeating a key must not fail the run
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",  # readable by pyarrow and DuckDB as-is
     }
+    if settings.spark_master != "k8s":  # under spark-operator, spark-submit already set a k8s:// master
+        conf["spark.master"] = settings.spark_master
     # S3A is configured on every session (the jars must be there at JVM start), so one session
     # per process can serve a filesystem lake and an S3 lake alike; endpoint and keys are set at
     # runtime in _apply_s3.

@@ -10,7 +10,7 @@ Two suites, one builder:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
@@ -21,6 +21,8 @@ from mdp.contract import Contract
 def _bounds(contract: Contract, name: str, now: datetime) -> tuple[object, object]:
     c = contract.column(name)
     low, high = c.min, c.max
+    if c.type == "timestamp":  # the contract writes dates; pandas compares timestamps with datetimes
+        low, high = (datetime.combine(v, datetime.min.time(), UTC) if isinstance(v, date) else v for v in (low, high))
     if c.not_future:
         limit = now + timedelta(hours=contract.max_future_skew_hours)
         limit = limit.date() if c.type == "date" else limit
