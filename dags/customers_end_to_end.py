@@ -107,6 +107,10 @@ def inline_task(stage: Stage):
             settings = get_settings()
         except (ValueError, ConfigError) as exc:
             raise AirflowFailException(f"{stage.name}: {exc}") from exc
+        from airflow.sdk.log import mask_secret
+
+        for value in settings.secret_values():  # Airflow's masker then hides them in every task log line
+            mask_secret(value)
         log.info("%s: interval %s, profile %s, lake %s", stage.name, interval, settings.profile, settings.lake_base)
         try:
             result = run_stage(stage, RunContext(settings=settings, interval=interval, run_id=context["run_id"]))
