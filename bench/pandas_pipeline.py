@@ -1,0 +1,203 @@
+"""The naive reference: Bronze -> Silver -> Gold in pandas, one json.loads per message in Python.
+
+Same semantics as spark_apps/transforms.py for everything the generator produces, derived from the
+contract like the Spark and DuckDB versions. It holds every event in memory, so the bench runs it
+only up to a size (`pandas_max`). Casts follow Spark's for the texts that occur in practice
+(ints, decimals, ISO dates and timestamps, true/false); exotic texts may differ.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from mdp.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, load_contract
+
+BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
+QUARANTINE_KEY = ["source", "topic", "partition", "offset", "ingest_date", "ingest_hour"]
+ARROW = {"string": pa.string(), "int": pa.int32(), "double": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(),
+         "timestamp": pa.timestamp("us", tz="UTC")}
+_INT = re.compile(r"^\s*[+-]?\d+\s*$")
+
+
+def _text(v):
+    """A JSON value as Spark's map<string,string> holds it: strings as is, others as JSON text."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, separators=(",", ":"))
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _parse(value: bytes | None):
+    try:
+        obj = json.loads(value) if value is not None else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _cast(s: pd.Series, c: Column) -> pd.Series:
+    if c.type == "string":
+        return s
+    if c.type == "int":
+        ok = s.str.match(_INT.pattern, na=False)
+        n = pd.to_numeric(s.where(ok), errors="coerce")
+        n = n.where((n >= -(2**31)) & (n < 2**31))
+        return n.astype("Int32")
+    if c.type == "double":
+        return pd.to_numeric(s.str.strip(), errors="coerce").astype("Float64")
+    if c.type == "boolean":
+        return s.str.strip().str.lower().map({"true": True, "false": False}).astype("boolean")
+    if c.type == "date":
+        return pd.to_datetime(s.str.strip().str[:10], format="%Y-%m-%d", errors="coerce").dt.date.where(lambda x: x.notna(), None)
+    if c.type == "timestamp":
+        return pd.to_datetime(s.str.strip(), format="ISO8601", utc=True, errors="coerce")
+    raise ValueError(c.type)
+
+
+def _normalise(s: pd.Series, c: Column) -> pd.Series:
+    for step in c.normalise:
+        s = {"trim": lambda x: x.str.strip(" "), "lower": lambda x: x.str.lower(), "upper": lambda x: x.str.upper()}[step](s)
+    return s
+
+
+def parse(bronze: pd.DataFrame, contract: Contract, skew: pd.Timedelta) -> pd.DataFrame:
+    objs = [_parse(v) for v in bronze["value"]]
+    not_object = pd.Series([o is None for o in objs], index=bronze.index)
+    known = set(contract.names)
+    unknown = pd.Series([o is not None and not set(o) <= known for o in objs], index=bronze.index)
+    df = bronze[BRONZE_META + ["value"]].copy()
+    raw, typed = {}, {}
+    for c in contract.columns:
+        raw[c.name] = pd.Series([_text(o.get(c.name)) if o is not None else None for o in objs], index=bronze.index, dtype=object)
+        typed[c.name] = _cast(_normalise(raw[c.name], c), c)
+    fails: list[tuple[str, pd.Series]] = [(UNPARSEABLE, not_object)]
+    if contract.unknown_fields == "quarantine":
+        fails.append((UNKNOWN_FIELD, unknown))
+    limit = df["ingest_ts"] + skew
+    for rule in contract.rules():
+        c = contract.column(rule.column)
+        r, t = raw[c.name], typed[c.name]
+        present = t.notna()
+        if rule.kind == "not_null":
+            bad = r.isna()
+        elif rule.kind == "type":
+            bad = r.notna() & t.isna()
+        elif rule.kind == "regex":
+            bad = present & ~t.fillna("").str.contains(c.regex, regex=True)
+        elif rule.kind == "in_set":
+            bad = present & ~t.isin(c.allowed)
+        elif rule.kind == "between":
+            low = (t < c.min) if c.min is not None else False
+            high = (t > c.max) if c.max is not None else False
+            bad = present & (pd.Series(low, index=t.index).fillna(False) | pd.Series(high, index=t.index).fillna(False))
+        elif rule.kind == "not_future":
+            as_ts = pd.to_datetime(t, utc=True) if c.type == "date" else t
+            bad = present & (as_ts > limit).fillna(False)
+        else:
+            raise ValueError(rule.kind)
+        fails.append((rule.code, bad.fillna(False).astype(bool)))
+    codes = np.array([code for code, _ in fails], dtype=object)
+    matrix = np.column_stack([f.to_numpy(dtype=bool) for _, f in fails])
+    reasons = [list(codes[row]) for row in matrix]
+    reasons = [[UNPARSEABLE] if no else r for r, no in zip(reasons, not_object)]
+    for c in contract.columns:
+        df[c.name] = typed[c.name]
+    df["_reasons"] = reasons
+    return df
+
+
+def _write(df: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), path / "part-0.parquet", compression="zstd")
+
+
+def bronze_to_silver(files: list[str], out: Path, contract: Contract) -> dict:
+    bronze = _with_partitions(files)
+    parsed = parse(bronze, contract, pd.Timedelta(hours=contract.max_future_skew_hours))
+    bad = parsed["_reasons"].map(len) > 0
+    q = parsed[bad].drop_duplicates(QUARANTINE_KEY).copy()
+    q["reason"] = q["_reasons"].map(lambda r: r[0])
+    q["reasons"] = q.pop("_reasons")
+    valid = parsed[~bad].drop(columns=["_reasons", "value"])
+    valid = valid.sort_values(["ingest_ts", "partition", "offset"], kind="stable")
+    dup = valid.duplicated(contract.event_id, keep="first")
+    rows = valid[~dup]
+    rows = rows.rename(columns={"source": "_source", "partition": "_partition", "offset": "_offset", "ingest_ts": "_ingest_ts"})
+    rows = rows[contract.names + ["_source", "_partition", "_offset", "_ingest_ts"]]
+    rows = rows.sort_values(["_ingest_ts", "_source", "_partition", "_offset"], kind="stable").drop_duplicates(contract.event_id)
+    rows = rows.sort_values([contract.event_time, "_offset", contract.event_id], kind="stable")
+    state = rows.drop_duplicates(contract.primary_key, keep="last")
+    cols = [pa.field(c.name, ARROW[c.type]) for c in contract.columns]
+    silver_schema = pa.schema(cols + [pa.field("_source", pa.string()), pa.field("_partition", pa.int32()),
+                                      pa.field("_offset", pa.int64()), pa.field("_ingest_ts", pa.timestamp("us", tz="UTC"))])
+    _write(state, silver_schema, out / "customers")
+    q_schema = pa.schema([pa.field("source", pa.string()), pa.field("topic", pa.string()), pa.field("partition", pa.int32()),
+                          pa.field("offset", pa.int64()), pa.field("ingest_ts", pa.timestamp("us", tz="UTC")),
+                          pa.field("ingest_date", pa.string()), pa.field("ingest_hour", pa.string()), pa.field("value", pa.binary()),
+                          pa.field("reason", pa.string()), pa.field("reasons", pa.list_(pa.string()))])
+    _write(q[[f.name for f in q_schema]], q_schema, out / "quarantine")
+    batch = parsed[~parsed["_reasons"].map(lambda r: UNPARSEABLE in r)][contract.names]
+    _write(batch, pa.schema(cols), out / "batch")
+    return {"bronze_in": len(parsed), "quarantined": int(bad.sum()), "duplicates": int(dup.sum()), "accepted": int((~dup).sum()),
+            "silver_rows": len(state)}
+
+
+def _with_partitions(files: list[str]) -> pd.DataFrame:
+    frames = []
+    for f in files:
+        t = pq.read_table(f).to_pandas()
+        for part in Path(f).parent.parts[-2:]:
+            k, v = part.split("=", 1)
+            t[k] = v
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True)
+
+
+def silver_to_gold(silver_dir: Path, out: Path, contract: Contract) -> dict:
+    s = pq.read_table(silver_dir).to_pandas(types_mapper=None)
+    as_of = s[contract.event_time].max()
+    as_of_date = as_of.date()
+    days = lambda col: s[col].map(lambda d: (as_of_date - d).days if d is not None and d == d else None)  # noqa: E731
+    tenure = days("signup_date")
+    since = days("last_login_date")
+    since = since.where(since.notna(), tenure)
+    gold = pd.DataFrame({
+        contract.primary_key: s[contract.primary_key], "age": s["age"], "plan": s["plan"], "country": s["country"],
+        "monthly_spend": s["monthly_spend"], "support_tickets": s["support_tickets"],
+        "tenure_days": tenure.astype("Int32"), "days_since_last_login": since.astype("Int32"),
+        "has_phone": s["phone"].notna(), contract.label: s[contract.label].astype("Int32"), "as_of": as_of,
+    })
+    schema = pa.schema([(contract.primary_key, pa.string()), ("age", pa.int32()), ("plan", pa.string()), ("country", pa.string()),
+                        ("monthly_spend", pa.float64()), ("support_tickets", pa.int32()), ("tenure_days", pa.int32()),
+                        ("days_since_last_login", pa.int32()), ("has_phone", pa.bool_()), (contract.label, pa.int32()),
+                        ("as_of", pa.timestamp("us", tz="UTC"))])
+    _write(gold, schema, out / "customer_features")
+    return {"gold_rows": len(gold)}
+
+
+def run(files: list[str], out: Path) -> dict:
+    contract = load_contract()
+    t0 = time.perf_counter()
+    silver = bronze_to_silver(files, out / "silver", contract)
+    t1 = time.perf_counter()
+    gold = silver_to_gold(out / "silver" / "customers", out / "gold", contract)
+    t2 = time.perf_counter()
+    return {
+        "stages": {"bronze_to_silver": t1 - t0, "silver_to_gold": t2 - t1},
+        "figures": {**silver, **gold},
+        "outputs": {"silver": str(out / "silver" / "customers"), "quarantine": str(out / "silver" / "quarantine"),
+                    "gold": str(out / "gold" / "customer_features")},
+    }
