@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from mdp.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, load_contract

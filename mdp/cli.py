@@ -18,30 +18,19 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mdp.context import GateFailed, RunContext, StageError
+from mdp.context import GateFailed, RunContext
 from mdp.lake import Interval, all_bronze_hours
-from mdp.settings import ConfigError, get_settings, install_secret_mask, redact
+from mdp.settings import ConfigError, install_secret_mask, redact
+from mdp.cli_common import EXIT_CONFIG, EXIT_CONSERVATION, EXIT_GATE, EXIT_STAGE, Profile, settings_or_exit
 from mdp.stages import STAGE_NAMES, STAGES, get_stage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mini Data Platform: the customers pipeline.")
 console = Console(stderr=False)
 err = Console(stderr=True)
 
-EXIT_STAGE, EXIT_CONFIG, EXIT_GATE, EXIT_CONSERVATION = 1, 2, 3, 4
-
-Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="embedded | local | compose | kind (env MDP_PROFILE)")]
 Since = Annotated[Optional[str], typer.Option(help="first ingest hour, ISO (default: the current hour)")]
 Until = Annotated[Optional[str], typer.Option(help="end ingest hour, exclusive (default: since + 1h)")]
-
-
-def _settings(profile: str | None, **overrides):
-    if profile:
-        os.environ["MDP_PROFILE"] = profile
-    try:
-        return get_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
-        err.print(f"[bold red]configuration error[/]: {redact(str(exc))}")
-        raise typer.Exit(EXIT_CONFIG) from None
+_settings = settings_or_exit
 
 
 def _interval(settings, since, until, all_hours: bool = False) -> Interval:

@@ -14,33 +14,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from mdp.settings import ConfigError, get_settings
+from mdp.cli_common import Profile, settings_or_exit
+from mdp.settings import ConfigError, redact
 
 kafka_app = typer.Typer(no_args_is_help=True, help="Produce to and land from the Kafka topic.")
 postgres_app = typer.Typer(no_args_is_help=True, help="The optional Postgres source of customers.")
-Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="embedded | local | compose | kind (env MDP_PROFILE)")]
-
-
-def _settings(profile: str | None, **overrides):
-    import os
-
-    if profile:
-        os.environ["MDP_PROFILE"] = profile
-    try:
-        return get_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
+_settings = settings_or_exit
 
 
 def _guard(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
+        typer.echo(f"configuration error: {redact(str(exc))}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
-        typer.echo(f"failed: {type(exc).__name__}: {exc}", err=True)
+        typer.echo(f"failed: {type(exc).__name__}: {redact(str(exc))}", err=True)
         raise typer.Exit(1) from None
 
 

@@ -3,8 +3,6 @@ and every image, path, chart, values file, workload and object it names must exi
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import yaml

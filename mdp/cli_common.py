@@ -1,0 +1,27 @@
+"""What every `mdp` sub-command shares: the --profile option and settings that fail with exit 2."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from mdp.settings import ConfigError, get_settings, redact
+
+EXIT_STAGE, EXIT_CONFIG, EXIT_GATE, EXIT_CONSERVATION = 1, 2, 3, 4
+err = Console(stderr=True)
+
+Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="embedded | local | compose | kind (env MDP_PROFILE)")]
+
+
+def settings_or_exit(profile: str | None, **overrides):
+    """Settings for a command; a bad setting prints its name and exits 2 (no traceback)."""
+    if profile:
+        os.environ["MDP_PROFILE"] = profile
+    try:
+        return get_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration error[/]: {redact(str(exc))}")
+        raise typer.Exit(EXIT_CONFIG) from None
