@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from importlib.metadata import version
+from importlib.metadata import version as package_version
 
 import matplotlib.pyplot as plt
 
@@ -100,7 +100,7 @@ def run(ctx: RunContext) -> dict:
             # Our own fitted trees; skops asks us to vouch for the type explicitly.
             skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
             # Stated, not inferred: inference re-imports the model in a subprocess (about 8 s a run).
-            pip_requirements=[f"{p}=={version(p)}" for p in SERVING_PACKAGES],
+            pip_requirements=[f"{p}=={package_version(p)}" for p in SERVING_PACKAGES],
         )
         run_id = active.info.run_id
 
