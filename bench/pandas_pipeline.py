@@ -98,8 +98,10 @@ def parse(bronze: pd.DataFrame, contract: Contract, skew: pd.Timedelta) -> pd.Da
         elif rule.kind == "in_set":
             bad = present & ~t.isin(c.allowed)
         elif rule.kind == "between":
-            low = (t < c.min) if c.min is not None else False
-            high = (t > c.max) if c.max is not None else False
+            # The contract writes bounds as dates; a timestamp column compares with UTC timestamps.
+            lo, hi = ((pd.Timestamp(v, tz="UTC") if c.type == "timestamp" and v is not None else v) for v in (c.min, c.max))
+            low = (t < lo) if lo is not None else False
+            high = (t > hi) if hi is not None else False
             bad = present & (pd.Series(low, index=t.index).fillna(False) | pd.Series(high, index=t.index).fillna(False))
         elif rule.kind == "not_future":
             as_ts = pd.to_datetime(t, utc=True) if c.type == "date" else t
