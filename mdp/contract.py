@@ -67,10 +67,6 @@ class Contract(BaseModel):
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
-    @property
-    def feature_columns(self) -> list[Column]:
-        return [c for c in self.columns if c.role == "attribute" and c.name != self.primary_key]
-
     def rules(self) -> list[Rule]:
         """Row-level rules in evaluation order; the first failing one is a row's primary reason."""
         out: list[Rule] = []
