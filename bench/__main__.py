@@ -50,13 +50,13 @@ def loadavg() -> list[float]:
 
 
 def scenario_settings(root: Path, events_per_hour: int):
-    from mdp.settings import get_settings
+    from mdp.core.settings import get_settings
 
     return get_settings(home=root, lake_root=str(root / "lake"), events=events_per_hour, seed=SEED)
 
 
 def spark_outputs(settings) -> dict:
-    from mdp.lake import gold_dataset, silver_dataset
+    from mdp.core.lake import gold_dataset, silver_dataset
 
     silver, gold = silver_dataset(settings), gold_dataset(settings)
     v, g = silver.current()["version"], gold.current()["version"]
@@ -69,7 +69,7 @@ def spark_outputs(settings) -> dict:
 
 def keys():
     from bench.duckdb_pipeline import QUARANTINE_KEY
-    from mdp.contract import load_contract
+    from mdp.core.contract import load_contract
 
     pk = load_contract().primary_key
     return {"silver": [pk], "quarantine": QUARANTINE_KEY, "gold": [pk]}
@@ -86,9 +86,9 @@ def check_equal(name: str, reference: dict, other: dict) -> dict:
 
 
 def run_spark(settings, interval, with_land: bool, sampler: RssSampler) -> dict:
-    from mdp.context import RunContext
-    from mdp.runner import run_pipeline
-    from mdp.stages import STAGES
+    from mdp.core.context import RunContext
+    from mdp.shell.runner import run_pipeline
+    from mdp.core.stages import STAGES
 
     stages = [s for s in STAGES if with_land or s.name != "land_bronze"]
     sampler.reset()
@@ -111,7 +111,7 @@ def run_spark(settings, interval, with_land: bool, sampler: RssSampler) -> dict:
 
 
 def run_scenario(events: int, cfg: dict, work: Path, shared: Path, sampler: RssSampler, with_land: bool, pandas_max: int, incremental: bool) -> dict:
-    from mdp.lake import Interval
+    from mdp.core.lake import Interval
 
     eph = cfg["events_per_hour"]
     n_hours = max(1, events // eph)
@@ -169,8 +169,8 @@ def run_scenario(events: int, cfg: dict, work: Path, shared: Path, sampler: RssS
 def run_incremental(settings, hour: datetime, full: dict, sampler: RssSampler, root: Path) -> dict:
     """Add 1% new events as a new hourly partition, then run the hourly path for that hour only."""
     from ingestion.land import land_from_generator
-    from mdp.context import RunContext
-    from mdp.lake import Interval
+    from mdp.core.context import RunContext
+    from mdp.core.lake import Interval
 
     new_events = max(1, round(full["events"] * 0.01))
     hour_settings = settings.model_copy(update={"events": new_events})
@@ -212,8 +212,8 @@ def run_landing(cfg: dict, work: Path) -> dict:
         return {"skipped": f"landing not available ({exc})"}
     import subprocess
 
-    from mdp.services import find_binary, free_port, port_open
-    from mdp.storage import store_for
+    from mdp.shell.services import find_binary, free_port, port_open
+    from mdp.core.storage import store_for
 
     try:
         tansu = find_binary("kafka")
@@ -239,10 +239,10 @@ def run_landing(cfg: dict, work: Path) -> dict:
                 shutil.rmtree(root)
             settings = scenario_settings(root, cfg["events_per_hour"]).model_copy(
                 update={"kafka_bootstrap": f"127.0.0.1:{port}", "kafka_topic": f"bench-{bs}-{int(time.time())}", "source": "kafka"})
-            ensure_topic(settings.kafka_bootstrap, settings.kafka_topic, partitions=3)
+            ensure_topic(settings.kafka_bootstrap, settings.topic, partitions=3)
             producer = make_producer(settings)
             t0 = time.perf_counter()
-            publish(producer, settings.kafka_topic, messages)
+            publish(producer, settings.topic, messages)
             produce_s = time.perf_counter() - t0
             producer.close(timeout=10)
             opts = LandingOptions(batch_records=bs, max_records=len(messages), max_wait_s=3.0, group=f"bench-{bs}-{time.time_ns()}")
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"Bronze ready: {doc['bronze']}")
 
     sampler = RssSampler()
-    from mdp.settings import get_settings
+    from mdp.core.settings import get_settings
     from spark_apps.session import get_spark
 
     t0 = time.perf_counter()

@@ -24,9 +24,9 @@ SEED = 42
 def _gen_hour(args) -> tuple[str, int, float]:
     lake, hour_iso, n, seed = args
     from ingestion.land import land_from_generator
-    from mdp.context import RunContext
-    from mdp.lake import Interval
-    from mdp.settings import get_settings
+    from mdp.core.context import RunContext
+    from mdp.core.lake import Interval
+    from mdp.core.settings import get_settings
 
     t0 = time.perf_counter()
     settings = get_settings(lake_root=str(lake), events=n, seed=seed)
@@ -64,7 +64,7 @@ def generate_bronze(lake: Path, hours: list[datetime], events_per_hour: int, wor
 
 def scenario_lake(root: Path, shared_lake: Path, hours: list[datetime]) -> Path:
     """A fresh lake whose Bronze hours are symlinks to the shared Bronze (same bytes for every engine)."""
-    from mdp.lake import bronze_partition
+    from mdp.core.lake import bronze_partition
 
     import shutil
 
@@ -81,7 +81,7 @@ def scenario_lake(root: Path, shared_lake: Path, hours: list[datetime]) -> Path:
 
 def bronze_files(settings, interval) -> list[str]:
     """The Parquet files the Spark stage reads for the interval (same partition listing)."""
-    from mdp.lake import bronze_partitions_in
+    from mdp.core.lake import bronze_partitions_in
 
     files = []
     for uri in bronze_partitions_in(settings, interval):

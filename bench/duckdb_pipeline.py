@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from mdp.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule, load_contract
+from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule, load_contract
 
 SQL_TYPES = {"string": "VARCHAR", "int": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMPTZ"}
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
@@ -107,7 +107,7 @@ def parse_sql(bronze_files: list[str], contract: Contract) -> str:
 
 def gold_sql(silver: str, contract: Contract) -> str:
     """build_features: the hand-written derived features, relative to as_of = max(event time)."""
-    pk, t, label = q(contract.primary_key), q(contract.event_time), q(contract.label)
+    pk, t, label = q(contract.primary_key), q(contract.event_time), q(contract.label.column)
     return f"""
     WITH a AS (SELECT max({t}) AS as_of FROM {silver})
     SELECT {pk}, age, plan, country, monthly_spend, support_tickets,

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mdp.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, load_contract
+from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, load_contract
 
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
 QUARANTINE_KEY = ["source", "topic", "partition", "offset", "ingest_date", "ingest_hour"]
@@ -178,11 +178,11 @@ def silver_to_gold(silver_dir: Path, out: Path, contract: Contract) -> dict:
         contract.primary_key: s[contract.primary_key], "age": s["age"], "plan": s["plan"], "country": s["country"],
         "monthly_spend": s["monthly_spend"], "support_tickets": s["support_tickets"],
         "tenure_days": tenure.astype("Int32"), "days_since_last_login": since.astype("Int32"),
-        "has_phone": s["phone"].notna(), contract.label: s[contract.label].astype("Int32"), "as_of": as_of,
+        "has_phone": s["phone"].notna(), contract.label.column: s[contract.label.column].astype("Int32"), "as_of": as_of,
     })
     schema = pa.schema([(contract.primary_key, pa.string()), ("age", pa.int32()), ("plan", pa.string()), ("country", pa.string()),
                         ("monthly_spend", pa.float64()), ("support_tickets", pa.int32()), ("tenure_days", pa.int32()),
-                        ("days_since_last_login", pa.int32()), ("has_phone", pa.bool_()), (contract.label, pa.int32()),
+                        ("days_since_last_login", pa.int32()), ("has_phone", pa.bool_()), (contract.label.column, pa.int32()),
                         ("as_of", pa.timestamp("us", tz="UTC"))])
     _write(gold, schema, out / "customer_features")
     return {"gold_rows": len(gold)}

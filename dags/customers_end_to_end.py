@@ -1,11 +1,11 @@
 """customers_end_to_end: the pipeline's stages as Airflow tasks, built from the stage registry.
 
-One task per entry of mdp.stages.STAGES, in registry order (land_bronze -> bronze_to_silver ->
+One task per entry of mdp.core.stages.STAGES, in registry order (land_bronze -> bronze_to_silver ->
 validate_silver -> silver_to_gold -> train_model). The profile's `runner` picks how a task runs:
 
-- inline (embedded, local, compose): a TaskFlow task calls mdp.runner.run_stage in the worker;
+- inline (embedded, local, compose): a TaskFlow task calls mdp.shell.runner.run_stage in the worker;
 - kubernetes (kind): Spark stages submit a SparkApplication, the others run `mdp stage NAME` in a
-  KubernetesPodOperator pod; both specs come from mdp.k8s.
+  KubernetesPodOperator pod; both specs come from mdp.shell.k8s.
 
 Each run processes one interval of ingest hours: params since/until when given (manual runs),
 else the run's data interval (one hour on the @hourly schedule), else the hour before the
@@ -29,9 +29,9 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from mdp.lake import Interval, hour_floor
-from mdp.settings import get_settings
-from mdp.stages import STAGES, Stage
+from mdp.core.lake import Interval, hour_floor
+from mdp.core.settings import get_settings
+from mdp.core.stages import STAGES, Stage
 
 DAG_ID = "customers_end_to_end"
 log = logging.getLogger(__name__)
@@ -97,9 +97,9 @@ def inline_task(stage: Stage):
 
     @task(**common_args(stage))
     def run_inline() -> dict:
-        from mdp.context import RunContext, StageError
-        from mdp.runner import run_stage
-        from mdp.settings import ConfigError
+        from mdp.core.context import RunContext, StageError
+        from mdp.shell.runner import run_stage
+        from mdp.core.settings import ConfigError
 
         context = get_current_context()
         try:
@@ -127,7 +127,7 @@ def inline_task(stage: Stage):
 
 def kubernetes_task(stage: Stage, settings):
     """A SparkApplication (spark stages) or a pod running `mdp stage` (python stages)."""
-    from mdp import k8s
+    from mdp.shell import k8s
 
     since = "{{ mdp_interval(params, dag_run).start.isoformat() }}"
     until = "{{ mdp_interval(params, dag_run).end.isoformat() }}"

@@ -15,9 +15,9 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mdp.lake import BRONZE_SCHEMA, bronze_file_name, bronze_partition, bronze_table_uri, hour_floor
-from mdp.settings import Settings
-from mdp.storage import Store, join
+from mdp.core.lake import BRONZE_SCHEMA, bronze_file_name, bronze_partition, bronze_table_uri, hour_floor
+from mdp.core.settings import Settings
+from mdp.core.storage import Store, join
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from faker import Faker
 
-from mdp.contract import load_contract
+from mdp.core.contract import load_contract
 
 PLAN_EFFECT = {"free": 0.9, "basic": 0.3, "pro": -0.4, "enterprise": -1.1}
 DIRTY_KINDS = (

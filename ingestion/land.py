@@ -5,9 +5,9 @@ Sources are adapters chosen by `settings.source`; each writes Bronze in the same
 
 from __future__ import annotations
 
-from mdp.context import RunContext
-from mdp.lake import bronze_partition, bronze_table_uri
-from mdp.storage import join
+from mdp.core.context import RunContext
+from mdp.core.lake import bronze_partition, bronze_table_uri
+from mdp.core.storage import join
 
 
 def land_from_generator(ctx: RunContext) -> dict:
@@ -27,7 +27,7 @@ def land_from_generator(ctx: RunContext) -> dict:
             RawRecord(e.message, e.customer_id.encode() or None, 0, i, ingest_time(hour, i, len(events)))
             for i, e in enumerate(events)
         ]
-        write_bronze(s, ctx.store, records, source="generator", topic=s.kafka_topic)
+        write_bronze(s, ctx.store, records, source="generator", topic=s.topic)
         total += len(events)
         dirty += sum(e.dirty is not None for e in events)
     return {"landed": total, "dirty_generated": dirty}

@@ -29,9 +29,9 @@ from collections import Counter, deque
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
-from mdp.context import RunContext, StageError
-from mdp.lake import Interval, hour_floor
-from mdp.settings import ConfigError, Settings
+from mdp.core.context import RunContext, StageError
+from mdp.core.lake import Interval, hour_floor
+from mdp.core.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Lander:
             raise ConfigError("kafka_bootstrap (MDP_KAFKA_BOOTSTRAP): required when source is kafka")
         self.settings, self.store = settings, store
         self.options = options or LandingOptions.from_env()
-        self.topic = settings.kafka_topic
+        self.topic = settings.topic
         try:
             self.consumer = KafkaConsumer(**consumer_config(settings, self.options.group_id(self.topic), self.options.batch_records))
         except KafkaTimeoutError:
@@ -284,7 +284,7 @@ def land(settings: Settings, store, options: LandingOptions | None = None) -> di
 
 def land_interval(ctx: RunContext) -> dict:
     """Stage entry (land_bronze with source=kafka): land what the topic holds, report per hour."""
-    from mdp.services import check_s3
+    from mdp.core.storage import check_s3
 
     check_s3(ctx.settings)  # a wrong key or a missing bucket fails here, naming the endpoint
     try:
@@ -310,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m ingestion.landing`: one landing run with settings from the environment (MDP_*)."""
     import json
 
-    from mdp.settings import get_settings
-    from mdp.storage import store_for
+    from mdp.core.settings import get_settings
+    from mdp.core.storage import store_for
 
     logging.basicConfig(level=os.environ.get("MDP_LOG_LEVEL", "WARNING"))
     settings = get_settings()

@@ -21,8 +21,8 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 
-from mdp.contract import Contract, load_contract
-from mdp.settings import ConfigError, Settings
+from mdp.core.contract import Contract, load_contract
+from mdp.core.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ PG_TYPES = {"string": "text", "int": "integer", "double": "double precision", "b
 
 def state_columns(contract: Contract) -> list:
     """The contract columns a row holds: everything but the event envelope."""
-    return [c for c in contract.columns if c.role != "event"]
+    return contract.state_columns
 
 
 def table_ddl(contract: Contract | None = None) -> str:
@@ -224,7 +224,7 @@ class WatermarkPublisher:
                     break
                 pk = self.contract.primary_key
                 messages = ((r[pk].encode(), json.dumps(row_event(r, self.contract), separators=(",", ":")).encode()) for r in rows)
-                publish(self.producer, self.settings.kafka_topic, messages)  # raises unless every send is acked
+                publish(self.producer, self.settings.topic, messages)  # raises unless every send is acked
                 mark = (rows[-1]["updated_at"], rows[-1][pk])
                 self._save(conn, mark, len(rows))  # only after Kafka acknowledged the batch
                 total += len(rows)

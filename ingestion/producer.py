@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from mdp.settings import ConfigError, Settings
+from mdp.core.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def produce_generated(settings: Settings, hours: list[datetime], events_per_hour
         for hour in hours:
             events = generate_hour(settings.seed, hour, n_events, settings.dirty_fraction)
             dirty += sum(e.dirty is not None for e in events)
-            total += publish(producer, settings.kafka_topic, ((e.customer_id.encode() or None, e.message) for e in events))
+            total += publish(producer, settings.topic, ((e.customer_id.encode() or None, e.message) for e in events))
     finally:
         if own:
             producer.close(timeout=10)

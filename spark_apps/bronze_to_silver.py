@@ -2,7 +2,7 @@
 
 Reads only the Bronze partitions of the run's interval and merges them into the committed Silver.
 The result is staged (not yet visible); the GX gate publishes it.
-Run standalone (SparkApplication): python -m spark_apps.bronze_to_silver --since ... --until ...
+Run alone: mdp stage bronze_to_silver (a SparkApplication runs mdp/shell/spark_main.py).
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
-from mdp.context import RunContext, StageError
-from mdp.contract import UNPARSEABLE, load_contract
-from mdp.lake import BRONZE_SCHEMA, bronze_partitions_in, bronze_table_uri, new_version, silver_dataset, spark_uri
+from mdp.core.context import RunContext, StageError
+from spark_apps.session import get_spark
+from mdp.core.contract import UNPARSEABLE, load_contract
+from mdp.core.lake import BRONZE_SCHEMA, bronze_partitions_in, bronze_table_uri, new_version, silver_dataset, spark_uri
 from spark_apps.transforms import (
     latest_state,
     mark_duplicates,
@@ -32,7 +33,8 @@ def bronze_spark_schema() -> StructType:
 
 
 def run(ctx: RunContext) -> dict:
-    settings, spark, contract = ctx.settings, ctx.spark, load_contract()
+    settings, contract = ctx.settings, ctx.contract
+    spark = get_spark(settings)
     silver = silver_dataset(settings, ctx.store)
     current = silver.current()
     parts = bronze_partitions_in(settings, ctx.interval, ctx.store)
@@ -92,8 +94,3 @@ def run(ctx: RunContext) -> dict:
     silver.gc()
     return {"silver_version": version, **figures}
 
-
-if __name__ == "__main__":
-    from mdp.cli import stage_main
-
-    stage_main("bronze_to_silver")

@@ -8,7 +8,7 @@ from importlib.util import find_spec
 
 from pyspark.sql import SparkSession
 
-from mdp.settings import Settings
+from mdp.core.settings import Settings
 
 _session: SparkSession | None = None
 

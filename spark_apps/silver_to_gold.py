@@ -1,19 +1,21 @@
 """Silver -> Gold: one feature row per customer with the label, as a versioned snapshot.
 
 Training names the snapshot id it used, so a model can always be traced to its exact data.
-Run standalone (SparkApplication): python -m spark_apps.silver_to_gold
+Run alone: mdp stage silver_to_gold (a SparkApplication runs mdp/shell/spark_main.py).
 """
 
 from __future__ import annotations
 
-from mdp.context import RunContext, StageError
-from mdp.contract import load_contract
-from mdp.lake import gold_dataset, new_version, silver_dataset, spark_uri
+from mdp.core.context import RunContext, StageError
+from spark_apps.session import get_spark
+from mdp.core.contract import load_contract
+from mdp.core.lake import gold_dataset, new_version, silver_dataset, spark_uri
 from spark_apps.transforms import build_features
 
 
 def run(ctx: RunContext) -> dict:
-    settings, spark, contract = ctx.settings, ctx.spark, load_contract()
+    settings, contract = ctx.settings, ctx.contract
+    spark = get_spark(settings)
     current = silver_dataset(settings, ctx.store).current()
     if not current:
         raise StageError("no published Silver: run bronze_to_silver and validate_silver first")
@@ -28,8 +30,3 @@ def run(ctx: RunContext) -> dict:
     gold.gc()
     return {"gold_snapshot": snapshot, "gold_rows": rows, "silver_version": current["version"]}
 
-
-if __name__ == "__main__":
-    from mdp.cli import stage_main
-
-    stage_main("silver_to_gold")

@@ -23,7 +23,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from mdp.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule
+from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule
 
 DATA_TYPES = {"string": StringType, "int": IntegerType, "double": DoubleType, "boolean": BooleanType, "date": DateType, "timestamp": TimestampType}
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
@@ -170,13 +170,9 @@ def build_features(silver: DataFrame, contract: Contract) -> DataFrame:
             "days_since_last_login"
         ),
         F.col("phone").isNotNull().alias("has_phone"),
-        F.col(contract.label).cast("int").alias(contract.label),
+        F.col(contract.label.column).cast("int").alias(contract.label.column),
         F.col("as_of"),
     )
-
-
-FEATURES_NUMERIC = ["age", "monthly_spend", "support_tickets", "tenure_days", "days_since_last_login"]
-FEATURES_CATEGORICAL = ["plan", "country", "has_phone"]
 
 
 def content_checksum(df: DataFrame) -> tuple[int, str]:

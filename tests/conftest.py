@@ -22,7 +22,7 @@ os.environ.setdefault("MDP_SPARK_DRIVER_MEMORY", "2g")
 @pytest.fixture
 def make_settings(tmp_path, monkeypatch):
     """Settings for an isolated embedded lake under tmp_path (override any field by keyword)."""
-    from mdp.settings import get_settings
+    from mdp.core.settings import get_settings
 
     monkeypatch.delenv("MDP_PROFILE", raising=False)
 
@@ -35,7 +35,7 @@ def make_settings(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def spark():
-    from mdp.settings import get_settings
+    from mdp.core.settings import get_settings
     from spark_apps.session import get_spark
 
     session = get_spark(get_settings(home=Path("/tmp")))

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from ingestion.bronze import RawRecord, write_bronze
 from ingestion.generator import generate_hour, ingest_time
-from mdp.storage import store_for
+from mdp.core.storage import store_for
 
 
 def write_messages(settings, hour: datetime, messages: list[bytes], source: str = "test", first_offset: int = 0) -> None:

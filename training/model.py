@@ -25,8 +25,12 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder  # noqa: E402
 
-from spark_apps.transforms import FEATURES_CATEGORICAL, FEATURES_NUMERIC  # noqa: E402
+from mdp.core.contract import load_contract  # noqa: E402
 
+# Interim: the feature lists come from the bundled contract's roles (issue 12 makes the model follow any contract).
+_ROLES = load_contract().features()
+FEATURES_NUMERIC = [n for n, r, _ in _ROLES if r == "numeric"]
+FEATURES_CATEGORICAL = [n for n, r, _ in _ROLES if r in ("categorical", "boolean")]
 FEATURES = FEATURES_NUMERIC + FEATURES_CATEGORICAL
 
 

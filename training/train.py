@@ -11,10 +11,10 @@ from importlib.metadata import version as package_version
 
 import matplotlib.pyplot as plt
 
-from mdp.context import RunContext, StageError
-from mdp.contract import load_contract
-from mdp.lake import gold_dataset, read_parquet
-from mdp.settings import check_reachable
+from mdp.core.context import RunContext, StageError
+from mdp.core.contract import load_contract
+from mdp.core.lake import gold_dataset, read_parquet
+from mdp.core.settings import check_reachable
 from training.model import FEATURES, build_pipeline, evaluate, plots, split
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,12 @@ def _mlflow(settings):
 
 
 def ensure_experiment(mlflow, settings) -> str:
-    exp = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+    exp = mlflow.get_experiment_by_name(settings.experiment)
     if exp:
         return exp.experiment_id
     # A local store keeps artifacts in the lake's `mlflow` layer; a server decides for itself.
     location = settings.layer_uri("mlflow") if settings.mlflow_uri.startswith("sqlite") else None
-    return mlflow.create_experiment(settings.mlflow_experiment, artifact_location=location)
+    return mlflow.create_experiment(settings.experiment, artifact_location=location)
 
 
 def champion_auc(client, name: str) -> tuple[str | None, float | None]:
@@ -60,9 +60,9 @@ def run(ctx: RunContext) -> dict:
         raise StageError("no Gold snapshot: run silver_to_gold first")
     snapshot = current["version"]
     gold = read_parquet(settings, gold_dataset(settings, ctx.store).table_uri("customer_features", snapshot)).to_pandas()
-    if gold[contract.label].nunique() < 2:
-        raise StageError(f"Gold snapshot {snapshot} has a single class in {contract.label!r}: nothing to learn")
-    X_train, X_test, y_train, y_test = split(gold, contract.label, settings.seed)
+    if gold[contract.label.column].nunique() < 2:
+        raise StageError(f"Gold snapshot {snapshot} has a single class in {contract.label.column!r}: nothing to learn")
+    X_train, X_test, y_train, y_test = split(gold, contract.label.column, settings.seed)
     model = build_pipeline(settings.seed).fit(X_train, y_train)
     metrics = evaluate(model, X_test, y_test)
 
@@ -79,7 +79,7 @@ def run(ctx: RunContext) -> dict:
                 "rows_total": len(gold),
                 "rows_train": len(X_train),
                 "rows_test": len(X_test),
-                "positive_rate": round(float(gold[contract.label].mean()), 4),
+                "positive_rate": round(float(gold[contract.label.column].mean()), 4),
                 "features": ",".join(FEATURES),
                 "model": "HistGradientBoostingClassifier",
                 **{f"hp_{k}": v for k, v in model.named_steps["model"].get_params().items() if k in ("max_iter", "learning_rate", "max_leaf_nodes")},
@@ -96,7 +96,7 @@ def run(ctx: RunContext) -> dict:
             name="model",
             signature=infer_signature(X_test.head(50), model.predict_proba(X_test.head(50))[:, 1]),
             input_example=X_test.head(5),
-            registered_model_name=settings.registered_model,
+            registered_model_name=settings.model_name,
             # Our own fitted trees; skops asks us to vouch for the type explicitly.
             skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
             # Stated, not inferred: inference re-imports the model in a subprocess (about 8 s a run).
@@ -106,10 +106,10 @@ def run(ctx: RunContext) -> dict:
 
     client = MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
     version = str(info.registered_model_version)
-    prev_version, prev_auc = champion_auc(client, settings.registered_model)
+    prev_version, prev_auc = champion_auc(client, settings.model_name)
     promoted = prev_auc is None or metrics["roc_auc"] >= prev_auc
     if promoted:
-        client.set_registered_model_alias(settings.registered_model, CHAMPION, version)
+        client.set_registered_model_alias(settings.model_name, CHAMPION, version)
     log.info("model v%s roc_auc=%.4f champion=%s", version, metrics["roc_auc"], version if promoted else prev_version)
     return {
         "gold_snapshot": snapshot,

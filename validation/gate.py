@@ -19,10 +19,10 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 import great_expectations as gx  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from mdp.context import GateFailed, RunContext, StageError  # noqa: E402
-from mdp.contract import Contract, load_contract  # noqa: E402
-from mdp.lake import read_parquet, silver_dataset  # noqa: E402
-from mdp.storage import Store, join  # noqa: E402
+from mdp.core.context import GateFailed, RunContext, StageError  # noqa: E402
+from mdp.core.contract import Contract, load_contract  # noqa: E402
+from mdp.core.lake import read_parquet, silver_dataset  # noqa: E402
+from mdp.core.storage import Store, join  # noqa: E402
 from validation.suite import batch_suite, silver_suite  # noqa: E402
 
 ARROW_TYPES = {"string": pa.string(), "int": pa.int32(), "double": pa.float64(), "boolean": pa.bool_(), "date": pa.date32()}

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
-from mdp.contract import Contract
+from mdp.core.contract import Contract
 
 
 def _bounds(contract: Contract, name: str, now: datetime) -> tuple[object, object]:
@@ -60,4 +60,4 @@ def silver_suite(contract: Contract, now: datetime | None = None) -> gx.Expectat
 
 
 def batch_suite(contract: Contract, now: datetime | None = None) -> gx.ExpectationSuite:
-    return build_suite(contract, f"{contract.entity}_batch", mostly=round(1.0 - contract.max_bad_fraction, 6), now=now)
+    return build_suite(contract, f"{contract.entity}_batch", mostly=round(1.0 - contract.quality.max_per_rule, 6), now=now)

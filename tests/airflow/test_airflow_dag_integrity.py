@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from mdp.lake import Interval
-from mdp.stages import STAGE_NAMES, STAGES
+from mdp.core.lake import Interval
+from mdp.core.stages import STAGE_NAMES, STAGES
 
 pytestmark = pytest.mark.unit
 

@@ -51,7 +51,7 @@ def tries(dag_run) -> dict[str, int]:
 
 
 def settings():
-    from mdp.settings import get_settings
+    from mdp.core.settings import get_settings
 
     return get_settings()
 
@@ -60,7 +60,7 @@ def model_versions(s) -> list[str]:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(s.mlflow_uri, s.mlflow_uri)
-    return sorted(str(mv.version) for mv in client.search_model_versions(f"name='{s.registered_model}'"))
+    return sorted(str(mv.version) for mv in client.search_model_versions(f"name='{s.model_name}'"))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_end_to_end_mlflow_has_the_new_run(good_run):
 
     s = settings()
     client = MlflowClient(s.mlflow_uri, s.mlflow_uri)
-    exp = client.get_experiment_by_name(s.mlflow_experiment)
+    exp = client.get_experiment_by_name(s.experiment)
     assert exp is not None
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 1
@@ -89,7 +89,7 @@ def test_end_to_end_mlflow_has_the_new_run(good_run):
     assert run.info.status == "FINISHED"
     assert run.data.params["interval"] == "[2026-01-01T05:00Z, 2026-01-01T06:00Z)"
     assert "roc_auc" in run.data.metrics
-    mv = client.get_model_version_by_alias(s.registered_model, "champion")
+    mv = client.get_model_version_by_alias(s.model_name, "champion")
     assert mv.run_id == run.info.run_id
 
 
@@ -108,18 +108,18 @@ def write_malformed_batch(s, hour: datetime, n: int) -> list[str]:
     """An extra Bronze file in the hour's partition: valid events, except every email is malformed."""
     from ingestion.bronze import RawRecord, write_bronze
     from ingestion.generator import generate_hour, ingest_time
-    from mdp.storage import store_for
+    from mdp.core.storage import store_for
 
     records = []
     for i, e in enumerate(generate_hour(s.seed + 1000, hour, n, 0.0)):
         doc = json.loads(e.message)
         doc["email"] = f"not-an-email-{i}"
         records.append(RawRecord(json.dumps(doc).encode(), e.customer_id.encode(), 9, i, ingest_time(hour, i, n)))
-    return write_bronze(s, store_for(s), records, source="test", topic=s.kafka_topic)
+    return write_bronze(s, store_for(s), records, source="test", topic=s.topic)
 
 
 def test_corrupted_batch_stops_at_the_gate(good_run, dag, capfd):
-    from mdp.lake import gold_dataset, silver_dataset
+    from mdp.core.lake import gold_dataset, silver_dataset
 
     assert str(good_run.state) == "success", "the good run is the baseline"
     s = settings()

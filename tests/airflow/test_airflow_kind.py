@@ -18,7 +18,7 @@ import pytest
 import yaml
 from airflow_helpers import DAG_ID, REPO
 
-from mdp.stages import STAGES
+from mdp.core.stages import STAGES
 
 pytestmark = pytest.mark.unit
 
@@ -36,7 +36,7 @@ def kind():
     try:
         from airflow_helpers import load_dagbag
 
-        from mdp.settings import get_settings
+        from mdp.core.settings import get_settings
 
         bag = load_dagbag()
         settings = get_settings()
@@ -134,18 +134,18 @@ def test_kind_dag_uses_kubernetes_operators(kind):
 def test_spark_application_validates_against_crd(kind, crd_validate, stage):
     import jsonschema
 
-    from mdp import k8s
+    from mdp.shell import k8s
 
     dag, settings = kind
-    # What mdp/k8s.py builds, exactly.
+    # What mdp/shell/k8s.py builds, exactly.
     crd_validate(k8s.spark_application(settings, stage, SINCE, UNTIL))
     # What the operator really submits after rendering and adding its own bits.
     body = submitted_spark_application(dag, stage.name)
     spec = body["spec"]
-    assert spec["arguments"] == ["--since", SINCE, "--until", UNTIL]
+    assert spec["arguments"] == [stage.name, "--since", SINCE, "--until", UNTIL]
     assert spec["image"] == settings.kubernetes.images["spark"]
-    assert spec["mainApplicationFile"] == f"local:///opt/mdp/spark_apps/{stage.module.rsplit('.', 1)[-1]}.py"
-    assert (REPO / "spark_apps" / f"{stage.module.rsplit('.', 1)[-1]}.py").is_file()
+    assert spec["mainApplicationFile"] == "local:///opt/mdp/mdp/shell/spark_main.py"
+    assert (REPO / "mdp" / "shell" / "spark_main.py").is_file()
     assert spec["driver"]["serviceAccount"] == settings.kubernetes.spark_service_account
     assert body["metadata"]["namespace"] == settings.kubernetes.namespace
     # Upstream quirk: with reattach_on_restart the operator also writes spec.labels, a field the
@@ -161,7 +161,7 @@ def test_spark_application_validates_against_crd(kind, crd_validate, stage):
 def test_crd_check_is_strict(kind, crd_validate):
     import jsonschema
 
-    from mdp import k8s
+    from mdp.shell import k8s
 
     _, settings = kind
     body = k8s.spark_application(settings, SPARK_STAGES[0], SINCE, UNTIL)
@@ -204,7 +204,7 @@ def _assert_secrets_by_reference(settings, env: list[dict]) -> None:
 @pytest.mark.parametrize("stage", SPARK_STAGES, ids=lambda s: s.name)
 def test_spark_driver_and_executor_get_secrets_by_reference(kind, stage):
     _, settings = kind
-    from mdp import k8s
+    from mdp.shell import k8s
 
     spec = k8s.spark_application(settings, stage, SINCE, UNTIL)["spec"]
     for role in ("driver", "executor"):

@@ -70,7 +70,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def profiles() -> dict:
-    return yaml.safe_load((REPO / "mdp" / "profiles.yaml").read_text())
+    return yaml.safe_load((REPO / "mdp" / "core" / "profiles.yaml").read_text())
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""One set of names everywhere: mdp/profiles.yaml (the source of truth) against the chart, the
+"""One set of names everywhere: mdp/core/profiles.yaml (the source of truth) against the chart, the
 overlays, the upstream values, compose, kind, the Makefile and the Tiltfile."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def test_image_names_and_tags(profiles, compose_config):
 
 
 def test_buckets(compose_config, chart_renders):
-    from mdp.settings import LAYERS
+    from mdp.core.settings import LAYERS
 
     chart = yaml.safe_load((REPO / "charts/mdp-platform/values.yaml").read_text())
     assert chart["minio"]["buckets"] == list(LAYERS) == ["bronze", "silver", "gold", "mlflow"]
@@ -53,9 +53,9 @@ def test_buckets(compose_config, chart_renders):
 
 
 def test_topic(compose_config, chart_renders):
-    from mdp.settings import Settings
+    from mdp.core.settings import get_settings
 
-    topic = Settings.model_fields["kafka_topic"].default
+    topic = get_settings().topic
     assert topic == "customers"
     assert find(chart_renders["default"], "KafkaTopic", topic)["spec"]["topicName"] == topic
     assert f"--topic {topic} " in compose_config["services"]["kafka-init"]["command"][0]

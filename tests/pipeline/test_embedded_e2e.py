@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mdp.context import GateFailed, RunContext
-from mdp.lake import Interval, gold_dataset, read_parquet, silver_dataset, spark_uri
-from mdp.runner import run_pipeline
-from mdp.settings import get_settings
-from mdp.stages import STAGES, get_stage
+from mdp.core.context import GateFailed, RunContext
+from mdp.core.lake import Interval, gold_dataset, read_parquet, silver_dataset, spark_uri
+from mdp.shell.runner import run_pipeline
+from mdp.core.settings import get_settings
+from mdp.core.stages import STAGES, get_stage
 from spark_apps.transforms import content_checksum
 from tests.helpers import clean_events, corrupt, write_messages
 
@@ -42,7 +42,7 @@ def champion(settings):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
-    return str(client.get_model_version_by_alias(settings.registered_model, "champion").version)
+    return str(client.get_model_version_by_alias(settings.model_name, "champion").version)
 
 
 def test_rows_are_conserved_and_reported(lake):

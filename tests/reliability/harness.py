@@ -90,7 +90,7 @@ def run_cli(args: list[str], env: dict, timeout: float = 240, cwd: Path | str | 
 def make_lake(home: Path):
     """Embedded settings for a lake under `home`, built with the fake credentials in the environment
     (unused by an embedded lake, but configured, so a leak of them would show)."""
-    from mdp.settings import get_settings
+    from mdp.core.settings import get_settings
 
     with mock.patch.dict(os.environ, FAKE_SECRETS):
         return get_settings(home=home, events=EVENTS, seed=SEED)
@@ -102,8 +102,8 @@ def write_bronze_hours(settings) -> None:
     as exact copies and half with conflicting content under the same event id. Their latest state
     is that event, so which copy Silver keeps is visible in the final table."""
     from ingestion.land import land_from_generator
-    from mdp.context import RunContext
-    from mdp.lake import Interval
+    from mdp.core.context import RunContext
+    from mdp.core.lake import Interval
     from tests.helpers import clean_events, write_messages
 
     land_from_generator(RunContext(settings, Interval(HOURS[0], HOURS[-1] + timedelta(hours=1))))
@@ -118,17 +118,17 @@ SILVER_STAGES = ("bronze_to_silver", "validate_silver", "silver_to_gold")
 
 def cycle(settings, hour: datetime, stages=SILVER_STAGES):
     """One hourly run of the given stages, in process (the shared Spark session)."""
-    from mdp.context import RunContext
-    from mdp.lake import Interval
-    from mdp.runner import run_pipeline
-    from mdp.stages import get_stage
+    from mdp.core.context import RunContext
+    from mdp.core.lake import Interval
+    from mdp.shell.runner import run_pipeline
+    from mdp.core.stages import get_stage
 
     return run_pipeline(RunContext(settings, Interval.hour_of(hour)), [get_stage(s) for s in stages])
 
 
 def checksums(spark, settings) -> dict:
     """Content checksums of what readers see: the tables the pointers name."""
-    from mdp.lake import gold_dataset, silver_dataset, spark_uri
+    from mdp.core.lake import gold_dataset, silver_dataset, spark_uri
     from spark_apps.transforms import content_checksum
 
     silver, gold = silver_dataset(settings), gold_dataset(settings)
@@ -144,7 +144,7 @@ def checksums(spark, settings) -> dict:
 
 
 def version_dirs(settings, layer: str, table: str) -> set[str]:
-    from mdp.lake import VersionedDataset
+    from mdp.core.lake import VersionedDataset
 
     ds = VersionedDataset(settings, layer, (table,))
     return {d[2:] for d in ds.store.list_dirs(f"{ds.root}/{table}") if d.startswith("v=")}

@@ -4,7 +4,7 @@ A lake with H1 published. Then, in a subprocess (`mdp stage ...`, as Airflow or 
 1. bronze_to_silver for H2 is SIGKILLed (with its JVM: the whole process group) the moment its
    new Silver version folder appears, i.e. while Spark is writing it, before any pointer;
 2. silver_to_gold is SIGKILLed after writing its snapshot and before the `_CURRENT` pointer
-   (test hook MDP_TEST_CRASH_BEFORE_POINTER=gold in mdp/lake.py).
+   (test hook MDP_TEST_CRASH_BEFORE_POINTER=gold in mdp/core/lake.py).
 After each crash readers (who follow the pointers) see the previous complete version; a rerun
 gives content identical to the uninterrupted reference run; afterwards no unreferenced version
 folder, Spark `_temporary` folder or temp pointer file is left in the lake.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mdp.lake import gold_dataset, silver_dataset
+from mdp.core.lake import gold_dataset, silver_dataset
 from tests.reliability.harness import (
     CLI_OUTPUTS,
     HOURS,

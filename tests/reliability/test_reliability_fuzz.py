@@ -17,12 +17,12 @@ import pytest
 
 from ingestion.bronze import RawRecord, write_bronze
 from ingestion.generator import ingest_time
-from mdp.context import GateFailed, RunContext
-from mdp.contract import UNKNOWN_FIELD, UNPARSEABLE, load_contract
-from mdp.lake import Interval, bronze_table_uri, read_parquet, silver_dataset
-from mdp.runner import run_stage
-from mdp.stages import get_stage
-from mdp.storage import store_for
+from mdp.core.context import GateFailed, RunContext
+from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, load_contract
+from mdp.core.lake import Interval, bronze_table_uri, read_parquet, silver_dataset
+from mdp.shell.runner import run_stage
+from mdp.core.stages import get_stage
+from mdp.core.storage import store_for
 from tests.reliability.fuzz import MUTATIONS, fuzz, variety
 from tests.reliability.harness import make_lake
 

@@ -22,10 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from mdp.context import GateFailed, RunContext
-from mdp.lake import Interval, gold_dataset, new_version, read_parquet, silver_dataset
-from mdp.runner import run_pipeline
-from mdp.stages import STAGES, get_stage
+from mdp.core.context import GateFailed, RunContext
+from mdp.core.lake import Interval, gold_dataset, new_version, read_parquet, silver_dataset
+from mdp.shell.runner import run_pipeline
+from mdp.core.stages import STAGES, get_stage
 from tests.helpers import clean_events, write_messages
 from tests.reliability.harness import HOURS
 
@@ -38,7 +38,7 @@ def registry_state(settings) -> dict:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
-    name = settings.registered_model
+    name = settings.model_name
     return {
         "versions": sorted(v.version for v in client.search_model_versions(f"name='{name}'")),
         "champion": client.get_model_version_by_alias(name, "champion").version,

@@ -20,12 +20,12 @@ import pytest
 
 from ingestion.landing import LandingOptions, land
 from ingestion.producer import ensure_topic, make_producer, publish
-from mdp.context import RunContext
-from mdp.lake import Interval, bronze_table_uri, read_parquet, silver_dataset
-from mdp.runner import run_stage
-from mdp.services import LocalServices, Ports, ServiceConfig, ServiceError, find_binary
-from mdp.stages import get_stage
-from mdp.storage import store_for
+from mdp.core.context import RunContext
+from mdp.core.lake import Interval, bronze_table_uri, read_parquet, silver_dataset
+from mdp.shell.runner import run_stage
+from mdp.shell.services import LocalServices, Ports, ServiceConfig, ServiceError, find_binary
+from mdp.core.stages import get_stage
+from mdp.core.storage import store_for
 from tests.helpers import clean_events
 from tests.reliability.harness import make_lake
 
@@ -58,13 +58,13 @@ def broker():
 def test_poison_messages_do_not_stop_landing_and_end_in_quarantine(broker, tmp_path, spark):
     settings = make_lake(tmp_path).model_copy(update={"source": "kafka", "kafka_bootstrap": broker.kafka_bootstrap,
                                                        "kafka_topic": "poison-rel7"})
-    ensure_topic(settings.kafka_bootstrap, settings.kafka_topic, partitions=1)
+    ensure_topic(settings.kafka_bootstrap, settings.topic, partitions=1)
     now = datetime.now(UTC)
     good = [json.dumps(e).encode() for e in clean_events(77, Interval.hour_of(now).start, 40)]
     messages = good[:20] + list(POISON.values()) + good[20:]  # poison in the middle: what follows must land too
     producer = make_producer(settings)
     try:
-        publish(producer, settings.kafka_topic, [(b"C9999999" if m is None else None, m) for m in messages])  # a tombstone has a key
+        publish(producer, settings.topic, [(b"C9999999" if m is None else None, m) for m in messages])  # a tombstone has a key
     finally:
         producer.close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from mdp.lake import silver_dataset
+from mdp.core.lake import silver_dataset
 from tests.reliability.harness import HOURS, checksums, cycle, make_lake, write_bronze_hours
 
 pytestmark = pytest.mark.integration

@@ -86,7 +86,7 @@ def test_no_cli_output_of_this_session_shows_a_credential():
 
 
 def test_error_messages_redact_passwords_in_urls(monkeypatch):
-    from mdp.settings import redact
+    from mdp.core.settings import redact
 
     monkeypatch.setenv("PGPASSWORD", FAKE_SECRETS["PGPASSWORD"])
     text = redact(f"cannot connect to postgresql://mdp:inline-pw@127.0.0.1:5432/db (password {FAKE_SECRETS['PGPASSWORD']})")
@@ -114,7 +114,7 @@ def test_mlflow_logs_and_lake_hold_no_credential(trained):
 
 
 # ---- committed configuration --------------------------------------------------------------------
-CONFIG_GLOBS = ["mdp/profiles.yaml", "charts/**/*.yaml", "k8s/**/*.yaml", "docker-compose*.yml", ".env*",
+CONFIG_GLOBS = ["mdp/core/profiles.yaml", "charts/**/*.yaml", "k8s/**/*.yaml", "docker-compose*.yml", ".env*",
                 ".github/workflows/*.yml", "kind/*.yaml"]
 SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|access_?key|api_?key|token|credential)")
 NOT_A_VALUE_KEY = re.compile(r"(?i)(name|file|ref|path|existingsecret|secrets|keys)$")
@@ -179,7 +179,7 @@ def literal_secrets(path: Path) -> list[str]:
 def test_committed_configuration_holds_no_credentials():
     files = config_files()
     names = {str(p.relative_to(ROOT)) for p in files}
-    assert {"mdp/profiles.yaml", "docker-compose.yml"} <= names and any(n.startswith("k8s/base/") for n in names)
+    assert {"mdp/core/profiles.yaml", "docker-compose.yml"} <= names and any(n.startswith("k8s/base/") for n in names)
     assert any(n.startswith("charts/") and n.endswith("/values.yaml") for n in names)
     offenders = {str(p.relative_to(ROOT)): hits for p in files if not is_dev_file(p) and (hits := literal_secrets(p))}
     assert offenders == {}, offenders

@@ -14,7 +14,7 @@ def subprocess_env(settings, **extra: str) -> dict[str, str]:
         "MDP_HOME": str(settings.home),
         "MDP_LAKE_ROOT": settings.lake_root,
         "MDP_SOURCE": settings.source,
-        "MDP_KAFKA_TOPIC": settings.kafka_topic,
+        "MDP_KAFKA_TOPIC": settings.topic,
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     })
     for key, var in (("kafka_bootstrap", "MDP_KAFKA_BOOTSTRAP"), ("s3_endpoint", "MDP_S3_ENDPOINT"),

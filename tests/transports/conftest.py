@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mdp.services import LocalServices, Ports, ServiceConfig, ServiceError, find_binary
+from mdp.shell.services import LocalServices, Ports, ServiceConfig, ServiceError, find_binary
 
 
 def _need(*names: str) -> None:
@@ -118,7 +118,7 @@ def bucket_lake(s3, uid) -> str:
 @pytest.fixture
 def local_settings(stack, tmp_path, monkeypatch):
     """Settings of the `local` profile pointing at this session's servers (override by keyword)."""
-    from mdp.settings import get_settings
+    from mdp.core.settings import get_settings
 
     monkeypatch.delenv("MDP_PROFILE", raising=False)
 

@@ -19,9 +19,9 @@ from _transport_helpers import read_topic, subprocess_env
 from ingestion.generator import generate_hour
 from ingestion.landing import LandingOptions, land
 from ingestion.producer import make_producer, produce_generated, publish
-from mdp.context import RunContext
-from mdp.lake import Interval, bronze_table_uri, read_parquet
-from mdp.storage import store_for
+from mdp.core.context import RunContext
+from mdp.core.lake import Interval, bronze_table_uri, read_parquet
+from mdp.core.storage import store_for
 
 pytestmark = pytest.mark.integration
 
@@ -107,8 +107,8 @@ def test_landing_is_bounded_by_max_records_and_max_wait(local_settings, topic):
 
 
 def test_sigkill_after_write_before_commit_loses_nothing(local_settings, topic, spark):
-    from mdp.runner import run_stage
-    from mdp.stages import get_stage
+    from mdp.shell.runner import run_stage
+    from mdp.core.stages import get_stage
 
     s = kafka_settings(local_settings, topic, events=6000, dirty_fraction=0.03)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -138,7 +138,7 @@ def test_sigkill_after_write_before_commit_loses_nothing(local_settings, topic, 
 
     clean = [json.loads(e.message) for e in sent if e.dirty is None]
     assert b2s["accepted"] == len({e["event_id"] for e in clean})  # each valid event once, redelivery dropped
-    from mdp.lake import silver_dataset
+    from mdp.core.lake import silver_dataset
 
     staged = silver_dataset(s).staged()
     silver = read_parquet(s, silver_dataset(s).table_uri("customers", staged["version"]))
@@ -184,7 +184,7 @@ def test_topic_holds_what_was_produced(local_settings, topic):
 
 
 def test_missing_topic_is_a_clear_config_error(local_settings, kafka, uid):
-    from mdp.settings import ConfigError
+    from mdp.core.settings import ConfigError
 
     s = kafka_settings(local_settings, f"absent-{uid}")
     with pytest.raises(ConfigError, match=rf"Kafka at {s.kafka_bootstrap} has no topic 'absent-{uid}'"):

@@ -17,11 +17,12 @@ import pytest
 from _transport_helpers import subprocess_env
 from ingestion.postgres_source import WatermarkPublisher, seed
 from ingestion.producer import produce_generated
-from mdp.context import RunContext
-from mdp.lake import Interval, gold_dataset, read_parquet, silver_dataset
-from mdp.runner import run_pipeline, run_stage
-from mdp.settings import LAYERS, ConfigError, get_settings
-from mdp.stages import get_stage
+from mdp.core.context import RunContext
+from spark_apps.session import get_spark
+from mdp.core.lake import Interval, gold_dataset, read_parquet, silver_dataset
+from mdp.shell.runner import run_pipeline, run_stage
+from mdp.core.settings import LAYERS, ConfigError, get_settings
+from mdp.core.stages import get_stage
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +93,7 @@ def test_spark_wrote_silver_and_gold_to_s3(pipeline_run, s3):
     table = read_parquet(settings, gold_dataset(settings).table_uri("customer_features", gold["version"]))
     assert table.num_rows == pipeline_run["report"].figures("silver_to_gold")["gold_rows"]
     # Spark reads S3 back: the published Silver has the rows bronze_to_silver counted.
-    rows = ctx.spark.read.parquet(f"s3a://silver/customers/v={silver['version']}").count()
+    rows = get_spark(ctx.settings).read.parquet(f"s3a://silver/customers/v={silver['version']}").count()
     assert rows == pipeline_run["report"].figures("bronze_to_silver")["silver_rows"]
 
 
@@ -104,11 +105,11 @@ def test_training_logged_run_and_model_to_the_server(pipeline_run, mlflow_server
     run = client.get_run(train["run_id"])
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # clients log over HTTP; the server writes S3
     assert run.data.metrics["roc_auc"] == pytest.approx(train["roc_auc"], abs=1e-3)
-    assert client.get_model_version_by_alias(settings.registered_model, "champion").version == train["champion"]
+    assert client.get_model_version_by_alias(settings.model_name, "champion").version == train["champion"]
 
     objects = keys(mlflow_server.s3_client(), "mlflow")
     assert any(train["run_id"] in k and k.endswith(".png") for k in objects), objects[:20]  # the plots
-    mv = client.get_model_version(settings.registered_model, train["model_version"])
+    mv = client.get_model_version(settings.model_name, train["model_version"])
     model_id = getattr(mv, "model_id", None) or mv.source.rsplit("/", 1)[-1]
     assert any(model_id in k and k.endswith("/MLmodel") for k in objects), (model_id, objects[:20])
 
@@ -129,7 +130,7 @@ def test_wrong_secret_key_fails_with_a_clear_error(s3, local_settings, topic):
         run_stage(get_stage("land_bronze"), ctx)
 
     # The same through the CLI: exit code 2 (configuration), one clear line, no traceback, no secret.
-    res = subprocess.run([sys.executable, "-m", "mdp.cli", "stage", "land_bronze"], env=subprocess_env(s),
+    res = subprocess.run([sys.executable, "-m", "mdp.shell.cli", "stage", "land_bronze"], env=subprocess_env(s),
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2, res.stderr
     assert s.s3_endpoint in res.stderr and "rejected the credentials" in res.stderr
@@ -138,7 +139,7 @@ def test_wrong_secret_key_fails_with_a_clear_error(s3, local_settings, topic):
 
 def test_services_cli_reports_the_running_stack(stack, postgres, kafka, s3, mlflow_server):
     home = stack.root.parent.parent
-    cli = [sys.executable, "-m", "mdp.cli", "services"]
+    cli = [sys.executable, "-m", "mdp.shell.cli", "services"]
     status = subprocess.run([*cli, "status", "--home", str(home)], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
     for name in ("postgres", "s3", "kafka", "mlflow"):

@@ -11,7 +11,7 @@ import pytest
 
 from _transport_helpers import read_topic
 from ingestion.postgres_source import WatermarkPublisher, connect, seed, simulate_changes, state_columns
-from mdp.contract import load_contract
+from mdp.core.contract import load_contract
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def pg_settings(local_settings, pg_database, topic):
 
 
 def published(settings) -> list[dict]:
-    return [json.loads(r.value) | {"_key": r.key.decode()} for r in read_topic(settings.kafka_bootstrap, settings.kafka_topic)]
+    return [json.loads(r.value) | {"_key": r.key.decode()} for r in read_topic(settings.kafka_bootstrap, settings.topic)]
 
 
 def newer(msgs: list[dict], seen: list[dict]) -> list[dict]:
@@ -137,7 +137,7 @@ def test_republished_row_keeps_its_event_id(pg_settings):
 
 
 def test_wrong_password_is_a_clear_config_error(local_settings, pg_database):
-    from mdp.settings import ConfigError
+    from mdp.core.settings import ConfigError
 
     s = local_settings(postgres_dsn=pg_database, PGPASSWORD="wrong")
     with pytest.raises(ConfigError, match=r"cannot connect to Postgres at postgresql://mdp@127\.0\.0\.1:\d+/"):

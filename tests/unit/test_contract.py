@@ -2,7 +2,7 @@
 
 import pytest
 
-from mdp.contract import Contract, load_contract
+from mdp.core.contract import Contract, load_contract
 from validation.suite import batch_suite, silver_suite
 
 pytestmark = pytest.mark.unit
@@ -42,7 +42,7 @@ def test_batch_suite_tolerates_the_contract_share_of_bad_rows():
     c = load_contract()
     suite = batch_suite(c)
     mostlies = {getattr(e, "mostly", None) for e in suite.expectations if hasattr(e, "mostly")}
-    assert mostlies == {round(1 - c.max_bad_fraction, 6)}
+    assert mostlies == {round(1 - c.quality.max_per_rule, 6)}
     assert {getattr(e, "column", None) for e in suite.expectations if type(e).__name__ == "ExpectColumnValuesToBeUnique"} == {c.event_id}
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from mdp.settings import ConfigError, get_settings, load_profiles
+from mdp.core.settings import ConfigError, get_settings, load_profiles
 
 pytestmark = pytest.mark.unit
 

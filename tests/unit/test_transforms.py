@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mdp.contract import load_contract
+from mdp.core.contract import load_contract
 from spark_apps.bronze_to_silver import bronze_spark_schema
 from spark_apps.transforms import (
     build_features,

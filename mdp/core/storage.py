@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from mdp.settings import ConfigError, Settings, connect_failure
+from mdp.core.errors import ConfigError, Unavailable
+from mdp.core.settings import LAYERS, Settings, connect_failure
 
 
 class Store:
@@ -173,6 +174,36 @@ def s3_client(settings: Settings):
             retries={"max_attempts": 2, "mode": "standard"},
         ),
     )
+
+
+def check_s3(settings: Settings, buckets: tuple[str, ...] | None = None) -> None:
+    """Fail fast with a ConfigError naming the endpoint when S3 is unreachable or refuses us."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    if not settings.lake_is_s3:
+        return
+    client = s3_client(settings)
+    from urllib.parse import urlparse
+
+    wanted = buckets or tuple(sorted({urlparse(settings.layer_uri(layer)).netloc for layer in LAYERS}))
+    for bucket in wanted:
+        try:
+            client.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise ConfigError(
+                    f"S3 at {settings.s3_endpoint}: bucket {bucket!r} does not exist; create it (local profile: `mdp services bootstrap`)"
+                ) from None
+            if status in (401, 403) or code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+                raise ConfigError(
+                    f"S3 at {settings.s3_endpoint} rejected the credentials ({code}): check AWS_ACCESS_KEY_ID and "
+                    f"AWS_SECRET_ACCESS_KEY (for the local profile: eval \"$(mdp services env)\")"
+                ) from None
+            raise ConfigError(f"S3 at {settings.s3_endpoint}: {code} on bucket {bucket!r}") from None
+        except (EndpointConnectionError, BotoCoreError) as exc:
+            raise Unavailable(f"cannot reach S3 at {settings.s3_endpoint} (s3_endpoint, MDP_S3_ENDPOINT): {exc}") from None
 
 
 def store_for(settings: Settings) -> Store:

@@ -20,12 +20,10 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mdp.core.errors import ConfigError, Unavailable
+
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 LAYERS = ("bronze", "silver", "gold", "mlflow")
-
-
-class ConfigError(ValueError):
-    """A bad setting: the message names the key (and the endpoint where there is one)."""
 
 
 def load_profiles() -> dict[str, dict[str, Any]]:
@@ -84,11 +82,12 @@ class Settings(BaseSettings):
     lake_root: str = ".mdp/lake"
     s3_endpoint: str | None = None
     s3_region: str = "us-east-1"
+    contract: str = Field(default="customers", description="a bundled contract's name or a YAML path (MDP_CONTRACT)")
     kafka_bootstrap: str | None = None
-    kafka_topic: str = "customers"
+    kafka_topic: str | None = Field(default=None, description="default: the contract's entity")
     mlflow_tracking_uri: str = "sqlite:///.mdp/mlflow.db"
-    mlflow_experiment: str = "customers-churn"
-    registered_model: str = "customers-churn"
+    mlflow_experiment: str | None = Field(default=None, description="default: the registered model's name")
+    registered_model: str | None = Field(default=None, description="default: the contract's model name")
     postgres_dsn: str | None = None
     spark_master: str = "local[*]"
     spark_shuffle_partitions: int = Field(default=4, ge=1)
@@ -99,6 +98,10 @@ class Settings(BaseSettings):
     dirty_fraction: float = Field(default=0.03, ge=0.0, le=1.0)
     seed: int = 42
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    lease_ttl_s: float = Field(default=120.0, gt=0, description="a writer's lease on a lake dataset lapses after this")
+    continuous_landing: bool = Field(
+        default=False, description="a `mdp land --follow` service lands Kafka continuously; the DAG starts at Bronze"
+    )
 
     # Credentials: the standard variable names, so boto3, MLflow and libpq read the same ones.
     s3_access_key: SecretStr | None = Field(
@@ -138,6 +141,25 @@ class Settings(BaseSettings):
         return v
 
     # ---- derived facts -------------------------------------------------------------------
+    @property
+    def data_contract(self):
+        """The contract every stage works to (loaded once per process)."""
+        from mdp.core.contract import load_contract
+
+        return load_contract(self.contract)
+
+    @property
+    def topic(self) -> str:
+        return self.kafka_topic or self.data_contract.entity
+
+    @property
+    def model_name(self) -> str:
+        return self.registered_model or self.data_contract.registered_model
+
+    @property
+    def experiment(self) -> str:
+        return self.mlflow_experiment or self.model_name
+
     @property
     def lake_is_s3(self) -> bool:
         return self.lake_root.startswith("s3://")
@@ -190,8 +212,8 @@ def connect_failure(exc: BaseException | str) -> str:
 
 
 def check_reachable(key: str, url: str, timeout: float) -> None:
-    """Fail fast when nothing answers at an http(s):// or host:port endpoint: a ConfigError naming the
-    setting, its variable and the endpoint, after one TCP connect bounded by `timeout` seconds."""
+    """Fail fast when nothing answers at an http(s):// or host:port endpoint: Unavailable (retryable)
+    naming the setting, its variable and the endpoint, after one TCP connect bounded by `timeout`."""
     parsed = urlparse(url if "://" in url else f"tcp://{url}")
     if parsed.scheme not in ("http", "https", "tcp") or not parsed.hostname:
         return
@@ -200,7 +222,7 @@ def check_reachable(key: str, url: str, timeout: float) -> None:
         socket.create_connection((parsed.hostname, port), timeout=timeout).close()
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else connect_failure(exc)
-        raise ConfigError(f"{key} (MDP_{key.upper()}) {url}: {reason}") from None
+        raise Unavailable(f"{key} (MDP_{key.upper()}) {url}: {reason}") from None
 
 
 SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "MDP_S3_ACCESS_KEY", "MDP_S3_SECRET_KEY", "MDP_POSTGRES_PASSWORD")

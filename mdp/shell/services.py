@@ -28,7 +28,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from mdp.settings import LAYERS, ConfigError, Settings
+from mdp.core.settings import LAYERS, ConfigError, Settings
+from mdp.core.storage import check_s3  # noqa: F401  (re-exported: `mdp services` checks the same way)
 
 # Local-only development credentials. Not secrets: every server binds 127.0.0.1 only.
 DEV_S3_ACCESS_KEY = "mdp-local-dev"
@@ -585,39 +586,6 @@ class LocalServices:
              "running": self.running(n), "healthy": self.running(n) and self.healthy(n), "dir": str(self.root / n)}
             for n in SERVICE_NAMES
         ]
-
-
-# ---- checks used by stages ---------------------------------------------------------------------
-def check_s3(settings: Settings, buckets: tuple[str, ...] | None = None) -> None:
-    """Fail fast with a ConfigError naming the endpoint when S3 is unreachable or refuses us."""
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
-
-    from mdp.storage import s3_client
-
-    if not settings.lake_is_s3:
-        return
-    client = s3_client(settings)
-    from urllib.parse import urlparse
-
-    wanted = buckets or tuple(sorted({urlparse(settings.layer_uri(layer)).netloc for layer in LAYERS}))
-    for bucket in wanted:
-        try:
-            client.head_bucket(Bucket=bucket)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "?")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("404", "NoSuchBucket", "NotFound"):
-                raise ConfigError(
-                    f"S3 at {settings.s3_endpoint}: bucket {bucket!r} does not exist; run `mdp services bootstrap`"
-                ) from None
-            if status in (401, 403) or code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
-                raise ConfigError(
-                    f"S3 at {settings.s3_endpoint} rejected the credentials ({code}): check AWS_ACCESS_KEY_ID and "
-                    f"AWS_SECRET_ACCESS_KEY (for the local profile: eval \"$(mdp services env)\")"
-                ) from None
-            raise ConfigError(f"S3 at {settings.s3_endpoint}: {code} on bucket {bucket!r}") from None
-        except (EndpointConnectionError, BotoCoreError) as exc:
-            raise ConfigError(f"cannot reach S3 at {settings.s3_endpoint} (s3_endpoint, MDP_S3_ENDPOINT): {exc}") from None
 
 
 # ---- CLI ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from mdp.settings import ConfigError, get_settings, redact
+from mdp.core.settings import ConfigError, get_settings, redact
 
 EXIT_STAGE, EXIT_CONFIG, EXIT_GATE, EXIT_CONSERVATION = 1, 2, 3, 4
 err = Console(stderr=True)

@@ -18,11 +18,11 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mdp.context import GateFailed, RunContext
-from mdp.lake import Interval, all_bronze_hours
-from mdp.settings import ConfigError, install_secret_mask, redact
-from mdp.cli_common import EXIT_CONFIG, EXIT_CONSERVATION, EXIT_GATE, EXIT_STAGE, Profile, settings_or_exit
-from mdp.stages import STAGE_NAMES, STAGES, get_stage
+from mdp.core.context import GateFailed, RunContext
+from mdp.core.lake import Interval, all_bronze_hours
+from mdp.core.settings import ConfigError, install_secret_mask, redact
+from mdp.shell.cli_common import EXIT_CONFIG, EXIT_CONSERVATION, EXIT_GATE, EXIT_STAGE, Profile, settings_or_exit
+from mdp.core.stages import STAGE_NAMES, STAGES, get_stage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mini Data Platform: the customers pipeline.")
 console = Console(stderr=False)
@@ -84,7 +84,7 @@ def rows_table(report) -> Table:
 
 def execute(settings, interval: Interval, stages, quiet: bool = False):
     ctx = RunContext(settings=settings, interval=interval, run_id=uuid.uuid4().hex[:8])
-    from mdp.runner import run_pipeline
+    from mdp.shell.runner import run_pipeline
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=quiet) as progress:
         ids = {s.name: progress.add_task(f"[dim]{s.name}: {s.summary}", total=1) for s in stages}
@@ -136,7 +136,7 @@ def run(
     train = report.figures("train_model")
     if train:
         console.print(
-            f"model [bold]{settings.registered_model}[/] v{train['model_version']} roc_auc={train['roc_auc']}, "
+            f"model [bold]{settings.model_name}[/] v{train['model_version']} roc_auc={train['roc_auc']}, "
             f"champion=v{train['champion']}; MLflow: {settings.mlflow_uri}"
         )
 
@@ -191,22 +191,16 @@ def mlflow_ui(profile: Profile = None, port: int = 5001):
 
 
 # Real transports and local services (issue 4).
-from mdp.kafka_cli import kafka_app, postgres_app  # noqa: E402
-from mdp.services import services_app  # noqa: E402
+from mdp.shell.kafka_cli import kafka_app, postgres_app  # noqa: E402
+from mdp.shell.services import services_app  # noqa: E402
 
 app.add_typer(services_app, name="services")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(postgres_app, name="postgres")
 
 
-from mdp.airflow_cli import airflow_app  # noqa: E402
+from mdp.shell.airflow_cli import airflow_app  # noqa: E402
 app.add_typer(airflow_app, name="airflow")
-
-
-def stage_main(name: str) -> None:
-    """Entry for `python -m spark_apps.<stage>` (SparkApplication mainApplicationFile)."""
-    sys.argv = [sys.argv[0], "stage", name, *sys.argv[1:]]
-    main()
 
 
 def main() -> None:

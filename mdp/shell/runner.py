@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from mdp.context import RunContext
-from mdp.stages import STAGES, Stage
+from mdp.core.context import RunContext
+from mdp.core.stages import STAGES, Stage
 
 
 @dataclass
@@ -51,12 +51,12 @@ def run_stage(stage: Stage, ctx: RunContext) -> StageResult:
 def preflight(settings, stages: Iterable[Stage]) -> None:
     """Fail fast, before any work: the endpoints these stages will use answer (one TCP connect each,
     bounded by connect_timeout_s) and S3 has its keys. Each failure is a ConfigError naming the setting."""
-    from mdp.settings import check_reachable
+    from mdp.core.settings import check_reachable
 
     names = {s.name for s in stages}
     t = settings.connect_timeout_s
     if settings.lake_is_s3:
-        from mdp.storage import s3_client
+        from mdp.core.storage import s3_client
 
         s3_client(settings)  # endpoint and keys are set
         check_reachable("s3_endpoint", settings.s3_endpoint, t)

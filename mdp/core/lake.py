@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from mdp.settings import Settings
-from mdp.storage import Store, join, store_for
+from mdp.core.settings import Settings
+from mdp.core.storage import Store, join, store_for
 
 ENTITY = "customers"
 

@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from mdp.cli_common import Profile, settings_or_exit
-from mdp.settings import ConfigError, redact
+from mdp.shell.cli_common import Profile, settings_or_exit
+from mdp.core.settings import ConfigError, redact
 
 kafka_app = typer.Typer(no_args_is_help=True, help="Produce to and land from the Kafka topic.")
 postgres_app = typer.Typer(no_args_is_help=True, help="The optional Postgres source of customers.")
@@ -47,7 +47,7 @@ def produce_cmd(
     from ingestion.producer import current_hour, ensure_topic, produce_generated
 
     s = _settings(profile, events=events, dirty_fraction=dirty_fraction, seed=seed)
-    _guard(ensure_topic, s.kafka_bootstrap, s.kafka_topic)
+    _guard(ensure_topic, s.kafka_bootstrap, s.topic)
     now = current_hour()
     figures = _guard(produce_generated, s, [now - timedelta(hours=h) for h in reversed(range(hours))])
     typer.echo(json.dumps(figures))
@@ -61,8 +61,8 @@ def land_cmd(
 ):
     """Land the topic into Bronze (commits offsets after each durable write). Prints figures as JSON."""
     from ingestion.landing import LandingOptions, land
-    from mdp.services import check_s3
-    from mdp.storage import store_for
+    from mdp.core.storage import check_s3
+    from mdp.core.storage import store_for
 
     s = _settings(profile)
     _guard(check_s3, s)
@@ -102,7 +102,7 @@ def publish_cmd(
     from ingestion.producer import ensure_topic
 
     s = _settings(profile)
-    _guard(ensure_topic, s.kafka_bootstrap, s.kafka_topic)
+    _guard(ensure_topic, s.kafka_bootstrap, s.topic)
     pub = _guard(WatermarkPublisher, s, min_age_s=min_age_s)
     try:
         n = _guard(pub.run, interval, None) if follow else _guard(pub.poll_once)
@@ -110,4 +110,4 @@ def publish_cmd(
         pub.close()
     mark = pub.watermark()
     where = f"(updated_at {mark[0].isoformat()}, customer_id {mark[1]})" if mark else "none yet"
-    typer.echo(f"published {n} changed rows to {s.kafka_topic!r}; watermark {where}")
+    typer.echo(f"published {n} changed rows to {s.topic!r}; watermark {where}")

@@ -1,8 +1,8 @@
 """Kubernetes specs for the stages, built from Settings: the ONE place that knows their shape.
 
 The `kind` profile (settings.runner == "kubernetes") runs each stage out of process:
-- a Spark stage becomes a SparkApplication (sparkoperator.k8s.io/v1beta2) that runs
-  local:///opt/mdp/spark_apps/<stage>.py in the spark image (`spark_application`);
+- a Spark stage becomes a SparkApplication (sparkoperator.k8s.io/v1beta2) whose driver runs
+  local:///opt/mdp/mdp/shell/spark_main.py <stage> in the spark image (`spark_application`);
 - a python stage becomes a pod running `mdp stage NAME --since .. --until ..` in the jobs image
   (`stage_pod`, and `pod_operator_kwargs` for KubernetesPodOperator).
 
@@ -22,12 +22,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mdp.settings import Settings
-from mdp.stages import Stage
+from mdp.core.settings import Settings
+from mdp.core.stages import Stage
 
 SPARK_API_VERSION = "sparkoperator.k8s.io/v1beta2"
 SPARK_KIND = "SparkApplication"
-SPARK_APPS_DIR = "/opt/mdp/spark_apps"  # where images/spark puts the stage modules
+SPARK_MAIN = "local:///opt/mdp/mdp/shell/spark_main.py"  # in images/spark (WORKDIR /opt/mdp)
 SPARK_VERSION = "4.3.0"  # the Spark inside images/spark (pyspark==4.3.0)
 
 # Resources: small, fixed sizes for a laptop-sized kind cluster. Change them here, in one place.
@@ -112,8 +112,8 @@ def spark_application(settings: Settings, stage: Stage, since: str, until: str) 
             "mode": "cluster",
             "image": image_for(settings, stage),
             "imagePullPolicy": "IfNotPresent",
-            "mainApplicationFile": f"local://{SPARK_APPS_DIR}/{stage.module.rsplit('.', 1)[-1]}.py",
-            "arguments": interval_args(since, until),
+            "mainApplicationFile": SPARK_MAIN,
+            "arguments": [stage.name, *interval_args(since, until)],
             "sparkVersion": SPARK_VERSION,
             # Airflow owns retries; the operator must not rerun a half-done stage on its own.
             "restartPolicy": {"type": "Never"},

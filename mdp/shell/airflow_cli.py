@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "dags"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 

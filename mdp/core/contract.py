@@ -1,0 +1,279 @@
+"""The data contract, loaded once and typed. Everything schema-shaped derives from here.
+
+A contract names an entity (its lake tables, its Kafka topic, its model), the envelope every
+message carries (event id, optional event time, type and tombstone marker), the entity's columns
+with their rules and feature roles, derived features, the label, and the quality gate's
+thresholds. A bad contract fails on load with the offending key named.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mdp.core.errors import ConfigError
+
+CONTRACTS_DIR = Path(__file__).with_name("contracts")
+ColumnType = Literal["string", "int", "double", "boolean", "date", "timestamp"]
+Normaliser = Literal["trim", "lower", "upper"]
+FeatureRole = Literal["numeric", "categorical", "boolean", "identifier", "excluded"]
+Impute = Literal["median", "mean", "most_frequent", "zero"]
+NUMERIC_TYPES = ("int", "double")
+
+# Reason codes that are not column rules.
+UNPARSEABLE = "unparseable_json"
+UNKNOWN_FIELD = "unknown_field"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Column(_Strict):
+    name: str
+    type: ColumnType
+    nullable: bool = True
+    normalise: list[Normaliser] = Field(default_factory=list)
+    regex: str | None = None  # full-match semantics: the whole value must match, in every engine
+    allowed: list[str] | None = None
+    min: float | date | None = None
+    max: float | date | None = None
+    not_future: bool = False
+    feature: FeatureRole | None = None  # None: chosen from the type (see Contract.feature_role)
+    impute: Impute | None = None  # how the model fills a missing value (None: median / most frequent)
+
+
+class Derived(_Strict):
+    """A Gold feature computed from columns, relative to the snapshot's as-of time."""
+
+    name: str
+    kind: Literal["days_since", "is_present"]
+    column: str
+    fallback: str | None = None  # days_since: the column used when `column` is null
+    feature: FeatureRole = "numeric"
+    impute: Impute | None = None
+
+
+class Label(_Strict):
+    column: str
+    positive: bool | int | str = True  # the value that means "positive class" (after normalisers)
+
+
+class Tombstone(_Strict):
+    """An event whose `column` equals `value` deletes the entity: kept in Silver, dropped from Gold."""
+
+    column: str
+    value: str
+
+
+class Drift(_Strict):
+    """Batch against published Silver, per column. Checked only when both have `min_rows` rows."""
+
+    max_null_share_increase: float = Field(default=0.3, ge=0, le=1)
+    min_distinct_ratio: float = Field(default=0.1, ge=0, le=1)
+    min_rows: int = Field(default=1000, ge=1)
+
+
+class Quality(_Strict):
+    """The gate's thresholds, each a share of the run's distinct deliveries (exact copies removed)."""
+
+    max_quarantined: float = Field(default=0.10, ge=0, le=1)  # all reasons together
+    max_unparseable: float = Field(default=0.05, ge=0, le=1)  # not a JSON object / not UTF-8
+    max_unknown_fields: float = Field(default=0.05, ge=0, le=1)  # a field the contract does not name
+    max_bad_type: float = Field(default=0.05, ge=0, le=1)  # a value that does not cast to its type
+    max_per_rule: float = Field(default=0.10, ge=0, le=1)  # any one other rule (missing, format, set, range)
+    max_conflicting_duplicates: float = Field(default=0.01, ge=0, le=1)  # one event id, two contents
+    drift: Drift = Field(default_factory=Drift)
+
+
+class Rule(BaseModel):
+    """One row-level check. `code` is the quarantine reason; `kind` maps to one GX expectation."""
+
+    code: str
+    kind: Literal["not_null", "type", "regex", "in_set", "between", "not_future"]
+    column: str
+
+    @property
+    def threshold(self) -> str:
+        """The Quality field that bounds this rule's share of a batch."""
+        return "max_bad_type" if self.kind == "type" else "max_per_rule"
+
+
+class Contract(_Strict):
+    entity: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    version: int
+    primary_key: str
+    event_id: str
+    event_time: str | None = None  # None: the ingest time orders the state
+    event_type: str | None = None
+    tombstone: Tombstone | None = None
+    label: Label
+    model_name: str | None = None  # default: <entity>-<label column>
+    unknown_fields: Literal["quarantine", "ignore"] = "quarantine"
+    max_future_skew_hours: int = 24
+    quality: Quality = Field(default_factory=Quality)
+    columns: list[Column]
+    derived: list[Derived] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "max_bad_fraction" in data:
+                raise ValueError("max_bad_fraction: replaced by quality.max_per_rule (and the other quality.* thresholds)")
+            if isinstance(data.get("label"), str):
+                data = {**data, "label": {"column": data["label"]}}
+        return data
+
+    @model_validator(mode="after")
+    def _check_names(self) -> "Contract":
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"columns: duplicate names {dupes}")
+        for key in ("primary_key", "event_id", "event_time", "event_type"):
+            value = getattr(self, key)
+            if value is not None and value not in names:
+                raise ValueError(f"{key}: {value!r} is not a declared column")
+        if self.label.column not in names:
+            raise ValueError(f"label.column: {self.label.column!r} is not a declared column")
+        if self.tombstone and self.tombstone.column not in names:
+            raise ValueError(f"tombstone.column: {self.tombstone.column!r} is not a declared column")
+        for c in self.columns:
+            if c.feature == "numeric" and c.type not in NUMERIC_TYPES:
+                raise ValueError(f"columns.{c.name}.feature: numeric needs type int or double, not {c.type}")
+            if c.allowed is not None and c.type != "string":
+                raise ValueError(f"columns.{c.name}.allowed: only for string columns")
+        derived_names = [d.name for d in self.derived]
+        for d in self.derived:
+            if d.name in names or derived_names.count(d.name) > 1:
+                raise ValueError(f"derived.{d.name}: the name is already used")
+            for ref in (d.column, d.fallback):
+                if ref is not None and ref not in names:
+                    raise ValueError(f"derived.{d.name}: {ref!r} is not a declared column")
+            if d.kind == "days_since" and self.column(d.column).type not in ("date", "timestamp"):
+                raise ValueError(f"derived.{d.name}: days_since needs a date or timestamp column")
+        label_type = self.column(self.label.column).type
+        positive = self.label.positive
+        ok = {"boolean": isinstance(positive, bool), "int": isinstance(positive, int) and not isinstance(positive, bool),
+              "string": isinstance(positive, str)}.get(label_type, False)
+        if not ok:
+            raise ValueError(f"label.positive: {positive!r} does not fit the {label_type} column {self.label.column!r}")
+        return self
+
+    # ---- names ------------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"contract {self.entity}: no column {name!r}")
+
+    @property
+    def envelope(self) -> list[str]:
+        """The event's own fields (not the entity's state)."""
+        return [n for n in (self.event_id, self.event_time, self.event_type) if n]
+
+    @property
+    def state_columns(self) -> list[Column]:
+        """The columns an entity row holds: everything but the envelope."""
+        return [c for c in self.columns if c.name not in self.envelope]
+
+    @property
+    def registered_model(self) -> str:
+        return self.model_name or f"{self.entity}-{self.label.column}"
+
+    # ---- features -----------------------------------------------------------------------------------
+    def feature_role(self, c: Column) -> FeatureRole:
+        """The column's role in Gold and the model: stated, or chosen from its type."""
+        if c.name == self.primary_key:
+            return "identifier"
+        if c.name in self.envelope or c.name == self.label.column:
+            return "excluded"
+        if c.feature:
+            return c.feature
+        if c.type in NUMERIC_TYPES:
+            return "numeric"
+        if c.type == "boolean":
+            return "boolean"
+        if c.type == "string" and c.allowed:
+            return "categorical"
+        return "excluded"
+
+    def features(self) -> list[tuple[str, FeatureRole, Impute | None]]:
+        """(name, role, impute) of every model input, columns first then derived, in contract order."""
+        out = [(c.name, self.feature_role(c), c.impute) for c in self.columns]
+        out += [(d.name, d.feature, d.impute) for d in self.derived]
+        return [(n, r, i) for n, r, i in out if r in ("numeric", "categorical", "boolean")]
+
+    def features_by_role(self, role: FeatureRole) -> list[str]:
+        return [n for n, r, _ in self.features() if r == role]
+
+    # ---- rules ----------------------------------------------------------------------------------------
+    def rules(self) -> list[Rule]:
+        """Row-level rules in evaluation order; the first failing one is a row's primary reason."""
+        out: list[Rule] = []
+        for c in self.columns:
+            if not c.nullable:
+                out.append(Rule(code=f"missing:{c.name}", kind="not_null", column=c.name))
+            if c.type != "string":
+                out.append(Rule(code=f"bad_type:{c.name}", kind="type", column=c.name))
+            if c.regex:
+                out.append(Rule(code=f"bad_format:{c.name}", kind="regex", column=c.name))
+            if c.allowed:
+                out.append(Rule(code=f"bad_value:{c.name}", kind="in_set", column=c.name))
+            if c.min is not None or c.max is not None:
+                out.append(Rule(code=f"out_of_range:{c.name}", kind="between", column=c.name))
+            if c.not_future:
+                out.append(Rule(code=f"future:{c.name}", kind="not_future", column=c.name))
+        return out
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        lines.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(lines)
+
+
+def contract_path(name_or_path: str) -> Path:
+    """A bundled contract's name (`customers`) or a path to a YAML file."""
+    if name_or_path.endswith((".yaml", ".yml")) or os.sep in name_or_path:
+        return Path(name_or_path)
+    return CONTRACTS_DIR / f"{name_or_path}.yaml"
+
+
+def bundled_contracts() -> list[str]:
+    return sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml"))
+
+
+def parse_contract(data: Any, source: str = "contract") -> Contract:
+    try:
+        return Contract.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"contract {source}: {_describe(exc)}") from None
+
+
+@cache
+def load_contract(name_or_path: str = "customers") -> Contract:
+    """Load and check a contract (MDP_CONTRACT names it); a bad one is a ConfigError naming the key."""
+    path = contract_path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"contract (MDP_CONTRACT): no contract {name_or_path!r}; give a YAML path or one of: {', '.join(bundled_contracts())}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"contract {path}: not valid YAML ({exc})") from None
+    return parse_contract(data, str(path))
