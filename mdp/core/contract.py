@@ -72,6 +72,13 @@ class Tombstone(_Strict):
     value: str
 
 
+class PostgresSource(_Strict):
+    """The optional Postgres source table that follows this contract (its DDL derives from it)."""
+
+    table: str | None = None  # default: the entity
+    watermark_column: str = "updated_at"  # set by a trigger on every write; becomes the event time
+
+
 class Drift(_Strict):
     """Batch against published Silver, per column. Checked only when both have `min_rows` rows."""
 
@@ -118,6 +125,7 @@ class Contract(_Strict):
     unknown_fields: Literal["quarantine", "ignore"] = "quarantine"
     max_future_skew_hours: int = 24
     quality: Quality = Field(default_factory=Quality)
+    postgres: PostgresSource = Field(default_factory=PostgresSource)
     columns: list[Column]
     derived: list[Derived] = Field(default_factory=list)
 
@@ -187,6 +195,10 @@ class Contract(_Strict):
     def state_columns(self) -> list[Column]:
         """The columns an entity row holds: everything but the envelope."""
         return [c for c in self.columns if c.name not in self.envelope]
+
+    @property
+    def source_table(self) -> str:
+        return self.postgres.table or self.entity
 
     @property
     def registered_model(self) -> str:
