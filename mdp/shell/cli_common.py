@@ -21,7 +21,9 @@ def settings_or_exit(profile: str | None, **overrides):
     if profile:
         os.environ["MDP_PROFILE"] = profile
     try:
-        return get_settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = get_settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings.data_contract  # a bad contract fails here, naming its key, before any work
+        return settings
     except ConfigError as exc:
         err.print(f"[bold red]configuration error[/]: {redact(str(exc))}")
         raise typer.Exit(EXIT_CONFIG) from None
