@@ -59,7 +59,7 @@ def run(ctx: RunContext) -> dict:
     if not current:
         raise StageError("no Gold snapshot: run silver_to_gold first")
     snapshot = current["version"]
-    gold = read_parquet(settings, gold_dataset(settings, ctx.store).table_uri("customer_features", snapshot)).to_pandas()
+    gold = read_parquet(settings, gold_dataset(settings, ctx.store).table_uri("features", snapshot)).to_pandas()
     if gold[contract.label.column].nunique() < 2:
         raise StageError(f"Gold snapshot {snapshot} has a single class in {contract.label.column!r}: nothing to learn")
     X_train, X_test, y_train, y_test = split(gold, contract.label.column, settings.seed)

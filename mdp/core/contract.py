@@ -197,6 +197,13 @@ class Contract(_Strict):
         return [c for c in self.columns if c.name not in self.envelope]
 
     @property
+    def fingerprint(self) -> str:
+        """Changes whenever anything in the contract changes (Gold is rebuilt when it does)."""
+        import hashlib
+
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+    @property
     def source_table(self) -> str:
         return self.postgres.table or self.entity
 
@@ -248,6 +255,45 @@ class Contract(_Strict):
             if c.not_future:
                 out.append(Rule(code=f"future:{c.name}", kind="not_future", column=c.name))
         return out
+
+
+def anchored(regex: str, engine: Literal["java", "python", "re2"]) -> str:
+    """A contract regex with full-match semantics, written so that every engine agrees.
+
+    A bare `$` differs between engines: Java matches it before a final line terminator (\\n, \\r,
+    U+0085, U+2028...), Python before a final \\n only, RE2 only at the end. So the whole value must
+    match and the end is absolute: \\z in Java and RE2, \\Z in Python.
+    """
+    end = {"java": r"\z", "python": r"\Z", "re2": r"\z"}[engine]
+    return f"^(?:{regex}){end}"
+
+
+def schema_of(contract: Contract) -> dict:
+    """What a Silver version records about the contract it was written with (for evolution checks)."""
+    return {"version": contract.version, "primary_key": contract.primary_key, "event_id": contract.event_id,
+            "columns": {c.name: {"type": c.type, "nullable": c.nullable} for c in contract.columns}}
+
+
+def incompatibilities(contract: Contract, published: dict | None) -> list[str]:
+    """Why Silver written under `published` (schema_of of an earlier contract) cannot be merged under
+    `contract`. Adding a nullable column or dropping one is compatible; the rest is named here."""
+    if not published:
+        return []
+    out = []
+    for key in ("primary_key", "event_id"):
+        if published.get(key) != getattr(contract, key):
+            out.append(f"{key}: was {published.get(key)!r}, now {getattr(contract, key)!r}")
+    old = published.get("columns", {})
+    for c in contract.columns:
+        before = old.get(c.name)
+        if before is None:
+            if not c.nullable:
+                out.append(f"columns.{c.name}: a new column must be nullable (published rows have no value for it)")
+        elif before["type"] != c.type:
+            out.append(f"columns.{c.name}: type changed from {before['type']} to {c.type}")
+        elif before["nullable"] and not c.nullable:
+            out.append(f"columns.{c.name}: became non-nullable; published rows may hold nulls")
+    return out
 
 
 def _describe(exc: ValidationError) -> str:
