@@ -3,9 +3,9 @@
     mdp land                                topic -> Bronze up to the end offsets found at the start (= mdp kafka land)
     mdp land --follow                       land continuously (a long-running sink); SIGTERM drains and commits
     mdp kafka produce --events 100000       generated events (dirty ones included) -> topic
-    mdp postgres seed --customers 5000      customers table from the generator
-    mdp postgres change --rows 100          simulate app updates
-    mdp postgres publish [--follow]         changed rows -> topic, by the stored watermark
+    mdp postgres seed --customers 5000      the contract's table, filled from the generator
+    mdp postgres change --rows 100          simulate app updates (and --deletes)
+    mdp postgres publish [--follow]         changed and deleted rows -> topic, in commit order
 
 Exit codes: 0 ok, 1 failed, 2 bad setting, 5 a dependency is unreachable (retry later).
 """
@@ -116,22 +116,28 @@ kafka_app.command("land")(land_cmd)
 
 @postgres_app.command("seed")
 def seed_cmd(profile: Profile = None, customers: Annotated[int, typer.Option()] = 5000, seed: Annotated[Optional[int], typer.Option()] = None):
-    """Create the contract-shaped `customers` table and fill it from the generator (upsert)."""
+    """Create the contract's table (DDL from the contract) and fill it from the generator (upsert)."""
     from ingestion.postgres_source import seed as seed_rows
 
     s = _settings(profile)
     n = _guard(seed_rows, s, customers, seed)
-    typer.echo(f"seeded {n} customers into {s.postgres_dsn}")
+    typer.echo(f"seeded {n} rows into {s.data_contract.source_table!r} at {redact(s.postgres_dsn or '')}")
 
 
 @postgres_app.command("change")
-def change_cmd(profile: Profile = None, rows: Annotated[int, typer.Option()] = 100, seed: Annotated[int, typer.Option()] = 0):
-    """Update some random customers, as an application would."""
-    from ingestion.postgres_source import simulate_changes
+def change_cmd(
+    profile: Profile = None,
+    rows: Annotated[int, typer.Option(help="rows to update")] = 100,
+    deletes: Annotated[int, typer.Option(help="rows to delete (published as tombstones)")] = 0,
+    seed: Annotated[int, typer.Option()] = 0,
+):
+    """Update (and delete) some random rows, as an application would."""
+    from ingestion.postgres_source import delete_rows, simulate_changes
 
     s = _settings(profile)
-    ids = _guard(simulate_changes, s, rows, seed)
-    typer.echo(f"changed {len(ids)} customers")
+    changed = _guard(simulate_changes, s, rows, seed)
+    deleted = _guard(delete_rows, s, deletes) if deletes else []
+    typer.echo(f"changed {len(changed)} and deleted {len(deleted)} rows of {s.data_contract.source_table!r}")
 
 
 @postgres_app.command("publish")
@@ -139,19 +145,17 @@ def publish_cmd(
     profile: Profile = None,
     follow: Annotated[bool, typer.Option(help="keep polling every --interval seconds")] = False,
     interval: Annotated[float, typer.Option()] = 5.0,
-    min_age_s: Annotated[float, typer.Option(help="skip rows changed less than this long ago")] = 0.0,
 ):
-    """Publish rows changed since the stored watermark as customer_updated events."""
+    """Publish the rows changed or deleted since the stored snapshot (commit order), then store the new one."""
     from ingestion.postgres_source import WatermarkPublisher
     from ingestion.producer import ensure_topic
 
     s = _settings(profile)
     _guard(ensure_topic, s.kafka_bootstrap, s.topic)
-    pub = _guard(WatermarkPublisher, s, min_age_s=min_age_s)
+    pub = _guard(WatermarkPublisher, s)
     try:
         n = _guard(pub.run, interval, None) if follow else _guard(pub.poll_once)
+        mark = _guard(pub.watermark)
     finally:
         pub.close()
-    mark = pub.watermark()
-    where = f"(updated_at {mark[0].isoformat()}, customer_id {mark[1]})" if mark else "none yet"
-    typer.echo(f"published {n} changed rows to {s.topic!r}; watermark {where}")
+    typer.echo(f"published {n} changed rows to {s.topic!r}; snapshot {mark or 'none yet'}")

@@ -128,3 +128,43 @@ class SteadyProducer:
             raise self.error
         return self.sent
 
+
+def contract_violations(message: dict, contract) -> list[str]:
+    """What in one flat message breaks the contract's column rules (normalisers applied first), or []."""
+    import re
+    from datetime import date, datetime
+
+    out = []
+    if set(message) != set(contract.names):
+        out.append(f"fields {sorted(set(message) ^ set(contract.names))} differ from the contract")
+    for c in contract.columns:
+        v = message.get(c.name)
+        if v is None:
+            if not c.nullable:
+                out.append(f"missing:{c.name}")
+            continue
+        if c.type == "string" and isinstance(v, str):
+            for n in c.normalise:
+                v = {"trim": str.strip, "lower": str.lower, "upper": str.upper}[n](v)
+        ok_type = {"string": isinstance(v, str), "int": isinstance(v, int) and not isinstance(v, bool),
+                   "double": isinstance(v, (int, float)) and not isinstance(v, bool), "boolean": isinstance(v, bool)}
+        if c.type in ok_type and not ok_type[c.type]:
+            out.append(f"bad_type:{c.name}")
+            continue
+        if c.type in ("date", "timestamp"):
+            try:
+                v = date.fromisoformat(v) if c.type == "date" else datetime.fromisoformat(v.replace("Z", "+00:00")).date()
+            except (TypeError, ValueError):
+                out.append(f"bad_type:{c.name}")
+                continue
+        if c.regex and not re.fullmatch(c.regex, v):
+            out.append(f"bad_format:{c.name}")
+        if c.allowed and v not in c.allowed:
+            out.append(f"bad_value:{c.name}")
+        lo, hi = c.min, c.max
+        if c.type in ("date", "timestamp"):
+            lo = lo if lo is None or isinstance(lo, date) else None
+            hi = hi if hi is None or isinstance(hi, date) else None
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            out.append(f"out_of_range:{c.name}")
+    return out
