@@ -409,15 +409,16 @@ class Lander:
                 room = opts.batch_records - len(self.batch)
                 if not follow:
                     room = min(room, opts.max_records - self._seen)
-                try:
-                    polled = self.consumer.poll(timeout_ms=200, max_records=max(1, min(room, 50_000)))
-                except (KafkaTimeoutError, KafkaConnectionError) as exc:
-                    raise self._unreachable(exc) from None
+                polled = self.consumer.poll(timeout_ms=200, max_records=max(1, min(room, 50_000)))
             # Busy time: from the first poll after the join to the last record, plus the writes after it
             # (the join and the final idle wait are not landing work).
             active_s = max(last_record - t0 + tail_flush, 1e-6)
             cpu_s = max(time.process_time() - cpu0, 1e-6)  # this process, all threads: robust on a busy machine
             behind = self._behind_snapshot() if stopped_by != "snapshot" else 0
+        except (KafkaTimeoutError, KafkaConnectionError) as exc:
+            # The broker went away (a poll, a position, a commit): what was written and not
+            # committed is redelivered to the next run. Retryable.
+            raise self._unreachable(exc) from None
         finally:
             self.closing = True  # a revocation during close must not hand work to a stopped writer
             self.writer.shutdown(wait=True)
