@@ -202,8 +202,10 @@ def mlflow_ui(profile: Profile = None, port: int = 5001):
 
 
 # Real transports and local services (issue 4).
-from mdp.shell.kafka_cli import kafka_app, postgres_app  # noqa: E402
+from mdp.shell.kafka_cli import kafka_app, land_cmd, postgres_app  # noqa: E402
 from mdp.shell.services import services_app  # noqa: E402
+
+app.command("land")(land_cmd)  # `mdp land [--follow]`: Kafka -> Bronze (the same command as `mdp kafka land`)
 
 app.add_typer(services_app, name="services")
 app.add_typer(kafka_app, name="kafka")

@@ -46,8 +46,9 @@ CASES = {
                            [f"mlflow_tracking_uri (MDP_MLFLOW_TRACKING_URI) {S3}: connection refused"], 45),
     "kafka_unreachable": (["stage", "land_bronze"], {"MDP_SOURCE": "kafka", "MDP_KAFKA_BOOTSTRAP": f"127.0.0.1:{P}"}, 5,
                           [f"kafka_bootstrap (MDP_KAFKA_BOOTSTRAP) 127.0.0.1:{P}: connection refused"], 45),
+    # An outage, not a bad setting: exit 5 (retry later), still naming the setting and the endpoint.
     "postgres_unreachable": (["postgres", "seed"], {"MDP_POSTGRES_DSN": f"postgresql://mdp@127.0.0.1:{P}/customers"}, 5,
-                             ["postgres_dsn", f"127.0.0.1:{P}", "Connection refused"], 45),
+                             ["unavailable", "postgres_dsn", f"127.0.0.1:{P}", "connection refused"], 45),
 }
 
 

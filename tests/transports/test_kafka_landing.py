@@ -1,5 +1,6 @@
 """Kafka -> Bronze through a real broker (tansu): round trip, big/binary messages, bounded runs,
-a SIGKILL between the Bronze write and the offset commit, and the landing throughput."""
+a run that ends under a producer that never pauses, a SIGKILL between the Bronze write and the
+offset commit, and the landing throughput."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.compute as pc
 import pytest
 
-from _transport_helpers import read_topic, subprocess_env
+from _transport_helpers import SteadyProducer, bronze_offsets, committed_offsets, read_topic, subprocess_env
 from ingestion.generator import generate_hour
 from ingestion.landing import LandingOptions, land
 from ingestion.producer import make_producer, produce_generated, publish
@@ -104,6 +106,42 @@ def test_landing_is_bounded_by_max_records_and_max_wait(local_settings, topic):
     assert time.monotonic() - t0 < 20
     table = bronze_table(s)
     assert table.num_rows == 3000 and len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))) == 3000
+
+
+def test_landing_ends_under_a_producer_that_never_pauses(local_settings, topic):
+    """The run snapshots the end offsets when it starts and stops there, though records keep coming:
+    every record below the snapshot is in Bronze exactly once, nothing past it, all of it committed."""
+    s = kafka_settings(local_settings, topic)
+    group = f"g-{topic}"
+    stream = SteadyProducer(s).start(at_least=5000)
+    figures: dict = {}
+    run = threading.Thread(target=lambda: figures.update(
+        land(s, store_for(s), LandingOptions(max_wait_s=2, batch_records=2000, group=group))), daemon=True)
+    try:
+        run.start()
+        run.join(timeout=180)  # a guard against a hang, not a timing: today's code never ends here
+        assert not run.is_alive(), "the landing run did not end while the producer kept sending"
+        sent_during = stream.sent
+    finally:
+        sent_total = stream.stop()
+
+    assert figures["stopped_by"] == "snapshot"
+    snapshot = {int(p): o for p, o in figures["snapshot"].items()}
+    assert sum(snapshot.values()) >= 5000
+    assert sent_during > sum(snapshot.values())  # the stream went on past the snapshot while the run landed
+    offsets = bronze_offsets(bronze_table(s))
+    for p, end in snapshot.items():
+        assert offsets.get(p, []) == list(range(end)), f"partition {p}: not exactly the offsets below {end}"
+    assert figures["landed"] == sum(snapshot.values())
+    assert committed_offsets(s.kafka_bootstrap, topic, group) == snapshot  # committed up to the snapshot, no further
+
+    # The next run (the stream has stopped) lands the rest, each record once.
+    rest = land(s, store_for(s), LandingOptions(max_wait_s=2, batch_records=5000, group=group))
+    assert rest["stopped_by"] == "snapshot"
+    final = {int(p): o for p, o in rest["snapshot"].items()}
+    assert sum(final.values()) == sent_total
+    offsets = bronze_offsets(bronze_table(s))
+    assert {p: offsets.get(p, []) for p in final} == {p: list(range(end)) for p, end in final.items()}
 
 
 def test_sigkill_after_write_before_commit_loses_nothing(local_settings, topic, spark):
