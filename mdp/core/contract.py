@@ -158,6 +158,8 @@ class Contract(_Strict):
                 raise ValueError(f"columns.{c.name}.feature: numeric needs type int or double, not {c.type}")
             if c.allowed is not None and c.type != "string":
                 raise ValueError(f"columns.{c.name}.allowed: only for string columns")
+            if c.feature == "boolean" and c.type not in ("boolean", "int"):
+                raise ValueError(f"columns.{c.name}.feature: boolean needs type boolean or int (a 0/1 flag), not {c.type}")
         derived_names = [d.name for d in self.derived]
         for d in self.derived:
             if d.name in names or derived_names.count(d.name) > 1:
@@ -167,6 +169,14 @@ class Contract(_Strict):
                     raise ValueError(f"derived.{d.name}: {ref!r} is not a declared column")
             if d.kind == "days_since" and self.column(d.column).type not in ("date", "timestamp"):
                 raise ValueError(f"derived.{d.name}: days_since needs a date or timestamp column")
+            if d.fallback and self.column(d.fallback).type not in ("date", "timestamp"):
+                raise ValueError(f"derived.{d.name}.fallback: needs a date or timestamp column")
+            if d.feature not in ("numeric", "excluded") and not (d.kind == "is_present" and d.feature == "boolean"):
+                raise ValueError(f"derived.{d.name}.feature: {d.kind} gives a numeric feature (is_present may be boolean)")
+        for name, role, impute in self.features():  # the model fills gaps; the strategy must fit the role
+            if impute in ("median", "mean") and role != "numeric" or impute == "zero" and role == "categorical":
+                where = "derived" if name in derived_names else "columns"
+                raise ValueError(f"{where}.{name}.impute: {impute} does not fit a {role} feature")
         label_type = self.column(self.label.column).type
         positive = self.label.positive
         ok = {"boolean": isinstance(positive, bool), "int": isinstance(positive, int) and not isinstance(positive, bool),

@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     events: int = Field(default=100_000, ge=1, description="events generated per run")
     dirty_fraction: float = Field(default=0.03, ge=0.0, le=1.0)
     seed: int = 42
+    min_test_rows: int = Field(default=200, ge=1, description="train_model moves `champion` only with this many test rows")
     connect_timeout_s: float = Field(default=10.0, gt=0)
     lease_ttl_s: float = Field(default=120.0, gt=0, description="a writer's lease on a lake dataset lapses after this")
     continuous_landing: bool = Field(
