@@ -146,7 +146,8 @@ def run(
     if train:
         console.print(
             f"model [bold]{settings.model_name}[/] v{train['model_version']} roc_auc={train['roc_auc']}, "
-            f"champion=v{train['champion']}; MLflow: {settings.mlflow_uri}"
+            f"champion={'v' + str(train['champion']) if train['champion'] else 'none'} "
+            f"({train.get('decision', '')}: {train.get('reason', '')}); MLflow: {settings.mlflow_uri}"
         )
 
 
