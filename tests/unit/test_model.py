@@ -109,6 +109,19 @@ def test_defaults_are_median_and_most_frequent():
 def test_contract_refuses_an_imputation_that_does_not_fit_the_role():
     with pytest.raises(ValueError, match=r"columns.tier.impute: median does not fit a categorical feature"):
         tiny_contract(tier="median")
+    with pytest.raises(ValueError, match=r"columns.tier.impute: zero does not fit a categorical feature"):
+        tiny_contract(tier="zero")
+    assert tiny_contract(flag="zero").features()[-1] == ("flag", "boolean", "zero")  # a boolean gap may read as False
+
+
+def test_contract_refuses_roles_the_model_cannot_read():
+    base = load_contract().model_dump(mode="json")
+    text_flag = {**base, "columns": [*base["columns"][:-1], {"name": "vip", "type": "string", "feature": "boolean"}, base["columns"][-1]]}
+    with pytest.raises(ValueError, match=r"columns.vip.feature: boolean needs type boolean or int"):
+        parse_contract(text_flag, "test")
+    odd = {**base, "derived": [{"name": "tenure_band", "kind": "days_since", "column": "signup_date", "feature": "categorical"}]}
+    with pytest.raises(ValueError, match=r"derived.tenure_band.feature"):
+        parse_contract(odd, "test")
 
 
 def _gold(n: int, seed: int = 0) -> pd.DataFrame:
