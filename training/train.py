@@ -8,7 +8,8 @@
    same test rows.
 4. Log params, metrics, the comparison table, plots and the model (its signature declared from the
    contract); register it; describe the registered model and the new version (tags and text); move
-   the alias when the rule below says so.
+   the alias when the rule below says so, and pin the new champion's Gold snapshot and Silver
+   version so that retention keeps them.
 
 The champion rule, in order:
 - fewer than `min_test_rows` test rows (MDP_MIN_TEST_ROWS, default 200), or a single class among
@@ -37,7 +38,7 @@ import pandas as pd
 from mdp.core.context import RunContext, StageError
 from mdp.core.contract import Contract
 from mdp.core.errors import Unavailable
-from mdp.core.lake import gold_dataset, read_parquet
+from mdp.core.lake import gold_dataset, read_parquet, silver_dataset
 from mdp.core.settings import check_reachable
 from training.model import (
     SKOPS_TRUSTED,
@@ -323,6 +324,11 @@ def run(ctx: RunContext) -> dict:
         client.update_model_version(name, version, description=version_description(winner, figures, decision))
         if decision.promote:
             client.set_registered_model_alias(name, CHAMPION, version)
+    if decision.promote:  # retention keeps the champion's lineage: its Gold snapshot and Silver version
+        why = f"{name} v{version} ({CHAMPION}) was trained on it"
+        gold_dataset(settings, ctx.store).pin(CHAMPION, snapshot, why)
+        if current.get("silver_version"):
+            silver_dataset(settings, ctx.store).pin(CHAMPION, current["silver_version"], why)
     new_champion = version if decision.promote else champion.version
     log.info("model v%s (%s) roc_auc=%.4f: %s (%s)", version, winner, metrics["roc_auc"], decision.outcome, decision.reason)
     return {

@@ -56,7 +56,7 @@ def gold(tmp_path_factory, spark):
     ctx = RunContext(settings, Interval(HOURS[0], HOURS[-1] + timedelta(hours=1)))
     run_pipeline(ctx, [get_stage(s) for s in STAGES])
     dataset = gold_dataset(settings)
-    table = read_parquet(settings, dataset.table_uri("customer_features", dataset.current()["version"]))
+    table = read_parquet(settings, dataset.table_uri("features", dataset.current()["version"]))
     return {r["customer_id"]: r for r in table.to_pylist()}
 
 

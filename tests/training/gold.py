@@ -9,6 +9,7 @@ and the test rows stay exactly the same, so a model trained on it is deliberatel
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,12 +69,11 @@ def publish_gold(settings, gold: pd.DataFrame) -> str:
     """Write `gold` as a new Gold snapshot and make it current, as silver_to_gold does."""
     dataset = gold_dataset(settings)
     snapshot = new_version()
-    path = dataset.table_uri("customer_features", snapshot).removeprefix("file://")
-    import os
-
-    os.makedirs(path)
-    pq.write_table(pa.Table.from_pandas(gold, preserve_index=False), f"{path}/part-0.parquet")
-    dataset.commit(snapshot, {"silver_version": f"silver-for-{snapshot}", "rows": len(gold)})
+    path = Path(dataset.table_uri("features", snapshot).removeprefix("file://"))
+    path.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(gold, preserve_index=False), path / "part-0.parquet")
+    current = dataset.current()
+    dataset.commit(snapshot, {"silver_version": f"silver-for-{snapshot}", "rows": len(gold)}, current and current["version"])
     return snapshot
 
 

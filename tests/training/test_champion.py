@@ -75,15 +75,24 @@ def test_first_model_is_promoted_and_logs_no_integer_warning(settings):
     assert table.loc[table["winner"], "model"].item() == first["model"]
 
 
+def pinned(settings) -> tuple[str | None, str | None]:
+    from mdp.core.lake import gold_dataset, silver_dataset
+
+    g, s = gold_dataset(settings).pins().get("champion"), silver_dataset(settings).pins().get("champion")
+    return (g and g["version"]), (s and s["version"])
+
+
 def test_a_worse_challenger_does_not_move_the_alias(settings):
     good = synthetic_gold(N)
-    publish_gold(settings, good)
+    first_snapshot = publish_gold(settings, good)
     champ = train(settings)
+    assert pinned(settings) == (first_snapshot, f"silver-for-{first_snapshot}")  # retention keeps its lineage
     worse = shuffle_training_features(good, C, settings.seed)
     publish_gold(settings, worse)
     challenger = train(settings)
     assert not challenger["promoted"] and challenger["decision"] == "kept", challenger
     assert champion_of(settings) == champ["model_version"]
+    assert pinned(settings) == (first_snapshot, f"silver-for-{first_snapshot}")
     assert challenger["roc_auc"] < challenger["champion_roc_auc_same_rows"] - 0.1
     # The champion was scored on the challenger's test rows: the same figure, computed here apart.
     assert challenger["champion_roc_auc_same_rows"] == pytest.approx(auc_of_version_on(settings, champ["model_version"], worse, settings.seed), abs=1e-4)
@@ -98,9 +107,10 @@ def test_a_better_challenger_moves_the_alias(settings):
     publish_gold(settings, shuffle_training_features(good, C, settings.seed))
     weak = train(settings)
     assert weak["promoted"]  # the first model, however weak
-    publish_gold(settings, good)
+    better_snapshot = publish_gold(settings, good)
     better = train(settings)
     assert better["promoted"] and champion_of(settings) == better["model_version"], better
+    assert pinned(settings)[0] == better_snapshot
     assert better["roc_auc"] > better["champion_roc_auc_same_rows"] + 0.1
     assert better["champion_roc_auc_same_rows"] == pytest.approx(auc_of_version_on(settings, weak["model_version"], good, settings.seed), abs=1e-4)
     assert "beats champion v1" in tags_of(settings, better["model_version"])["champion_reason"]
@@ -121,7 +131,7 @@ def test_too_few_test_rows_promote_nothing(settings):
     publish_gold(settings, synthetic_gold(400))  # 100 test rows
     small = train(settings)
     assert not small["promoted"] and small["decision"] == "not_promoted"
-    assert champion_of(settings) is None
+    assert champion_of(settings) is None and pinned(settings) == (None, None)
     assert "only 100 test rows" in tags_of(settings, small["model_version"])["champion_reason"]
 
 
