@@ -11,7 +11,6 @@ The tutorial is docs/BRING_YOUR_OWN_DATA.md.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -77,7 +76,7 @@ def check_cmd(contract: Annotated[str, typer.Argument(help="a YAML path or a bun
     """Load a contract and show what the platform derives from it (exit 2 naming the bad key)."""
     from mdp.core.contract import load_contract
 
-    name = contract or os.environ.get("MDP_CONTRACT", "customers")
+    name = contract or settings_or_exit(None).contract  # MDP_CONTRACT, or a settings file's `contract`
     try:
         c = load_contract(name)
     except ConfigError as exc:
@@ -115,7 +114,9 @@ def ingest_cmd(
 
 
 def print_ingest(f: dict, settings) -> None:
-    where = f["destination"] if f["destination"] != "bronze" else settings.layer_uri("bronze")
+    from mdp.core.lake import bronze_table_uri
+
+    where = f["destination"] if f["destination"] != "bronze" else bronze_table_uri(settings)
     console.print(
         f"{f['events']} events from {f['file']} ({f['format']}, sha256 {f['sha256'][:12]}) -> {where}; "
         f"contract {settings.data_contract.entity}"
@@ -166,6 +167,18 @@ def run_settings(profile: str | None, input_file: Path | None, **overrides):
         raise typer.Exit(EXIT_CONFIG)
     source = "kafka" if settings.source == "kafka" else "file"
     return settings_or_exit(profile, **overrides, source=source, input_file=str(input_file.resolve()))
+
+
+def print_input(report) -> None:
+    """After `mdp run --input`: what the file brought (the summary table shows only scalars)."""
+    f = report.figures("land_bronze")
+    if "input_file" not in f:
+        return
+    blanks = ", ".join(f"{k}={v}" for k, v in f["input_blanks"].items()) or "none"
+    console.print(f"input {f['input_file']}: {f['input_rows']} rows, blank cells sent as null: {blanks}")
+    if f["input_unknown_columns"] or f["input_missing_required"]:
+        err.print(f"[yellow]header[/]: not in the contract {f['input_unknown_columns']}, "
+                  f"required but absent {f['input_missing_required']} (those rows are quarantined)")
 
 
 def register(app: typer.Typer) -> None:

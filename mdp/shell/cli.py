@@ -141,6 +141,7 @@ def run(
     report = execute(settings, interval, chosen, backfill=backfill, run_id=run_id)
     console.print(summary_table(report))
     console.print(rows_table(report))
+    print_input(report)
     for line in report.conservation():
         console.print(f"row conservation [green]OK[/]: {line}")
     train = report.figures("train_model")
@@ -216,7 +217,7 @@ app.add_typer(postgres_app, name="postgres")
 from mdp.shell.airflow_cli import airflow_app  # noqa: E402
 app.add_typer(airflow_app, name="airflow")
 
-from mdp.shell.byod_cli import register as register_byod, run_settings  # noqa: E402
+from mdp.shell.byod_cli import print_input, register as register_byod, run_settings  # noqa: E402
 register_byod(app)  # mdp contract infer|check, mdp ingest FILE, mdp example NAME
 
 
