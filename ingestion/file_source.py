@@ -138,7 +138,7 @@ def read_file(path: str | Path, fmt: str | None = None) -> FileData:
             raise ConfigError(f"{path}: not a readable Parquet file ({exc})") from None
         columns = table.column_names
         cols = [table.column(c).to_pylist() for c in columns]
-        rows = [list(r) for r in zip(*cols)] if cols else []
+        rows = [list(r) for r in zip(*cols, strict=True)] if cols else []
         bad = {}
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     if dupes:
@@ -194,7 +194,7 @@ def to_events(data: FileData, contract: Contract) -> Events:
             continue
         row = next(rows)
         msg: dict[str, Any] = {}
-        for name, value in zip(data.columns, row):
+        for name, value in zip(data.columns, row, strict=True):
             if is_blank(value):
                 blanks[name] += 1
                 msg[name] = None

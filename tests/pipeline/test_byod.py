@@ -68,7 +68,7 @@ def test_reingest_is_deduplicated_and_a_mismatched_header_is_quarantined_not_los
 
     q = read_parquet(settings, silver_dataset(settings).table_uri("quarantine", silver_dataset(settings).staged()["version"]))
     assert q.num_rows == 30
-    for reasons, value in zip(q.column("reasons").to_pylist(), q.column("value").to_pylist()):
+    for reasons, value in zip(q.column("reasons").to_pylist(), q.column("value").to_pylist(), strict=True):
         assert {"unknown_field", "missing:email"} <= set(reasons)
         assert "e_mail" in json.loads(value)  # the row as it arrived, ready to replay
 

@@ -37,7 +37,7 @@ def test_every_row_is_an_event_with_every_column_as_it_is(example):
     msgs = _messages(events)
     assert len(msgs) == data.records == 400
     rows = subscribers_rows(400, seed=11)
-    for msg, row, (pos, key, _) in zip(msgs, rows, events.messages):
+    for msg, row, (pos, key, _) in zip(msgs, rows, events.messages, strict=True):
         assert set(msg) == set(row) | {"event_id"}
         # Texts stay texts ("70.35", "1"): Silver casts them; blanks become null.
         assert {k: v for k, v in msg.items() if k != "event_id"} == {k: (v or None) for k, v in row.items()}
