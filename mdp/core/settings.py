@@ -91,7 +91,11 @@ class Settings(BaseSettings):
     postgres_dsn: str | None = None
     spark_master: str = "local[*]"
     spark_shuffle_partitions: int = Field(default=4, ge=1)
-    source: Literal["generator", "kafka"] = "generator"
+    source: Literal["generator", "kafka", "file"] = "generator"
+    input_file: str | None = Field(
+        default=None, validate_default=True,
+        description="a CSV or Parquet file: the run's source (`mdp run --input`; with source file or kafka)",
+    )
     runner: Literal["inline", "kubernetes"] = "inline"
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     events: int = Field(default=100_000, ge=1, description="events generated per run")
@@ -129,6 +133,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r}: an s3 lake root is 's3://' (one bucket per layer) or 's3://BUCKET'")
         if not v.strip():
             raise ValueError("empty lake root")
+        return v
+
+    @field_validator("input_file")
+    @classmethod
+    def _check_input_file(cls, v: str | None, info) -> str | None:
+        if info.data.get("source") == "file" and not v:
+            raise ValueError("source 'file' needs a CSV or Parquet file here")
         return v
 
     @field_validator("s3_endpoint", "mlflow_tracking_uri")

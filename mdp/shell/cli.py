@@ -123,12 +123,13 @@ def run(
     events: Annotated[Optional[int], typer.Option(help="events per hour for the generator")] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
     run_id: RunId = None,
+    input_file: Annotated[Optional[Path], typer.Option("--input", help="a CSV or Parquet file as the source, instead of the generator")] = None,
 ):
     """Run the pipeline (every stage, or the --stage ones) and print the summary.
 
     Bronze -> Silver takes every Bronze object not yet in Silver; --since/--until (or --all) also
     reprocess those hours. The generator lands the current hour, or the --since/--until hours."""
-    settings = _settings(profile, events=events, seed=seed)
+    settings = run_settings(profile, input_file, events=events, seed=seed)
     try:
         chosen = [get_stage(s) for s in stage] if stage else [s for s in STAGES if s.enabled(settings)]
     except KeyError as exc:
@@ -140,6 +141,7 @@ def run(
     report = execute(settings, interval, chosen, backfill=backfill, run_id=run_id)
     console.print(summary_table(report))
     console.print(rows_table(report))
+    print_input(report)
     for line in report.conservation():
         console.print(f"row conservation [green]OK[/]: {line}")
     train = report.figures("train_model")
@@ -215,6 +217,9 @@ app.add_typer(postgres_app, name="postgres")
 
 from mdp.shell.airflow_cli import airflow_app  # noqa: E402
 app.add_typer(airflow_app, name="airflow")
+
+from mdp.shell.byod_cli import print_input, register as register_byod, run_settings  # noqa: E402
+register_byod(app)  # mdp contract infer|check, mdp ingest FILE, mdp example NAME
 
 
 def main() -> None:
