@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 from importlib.util import find_spec
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from mdp.core.settings import Settings
 
 _session: SparkSession | None = None
+
+LOG4J2 = Path(__file__).with_name("log4j2.properties")
+# Printed by the JVM itself at start (no flag turns it off) and asking nothing of the user.
+JVM_NOISE = (b"WARNING: Using incubator modules",)
 
 # hadoop-aws 3.3.x reads these as plain numbers; Hadoop 3.4+ defaults are durations ("60s").
 _S3A_NUMERIC_OVERRIDES = {
@@ -63,7 +69,13 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     jars = s3a_jars()
     if jars:
         conf["spark.jars"] = ",".join(jars)
+    if quiet(settings):
+        conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={LOG4J2.as_uri()}"
     return conf
+
+
+def quiet(settings: Settings) -> bool:
+    return settings.log_level not in ("DEBUG", "INFO")
 
 
 def get_spark(settings: Settings) -> SparkSession:
@@ -75,10 +87,32 @@ def get_spark(settings: Settings) -> SparkSession:
     builder = SparkSession.builder
     for k, v in spark_conf(settings).items():
         builder = builder.config(k, v)
-    _session = builder.getOrCreate()
-    _session.sparkContext.setLogLevel("ERROR")
+    _session = _start_quietly(builder) if quiet(settings) else builder.getOrCreate()
     _apply_s3(_session, settings)
     return _session
+
+
+def _start_quietly(builder) -> SparkSession:
+    """getOrCreate with the JVM's stderr relayed through a filter that drops JVM_NOISE: the JVM is
+    a child process that inherits file descriptor 2 while it starts."""
+    read_end, write_end = os.pipe()
+    out = os.dup(2)
+
+    def relay() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not line.startswith(JVM_NOISE):
+                    os.write(out, line)
+
+    threading.Thread(target=relay, name="jvm-stderr", daemon=True).start()
+    saved = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        return builder.getOrCreate()
+    finally:
+        os.dup2(saved, 2)  # Python's own stderr is the terminal again; the JVM keeps the pipe
+        os.close(saved)
 
 
 def _apply_s3(spark: SparkSession, settings: Settings) -> None:

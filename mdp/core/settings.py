@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     registered_model: str | None = Field(default=None, description="default: the contract's model name")
     postgres_dsn: str | None = None
     spark_master: str = "local[*]"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING", description="INFO or DEBUG also shows the libraries' logs (Spark, GX, MLflow); `mdp --verbose`"
+    )
     spark_shuffle_partitions: int = Field(default=4, ge=1)
     source: Literal["generator", "kafka", "file"] = "generator"
     input_file: str | None = Field(

@@ -6,7 +6,6 @@ gate stopped the run; 4 the row-conservation check failed; 5 a dependency is unr
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import uuid
@@ -24,6 +23,7 @@ from mdp.core.lake import Interval, all_bronze_hours
 from mdp.core.settings import install_secret_mask, redact
 from mdp.core.stages import STAGE_NAMES, STAGES, get_stage
 from mdp.shell.cli_common import Profile, settings_or_exit
+from mdp.shell.logs import configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mini Data Platform: the customers pipeline.")
 console = Console(stderr=False)
@@ -222,8 +222,16 @@ from mdp.shell.byod_cli import print_input, register as register_byod, run_setti
 register_byod(app)  # mdp contract infer|check, mdp ingest FILE, mdp example NAME
 
 
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show the libraries' logs (Spark, GX, MLflow); MDP_LOG_LEVEL=INFO")] = False,
+) -> None:
+    if verbose:
+        configure("INFO")
+
+
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("MDP_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    configure()
     install_secret_mask()  # no credential in any log line, at any level
     app()
 
