@@ -371,6 +371,10 @@ class WatermarkPublisher:
             conn.commit()
             conn.isolation_level, conn.read_only = None, False
             self._save(conn, snapshot, total)  # only after Kafka acknowledged every row of the window
+            # Released here, not by closing: a closed session's backend may still hold the lock when
+            # the next poll connects, and that poll would be refused as a second publisher.
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
+            conn.commit()
         return total
 
     def run(self, interval_s: float = 5.0, max_polls: int | None = None) -> int:

@@ -16,13 +16,17 @@ def configure(level: str | None = None) -> str:
     # MLflow installs its own handler at import, at INFO unless told otherwise.
     os.environ["MLFLOW_LOGGING_LEVEL"] = "INFO" if level == "DEBUG" else level
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(level)  # GX sets its loggers to INFO; the handler still filters them
     if level not in ("DEBUG", "INFO"):
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        for name in LIBRARIES:
-            logging.getLogger(name).setLevel(max(logging.getLogger(name).level, logging.WARNING))
+        # GX raises its own loggers to INFO, so the filter sits on the handler; the project's own
+        # loggers keep what a command asks for (`mdp land --follow` logs one line per flush).
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_quiet_libraries)
         pattern = "|".join(LIBRARIES)
         for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
             warnings.filterwarnings("ignore", category=category, module=rf"({pattern})(\.|$)")
     return level
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not record.name.startswith(LIBRARIES)

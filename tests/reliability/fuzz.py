@@ -212,7 +212,7 @@ MUTATIONS: dict[str, Callable] = {
     # -- enums and formats ----------------------------------------------------------------------
     "bad_plan": _set("plan", "platinum", code="bad_value:plan"),
     "bad_country": _set("country", "XX", code="bad_value:country"),
-    "bad_event_type": _set("event_type", "customer_deleted", code="bad_value:event_type"),
+    "bad_event_type": _set("event_type", "customer_merged", code="bad_value:event_type"),  # customer_deleted is a tombstone
     "bad_event_id": _set("event_id", "not-a-uuid", code="bad_format:event_id"),
     "bad_phone": _set("phone", "call me", code="bad_format:phone"),
     # -- duplicates and conflicting updates ---------------------------------------------------
