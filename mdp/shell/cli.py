@@ -239,6 +239,22 @@ def score(
     console.print(table)
 
 
+@app.command()
+def serve(
+    profile: Profile = None,
+    host: Annotated[str, typer.Option(help="the model server's address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="the model server's port")] = 5002,
+    poll: Annotated[float, typer.Option(help="seconds between checks of the champion alias")] = 30.0,
+    status_file: Annotated[Optional[Path], typer.Option(help="rewritten after every check (a liveness probe reads its age)")] = None,
+):
+    """Serve the champion with `mlflow models serve` (POST /invocations, GET /ping) and follow the alias."""
+    from mdp.shell.serve import follow
+
+    settings = _settings(profile)
+    console.print(f"serving {settings.model_name}@champion on http://{host}:{port} (MLflow {settings.mlflow_uri}; alias checked every {poll:g}s)")
+    follow(settings, host, port, poll, status_file=status_file)
+
+
 @app.command("mlflow-ui")
 def mlflow_ui(profile: Profile = None, port: int = 5001):
     """Open the MLflow UI on the profile's tracking store (embedded: the local sqlite store)."""
