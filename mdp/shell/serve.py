@@ -60,7 +60,9 @@ def follow(settings, host: str, port: int, poll_s: float, stop: threading.Event 
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_uri, "MLFLOW_REGISTRY_URI": settings.mlflow_uri}
+    # mlflow runs `uvicorn` from PATH: this environment's, even when it is not activated.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": settings.mlflow_uri, "MLFLOW_REGISTRY_URI": settings.mlflow_uri}
     proc, serving = None, None
     try:
         while not stop.is_set():

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 
@@ -25,6 +26,9 @@ from training.model import model_input
 pytestmark = pytest.mark.integration
 C = load_contract()
 MLFLOW = Path(sys.executable).with_name("mlflow")
+# The curl example in docs/SCORING.md.
+DOCS_ROW = {"country": "DE", "age": 41, "plan": "pro", "monthly_spend": 79.5, "support_tickets": 3,
+            "tenure_days": 420, "days_since_last_login": 12, "has_phone": True}
 
 
 def request_body(rows) -> str:
@@ -82,7 +86,8 @@ def test_mlflow_model_server_answers_with_the_batch_score(batch, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_uri}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_uri,
+           "PATH": os.pathsep.join([str(MLFLOW.parent), os.environ.get("PATH", "")])}  # mlflow runs uvicorn from PATH
     with log.open("wb") as out:
         proc = subprocess.Popen([str(MLFLOW), "models", "serve", "-m", f"models:/{settings.model_name}@champion",
                                  "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
@@ -96,6 +101,16 @@ def test_mlflow_model_server_answers_with_the_batch_score(batch, tmp_path):
             some = gold.iloc[[3, 400, 901]]
             for got, key in zip(predict(url, some), some[C.primary_key], strict=True):
                 assert abs(got - scores[key]) <= 1e-9
+            # The request docs/SCORING.md shows (whole numbers where the signature says double) answers too.
+            import mlflow
+
+            resp = requests.post(f"{url}/invocations", data=json.dumps({"dataframe_records": [DOCS_ROW]}),
+                                 headers={"Content-Type": "application/json"}, timeout=30)
+            assert resp.status_code == 200, resp.text
+            mlflow.set_tracking_uri(settings.mlflow_uri)
+            model = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
+            expected = model.predict_proba(model_input(pd.DataFrame([DOCS_ROW]), C))[0, 1]
+            assert abs(resp.json()["predictions"][0][1] - expected) <= 1e-9
         finally:
             stop(proc)
 
