@@ -84,7 +84,8 @@ def run(ctx: RunContext) -> dict:
     dataset = scores_dataset(settings, ctx.store)
     with dataset.lease(ctx.run_id):
         current = dataset.current()
-        if current and (current.get("gold_snapshot"), current.get("model_version")) == (gold["version"], ref.version):
+        done = current and (current.get("gold_snapshot"), current.get("model_name"), current.get("model_version"))
+        if done == (gold["version"], ref.name, ref.version):
             version, rows, new = current["version"], current["rows"], False
         else:
             version = new_version()

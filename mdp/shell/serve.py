@@ -67,14 +67,14 @@ def follow(settings, host: str, port: int, poll_s: float, stop: threading.Event 
     try:
         while not stop.is_set():
             try:
-                ref = resolve(settings)
+                ref, answered = resolve(settings), True
             except Unavailable as exc:
-                log.warning("serve: %s; still serving v%s", exc, serving)
-                ref = None
+                log.warning("serve: %s; %s", exc, f"still serving v{serving}" if serving else "retrying")
+                ref, answered = None, False
             wanted = ref.version if ref else serving  # no answer (or no alias): keep what runs
-            if wanted is None:
+            if wanted is None and answered:
                 log.warning("serve: %s; checking again in %.0fs", no_champion_reason(settings.model_name), poll_s)
-            elif wanted != serving or proc.poll() is not None:
+            elif wanted is not None and (wanted != serving or proc.poll() is not None):
                 why = "is the champion" if wanted != serving else f"(its server exited with {proc.returncode})"
                 log.warning("serve: %s v%s %s: starting the model server on %s:%s", settings.model_name, wanted, why, host, port)
                 _stop(proc)
