@@ -1,7 +1,7 @@
 """customers_end_to_end: the pipeline's stages as Airflow tasks, built from the stage registry.
 
 One task per entry of mdp.core.stages.STAGES, in registry order (land_bronze -> bronze_to_silver ->
-validate_silver -> silver_to_gold -> train_model; land_bronze is left out when a continuous lander
+validate_silver -> silver_to_gold -> train_model -> score_customers; land_bronze is left out when a continuous lander
 runs, MDP_CONTINUOUS_LANDING). The profile's `runner` picks how a task runs:
 
 - inline (embedded, local, compose): a TaskFlow task calls mdp.shell.runner.run_stage in the worker;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 import threading
 from importlib.util import find_spec
 from pathlib import Path
@@ -84,6 +85,10 @@ def get_spark(settings: Settings) -> SparkSession:
     if _session is not None and _session.sparkContext._jsc is not None:
         _apply_s3(_session, settings)
         return _session
+    if settings.spark_master.startswith("local"):
+        # Python workers (mapInPandas) run this interpreter, with this environment's packages; the
+        # SparkContext reads the variable, not spark.pyspark.python (images set it themselves).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for k, v in spark_conf(settings).items():
         builder = builder.config(k, v)

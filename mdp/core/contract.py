@@ -9,6 +9,7 @@ thresholds. A bad contract fails on load with the offending key named.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -220,6 +221,18 @@ class Contract(_Strict):
     @property
     def registered_model(self) -> str:
         return self.model_name or f"{self.entity}-{self.label.column}"
+
+    @property
+    def scores_name(self) -> str:
+        """The champion's scores in the lake: the model's name past the entity ('customers-churn' -> 'churn_scores')."""
+        stem = re.sub(r"[^a-z0-9]+", "_", self.registered_model.lower().removeprefix(f"{self.entity}-")).strip("_")
+        return f"{stem or self.label.column}_scores"
+
+    @property
+    def scores_table(self) -> str:
+        """The scores' Postgres table: one entity per row ('customers' -> 'customer_churn_scores')."""
+        one = self.entity[:-1] if self.entity.endswith("s") and not self.entity.endswith("ss") else self.entity
+        return f"{one}_{self.scores_name}"
 
     # ---- features -----------------------------------------------------------------------------------
     def feature_role(self, c: Column) -> FeatureRole:

@@ -12,6 +12,8 @@
     silver/<entity>/_LEASE.json               the one writer's lease
     silver/<entity>/_PINS.json                versions that retention keeps (the champion's lineage)
     gold/<entity>/features/v=<snapshot>/      gold/<entity>/_CURRENT.json ...
+    gold/<entity>/<scores>/v=<version>/       the champion's scores of a Gold snapshot (own _CURRENT.json,
+                                              _LEASE.json in gold/<entity>/<scores>/; <scores> from the contract)
 
 A version becomes visible only when `_CURRENT.json` names it, and `_CURRENT.json` only moves by a
 compare-and-swap from the version a writer started from, so readers never see a half-written
@@ -212,16 +214,17 @@ class VersionedDataset:
     """Several tables of one entity in one layer, published together by a compare-and-swap of one
     small pointer. Data goes to <layer>/<entity>/<table>/v=<version>/."""
 
-    def __init__(self, settings: Settings, layer: str, tables: tuple[str, ...], store: Store | None = None):
+    def __init__(self, settings: Settings, layer: str, tables: tuple[str, ...], store: Store | None = None,
+                 under: str | None = None):
         self.settings = settings
         self.layer = layer
-        self.tables = tables
-        self.root = join(settings.layer_uri(layer), settings.data_contract.entity)
+        self.tables = tables  # "": the versions sit right under the root (a one-table dataset)
+        self.root = join(settings.layer_uri(layer), settings.data_contract.entity, *([under] if under else []))
         self.store = store or store_for(settings)
         self._lease: Lease | None = None
 
     def table_uri(self, table: str, version: str) -> str:
-        return join(self.root, table, f"v={version}")
+        return join(self.root, *([table] if table else []), f"v={version}")
 
     def reports_uri(self, version: str) -> str:
         return join(self.root, "_reports", "gx", version)
@@ -346,10 +349,11 @@ class VersionedDataset:
         live = self.live_versions(keep)
         removed = []
         for table in (*self.tables, "_checkpoint"):
-            for d in self.store.list_dirs(join(self.root, table)):
+            where = join(self.root, table) if table else self.root
+            for d in self.store.list_dirs(where):
                 if d.startswith("v=") and d[2:] not in live:
-                    self.store.delete_prefix(join(self.root, table, d))
-                    removed.append(f"{table}/{d}")
+                    self.store.delete_prefix(join(where, d))
+                    removed.append(f"{table}/{d}" if table else d)
         for version in self.store.list_dirs(join(self.root, "_reports", "gx")):
             if version not in live:
                 self.store.delete_prefix(self.reports_uri(version))
@@ -371,6 +375,11 @@ def silver_dataset(settings: Settings, store: Store | None = None) -> VersionedD
 
 def gold_dataset(settings: Settings, store: Store | None = None) -> VersionedDataset:
     return VersionedDataset(settings, "gold", GOLD_TABLES, store)
+
+
+def scores_dataset(settings: Settings, store: Store | None = None) -> VersionedDataset:
+    """The champion's scores, one version per (Gold snapshot, model version): gold/<entity>/<scores>/v=<version>/."""
+    return VersionedDataset(settings, "gold", ("",), store, under=settings.data_contract.scores_name)
 
 
 def spark_uri(uri: str) -> str:

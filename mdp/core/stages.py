@@ -17,11 +17,12 @@ class Stage:
     kind: Literal["spark", "python"]  # spark: SparkApplication in kind; python: a plain pod
     module: str  # exposes run(ctx: RunContext) -> dict of metrics
     summary: str
-    outputs: tuple[str, ...] = ()  # names of what it publishes ({entity}, {model} from the contract): Airflow Assets
+    outputs: tuple[str, ...] = ()  # names of what it publishes ({entity}, {model}, {scores} from the contract): Airflow Assets
     off_when: str | None = None  # a boolean setting that turns the stage off in a deployment
 
     def output_names(self, settings) -> tuple[str, ...]:
-        return tuple(o.format(entity=settings.data_contract.entity, model=settings.model_name) for o in self.outputs)
+        contract = settings.data_contract
+        return tuple(o.format(entity=contract.entity, model=settings.model_name, scores=contract.scores_name) for o in self.outputs)
 
     def enabled(self, settings) -> bool:
         return not (self.off_when and getattr(settings, self.off_when))
@@ -46,6 +47,9 @@ STAGES: tuple[Stage, ...] = (
           outputs=("gold/{entity}/features",)),
     Stage("train_model", "python", "training.train", "train, log to MLflow, register, move `champion`",
           outputs=("mlflow/{model}",)),
+    Stage("score_customers", "spark", "scoring.score",
+          "the champion scores every Gold entity; versioned scores, mirrored to Postgres",
+          outputs=("gold/{entity}/{scores}",)),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

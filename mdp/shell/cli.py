@@ -65,7 +65,7 @@ def _fail(exc: BaseException) -> typer.Exit:
 
 
 SHOWN = ("landed", "bronze_in", "quarantined", "duplicates", "changed", "silver_rows", "published", "gold_snapshot", "gold_rows",
-         "model_version", "roc_auc", "promoted")
+         "model_version", "roc_auc", "promoted", "scored", "new_scores", "skipped", "postgres_upserted")
 
 
 def summary_table(report) -> Table:
@@ -151,6 +151,12 @@ def run(
             f"champion={'v' + str(train['champion']) if train['champion'] else 'none'} "
             f"({train.get('decision', '')}: {train.get('reason', '')}); MLflow: {settings.mlflow_uri}"
         )
+    scores = report.figures("score_customers")
+    if scores:
+        console.print(scores["skipped"] if scores.get("skipped") else
+                      f"scores: {scores['scored']} {settings.data_contract.entity} by v{scores['model_version']} "
+                      f"({'new' if scores['new_scores'] else 'already scored'}) in {settings.data_contract.scores_name}"
+                      + (f", Postgres table {scores['postgres_table']}" if scores.get("postgres_table") else ""))
 
 
 @app.command("stage")
@@ -192,6 +198,61 @@ def generate(
     with console.status(f"generating {settings.events} events per hour for {ctx.interval}"):
         figures = land_from_generator(ctx)
     console.print(f"landed {figures['landed']} events ({figures['dirty_generated']} deliberately dirty) in {settings.layer_uri('bronze')}")
+
+
+@app.command()
+def score(
+    profile: Profile = None,
+    customer: Annotated[Optional[list[str]], typer.Option("--customer", "--id", help="an entity's key (the contract's primary_key), from the current Gold; repeatable")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="a CSV or Parquet file of feature rows (the contract's features; its key column optional)")] = None,
+):
+    """Score entities with the champion, here and now: --customer ID (from the current Gold) or --file FILE."""
+    if bool(customer) == bool(file):
+        err.print("[bold red]give either --customer ID (repeatable) or --file FILE[/]")
+        raise typer.Exit(EXIT_CONFIG)
+    from scoring import adhoc
+
+    settings = _settings(profile)
+    key = settings.data_contract.primary_key
+    try:
+        if customer:
+            snapshot, rows = adhoc.gold_rows(settings, customer)
+            source = f"Gold snapshot {snapshot}"
+        else:
+            rows, source = adhoc.read_rows(file, settings.data_contract), str(file)
+        ref, scores = adhoc.score_rows(settings, rows)
+        batch = adhoc.batch_scores(settings, customer) if customer else None
+    except Exception as exc:  # noqa: BLE001 - mapped to a clear message and exit code
+        raise _fail(exc) from None
+    table = Table(title=f"{ref.name} v{ref.version} (champion) on {source}")
+    columns = [c for c in (key, "score") if c in scores.columns]
+    for c in columns:
+        table.add_column(c, justify="right" if c == "score" else "left")
+    if batch is not None:
+        table.add_column("batch score (model version, snapshot)", justify="right")
+        published = {r[key]: f"{r['score']:.6f} (v{r['model_version']}, {r['gold_snapshot']})" for r in batch.to_dict("records")}
+    for r in scores.to_dict("records"):
+        cells = [f"{r[c]:.6f}" if c == "score" else str(r[c]) for c in columns]
+        if batch is not None:
+            cells.append(published.get(r[key], "-"))
+        table.add_row(*cells)
+    console.print(table)
+
+
+@app.command()
+def serve(
+    profile: Profile = None,
+    host: Annotated[str, typer.Option(help="the model server's address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="the model server's port")] = 5002,
+    poll: Annotated[float, typer.Option(help="seconds between checks of the champion alias")] = 30.0,
+    status_file: Annotated[Optional[Path], typer.Option(help="rewritten after every check (a liveness probe reads its age)")] = None,
+):
+    """Serve the champion with `mlflow models serve` (POST /invocations, GET /ping) and follow the alias."""
+    from mdp.shell.serve import follow
+
+    settings = _settings(profile)
+    console.print(f"serving {settings.model_name}@champion on http://{host}:{port} (MLflow {settings.mlflow_uri}; alias checked every {poll:g}s)")
+    follow(settings, host, port, poll, status_file=status_file)
 
 
 @app.command("mlflow-ui")

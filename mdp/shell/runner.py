@@ -60,7 +60,7 @@ def preflight(settings, stages: Iterable[Stage]) -> None:
         s3_client(settings)  # endpoint and keys are set
         check_reachable("s3_endpoint", settings.s3_endpoint, t)
         check_s3(settings)  # the keys are accepted and the layer buckets exist
-    if "train_model" in names:
+    if names & {"train_model", "score_customers"}:
         check_reachable("mlflow_tracking_uri", settings.mlflow_uri, t)
     if "land_bronze" in names and settings.source == "kafka" and settings.kafka_bootstrap:
         for server in settings.kafka_bootstrap.split(","):

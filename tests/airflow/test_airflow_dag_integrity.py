@@ -74,6 +74,8 @@ def test_assets_come_from_stage_outputs_named_by_the_contract(embedded_dag):
         assert all(a.uri == f"mdp://{a.name}" for a in outlets)
     assert [a.name for a in embedded_dag.get_task("silver_to_gold").inlets] == ["silver/customers"]
     assert [a.name for a in embedded_dag.get_task("train_model").inlets] == ["gold/customers/features"]
+    assert [a.name for a in embedded_dag.get_task("score_customers").inlets] == ["mlflow/customers-churn"]
+    assert [a.name for a in embedded_dag.get_task("score_customers").outlets] == ["gold/customers/churn_scores"]
 
 
 def test_a_continuous_lander_takes_land_bronze_out_of_the_dag(monkeypatch):

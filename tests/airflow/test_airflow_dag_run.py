@@ -74,7 +74,8 @@ def good_run(dag, spark):
 
 def test_end_to_end_every_task_succeeds(good_run):
     assert str(good_run.state) == "success", states(good_run)
-    assert states(good_run) == {t: "success" for t in ("land_bronze", "bronze_to_silver", "validate_silver", "silver_to_gold", "train_model")}
+    assert states(good_run) == {t: "success" for t in ("land_bronze", "bronze_to_silver", "validate_silver", "silver_to_gold", "train_model",
+                                                      "score_customers")}
     assert good_run.data_interval_start == GOOD_HOUR
 
 
@@ -139,7 +140,7 @@ def test_corrupted_batch_stops_at_the_gate(good_run, dag, capfd):
     assert str(dr.state) == "failed"
     assert st["land_bronze"] == "success" and st["bronze_to_silver"] == "success"
     assert st["validate_silver"] == "failed"
-    assert st["silver_to_gold"] == "upstream_failed" and st["train_model"] == "upstream_failed"
+    assert st["silver_to_gold"] == st["train_model"] == st["score_customers"] == "upstream_failed"
     assert tries(dr)["validate_silver"] == 1  # failed for good, no retry
 
     # The task log says which expectations failed and where the Data Docs are.

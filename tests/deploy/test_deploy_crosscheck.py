@@ -13,7 +13,7 @@ from deploy_helpers import OVERLAYS, REPO, find
 
 pytestmark = pytest.mark.deploy
 
-PLATFORM_PORTS = {8088, 8080, 9000, 9001, 5001}
+PLATFORM_PORTS = {8088, 8080, 9000, 9001, 5001, 5002}
 
 
 def kind_images(profiles) -> dict[str, str]:

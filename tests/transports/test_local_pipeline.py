@@ -150,3 +150,48 @@ def test_services_cli_reports_the_running_stack(stack, postgres, kafka, s3, mlfl
     up = subprocess.run([*cli, "up", "--home", str(home), "--only", "kafka"], capture_output=True, text=True, timeout=60)
     assert up.returncode == 0 and "export AWS_ACCESS_KEY_ID=" in up.stdout, up.stderr
     assert json.dumps(exports)  # printable
+
+
+def _score_table(settings):
+    from ingestion.postgres_source import connect
+
+    c = settings.data_contract
+    with connect(settings) as conn:
+        rows = conn.execute(f'SELECT "{c.primary_key}", score, model_version, gold_snapshot FROM "{c.scores_table}"').fetchall()
+    return {r[0]: r[1:] for r in rows}, len(rows)
+
+
+def test_scores_reach_postgres_and_a_rerun_upserts(pipeline_run):
+    """score_customers ran in the pipeline: the Postgres table holds exactly the lake's scores; a rerun
+    is a no-op; a table that drifted (rows lost, a stale entity) is upserted back, with no duplicates."""
+    from ingestion.postgres_source import connect
+    from mdp.core.lake import scores_dataset
+
+    settings, report = pipeline_run["settings"], pipeline_run["report"]
+    scored, train = report.figures("score_customers"), report.figures("train_model")
+    assert scored["scored"] == report.figures("silver_to_gold")["gold_rows"] and scored["model_version"] == train["champion"]
+    assert scored["postgres_table"] == "customer_churn_scores" and scored["postgres_upserted"] == scored["scored"]
+    lake = read_parquet(settings, scores_dataset(settings).table_uri("", scored["scores_version"])).to_pandas()
+    expected = {r.customer_id: (r.score, r.model_version, r.gold_snapshot) for r in lake.itertuples()}
+    table, n = _score_table(settings)
+    assert n == len(expected) and table == expected
+
+    def rerun() -> dict:
+        with pytest.MonkeyPatch.context() as mp:
+            for var in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                mp.delenv(var, raising=False)
+            return run_stage(get_stage("score_customers"), pipeline_run["ctx"]).figures
+
+    again = rerun()
+    assert not again["new_scores"] and again["scores_version"] == scored["scores_version"]
+    assert (again["postgres_upserted"], again["postgres_deleted"]) == (0, 0)
+    assert _score_table(settings) == (expected, len(expected))
+
+    lost = sorted(expected)[:10]
+    with connect(settings) as conn:
+        conn.execute("DELETE FROM customer_churn_scores WHERE customer_id = ANY(%s)", (lost,))
+        conn.execute("INSERT INTO customer_churn_scores (customer_id, score, model_name, model_version, gold_snapshot) "
+                     "VALUES ('C9999999', 0.5, 'm', '0', 'old')")
+    repaired = rerun()
+    assert (repaired["postgres_upserted"], repaired["postgres_deleted"]) == (10, 1)
+    assert _score_table(settings) == (expected, len(expected))

@@ -1,0 +1,108 @@
+"""score_customers: the champion's score for every entity of the current Gold snapshot.
+
+1. Resolve `<model>@champion` to a version (none yet: the stage is a no-op that says so).
+2. Skip when the scores dataset already holds this (Gold snapshot, model version): a rerun is free.
+3. Otherwise score in Spark: the model's files are shipped to the workers (SparkContext.addFile) and
+   each partition is scored by mapInPandas, with the same input preparation as training
+   (training.model.model_input). Nothing is collected to the driver.
+4. Write gold/<entity>/<scores>/v=<version>/ (one row per entity: key, score, model name and
+   version, Gold snapshot) and publish it by compare-and-swap, as Gold is published.
+5. Where postgres_dsn is set, mirror the published scores into the `<entity>_<scores>` table
+   (scoring/postgres.py): an upsert, so a rerun leaves one row per entity.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from mdp.core.context import RunContext
+from mdp.core.errors import ConservationError, StageError
+from mdp.core.lake import gold_dataset, new_version, parquet_rows, scores_dataset, spark_uri
+from scoring import champion
+from scoring.champion import META, SCORE
+
+log = logging.getLogger(__name__)
+
+
+def score_partitions(model_file: str, contract, meta: dict):
+    """mapInPandas function: Gold rows -> (key, score, meta...) rows, the model loaded once per worker."""
+    key = contract.primary_key
+
+    def fn(batches):
+        import pandas as pd
+        from pyspark import SparkFiles
+
+        model = champion.load(SparkFiles.get(model_file))
+        for rows in batches:
+            if rows.empty:
+                continue
+            out = pd.DataFrame({key: rows[key].to_numpy(), SCORE: champion.score_frame(model, rows, contract)})
+            for k, v in meta.items():
+                out[k] = v
+            yield out
+
+    return fn
+
+
+def scores_schema(gold_schema, contract):
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+    return StructType([gold_schema[contract.primary_key], StructField(SCORE, DoubleType(), False),
+                       *[StructField(m, StringType(), False) for m in META]])
+
+
+def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: dict, target: str) -> None:
+    """Score the Gold snapshot in Spark and write the scores to `target`."""
+    from spark_apps.session import get_spark
+
+    settings, contract = ctx.settings, ctx.contract
+    spark = get_spark(settings)
+    frame = spark.read.parquet(spark_uri(gold_dataset(settings, ctx.store).table_uri("features", gold["version"])))
+    local = champion.download(settings, ref)
+    try:
+        champion.check_inputs(local, ref, contract, frame.columns)
+        spark.sparkContext.addFile(local, recursive=True)
+        meta = {"model_name": ref.name, "model_version": ref.version, "gold_snapshot": gold["version"]}
+        scored = frame.mapInPandas(score_partitions(Path(local).name, contract, meta), scores_schema(frame.schema, contract))
+        scored.write.mode("overwrite").parquet(spark_uri(target))
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def run(ctx: RunContext) -> dict:
+    settings = ctx.settings
+    gold = gold_dataset(settings, ctx.store).current()
+    if not gold:
+        raise StageError("no Gold snapshot: run silver_to_gold first")
+    ref = champion.resolve(settings)
+    if ref is None:
+        reason = champion.no_champion_reason(settings.model_name)
+        log.warning("score_customers: nothing scored: %s", reason)
+        return {"scored": 0, "gold_snapshot": gold["version"], "skipped": reason}
+    dataset = scores_dataset(settings, ctx.store)
+    with dataset.lease(ctx.run_id):
+        current = dataset.current()
+        done = current and (current.get("gold_snapshot"), current.get("model_name"), current.get("model_version"))
+        if done == (gold["version"], ref.name, ref.version):
+            version, rows, new = current["version"], current["rows"], False
+        else:
+            version = new_version()
+            target = dataset.table_uri("", version)
+            write_scores(ctx, ref, gold, target)
+            rows = parquet_rows(settings, [target])
+            if rows != gold["rows"]:  # every Gold entity has exactly one score
+                raise ConservationError(f"scored {rows} rows of Gold snapshot {gold['version']}, which has {gold['rows']}; "
+                                        f"scores {version} were not published")
+            dataset.commit(version, {"gold_snapshot": gold["version"], "model_name": ref.name, "model_version": ref.version,
+                                     "rows": rows}, based_on=current and current["version"])
+            dataset.gc()
+            new = True
+    figures = {"scored": rows, "scores_version": version, "gold_snapshot": gold["version"], "model_version": ref.version,
+               "new_scores": new}
+    if settings.postgres_dsn:
+        from scoring.postgres import sync
+
+        figures.update(sync(settings, dataset, version))
+    return figures

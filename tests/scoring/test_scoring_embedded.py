@@ -1,0 +1,138 @@
+"""score_customers in the embedded profile (Spark local, sqlite MLflow): one score per Gold entity
+from the champion's version, equal to the model's own predict_proba; reruns are no-ops; the same
+Gold and model give the same scores; no champion is a clear no-op; `mdp score` agrees with the batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mdp.core.context import RunContext
+from mdp.core.contract import load_contract
+from mdp.core.lake import read_parquet, scores_dataset
+from scoring.champion import SCORE
+from tests.training.gold import HOUR, publish_gold, synthetic_gold, train
+from training.model import model_input
+
+pytestmark = pytest.mark.integration
+C = load_contract()
+KEY = C.primary_key
+
+
+def score(settings) -> dict:
+    from mdp.core.lake import Interval
+    from scoring.score import run
+
+    return run(RunContext(settings, Interval.hour_of(HOUR), run_id="test-score"))
+
+
+def read_scores(settings, version: str) -> pd.DataFrame:
+    return read_parquet(settings, scores_dataset(settings).table_uri("", version)).to_pandas()
+
+
+def gold_with_unlabelled(n: int) -> pd.DataFrame:
+    gold = synthetic_gold(n, seed=3)
+    gold["churned"] = gold["churned"].astype("Int32")
+    gold.loc[gold.index[-7:], "churned"] = pd.NA  # not yet known: not trained on, still scored
+    return gold
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, spark):
+    from mdp.core.settings import get_settings
+
+    settings = get_settings(home=tmp_path_factory.mktemp("scoring"), seed=5)
+    gold = gold_with_unlabelled(2000)
+    snapshot = publish_gold(settings, gold)
+    trained = train(settings)
+    first = score(settings)
+    return settings, gold, snapshot, trained, first
+
+
+def test_every_gold_entity_has_one_score_from_the_champion(scored):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    settings, gold, snapshot, trained, first = scored
+    client = MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
+    champion = str(client.get_model_version_by_alias(settings.model_name, "champion").version)
+    assert trained["champion"] == champion and first["model_version"] == champion
+    assert first["scored"] == len(gold) and first["new_scores"] and first["gold_snapshot"] == snapshot
+
+    scores = read_scores(settings, first["scores_version"])
+    assert len(scores) == len(gold) and scores[KEY].is_unique
+    assert set(scores[KEY]) == set(gold[KEY])
+    assert set(scores["model_version"]) == {champion} and set(scores["gold_snapshot"]) == {snapshot}
+    assert set(scores["model_name"]) == {settings.model_name}
+
+    # The model's own predict_proba, computed here on the same Gold rows.
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    model = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{champion}")
+    expected = pd.Series(model.predict_proba(model_input(gold, C))[:, 1], index=gold[KEY])
+    got = scores.set_index(KEY)[SCORE].reindex(expected.index)
+    assert np.abs(got.to_numpy() - expected.to_numpy()).max() <= 1e-9
+    assert 0.0 < got.min() < got.max() < 1.0  # real probabilities, not a constant
+
+
+def test_a_rerun_is_a_noop(scored):
+    settings, _, snapshot, _, first = scored
+    again = score(settings)
+    assert not again["new_scores"]
+    assert (again["scores_version"], again["scored"], again["gold_snapshot"]) == (first["scores_version"], first["scored"], snapshot)
+    assert scores_dataset(settings).current()["history"] == [first["scores_version"]]
+
+
+def test_the_same_gold_and_model_give_the_same_scores(scored):
+    settings, gold, _, _, first = scored
+    republished = publish_gold(settings, gold)  # a new snapshot of the same rows
+    second = score(settings)
+    assert second["new_scores"] and second["gold_snapshot"] == republished and second["scores_version"] != first["scores_version"]
+    a = read_scores(settings, first["scores_version"]).set_index(KEY).sort_index()
+    b = read_scores(settings, second["scores_version"]).set_index(KEY).sort_index()
+    assert a[SCORE].equals(b[SCORE])
+    assert set(b["gold_snapshot"]) == {republished}
+
+
+def test_mdp_score_agrees_with_the_batch(scored, tmp_path, monkeypatch):
+    from mdp.shell.cli import app
+
+    settings, gold, _, _, _ = scored
+    monkeypatch.setenv("MDP_HOME", str(settings.home))
+    published = read_scores(settings, scores_dataset(settings).current()["version"]).set_index(KEY)[SCORE]
+    ids = list(gold[KEY].iloc[[0, 1234]])
+    result = CliRunner().invoke(app, ["score", "--customer", ids[0], "--customer", ids[1]], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for i in ids:
+        assert f"{published[i]:.6f}" in result.output.split(i, 1)[1].splitlines()[0]
+
+    rows = gold.iloc[[5, 6, 7]].drop(columns=["churned", "as_of"])
+    path = tmp_path / "rows.csv"
+    rows.to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["score", "--file", str(path)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for i in rows[KEY]:
+        assert f"{published[i]:.6f}" in result.output
+
+    bad = tmp_path / "bad.csv"
+    rows.drop(columns=["age"]).to_csv(bad, index=False)
+    result = CliRunner().invoke(app, ["score", "--file", str(bad)], terminal_width=200)
+    assert result.exit_code == 2 and "lacks the features ['age']" in " ".join(result.output.split())
+
+    result = CliRunner().invoke(app, ["score", "--customer", "C9999999"], terminal_width=200)
+    assert result.exit_code == 1 and "not in Gold snapshot" in " ".join(result.output.split())
+
+
+def test_no_champion_is_a_clear_noop(make_settings, monkeypatch, spark):
+    from mdp.shell.cli import app
+
+    settings = make_settings(seed=5)
+    publish_gold(settings, synthetic_gold(300, seed=1))
+    figures = score(settings)
+    assert figures["scored"] == 0 and "has no `champion` alias yet" in figures["skipped"]
+    assert scores_dataset(settings).current() is None
+
+    monkeypatch.setenv("MDP_HOME", str(settings.home))
+    result = CliRunner().invoke(app, ["score", "--customer", "C0000001"], terminal_width=200)
+    assert result.exit_code == 1 and "has no `champion` alias yet" in " ".join(result.output.split())
