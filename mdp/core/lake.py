@@ -135,14 +135,21 @@ def new_version() -> str:
 
 
 # ---- the writer's lease ------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie child of this process is not alive.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
 
 
 class Lease:
@@ -166,7 +173,7 @@ class Lease:
         if datetime.fromisoformat(doc["expires_at"]) < utcnow():
             return True
         host, pid, _ = doc["owner"].split(":", 2)
-        return host == socket.gethostname() and not _pid_alive(int(pid))
+        return host == socket.gethostname() and not pid_alive(int(pid))
 
     def acquire(self) -> "Lease":
         data = self._doc()

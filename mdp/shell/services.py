@@ -28,6 +28,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from mdp.core.lake import pid_alive  # one definition, shared with the writer's lease
 from mdp.core.settings import LAYERS, ConfigError, Settings
 from mdp.core.storage import check_s3  # noqa: F401  (re-exported: `mdp services` checks the same way)
 
@@ -57,23 +58,6 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
             return True
     except OSError:
         return False
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process is not alive.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return True
 
 
 def _venv_bin(name: str) -> str | None:
