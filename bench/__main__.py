@@ -188,8 +188,8 @@ def run_incremental(settings, hour: datetime, full: dict, sampler: RssSampler, r
 
     con = duckdb_pipeline.connect()
     out_dir = root / "duckdb-incremental"
-    before = files_of(hour_settings, Interval(BASE_HOUR, hour))
-    duck = duckdb_pipeline.bronze_to_silver(con, files_of(hour_settings, Interval.hour_of(hour)), out_dir / "silver", before=before)
+    seen = files_of(hour_settings, Interval(BASE_HOUR, hour))
+    duck = duckdb_pipeline.bronze_to_silver(con, files_of(hour_settings, Interval.hour_of(hour)), out_dir / "silver", before=seen)
     duckdb_pipeline.silver_to_gold(con, out_dir / "silver" / "customers", out_dir / "gold")
     con.close()
     merged = {"silver": str(out_dir / "silver" / "customers"), "quarantine": str(out_dir / "silver" / "quarantine"),
