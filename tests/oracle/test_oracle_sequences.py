@@ -55,6 +55,7 @@ class Step:
     figures: dict | None = None
     comparison: object = None
     state: dict | None = None
+    reasons: list | None = None
     error: str | None = None
 
 
@@ -92,6 +93,7 @@ class Story:
                 exp.tables.pop("batch")
             step.comparison = compare(exp, actual, step.figures if staged else None, self.settings.data_contract)
             step.state = {r[self.settings.data_contract.primary_key]: r for r in actual["state"].to_pylist()}
+            step.reasons = [(r["reason"], r["reasons"]) for r in actual["quarantine"].select(["reason", "reasons"]).to_pylist()]
             self.seen = now
         self.steps[name] = step
         return step
@@ -106,6 +108,9 @@ def story(tmp_path_factory, spark) -> Story:
     # 1. Two hours in order, each on its own partition (offsets restart per partition, as in Kafka).
     for p, h in enumerate(H[:2]):
         land(st, generated(h), list(range(N)), h, partition=p)
+    # A few records that break three rules each: the primary reason is the first in contract order.
+    broken = [{**e, "email": "not-an-email", "age": 150, "plan": "gold"} for e in (json.loads(m) for m in generated(H[0], n=5, dirty=0.0))]
+    land(st, as_json(broken), list(range(len(broken))), H[0] + timedelta(minutes=59), partition=5)
     s.run("in_order", "two hours landed in order")
 
     # 2. Hours out of order: H3 lands and runs before H2, whose events are older.
@@ -189,6 +194,8 @@ def test_the_story_exercises_what_it_claims(story):
     """Guards against a vacuous story: each step did what its name says."""
     f = {name: step.figures or {} for name, step in story.steps.items()}
     assert f["in_order"]["quarantined"] > 0 and f["in_order"]["new_keys"] > 0
+    multi = [r for r in story.steps["in_order"].reasons if len(r[1]) > 1]
+    assert ("bad_format:email", ["bad_format:email", "out_of_range:age", "bad_value:plan"]) in multi, multi[:3]
     assert f["out_of_order_earlier_hour_after"]["accepted"] > 250  # H2 was read; its older events lose (mostly)
     # Every record a copy: nothing changes, no quarantine row is added (copies of accepted events in
     # another run count as accepted deliveries of this run; the merge drops them).
