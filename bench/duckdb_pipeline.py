@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule, load_contract
+from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule, anchored, load_contract
 
 SQL_TYPES = {"string": "VARCHAR", "int": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMPTZ"}
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
@@ -42,9 +42,17 @@ def lit(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+# What `trim` strips: every whitespace, line terminators included (Java's \s plus the Unicode ones).
+_SPACE = r"[\t\n\x0B\f\r \x{85}\x{A0}\x{2028}\x{2029}\x{FEFF}]"
+
+
+_TRIM = "^" + _SPACE + "+|" + _SPACE + r"+\z"
+
+
 def _normalise(expr: str, c: Column) -> str:
+    steps = {"trim": "regexp_replace({}, " + lit(_TRIM) + ", '', 'g')", "lower": "lower({})", "upper": "upper({})"}
     for step in c.normalise:
-        expr = {"trim": "trim({})", "lower": "lower({})", "upper": "upper({})"}[step].format(expr)
+        expr = steps[step].replace("{}", expr)
     return expr
 
 
@@ -55,7 +63,7 @@ def _failure(rule: Rule, c: Column, raw: str, typed: str, skew_hours: int) -> st
     if rule.kind == "type":
         return f"({raw} IS NOT NULL AND {typed} IS NULL)"
     if rule.kind == "regex":
-        return f"({typed} IS NOT NULL AND NOT regexp_matches({typed}, {lit(c.regex)}))"
+        return f"({typed} IS NOT NULL AND NOT regexp_matches({typed}, {lit(anchored(c.regex, 're2'))}))"
     if rule.kind == "in_set":
         return f"({typed} IS NOT NULL AND {typed} NOT IN ({', '.join(lit(v) for v in c.allowed)}))"
     if rule.kind == "between":
@@ -67,8 +75,9 @@ def _failure(rule: Rule, c: Column, raw: str, typed: str, skew_hours: int) -> st
     raise ValueError(f"no DuckDB check for rule kind {rule.kind!r}")
 
 
-def parse_sql(bronze_files: list[str], contract: Contract) -> str:
-    """SELECT of Bronze rows -> one row per message: Bronze metadata, value, typed columns, _reasons."""
+def parse_sql(bronze_files: list[str], contract: Contract, with_file: bool = False) -> str:
+    """SELECT of Bronze rows -> one row per message: Bronze metadata, value, typed columns, _reasons
+    (and `_file`, the object it came from, with_file)."""
     files = "[" + ", ".join(lit(f) for f in bronze_files) + "]"
     meta = ", ".join(q(m) for m in BRONZE_META)
     paths = "[" + ", ".join(lit("$." + q(c.name)) for c in contract.columns) + "]"
@@ -87,19 +96,19 @@ def parse_sql(bronze_files: list[str], contract: Contract) -> str:
     reasons = "list_filter([" + ", ".join(f"CASE WHEN {cond} THEN {lit(code)} END" for code, cond in checks) + "], lambda x: x IS NOT NULL)"
     return f"""
     WITH src AS (
-        SELECT {meta}, value, try(decode(value)) AS _txt
-        FROM read_parquet({files}, hive_partitioning = true, hive_types_autocast = false)
+        SELECT {meta}, value, try(decode(value)) AS _txt{", filename AS _file" if with_file else ""}
+        FROM read_parquet({files}, hive_partitioning = true, hive_types_autocast = false{", filename = true" if with_file else ""})
     ), obj AS (
         SELECT *, CASE WHEN json_valid(_txt) AND json_type(_txt) = 'OBJECT' THEN _txt::JSON END AS _j FROM src
     ), raw AS (
-        SELECT {meta}, value, _j IS NULL AS _not_object,
+        SELECT {meta}, value,{" _file," if with_file else ""} _j IS NULL AS _not_object,
                coalesce(len(list_filter(json_keys(_j), lambda k: NOT list_contains({known}, k))) > 0, false) AS _unknown,
                {raw_cols}
         FROM (SELECT *, json_extract_string(_j, {paths}) AS _vals FROM obj)
     ), typed AS (
         SELECT *, {', '.join(typed_cols)} FROM raw
     )
-    SELECT {meta}, value, {', '.join(q(n) for n in contract.names)},
+    SELECT {meta}, value,{" _file," if with_file else ""} {', '.join(q(n) for n in contract.names)},
            CASE WHEN _not_object THEN [{lit(UNPARSEABLE)}] ELSE {reasons} END AS _reasons
     FROM typed
     """
@@ -160,51 +169,105 @@ def _copy(con, select: str, path: Path) -> None:
     con.execute(f"COPY ({select}) TO {lit(str(path / 'part-0.parquet'))} (FORMAT parquet, COMPRESSION zstd)")
 
 
-def bronze_to_silver(con, bronze_files: list[str], out: Path, contract: Contract | None = None, existing_silver: str | None = None) -> dict:
-    """The bronze_to_silver stage's work: Silver customers, quarantine and batch, plus its figures."""
-    contract = contract or load_contract()
-    eid, pk, t = q(contract.event_id), q(contract.primary_key), q(contract.event_time)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {parse_sql(bronze_files, contract)}")
-    bronze_in = con.execute("SELECT count(*) FROM parsed").fetchone()[0]
-    reasons = dict(con.execute("SELECT _reasons[1], count(*) FROM parsed WHERE len(_reasons) > 0 GROUP BY 1").fetchall())
-    # mark_duplicates: the first delivery (ingest_ts, partition, offset; Spark's ascending NULLS FIRST) wins.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE marked AS
-        SELECT * EXCLUDE (value, _reasons),
-               row_number() OVER (PARTITION BY {eid} ORDER BY ingest_ts NULLS FIRST, "partition" NULLS FIRST, "offset" NULLS FIRST) > 1 AS _dup
-        FROM parsed WHERE len(_reasons) = 0
-    """)
-    duplicates, accepted = con.execute("SELECT count(*) FILTER (_dup), count(*) FILTER (NOT _dup) FROM marked").fetchone()
+def _path(file: str) -> str:
+    """A Bronze object as a local path (the lake names them file:///...)."""
+    from urllib.parse import unquote
+
+    return unquote(file[len("file://"):]) if file.startswith("file://") else file
+
+
+# Arrival order: the first arrival is the smallest. Spark breaks the last tie (same ingest time,
+# offset and partition, another source) by a hash of the source name; the oracle by the name.
+ARRIVAL = 'ingest_ts, "offset", "partition", source'
+POSITION = ["source", "topic", "partition", "offset"]
+
+
+def silver_tables(contract: Contract) -> dict[str, str]:
+    """SQL for Silver computed from scratch over the `parsed` table, per scope (`before`: the objects
+    Silver had seen; `after`: those plus the run's). The semantics of docs/RELIABILITY.md, written
+    independently of spark_apps/transforms.py:
+    - exact copies: one row per (event id, content) among valid rows and per source position among
+      quarantined rows, the first arrival (ingest time, offset, partition, source) kept;
+    - latest state per key: the maximum over (event time [ingest time without one], the contract
+      columns in contract order with NULL smallest, then the earliest arrival);
+    - quarantine: every bad source position, from its earliest landing.
+    """
+    eid, pk = q(contract.event_id), q(contract.primary_key)
     names = ", ".join(q(n) for n in contract.names)
-    rows = f"""SELECT {names}, source AS _source, "partition" AS _partition, "offset" AS _offset, ingest_ts AS _ingest_ts
-               FROM marked WHERE NOT _dup"""
-    if existing_silver:
-        rows = f"SELECT * FROM read_parquet({lit(existing_silver + '/*.parquet')}) UNION ALL BY NAME {rows}"
-    # latest_state: an event id delivered again keeps its first delivery (Spark's ascending NULLS FIRST),
-    # then per customer the max by (event time, offset, event id), DESC NULLS LAST.
-    first = "_ingest_ts NULLS FIRST, _source NULLS FIRST, _partition NULLS FIRST, _offset NULLS FIRST"
-    state = f"""
-        SELECT * FROM (SELECT * FROM ({rows}) QUALIFY row_number() OVER (PARTITION BY {eid} ORDER BY {first}) = 1)
-        QUALIFY row_number() OVER (PARTITION BY {pk} ORDER BY {t} DESC NULLS LAST, _offset DESC NULLS LAST, {eid} DESC NULLS LAST) = 1
-    """
-    _copy(con, state, out / "customers")
+    when = q(contract.event_time) if contract.event_time else "ingest_ts"
+    content_desc = ", ".join(f"{q(n)} DESC NULLS LAST" for n in contract.names)
     meta = ", ".join(q(m) for m in BRONZE_META)
-    quarantine = f"""
-        SELECT {meta}, value, _reasons[1] AS reason, _reasons AS reasons FROM parsed WHERE len(_reasons) > 0
-        QUALIFY row_number() OVER (PARTITION BY {', '.join(q(k) for k in QUARANTINE_KEY)}) = 1
-    """
-    _copy(con, quarantine, out / "quarantine")
-    _copy(con, f"SELECT {names} FROM parsed WHERE NOT list_contains(_reasons, {lit(UNPARSEABLE)})", out / "batch")
-    silver_rows = con.execute(f"SELECT count(*) FROM read_parquet({lit(str(out / 'customers' / '*.parquet'))})").fetchone()[0]
-    con.execute("DROP TABLE parsed; DROP TABLE marked")
-    return {
+    position = ", ".join(q(k) for k in POSITION)
+    out = {}
+    for scope, where in (("before", "_before"), ("after", "(_before OR _run)"), ("run", "_run")):
+        accepted = f"""(SELECT * FROM parsed WHERE len(_reasons) = 0 AND {where}
+                        QUALIFY row_number() OVER (PARTITION BY {eid}, {names} ORDER BY {ARRIVAL}) = 1)"""
+        out[f"accepted_{scope}"] = accepted
+        out[f"state_{scope}"] = f"""
+            SELECT {names}, source AS _source, "partition" AS _partition, "offset" AS _offset, ingest_ts AS _ingest_ts
+            FROM {accepted}
+            QUALIFY row_number() OVER (PARTITION BY {pk} ORDER BY {when} DESC NULLS LAST, {content_desc}, {ARRIVAL}) = 1"""
+        out[f"quarantine_{scope}"] = f"""
+            SELECT {meta}, value, _reasons[1] AS reason, _reasons AS reasons, {names}
+            FROM parsed WHERE len(_reasons) > 0 AND {where}
+            QUALIFY row_number() OVER (PARTITION BY {position} ORDER BY ingest_ts, _file) = 1"""
+    return out
+
+
+def bronze_to_silver(con, bronze_files: list[str], out: Path, contract: Contract | None = None,
+                     before: list[str] | None = None) -> dict:
+    """The oracle of the bronze_to_silver stage: Silver state and quarantine computed from scratch
+    over every Bronze object (`before` + `bronze_files`), and the figures and gate batch of a run
+    that reads `bronze_files` on top of a Silver that had seen `before` (they may overlap: a
+    backfill reads objects again). Writes out/customers, out/quarantine, out/batch."""
+    contract = contract or load_contract()
+    run_files = sorted({_path(f) for f in bronze_files})
+    before_files = sorted({_path(f) for f in before or []})
+    every = sorted(set(run_files) | set(before_files))
+    if not every:
+        raise ValueError("no Bronze objects")
+    pk, names = q(contract.primary_key), ", ".join(q(n) for n in contract.names)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE parsed AS
+        SELECT * EXCLUDE (_file), _file IN (SELECT unnest({lit_list(run_files)})) AS _run,
+               _file IN (SELECT unnest({lit_list(before_files)})) AS _before, _file
+        FROM ({parse_sql(every, contract, with_file=True)})""")
+    t = silver_tables(contract)
+    _copy(con, t["state_after"], out / "customers")
+    _copy(con, f"SELECT {', '.join(q(m) for m in BRONZE_META)}, value, reason, reasons FROM ({t['quarantine_after']})",
+          out / "quarantine")
+    # The gate's batch: the run's distinct deliveries as parsed, with per-family reason flags.
+    _copy(con, f"""
+        SELECT {names}, false AS _quarantined, false AS _unparseable, false AS _unknown_field, false AS _bad_type,
+               CAST(NULL AS VARCHAR) AS _reason FROM {t['accepted_run']}
+        UNION ALL
+        SELECT {names}, true, list_contains(reasons, {lit(UNPARSEABLE)}), list_contains(reasons, {lit(UNKNOWN_FIELD)}),
+               len(list_filter(reasons, lambda r: starts_with(r, 'bad_type:'))) > 0, reason
+        FROM ({t['quarantine_run']})""", out / "batch")
+    one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+    position = ", ".join(q(k) for k in POSITION)
+    bronze_in = one("SELECT count(*) FROM parsed WHERE _run")
+    accepted = one(f"SELECT count(*) FROM {t['accepted_run']}")
+    quarantined = one(f"""SELECT count(*) FROM ({t['quarantine_run']}) r ANTI JOIN
+                          (SELECT {position} FROM parsed WHERE len(_reasons) > 0 AND _before) b USING ({position})""")
+    reasons = dict(con.execute(f"SELECT reason, count(*) FROM ({t['quarantine_run']}) GROUP BY 1").fetchall())
+    figures = {
+        "bronze_objects": len(run_files),
         "bronze_in": bronze_in,
-        "quarantined": sum(reasons.values()),
-        "duplicates": duplicates,
         "accepted": accepted,
-        "silver_rows": silver_rows,
+        "quarantined": quarantined,
+        "duplicates": bronze_in - accepted - quarantined,
+        "new_keys": one(f"SELECT count(DISTINCT {pk}) FROM {t['accepted_run']} a ANTI JOIN ({t['state_before']}) b USING ({pk})"),
+        "changed": one(f"SELECT count(*) FROM (({t['state_after']}) EXCEPT ({t['state_before']}))"),
+        "silver_rows": one(f"SELECT count(*) FROM ({t['state_after']})"),
+        "quarantine_rows": one(f"SELECT count(*) FROM ({t['quarantine_after']})"),
         "quarantine_reasons": dict(sorted(reasons.items())),
     }
+    con.execute("DROP TABLE parsed")
+    return figures
+
+
+def lit_list(values: list[str]) -> str:
+    return "[" + ", ".join(lit(v) for v in values) + "]::VARCHAR[]"
 
 
 def silver_to_gold(con, silver_dir: Path, out: Path, contract: Contract | None = None) -> dict:

@@ -143,3 +143,91 @@ def test_spark_and_gx_agree_on_full_match(spark, value):
     java = spark.createDataFrame([(value,)], "v string").select(F.col("v").rlike(anchored(regex, "java"))).first()[0]
     python = bool(pd.Series([value]).str.contains(anchored(regex, "python"), regex=True)[0])
     assert java == python == (value == "C0000001")
+
+
+# ---- fast checks (no Spark): `make mutation` runs these against mutants of mdp/core/contract.py ----
+@pytest.mark.parametrize(("regex", "value", "full"), [
+    (r"^C[0-9]{7}$", "C0000001", True),
+    (r"^C[0-9]{7}$", "C0000001\n", False),  # a bare $ in Python matches before a final \n
+    (r"^C[0-9]{7}$", "C0000001\u2028", False),
+    (r"^C[0-9]{7}$", "xC0000001", False),
+    (r"a|b", "b", True),
+    (r"a|b", "xb", False),  # the alternation is grouped before it is anchored
+    (r"a|b", "ax", False),
+    (r"[0-9]+", "12 ", False),  # a contract regex without anchors still means the whole value
+])
+def test_anchored_means_full_match_in_python_and_re2(regex, value, full):
+    import duckdb
+
+    python = re.search(anchored(regex, "python"), value) is not None
+    re2 = duckdb.execute("SELECT regexp_matches(?, ?)", [value, anchored(regex, "re2")]).fetchone()[0]
+    assert python == re2 == full
+
+
+def test_type_rules_are_for_typed_columns_only_and_rules_come_in_evaluation_order():
+    c = load_contract()
+    typed = [r for r in c.rules() if r.kind == "type"]
+    assert {r.column for r in typed} == {x.name for x in c.columns if x.type != "string"}
+    assert all(r.code == f"bad_type:{r.column}" for r in typed)
+    # Per column: missing, then type, then the value rules; the first failing one is the primary reason.
+    assert [r.code for r in c.rules() if r.column == "signup_date"] == [
+        "missing:signup_date", "bad_type:signup_date", "out_of_range:signup_date", "future:signup_date"]
+    assert [r.code for r in c.rules() if r.column == "email"] == ["missing:email", "bad_format:email"]
+    assert [r.code for r in c.rules() if r.column == "plan"] == ["missing:plan", "bad_value:plan"]
+
+
+def test_feature_roles_follow_the_contract():
+    c = load_contract()
+    roles = {x.name: c.feature_role(x) for x in c.columns}
+    assert roles["customer_id"] == "identifier"
+    assert roles["churned"] == "excluded"  # the label is never a feature
+    assert {roles[n] for n in (c.event_id, c.event_time, "event_type")} == {"excluded"}  # the envelope
+    assert roles["age"] == roles["monthly_spend"] == roles["support_tickets"] == "numeric"
+    assert roles["plan"] == roles["country"] == "categorical"  # strings with an allowed set
+    assert roles["full_name"] == roles["email"] == roles["signup_date"] == "excluded"
+    assert [n for n, role, _ in c.features() if role == "boolean"] == ["has_phone"]  # stated on the derived feature
+    data = c.model_dump()
+    data["columns"] += [{"name": "vip", "type": "boolean"}, {"name": "segment", "type": "string", "feature": "categorical"}]
+    more = Contract.model_validate(data)
+    assert more.feature_role(more.column("vip")) == "boolean"  # a boolean column that is not the label
+    assert more.feature_role(more.column("segment")) == "categorical"  # stated, though it has no allowed set
+
+
+def test_an_unknown_column_is_named():
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        load_contract().column("nope")
+
+
+def test_contract_paths_by_name_or_file():
+    from pathlib import Path
+
+    from mdp.core.contract import CONTRACTS_DIR, contract_path
+
+    assert contract_path("customers") == CONTRACTS_DIR / "customers.yaml"
+    assert contract_path("mine.yaml") == Path("mine.yaml") and contract_path("mine.yml") == Path("mine.yml")
+    assert contract_path("contracts/mine") == Path("contracts/mine")
+
+
+def test_every_incompatible_change_is_named():
+    c = load_contract()
+    published = schema_of(c)
+    assert published["version"] == c.version and published["columns"]["age"] == {"type": "int", "nullable": False}
+    data = c.model_dump()
+    data["primary_key"], data["event_id"] = "email", "customer_id"
+    next(x for x in data["columns"] if x["name"] == "phone")["nullable"] = False
+    assert incompatibilities(Contract.model_validate(data), published) == [
+        "primary_key: was 'customer_id', now 'email'",
+        "event_id: was 'event_id', now 'customer_id'",
+        "columns.phone: became non-nullable; published rows may hold nulls",
+    ]
+    assert incompatibilities(c, None) == []
+    # A manifest from before columns were recorded: every non-nullable column is new to it.
+    assert len(incompatibilities(c, {"primary_key": c.primary_key, "event_id": c.event_id})) == \
+        sum(not x.nullable for x in c.columns)
+
+
+def test_a_bad_contract_names_every_failing_key():
+    data = {**load_contract().model_dump(), "colour": "blue", "flavour": "mint"}
+    with pytest.raises(ConfigError) as err:
+        parse_contract(data, "mine.yaml")
+    assert str(err.value) == "contract mine.yaml: colour: Extra inputs are not permitted; flavour: Extra inputs are not permitted"
