@@ -9,6 +9,7 @@ Sources are adapters chosen by `settings.source`; each writes Bronze in the same
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,15 +42,20 @@ def land_from_generator(ctx: RunContext) -> dict:
     total, dirty = 0, 0
     for hour in ctx.interval.hours():
         events = generate_hour(s.seed, hour, s.events, s.dirty_fraction)
+        # The generator numbers its records from 0 in every hour, so the hour and the parameters go in
+        # the source's name: positions (source, partition, offset) stay unique across hours, a rerun
+        # with the same parameters rewrites the same objects, and other parameters add new ones.
+        params = hashlib.sha1(f"{s.seed}:{s.events}:{s.dirty_fraction}".encode()).hexdigest()[:8]
+        source = f"generator-{hour:%Y%m%dT%H}-{params}"
         part = join(bronze_table_uri(s), bronze_partition(hour))
-        for name in ctx.store.list_files(part):  # the generator owns its files in the hour: rerun = replace
-            if name.startswith("part-generator-"):
+        for name in ctx.store.list_files(part):  # this hour with these parameters: rerun = replace
+            if name.startswith(f"part-{source}-"):
                 ctx.store.delete(join(part, name))
         records = [
             RawRecord(e.message, e.customer_id.encode() or None, 0, i, ingest_time(hour, i, len(events)))
             for i, e in enumerate(events)
         ]
-        write_bronze(s, ctx.store, records, source="generator", topic=s.topic)
+        write_bronze(s, ctx.store, records, source=source, topic=s.topic)
         total += len(events)
         dirty += sum(e.dirty is not None for e in events)
     return {"landed": total, "dirty_generated": dirty}
