@@ -65,6 +65,19 @@ def test_workflow_runs_the_cluster_path():
     assert "pytest tests/deploy" in "\n".join(s.get("run", "") for s in wf["jobs"]["offline-checks"]["steps"])
 
 
+def test_workflow_runs_compose_with_the_real_images():
+    wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
+    job = wf["jobs"]["compose-e2e"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    order = ["base_images.py --mode pull", "cp .env.example .env",
+             "docker compose build airflow-init airflow-webserver airflow-scheduler", "docker compose up -d",
+             "scripts/compose_wait.py", "make compose-e2e"]
+    assert [runs.index(t) for t in order] == sorted(runs.index(t) for t in order)
+    assert "BUILD_INPUTS" not in runs and "--mode standin" not in runs
+    assert any(s.get("if") == "failure()" and "docker compose logs" in s["run"] for s in job["steps"])
+    assert any(s.get("if") == "always()" and "docker compose down -v" in s["run"] for s in job["steps"])
+
+
 # --- scripts/e2e_trigger.py against a fake Airflow API ---------------------------------------------
 
 class FakeAirflow(BaseHTTPRequestHandler):
