@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -98,6 +99,24 @@ def have(image: str) -> bool:
     return docker("image", "inspect", image, check=False, capture=True).returncode == 0
 
 
+def standin_hash(kind: str) -> str:
+    """What a stand-in is built from: its folder, the shared files, the root's package list and the lock."""
+    h = hashlib.sha256(" ".join(ROOT_PACKAGES).encode())
+    for folder in (HERE / "common", HERE / kind):
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+            h.update(f.relative_to(HERE).as_posix().encode() + f.read_bytes())
+    h.update((ROOT / "requirements.lock").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def stale_standin(image: str) -> bool:
+    """A stand-in built from other files than the ones here now (a pulled, real image is never stale)."""
+    r = docker("image", "inspect", "--format", "{{json .Config.Labels}}", image, check=False, capture=True)
+    labels = json.loads(r.stdout or "null") or {}
+    kind = labels.get("mdp.standin")
+    return bool(kind) and labels.get("mdp.standin.hash") != standin_hash(kind)
+
+
 def pull(image: str) -> bool:
     r = docker("pull", "-q", image, check=False, capture=True, timeout=1800)
     if r.returncode != 0:
@@ -166,8 +185,6 @@ def pip_env() -> dict[str, str]:
 
 def wheels_for(packages: list[str]) -> list[Path]:
     """The wheelhouse's wheels that installing these packages (with the lock as constraints) takes."""
-    import json
-
     house = ensure_wheelhouse()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
@@ -262,7 +279,8 @@ def build_standin(image: str, root: str) -> None:
                 os.link(w, wheels / w.name)  # hard links: no copy of the wheelhouse
         tag = image.split(":", 1)[1] if ":" in image.split("/")[-1] else "latest"
         args = ["build", "-q", "-t", image, "--build-arg", f"ROOT_IMAGE={root}",
-                "--build-arg", f"UPSTREAM_TAG={tag}", "--label", f"mdp.standin={kind}", str(ctx)]
+                "--build-arg", f"UPSTREAM_TAG={tag}", "--label", f"mdp.standin={kind}",
+                "--label", f"mdp.standin.hash={standin_hash(kind)}", str(ctx)]
         t0 = time.monotonic()
         r = docker(*args, check=False, capture=True)
         if r.returncode != 0:
@@ -287,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.list:
         print("\n".join(images))
         return 0
-    missing = [i for i in images if not have(i)]
+    missing = [i for i in images if not have(i) or stale_standin(i)]
     for image in list(missing):
         if a.mode != "standin" and pull(image):
             log(f"pulled {image}")
