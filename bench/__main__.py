@@ -61,9 +61,9 @@ def spark_outputs(settings) -> dict:
     silver, gold = silver_dataset(settings), gold_dataset(settings)
     v, g = silver.current()["version"], gold.current()["version"]
     return {
-        "silver": silver.table_uri("customers", v),
+        "silver": silver.table_uri("state", v),
         "quarantine": silver.table_uri("quarantine", v),
-        "gold": gold.table_uri("customer_features", g),
+        "gold": gold.table_uri("features", g),
     }
 
 

@@ -1,8 +1,8 @@
 """Bronze -> Silver -> Gold in DuckDB, with the semantics of spark_apps/transforms.py.
 
 Every column list, cast, normaliser and quarantine rule is derived from the contract, in the
-contract's order, exactly as `parse_events` derives them for Spark; the only hand-written part is
-Gold's derived features (as `build_features` hand-writes them). Outputs are Parquet files with the
+contract's order, exactly as `parse_events` derives them for Spark, and Gold's columns as
+`spark_apps.features.build_features` derives them. Outputs are Parquet files with the
 tables the Spark stages write (Silver customers, quarantine, the GX batch; Gold features) and the
 same figures (bronze_in, quarantined per reason, duplicates, accepted, silver_rows, gold_rows).
 
@@ -105,18 +105,45 @@ def parse_sql(bronze_files: list[str], contract: Contract) -> str:
     """
 
 
+def _gold_value(value) -> str:
+    return ("TRUE" if value else "FALSE") if isinstance(value, bool) else lit(value)
+
+
+def _days_since(column: str) -> str:
+    return f"CAST(CAST(as_of AS DATE) - CAST({q(column)} AS DATE) AS INTEGER)"
+
+
+def _gold_feature(name: str, role: str, contract: Contract) -> str:
+    """One feature's SQL, with the meaning spark_apps/features.py gives it."""
+    derived = {d.name: d for d in contract.derived}
+    if name in derived:
+        d = derived[name]
+        if d.kind == "days_since":
+            return f"coalesce({_days_since(d.column)}, {_days_since(d.fallback)})" if d.fallback else _days_since(d.column)
+        if d.kind == "is_present":
+            return f"({q(d.column)} IS NOT NULL)" if d.feature == "boolean" else f"CAST({q(d.column)} IS NOT NULL AS INTEGER)"
+        raise ValueError(f"derived.{d.name}: no DuckDB expression for kind {d.kind!r}")
+    if role == "boolean" and contract.column(name).type != "boolean":
+        return f"({q(name)} <> 0)"
+    return q(name)
+
+
 def gold_sql(silver: str, contract: Contract) -> str:
-    """build_features: the hand-written derived features, relative to as_of = max(event time)."""
-    pk, t, label = q(contract.primary_key), q(contract.event_time), q(contract.label.column)
+    """build_features (spark_apps/features.py) generated from the contract: the identifier, the
+    features by role and the derived ones, the label as 0/1, as_of; tombstoned entities left out."""
+    as_of = q(contract.event_time or "_ingest_ts")
+    label = contract.label
+    features = ", ".join(f"{_gold_feature(n, role, contract)} AS {q(n)}" for n, role, _ in contract.features())
+    where = ""
+    if contract.tombstone:
+        where = f"WHERE {q(contract.tombstone.column)} IS DISTINCT FROM {lit(contract.tombstone.value)}"
     return f"""
-    WITH a AS (SELECT max({t}) AS as_of FROM {silver})
-    SELECT {pk}, age, plan, country, monthly_spend, support_tickets,
-           CAST(CAST(as_of AS DATE) - signup_date AS INTEGER) AS tenure_days,
-           CAST(coalesce(CAST(as_of AS DATE) - last_login_date, CAST(as_of AS DATE) - signup_date) AS INTEGER) AS days_since_last_login,
-           phone IS NOT NULL AS has_phone,
-           CAST({label} AS INTEGER) AS {label},
+    WITH a AS (SELECT max({as_of}) AS as_of FROM {silver})
+    SELECT {q(contract.primary_key)}, {features},
+           CAST({q(label.column)} = {_gold_value(label.positive)} AS INTEGER) AS {q(label.column)},
            as_of
     FROM {silver} CROSS JOIN a
+    {where}
     """
 
 

@@ -166,26 +166,61 @@ def _with_partitions(files: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _date(v):
+    """A date, a timestamp or NULL as a date (timestamps are UTC, as in Spark's session)."""
+    if v is None or v is pd.NaT or (isinstance(v, float) and v != v):
+        return None
+    return v.date() if hasattr(v, "date") else v
+
+
+def _days_since(s: pd.Series, as_of_date) -> pd.Series:
+    return s.map(lambda v: (as_of_date - d).days if (d := _date(v)) is not None else None).astype("Int32")
+
+
+def gold_frame(silver: pd.DataFrame, contract: Contract) -> pa.Table:
+    """build_features (spark_apps/features.py) in pandas, from the contract: the identifier, the
+    features by role and the derived ones, the label as 0/1, as_of; tombstoned entities left out."""
+    src = contract.event_time or "_ingest_ts"
+    as_of = silver[src].max()
+    s = silver
+    if contract.tombstone:
+        t = contract.tombstone
+        s = s[~s[t.column].eq(t.value).fillna(False).astype(bool)]
+    as_of_date = _date(as_of)
+    derived = {d.name: d for d in contract.derived}
+    data: dict[str, pd.Series] = {contract.primary_key: s[contract.primary_key]}
+    fields = [pa.field(contract.primary_key, ARROW[contract.column(contract.primary_key).type])]
+    for name, role, _ in contract.features():
+        if name in derived:
+            d = derived[name]
+            if d.kind == "days_since":
+                col = _days_since(s[d.column], as_of_date)
+                if d.fallback:
+                    col = col.fillna(_days_since(s[d.fallback], as_of_date))
+                typ = pa.int32()
+            else:  # is_present
+                col = s[d.column].notna()
+                col, typ = (col, pa.bool_()) if d.feature == "boolean" else (col.astype("Int32"), pa.int32())
+        elif role == "boolean" and contract.column(name).type != "boolean":
+            col, typ = s[name].ne(0).astype("boolean").mask(s[name].isna()), pa.bool_()
+        else:
+            col, typ = s[name], ARROW[contract.column(name).type]
+        data[name] = col
+        fields.append(pa.field(name, typ))
+    label = s[contract.label.column]
+    data[contract.label.column] = label.eq(contract.label.positive).astype("Int32").mask(label.isna())
+    fields.append(pa.field(contract.label.column, pa.int32()))
+    data["as_of"] = pd.Series([as_of] * len(s), index=s.index, dtype=silver[src].dtype)
+    fields.append(pa.field("as_of", ARROW[contract.column(src).type] if src in contract.names else pa.timestamp("us", tz="UTC")))
+    return pa.Table.from_pandas(pd.DataFrame(data), schema=pa.schema(fields), preserve_index=False)
+
+
 def silver_to_gold(silver_dir: Path, out: Path, contract: Contract) -> dict:
-    s = pq.read_table(silver_dir).to_pandas(types_mapper=None)
-    as_of = s[contract.event_time].max()
-    as_of_date = as_of.date()
-    days = lambda col: s[col].map(lambda d: (as_of_date - d).days if d is not None and d == d else None)  # noqa: E731
-    tenure = days("signup_date")
-    since = days("last_login_date")
-    since = since.where(since.notna(), tenure)
-    gold = pd.DataFrame({
-        contract.primary_key: s[contract.primary_key], "age": s["age"], "plan": s["plan"], "country": s["country"],
-        "monthly_spend": s["monthly_spend"], "support_tickets": s["support_tickets"],
-        "tenure_days": tenure.astype("Int32"), "days_since_last_login": since.astype("Int32"),
-        "has_phone": s["phone"].notna(), contract.label.column: s[contract.label.column].astype("Int32"), "as_of": as_of,
-    })
-    schema = pa.schema([(contract.primary_key, pa.string()), ("age", pa.int32()), ("plan", pa.string()), ("country", pa.string()),
-                        ("monthly_spend", pa.float64()), ("support_tickets", pa.int32()), ("tenure_days", pa.int32()),
-                        ("days_since_last_login", pa.int32()), ("has_phone", pa.bool_()), (contract.label.column, pa.int32()),
-                        ("as_of", pa.timestamp("us", tz="UTC"))])
-    _write(gold, schema, out / "customer_features")
-    return {"gold_rows": len(gold)}
+    gold = gold_frame(pq.read_table(silver_dir).to_pandas(), contract)
+    path = out / "customer_features"
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(gold, path / "part-0.parquet", compression="zstd")
+    return {"gold_rows": gold.num_rows}
 
 
 def run(files: list[str], out: Path) -> dict:

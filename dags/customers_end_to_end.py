@@ -1,16 +1,20 @@
 """customers_end_to_end: the pipeline's stages as Airflow tasks, built from the stage registry.
 
 One task per entry of mdp.core.stages.STAGES, in registry order (land_bronze -> bronze_to_silver ->
-validate_silver -> silver_to_gold -> train_model). The profile's `runner` picks how a task runs:
+validate_silver -> silver_to_gold -> train_model; land_bronze is left out when a continuous lander
+runs, MDP_CONTINUOUS_LANDING). The profile's `runner` picks how a task runs:
 
 - inline (embedded, local, compose): a TaskFlow task calls mdp.shell.runner.run_stage in the worker;
 - kubernetes (kind): Spark stages submit a SparkApplication, the others run `mdp stage NAME` in a
   KubernetesPodOperator pod; both specs come from mdp.shell.k8s.
 
-Each run processes one interval of ingest hours: params since/until when given (manual runs),
-else the run's data interval (one hour on the @hourly schedule), else the hour before the
-run's trigger time. Every stage is idempotent for an interval, so reruns and backfills are safe.
-A failed quality gate (or any StageError / configuration error) fails its task without retries.
+Every run, scheduled or triggered, merges every Bronze object that Silver has not seen yet, so a
+paused DAG, a failed landing or late records are caught up by the next run. Params since/until
+make it a backfill that also reprocesses those ingest hours. The generator source (embedded) lands
+the run's data interval, or the hour before a manual trigger. The stages of one run share its run
+id: validate_silver publishes exactly the version bronze_to_silver staged for this run.
+Retries: an unreachable dependency (exit 5) and unexpected errors are retried; a failed quality
+gate, a conservation failure, bad configuration or a StageError fail the task for good.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from mdp.core import errors
 from mdp.core.lake import Interval, hour_floor
 from mdp.core.settings import get_settings
 from mdp.core.stages import STAGES, Stage
@@ -42,12 +47,16 @@ RETRY_DELAY = timedelta(minutes=1)
 MAX_RETRY_DELAY = timedelta(minutes=10)
 EXECUTION_TIMEOUT = {"python": timedelta(minutes=30), "spark": timedelta(minutes=45)}
 DAGRUN_TIMEOUT = timedelta(hours=3)
-# `mdp stage` exit codes that a retry cannot fix: 2 bad configuration, 3 the GX gate failed.
-NO_RETRY_EXIT_CODES = (2, 3)
+# `mdp stage` exit codes that a retry cannot fix: 2 configuration, 3 the GX gate, 4 conservation.
+NO_RETRY_EXIT_CODES = errors.NO_RETRY_EXIT_CODES
+
+
+def is_backfill(params: dict | None) -> bool:
+    return bool((params or {}).get("since") or (params or {}).get("until"))
 
 
 def run_interval(params: dict | None, dag_run) -> Interval:
-    """The ingest hours a run processes (used by inline tasks and by the pod/Spark templates)."""
+    """The ingest hours of a run: the backfill params, else the data interval (what the generator lands)."""
     params = params or {}
     since, until = params.get("since"), params.get("until")
     if since or until:
@@ -69,16 +78,16 @@ def assets_for(outputs: tuple[str, ...]) -> list[Asset]:
     return [Asset(name=o, uri=f"mdp://{o}", group="mdp") for o in outputs]
 
 
-def inlets_for(stage: Stage) -> list[Asset]:
+def inlets_for(stage: Stage, settings) -> list[Asset]:
     """What a stage reads: the outputs of the closest upstream stage that declares any."""
     before = STAGES[: STAGES.index(stage)]
     for s in reversed(before):
         if s.outputs:
-            return assets_for(s.outputs)
+            return assets_for(s.output_names(settings))
     return []
 
 
-def common_args(stage: Stage) -> dict:
+def common_args(stage: Stage, settings) -> dict:
     return {
         "task_id": stage.name,
         "doc_md": stage.summary,
@@ -87,19 +96,19 @@ def common_args(stage: Stage) -> dict:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": MAX_RETRY_DELAY,
         "execution_timeout": EXECUTION_TIMEOUT[stage.kind],
-        "outlets": assets_for(stage.outputs),
-        "inlets": inlets_for(stage),
+        "outlets": assets_for(stage.output_names(settings)),
+        "inlets": inlets_for(stage, settings),
     }
 
 
-def inline_task(stage: Stage):
+def inline_task(stage: Stage, settings):
     """A TaskFlow task that runs the stage in this worker process."""
 
-    @task(**common_args(stage))
+    @task(**common_args(stage, settings))
     def run_inline() -> dict:
-        from mdp.core.context import RunContext, StageError
+        from mdp.core.context import RunContext
+        from mdp.core.errors import ConfigError, MdpError
         from mdp.shell.runner import run_stage
-        from mdp.core.settings import ConfigError
 
         context = get_current_context()
         try:
@@ -112,12 +121,16 @@ def inline_task(stage: Stage):
         for value in settings.secret_values():  # Airflow's masker then hides them in every task log line
             mask_secret(value)
         log.info("%s: interval %s, profile %s, lake %s", stage.name, interval, settings.profile, settings.lake_base)
+        ctx = RunContext(settings=settings, interval=interval, run_id=context["run_id"],
+                         backfill=is_backfill(context["params"]))
         try:
-            result = run_stage(stage, RunContext(settings=settings, interval=interval, run_id=context["run_id"]))
-        except (StageError, ConfigError) as exc:
-            # GateFailed is a StageError: its message names the failed expectations and the Data
-            # Docs. Retrying the same data cannot pass, so fail now, loudly.
-            log.error("%s failed: %s", stage.name, exc)
+            result = run_stage(stage, ctx)
+        except MdpError as exc:
+            log.error("%s failed (exit code %s): %s", stage.name, exc.exit_code, exc)
+            if exc.retryable:  # a dependency did not answer: Airflow retries with backoff
+                raise AirflowException(f"{stage.name}: {exc}") from exc
+            # A failed gate names the failed expectations and the Data Docs; retrying the same
+            # data cannot pass, nor can a bad setting: fail now, loudly.
             raise AirflowFailException(f"{stage.name} failed: {exc}") from exc
         log.info("%s done in %.1fs: %s", stage.name, result.seconds, result.figures)
         return json.loads(json.dumps(result.figures, default=str))
@@ -129,16 +142,17 @@ def kubernetes_task(stage: Stage, settings):
     """A SparkApplication (spark stages) or a pod running `mdp stage` (python stages)."""
     from mdp.shell import k8s
 
-    since = "{{ mdp_interval(params, dag_run).start.isoformat() }}"
-    until = "{{ mdp_interval(params, dag_run).end.isoformat() }}"
+    # Empty unless the run is a backfill: then bronze_to_silver also reprocesses those hours.
+    since = "{{ params.since or '' }}"
+    until = "{{ params.until or '' }}"
     if stage.kind == "spark":
         from airflow.providers.cncf.kubernetes.operators.spark_kubernetes import (
             SparkKubernetesOperator,
         )
 
-        return SparkKubernetesOperator(**common_args(stage), **k8s.spark_operator_kwargs(settings, stage, since, until))
+        return SparkKubernetesOperator(**common_args(stage, settings), **k8s.spark_operator_kwargs(settings, stage, since, until))
     return stage_pod_operator(
-        **common_args(stage), startup_timeout_seconds=300, **k8s.pod_operator_kwargs(settings, stage, since, until)
+        **common_args(stage, settings), startup_timeout_seconds=300, **k8s.pod_operator_kwargs(settings, stage, since, until)
     )
 
 
@@ -195,10 +209,10 @@ StagePodOperator = None  # the class, once stage_pod_operator has defined it
     },
 )
 def customers_end_to_end():
-    settings = get_settings()  # parse time: only the runner and the kubernetes specs are read here
+    settings = get_settings()  # parse time: the runner, the contract's names and the kubernetes specs
     previous = None
-    for stage in STAGES:
-        current = kubernetes_task(stage, settings) if settings.runner == "kubernetes" else inline_task(stage)
+    for stage in (s for s in STAGES if s.enabled(settings)):
+        current = kubernetes_task(stage, settings) if settings.runner == "kubernetes" else inline_task(stage, settings)
         if previous is not None:
             previous >> current
         previous = current

@@ -1,6 +1,8 @@
 """Seeded synthetic customer events (Faker), in the exact JSON shape the `customers` topic carries.
 
-Every event carries the customer's full state (snapshot-style change events). The churn label is
+This generator makes the bundled `customers` contract's events (FIELDS); land_bronze refuses it
+for a contract without those columns (ingestion/land.py). Other data comes in through files
+(`mdp ingest`, ingestion/file_source.py). Every event carries the customer's full state (snapshot-style change events). The churn label is
 drawn from a logistic model of the customer's features, so a good classifier can learn it and a
 constant one cannot. A configurable fraction of events is deliberately dirty.
 """
@@ -20,6 +22,9 @@ from faker import Faker
 from mdp.core.contract import load_contract
 
 PLAN_EFFECT = {"free": 0.9, "basic": 0.3, "pro": -0.4, "enterprise": -1.1}
+CONTRACT = "customers"  # the bundled contract whose events this generator makes
+FIELDS = ("event_id", "event_type", "event_ts", "customer_id", "full_name", "email", "phone", "country", "age", "plan",
+          "signup_date", "monthly_spend", "support_tickets", "last_login_date", "churned")
 DIRTY_KINDS = (
     "unparseable_json",
     "truncated_json",
@@ -64,7 +69,7 @@ class CustomerEventGenerator:
         self.fake = Faker("en_US")
         self.fake.seed_instance(self.rng.randrange(2**31))
         self.n_customers = max(1, n_customers)
-        self.contract = load_contract()
+        self.contract = load_contract(CONTRACT)
         self.countries = self.contract.column("country").allowed
         self.plans = self.contract.column("plan").allowed
         self._seen: set[int] = set()

@@ -1,13 +1,34 @@
 """land_bronze: bring the interval's events into Bronze from the configured source.
 
-Sources are adapters chosen by `settings.source`; each writes Bronze in the same layout.
+Sources are adapters chosen by `settings.source`; each writes Bronze in the same layout:
+- generator: synthetic customers events, straight to Bronze (embedded);
+- file: the rows of `settings.input_file` (CSV or Parquet), straight to Bronze (`mdp run --input`);
+- kafka: the landing consumes the topic; with `input_file` set, the file is produced to the topic
+  first, so a run with a Kafka source takes the same path as a producer would.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 from mdp.core.context import RunContext
+from mdp.core.errors import ConfigError
 from mdp.core.lake import bronze_partition, bronze_table_uri
 from mdp.core.storage import join
+
+
+def check_generator_fits(contract) -> None:
+    """The generator makes the bundled customers contract's events; another shape would all be quarantined."""
+    from ingestion.generator import FIELDS
+
+    missing = [f for f in FIELDS if f not in contract.names]
+    if missing:
+        raise ConfigError(
+            f"source 'generator' (MDP_SOURCE) makes customers events, but contract {contract.entity!r} "
+            f"(MDP_CONTRACT) has no {missing}: give a file (`mdp run --input FILE`, or MDP_SOURCE=file "
+            "and MDP_INPUT_FILE) or use a Kafka source"
+        )
 
 
 def land_from_generator(ctx: RunContext) -> dict:
@@ -16,6 +37,7 @@ def land_from_generator(ctx: RunContext) -> dict:
     from ingestion.generator import generate_hour, ingest_time
 
     s = ctx.settings
+    check_generator_fits(ctx.contract)
     total, dirty = 0, 0
     for hour in ctx.interval.hours():
         events = generate_hour(s.seed, hour, s.events, s.dirty_fraction)
@@ -33,13 +55,42 @@ def land_from_generator(ctx: RunContext) -> dict:
     return {"landed": total, "dirty_generated": dirty}
 
 
+def input_path(ctx: RunContext) -> Path:
+    path = Path(ctx.settings.input_file)
+    return path if path.is_absolute() else ctx.settings.home / path
+
+
+def ingest_time(ctx: RunContext) -> datetime:
+    """Now, or the interval's start when now is outside it: the run's own hours hold the file."""
+    now = datetime.now(UTC)
+    return now if ctx.interval.start <= now < ctx.interval.end else ctx.interval.start
+
+
+def land_from_file(ctx: RunContext) -> dict:
+    """The input file's rows, one event each, straight to Bronze (see ingestion/file_source.py)."""
+    from ingestion.file_source import ingest_file
+
+    figures = ingest_file(ctx.settings, ctx.store, input_path(ctx), at=ingest_time(ctx))
+    return {"landed": figures["events"], **_file_figures(figures)}
+
+
 def land_from_kafka(ctx: RunContext) -> dict:
     from ingestion.landing import land_interval
 
-    return land_interval(ctx)
+    produced = {}
+    if ctx.settings.input_file:
+        from ingestion.file_source import ingest_file
+
+        produced = _file_figures(ingest_file(ctx.settings, ctx.store, input_path(ctx)))
+    return {**land_interval(ctx), **produced}
 
 
-SOURCES = {"generator": land_from_generator, "kafka": land_from_kafka}
+def _file_figures(f: dict) -> dict:
+    keep = ("file", "sha256", "rows", "bad_lines", "blanks", "event_ids_filled", "unknown_columns", "missing_required")
+    return {f"input_{k}": f[k] for k in keep}
+
+
+SOURCES = {"generator": land_from_generator, "kafka": land_from_kafka, "file": land_from_file}
 
 
 def run(ctx: RunContext) -> dict:

@@ -11,11 +11,29 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from mdp.core.settings import ConfigError, Settings
+from mdp.core.errors import ConfigError, StageError, Unavailable
+from mdp.core.settings import Settings, connect_failure
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a few-MB message must pass end to end
+SETTING = "kafka_bootstrap (MDP_KAFKA_BOOTSTRAP)"
+
+
+def require_bootstrap(settings: Settings, what: str) -> str:
+    if not settings.kafka_bootstrap:
+        raise ConfigError(f"{SETTING}: required for {what}")
+    return settings.kafka_bootstrap
+
+
+def unreachable(bootstrap: str, exc: BaseException | str) -> Unavailable:
+    """A Kafka connection failure: retryable, naming the setting and the endpoint."""
+    return Unavailable(f"cannot reach Kafka at {bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP): {connect_failure(exc)}")
+
+
+def bootstrap_timeout_ms(settings: Settings | None) -> int:
+    """How long a client waits for the first broker: the platform's connect timeout."""
+    return int(1000 * (settings.connect_timeout_s if settings else 10.0))
 
 
 def producer_config(bootstrap: str, **overrides) -> dict:
@@ -35,26 +53,29 @@ def producer_config(bootstrap: str, **overrides) -> dict:
 
 def make_producer(settings: Settings, **overrides):
     from kafka import KafkaProducer
-    from kafka.errors import KafkaTimeoutError
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-    if not settings.kafka_bootstrap:
-        raise ConfigError("kafka_bootstrap (MDP_KAFKA_BOOTSTRAP): required for the Kafka producer")
+    bootstrap = require_bootstrap(settings, "the Kafka producer")
+    overrides.setdefault("bootstrap_timeout_ms", bootstrap_timeout_ms(settings))
     try:
-        return KafkaProducer(**producer_config(settings.kafka_bootstrap, **overrides))
-    except KafkaTimeoutError:
-        raise ConfigError(f"cannot reach Kafka at {settings.kafka_bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP)") from None
+        return KafkaProducer(**producer_config(bootstrap, **overrides))
+    except (KafkaTimeoutError, KafkaConnectionError, OSError) as exc:
+        raise unreachable(bootstrap, exc) from None
 
 
-def ensure_topic(bootstrap: str, topic: str, partitions: int = 3, timeout_s: float = 15) -> bool:
+def ensure_topic(bootstrap: str | None, topic: str, partitions: int = 3, timeout_s: float = 15) -> bool:
     """Create the topic if it is missing (idempotent). Returns True when it was created."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
-    from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 
+    if not bootstrap:
+        raise ConfigError(f"{SETTING}: required to create the topic {topic!r}")
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
-    except KafkaTimeoutError:
-        raise ConfigError(f"cannot reach Kafka at {bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP)") from None
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
+                                 bootstrap_timeout_ms=int(timeout_s * 1000))
+    except (KafkaTimeoutError, KafkaConnectionError, OSError) as exc:
+        raise unreachable(bootstrap, exc) from None
     try:
         if topic in admin.list_topics():
             return False
@@ -62,6 +83,8 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int = 3, timeout_s: flo
         return True
     except TopicAlreadyExistsError:
         return False
+    except (KafkaTimeoutError, KafkaConnectionError) as exc:
+        raise unreachable(bootstrap, exc) from None
     finally:
         admin.close()
 
@@ -87,9 +110,16 @@ def publish(producer, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
     for key, value in messages:
         producer.send(topic, key=key, value=value).add_callback(out.success).add_errback(out.failure)
         n += 1
-    producer.flush(timeout=timeout_s)
+    try:
+        producer.flush(timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - a flush that times out is an unanswered broker
+        out.first_error = out.first_error or exc
     if out.failed or out.ok != n:
-        raise RuntimeError(f"Kafka: {out.failed} of {n} sends to {topic!r} failed ({out.ok} acknowledged): {out.first_error!r}")
+        text = f"Kafka: {out.failed} of {n} sends to {topic!r} failed ({out.ok} acknowledged): {out.first_error!r}"
+        # A retriable error (timeout, broker gone, leader moving) outlasted the retries: retry later.
+        if getattr(out.first_error, "retriable", False) or isinstance(out.first_error, OSError):
+            raise Unavailable(f"{text} ({SETTING})")
+        raise StageError(text)
     return n
 
 

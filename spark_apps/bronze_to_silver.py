@@ -1,28 +1,57 @@
-"""Bronze -> Silver: parse, cast, quarantine, dedupe, merge into the latest state per customer.
+"""Bronze -> Silver, incremental by Bronze object: parse, cast, quarantine, drop exact copies, merge
+the latest state per key, and stage the result for the quality gate.
 
-Reads only the Bronze partitions of the run's interval and merges them into the committed Silver.
-The result is staged (not yet visible); the GX gate publishes it.
+Which Bronze objects are new is Spark's own bookkeeping: a Structured Streaming file source run
+with `Trigger.AvailableNow` over the whole Bronze table, whose checkpoint lives in the lake beside
+each Silver version (`_checkpoint/v=<version>`). A run copies the published version's checkpoint,
+so it reads every object that version had not seen, whichever hour it sits in (late records, a
+paused DAG, a failed landing), exactly once. A version the gate rejects is never published, and
+neither is its checkpoint: the next run reads the same objects again. A rerun with nothing new
+stages nothing. A backfill (`--since/--until`) also reprocesses the chosen hours' objects; the merge
+is idempotent, so that only matters when the contract or the code changed.
+
+Row conservation is checked from independent sources before anything is staged: Bronze rows from
+the Parquet footers the landing wrote, accepted and duplicate rows as Spark counted them, and
+quarantine and state rows from the footers of what this run wrote.
+
 Run alone: mdp stage bronze_to_silver (a SparkApplication runs mdp/shell/spark_main.py).
 """
 
 from __future__ import annotations
 
+import logging
+
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
-from mdp.core.context import RunContext, StageError
+from mdp.core.context import RunContext
+from mdp.core.contract import incompatibilities, schema_of
+from mdp.core.errors import ConfigError, ConservationError, StageError
+from mdp.core.lake import (
+    BRONZE_SCHEMA,
+    VersionedDataset,
+    bronze_files_in,
+    bronze_table_uri,
+    new_version,
+    parquet_rows,
+    silver_dataset,
+    spark_uri,
+)
 from spark_apps.session import get_spark
-from mdp.core.contract import UNPARSEABLE, load_contract
-from mdp.core.lake import BRONZE_SCHEMA, bronze_partitions_in, bronze_table_uri, new_version, silver_dataset, spark_uri
 from spark_apps.transforms import (
+    POSITION,
+    QUARANTINE_COLUMNS,
+    distinct_deliveries,
     latest_state,
-    mark_duplicates,
     merge_quarantine,
     parse_events,
-    split_quarantine,
+    reason_flags,
+    silver_schema,
     to_silver_rows,
 )
 
+log = logging.getLogger(__name__)
 _ARROW_TO_SPARK = {"binary": BinaryType, "string": StringType, "int32": IntegerType, "int64": LongType, "timestamp[us, tz=UTC]": TimestampType}
 
 
@@ -32,65 +61,208 @@ def bronze_spark_schema() -> StructType:
     return StructType(fields + [StructField("ingest_date", StringType()), StructField("ingest_hour", StringType())])
 
 
+def _lake_uri(spark_path: str) -> str:
+    """A file Spark read, as the store names it (s3a:// -> s3://, file:/x -> file:///x)."""
+    from urllib.parse import unquote, urlparse
+
+    if spark_path.startswith("s3a://"):
+        return "s3://" + spark_path[len("s3a://"):]
+    parsed = urlparse(spark_path)
+    return f"file://{unquote(parsed.path)}" if parsed.scheme == "file" else spark_path
+
+
+class Merge:
+    """One Silver version: what a micro-batch of Bronze (plus any backfill objects) merges into."""
+
+    def __init__(self, ctx: RunContext, silver: VersionedDataset, current: dict | None, version: str):
+        self.ctx, self.silver, self.current, self.version = ctx, silver, current, version
+        self.settings, self.contract = ctx.settings, ctx.contract
+        self.spark = get_spark(ctx.settings)
+        self.figures: dict | None = None
+
+    def _read(self, table: str, schema=None) -> DataFrame | None:
+        if not self.current or not self.current.get("version"):
+            return None
+        reader = self.spark.read if schema is None else self.spark.read.schema(schema)
+        return reader.parquet(spark_uri(self.silver.table_uri(table, self.current["version"])))
+
+    def _write(self, df: DataFrame, table: str) -> str:
+        uri = self.silver.table_uri(table, self.version)
+        df.write.mode("overwrite").parquet(spark_uri(uri))
+        return uri
+
+    def __call__(self, bronze: DataFrame, files: list[str]) -> dict:
+        c, spark = self.contract, self.spark
+        parsed = parse_events(bronze, c)
+        # Only quarantined rows keep their raw bytes, so the cached frame is a fraction of Bronze's size.
+        parsed = parsed.withColumn("value", F.when(F.size("_reasons") > 0, F.col("value"))).persist()
+        accepted, quarantined = distinct_deliveries(parsed, c)
+        accepted, quarantined = accepted.persist(), quarantined.persist()
+
+        # Silver state written with the contract's schema: a column added to the contract reads as NULL.
+        existing = self._read("state", silver_schema(c))
+        merged = latest_state(to_silver_rows(accepted, c), existing, c).persist()
+        state_uri = self._write(merged.drop("_changed"), "state")
+        changes_uri = self._write(merged.where("_changed").drop("_changed"), "changes")
+
+        # The quarantine keeps where a record came from, its raw bytes and its reasons; typed values
+        # of a bad record mean little (and may be out of any engine's range).
+        old_q = self._read("quarantine")
+        q_uri = self._write(merge_quarantine(quarantined.select(*QUARANTINE_COLUMNS), old_q), "quarantine")
+
+        # What the gate checks: the run's distinct deliveries as parsed, with per-family reason flags.
+        flags_ok = [F.lit(False).alias("_quarantined"), F.lit(False).alias("_unparseable"), F.lit(False).alias("_unknown_field"),
+                    F.lit(False).alias("_bad_type"), F.lit(None).cast("string").alias("_reason")]
+        batch = accepted.select(*c.names, *flags_ok).unionByName(quarantined.select(*c.names, *reason_flags(F.col("reasons"))))
+        batch_uri = self._write(batch, "batch")
+
+        figures = self._count(parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri)
+        figures["profile"] = self._profile(spark.read.parquet(spark_uri(state_uri)))
+        for df in (parsed, accepted, quarantined, merged):
+            df.unpersist()
+        self.figures = figures
+        return figures
+
+    def _count(self, parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri) -> dict:
+        c, s = self.contract, self.settings
+        per_reason = {r["reason"]: r["n"] for r in quarantined.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()}
+        a = accepted.agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).first()
+        q = quarantined.agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).first()
+        acc, acc_copies = int(a["n"]), int(a["copies"] or 0)
+        quar, quar_copies = int(q["n"]), int(q["copies"] or 0)
+        # Quarantined records already in the quarantine table (landed again, or a backfill) are copies too.
+        q_again = quarantined.join(old_q.select(*POSITION), POSITION, "left_semi").count() if old_q is not None else 0
+        new_keys = (accepted.select(c.primary_key).distinct().join(existing.select(c.primary_key), c.primary_key, "left_anti").count()
+                    if existing is not None else accepted.select(c.primary_key).distinct().count())
+        duplicates = (acc_copies - acc) + (quar_copies - quar) + q_again
+
+        # Independent counts: footers of what the landing wrote and of what this run wrote.
+        prev = self.current or {}
+        bronze_in = parquet_rows(s, files)
+        q_before = prev.get("quarantine_rows", 0)
+        q_after = parquet_rows(s, [q_uri])
+        state_before = prev.get("silver_rows", 0)
+        state_after = parquet_rows(s, [state_uri])
+        quarantined_new = q_after - q_before
+        checks = {
+            "bronze": (bronze_in, acc + quarantined_new + duplicates,
+                       f"bronze_in {bronze_in} (footers) = accepted {acc} + quarantined {quarantined_new} (written) + duplicates {duplicates}"),
+            "silver": (state_after, state_before + new_keys,
+                       f"silver rows {state_after} (written) = {state_before} before + {new_keys} new keys"),
+            "quarantine": (quarantined_new, quar - q_again,
+                           f"quarantine rows written {quarantined_new} = quarantined {quar} - already there {q_again}"),
+        }
+        failed = [text for got, want, text in checks.values() if got != want]
+        if failed:
+            raise ConservationError("row conservation failed, nothing staged:\n  " + "\n  ".join(
+                t.replace(" = ", " != ") for t in failed))
+        return {
+            "bronze_objects": len(files),
+            "bronze_in": bronze_in,
+            "accepted": acc,
+            "quarantined": quarantined_new,
+            "duplicates": duplicates,
+            "new_keys": new_keys,
+            "changed": parquet_rows(s, [changes_uri]),
+            "silver_rows": state_after,
+            "quarantine_rows": q_after,
+            "quarantine_reasons": dict(sorted(per_reason.items())),
+            "conservation": {k: v[2] for k, v in checks.items()},
+        }
+
+    def _profile(self, state: DataFrame) -> dict:
+        """Whole-table facts for the gate (it never loads the table): rows, distinct keys, and per
+        column null count and approximate distinct count (the drift baseline)."""
+        c = self.contract
+        aggs = [F.count(F.lit(1)).alias("rows"), F.countDistinct(c.primary_key).alias("keys")]
+        for n in c.names:
+            aggs += [F.sum(F.col(n).isNull().cast("long")).alias(f"n:{n}"), F.approx_count_distinct(n).alias(f"d:{n}")]
+        r = state.agg(*aggs).first().asDict()
+        return {"rows": r["rows"], "keys": r["keys"],
+                "columns": {n: {"nulls": int(r[f"n:{n}"] or 0), "distinct": int(r[f"d:{n}"] or 0)} for n in c.names}}
+
+
+def _stream_new_objects(ctx: RunContext, checkpoint: str, on_batch) -> bool:
+    """Run the Bronze file source once over everything available now. Returns True when a batch ran."""
+    spark = get_spark(ctx.settings)
+    ran: dict = {}
+
+    def each(df: DataFrame, batch_id: int) -> None:
+        # Which objects this micro-batch holds (DataFrame.inputFiles() is empty for a streaming batch).
+        files = sorted(_lake_uri(r[0]) for r in df.select("_file").distinct().collect())
+        if not files:
+            return
+        try:
+            ran["figures"] = on_batch(df, files)
+        except BaseException as exc:  # re-raised below as itself, not as a StreamingQueryException
+            ran["error"] = exc
+            raise
+
+    source = (
+        spark.readStream.schema(bronze_spark_schema())
+        # Bronze objects are immutable; an object is new because the checkpoint has not seen it, not
+        # because it is recent. (The default would ignore objects older than 7 days.)
+        .option("maxFileAge", "36500d")
+        .parquet(spark_uri(bronze_table_uri(ctx.settings)))
+        .select("*", F.col("_metadata.file_path").alias("_file"))
+    )
+    query = (source.writeStream.foreachBatch(each).option("checkpointLocation", spark_uri(checkpoint))
+             .queryName(f"bronze_to_silver-{ctx.run_id}"[:60]).trigger(availableNow=True).start())
+    try:
+        query.awaitTermination()
+    except Exception:
+        if "error" in ran:
+            raise ran["error"] from None
+        raise
+    return "figures" in ran
+
+
 def run(ctx: RunContext) -> dict:
     settings, contract = ctx.settings, ctx.contract
-    spark = get_spark(settings)
     silver = silver_dataset(settings, ctx.store)
-    current = silver.current()
-    parts = bronze_partitions_in(settings, ctx.interval, ctx.store)
-    if not parts:
-        if current is None:
-            raise StageError(f"no Bronze data for {ctx.interval} and no Silver yet: run land_bronze first")
-        silver.discard_staged()  # nothing new: the gate will keep the published version
-        return {"bronze_partitions": 0, "bronze_in": 0, "quarantined": 0, "duplicates": 0, "accepted": 0}
+    with silver.lease(ctx.run_id):
+        current = silver.current()
+        problems = incompatibilities(contract, current and current.get("schema"))
+        if problems:
+            raise ConfigError(f"contract {contract.entity} v{contract.version} cannot extend the published Silver "
+                              f"{current['version']}:\n  " + "\n  ".join(problems))
+        if not ctx.store.list_dirs(bronze_table_uri(settings)):
+            if current is None:
+                raise StageError(f"no Bronze data in {bronze_table_uri(settings)} and no Silver yet: land events first")
+            silver.stage(ctx.run_id, None, {"bronze_in": 0})
+            return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None}
 
-    bronze = (
-        spark.read.schema(bronze_spark_schema())
-        .option("basePath", spark_uri(bronze_table_uri(settings)))
-        .parquet(*[spark_uri(p) for p in parts])
-    )
-    parsed = parse_events(bronze, contract)
-    # Only quarantined rows keep their raw bytes, so the cached frame is a fraction of Bronze's size.
-    parsed = parsed.withColumn("value", F.when(F.size("_reasons") > 0, F.col("value"))).persist()
-    valid, quarantined = split_quarantine(parsed)
-    marked = mark_duplicates(valid, contract).persist()
+        version = new_version()
+        checkpoint = silver.table_uri("_checkpoint", version)
+        if current:
+            ctx.store.copy_prefix(silver.table_uri("_checkpoint", current["version"]), checkpoint)
+        merge = Merge(ctx, silver, current, version)
+        backfill = bronze_files_in(settings, ctx.interval, ctx.store) if ctx.backfill else []
 
-    # Counted independently, so the conservation check in the run report can really fail: one pass
-    # over the parsed rows gives bronze_in and the quarantine reasons; the accepted rows are counted
-    # again after the dedupe below.
-    primary = F.when(F.size("_reasons") > 0, F.col("_reasons")[0])
-    per_reason = {r["reason"]: r["n"] for r in parsed.groupBy(primary.alias("reason")).agg(F.count(F.lit(1)).alias("n")).collect()}
-    bronze_in = sum(per_reason.values())
-    reasons = {k: v for k, v in per_reason.items() if k is not None}
-    m = marked.agg(F.sum(F.col("_dup").cast("int")).alias("dups"), F.sum((~F.col("_dup")).cast("int")).alias("ok")).first()
-    duplicates, accepted = int(m["dups"] or 0), int(m["ok"] or 0)
+        def on_batch(df: DataFrame, files: list[str]) -> dict:
+            extra = sorted(set(backfill) - set(files))
+            if extra:
+                df = df.unionByName(merge.spark.read.schema(bronze_spark_schema()).option(
+                    "basePath", spark_uri(bronze_table_uri(settings))).parquet(*[spark_uri(f) for f in extra])
+                    .select("*", F.col("_metadata.file_path").alias("_file")))
+            return merge(df, files + extra)
 
-    version = new_version()
-    existing = spark.read.parquet(spark_uri(silver.table_uri("customers", current["version"]))) if current else None
-    state = latest_state(to_silver_rows(marked.where(~F.col("_dup")), contract), existing, contract)
-    state.write.mode("overwrite").parquet(spark_uri(silver.table_uri("customers", version)))
+        streamed = _stream_new_objects(ctx, checkpoint, on_batch)
+        if not streamed and backfill:
+            empty = merge.spark.createDataFrame([], bronze_spark_schema()).withColumn("_file", F.lit(None).cast("string"))
+            on_batch(empty, [])
+        if merge.figures is None:
+            ctx.store.delete_prefix(checkpoint)  # nothing new: this version does not exist
+            silver.stage(ctx.run_id, None, {"bronze_in": 0})
+            log.info("bronze_to_silver: nothing new since Silver %s", current and current["version"])
+            return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None}
 
-    old_q = spark.read.parquet(spark_uri(silver.table_uri("quarantine", current["version"]))) if current else None
-    merge_quarantine(quarantined, old_q).write.mode("overwrite").parquet(spark_uri(silver.table_uri("quarantine", version)))
-
-    # What GX checks rule by rule: this run's events as parsed, before quarantine took any out.
-    batch = parsed.where(~F.array_contains("_reasons", UNPARSEABLE)).select(*contract.names)
-    batch.write.mode("overwrite").parquet(spark_uri(silver.table_uri("batch", version)))
-
-    silver_rows = spark.read.parquet(spark_uri(silver.table_uri("customers", version))).count()
-    parsed.unpersist()
-    marked.unpersist()
-
-    figures = {
-        "bronze_partitions": len(parts),
-        "bronze_in": bronze_in,
-        "quarantined": sum(reasons.values()),
-        "duplicates": duplicates,
-        "accepted": accepted,
-        "silver_rows": silver_rows,
-        "quarantine_reasons": dict(sorted(reasons.items())),
-    }
-    silver.stage(version, {"interval": str(ctx.interval), "bronze": parts, **figures, "based_on": current and current["version"]})
-    silver.gc()
-    return {"silver_version": version, **figures}
-
+        figures = merge.figures
+        silver.stage(ctx.run_id, version, {
+            "schema": schema_of(contract),
+            "backfill": str(ctx.interval) if ctx.backfill else None,
+            **figures,
+        })
+        silver.gc()
+    shown = {k: v for k, v in figures.items() if k != "profile"}
+    return {"silver_version": version, "staged": version, **shown}

@@ -1,4 +1,4 @@
-"""Silver -> Gold: one feature row per customer with the label, as a versioned snapshot.
+"""Silver -> Gold: one feature row per entity with the label, as a versioned snapshot.
 
 Training names the snapshot id it used, so a model can always be traced to its exact data.
 Run alone: mdp stage silver_to_gold (a SparkApplication runs mdp/shell/spark_main.py).
@@ -6,27 +6,34 @@ Run alone: mdp stage silver_to_gold (a SparkApplication runs mdp/shell/spark_mai
 
 from __future__ import annotations
 
-from mdp.core.context import RunContext, StageError
+from mdp.core.context import RunContext
+from mdp.core.errors import StageError
+from mdp.core.lake import gold_dataset, new_version, parquet_rows, silver_dataset, spark_uri
+from spark_apps.features import build_features
 from spark_apps.session import get_spark
-from mdp.core.contract import load_contract
-from mdp.core.lake import gold_dataset, new_version, silver_dataset, spark_uri
-from spark_apps.transforms import build_features
+from spark_apps.transforms import silver_schema
 
 
 def run(ctx: RunContext) -> dict:
     settings, contract = ctx.settings, ctx.contract
-    spark = get_spark(settings)
-    current = silver_dataset(settings, ctx.store).current()
-    if not current:
+    silver = silver_dataset(settings, ctx.store).current()
+    if not silver:
         raise StageError("no published Silver: run bronze_to_silver and validate_silver first")
-    silver_uri = silver_dataset(settings, ctx.store).table_uri("customers", current["version"])
     gold = gold_dataset(settings, ctx.store)
-    snapshot = new_version()
-    features = build_features(spark.read.parquet(spark_uri(silver_uri)), contract)
-    target = gold.table_uri("customer_features", snapshot)
-    features.coalesce(1).write.mode("overwrite").parquet(spark_uri(target))
-    rows = spark.read.parquet(spark_uri(target)).count()
-    gold.commit(snapshot, {"silver_version": current["version"], "rows": rows})
-    gold.gc()
-    return {"gold_snapshot": snapshot, "gold_rows": rows, "silver_version": current["version"]}
-
+    with gold.lease(ctx.run_id):
+        current = gold.current()
+        if current and (current.get("silver_version"), current.get("contract")) == (silver["version"], contract.fingerprint):
+            # The same Silver and contract give the same Gold: nothing to do (a rerun, or nothing new).
+            return {"gold_snapshot": current["version"], "gold_rows": current["rows"], "silver_version": silver["version"],
+                    "new_snapshot": False}
+        spark = get_spark(settings)
+        state = spark.read.schema(silver_schema(contract)).parquet(
+            spark_uri(silver_dataset(settings, ctx.store).table_uri("state", silver["version"])))
+        snapshot = new_version()
+        target = gold.table_uri("features", snapshot)
+        build_features(state, contract).coalesce(1).write.mode("overwrite").parquet(spark_uri(target))
+        rows = parquet_rows(settings, [target])
+        gold.commit(snapshot, {"silver_version": silver["version"], "contract": contract.fingerprint, "rows": rows},
+                    based_on=current and current["version"])
+        gold.gc()
+    return {"gold_snapshot": snapshot, "gold_rows": rows, "silver_version": silver["version"], "new_snapshot": True}

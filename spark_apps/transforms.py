@@ -1,7 +1,17 @@
-"""Pure DataFrame -> DataFrame transforms. No I/O here: readers and writers live in the stage modules.
+"""Pure DataFrame -> DataFrame transforms of Bronze -> Silver. No I/O here: the stage module reads
+and writes.
 
 Everything schema-shaped is derived from the contract: the parse schema, the casts, the
 normalisers and the quarantine rules (one reason code per failed rule).
+
+Semantics (docs/RELIABILITY.md states them for users):
+- A delivery is one Bronze row. The same Kafka record landed twice has the same source position;
+  the same event sent twice has the same event id and content. Both are exact copies: one is kept
+  (the first arrival), the others are counted as duplicates and never count against a batch.
+- The latest state per key is the maximum over a total order of all accepted events: event time,
+  then content (field by field, in contract order, NULL smallest), then first arrival. A maximum
+  does not depend on the order in which batches are processed, so redelivery, late data and
+  out-of-order backfills give the same Silver.
 """
 
 from __future__ import annotations
@@ -9,13 +19,14 @@ from __future__ import annotations
 from datetime import date
 
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
     DateType,
     DoubleType,
     IntegerType,
+    LongType,
     MapType,
     StringType,
     StructField,
@@ -23,21 +34,38 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule
+from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule, anchored
 
 DATA_TYPES = {"string": StringType, "int": IntegerType, "double": DoubleType, "boolean": BooleanType, "date": DateType, "timestamp": TimestampType}
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
-# Silver keeps where each state came from: the tie-breaker for equal event times, and lineage.
+# A Bronze record's identity: where it came from. The same record landed twice shares it.
+POSITION = ["source", "topic", "partition", "offset"]
+QUARANTINE_COLUMNS = [*BRONZE_META, "value", "reason", "reasons", "_copies"]
+# Silver keeps where each state came from: the last tie-breaker, and lineage.
 SILVER_META = ["_source", "_partition", "_offset", "_ingest_ts"]
+# Whitespace that `trim` strips, line terminators included (Java's \s knows only ASCII ones).
+_SPACE = r"[\s\u0085\u00a0\u2028\u2029\ufeff]"
 
 
 def spark_schema(contract: Contract) -> StructType:
     return StructType([StructField(c.name, DATA_TYPES[c.type](), c.nullable) for c in contract.columns])
 
 
+def silver_schema(contract: Contract) -> StructType:
+    """Silver state's columns: the contract's, then lineage."""
+    meta = [StructField("_source", StringType()), StructField("_partition", IntegerType()),
+            StructField("_offset", LongType()), StructField("_ingest_ts", TimestampType())]
+    return StructType(spark_schema(contract).fields + meta)
+
+
 def _normalise(col: SparkColumn, c: Column) -> SparkColumn:
+    steps = {
+        "trim": lambda x: F.regexp_replace(x, rf"^{_SPACE}+|{_SPACE}+\z", ""),
+        "lower": F.lower,
+        "upper": F.upper,
+    }
     for step in c.normalise:
-        col = {"trim": F.trim, "lower": F.lower, "upper": F.upper}[step](col)
+        col = steps[step](col)
     return col
 
 
@@ -52,7 +80,7 @@ def _failure(rule: Rule, c: Column, raw: SparkColumn, typed: SparkColumn, ingest
     if rule.kind == "type":
         return raw.isNotNull() & typed.isNull()
     if rule.kind == "regex":
-        return typed.isNotNull() & ~typed.rlike(c.regex)
+        return typed.isNotNull() & ~typed.rlike(anchored(c.regex, "java"))
     if rule.kind == "in_set":
         return typed.isNotNull() & ~typed.isin(c.allowed)
     if rule.kind == "between":
@@ -67,11 +95,11 @@ def _failure(rule: Rule, c: Column, raw: SparkColumn, typed: SparkColumn, ingest
 def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
     """Bronze rows -> one row per message: typed contract columns, Bronze metadata, `_reasons`.
 
-    `_reasons` is empty for a row that meets the contract; otherwise it lists every rule it breaks.
+    `_reasons` is empty for a row that meets the contract; otherwise it lists every rule it breaks,
+    the first being the primary reason.
     """
     # One JSON parse per message, into a map of raw field texts: its keys reveal unknown fields,
-    # and it is NULL when the message is not a JSON object at all. Later steps refer to named
-    # columns, so each field is looked up and cast once however many rules test it.
+    # and it is NULL when the message is not a JSON object at all.
     fields = F.from_json(F.col("value").cast("string"), MapType(StringType(), StringType()), {"mode": "PERMISSIVE"})
     known = F.array(*[F.lit(n) for n in contract.names])
     raw = bronze.select(*BRONZE_META, "value", fields.alias("_m")).select(
@@ -102,25 +130,64 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
     return typed.select(*BRONZE_META, "value", *contract.names, reasons.alias("_reasons"))
 
 
-def split_quarantine(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(valid events, quarantined rows with a primary `reason` and all `reasons`)."""
-    valid = parsed.where(F.size("_reasons") == 0).drop("_reasons", "value")
-    quarantined = parsed.where(F.size("_reasons") > 0).select(
-        # The raw bytes exactly as they arrived (not always valid UTF-8), so a record can be replayed.
-        *BRONZE_META, "value", F.col("_reasons")[0].alias("reason"), F.col("_reasons").alias("reasons")
+def content_hash(contract: Contract) -> SparkColumn:
+    """A hash of an event's contract columns; NULL and a value hash differently in every position."""
+    cols = [F.col(n) for n in contract.names]
+    return F.xxhash64(*cols, *[c.isNull() for c in cols])
+
+
+def _arrival(ts: str, source: str, partition: str, offset: str, earliest_largest: bool = False) -> SparkColumn:
+    """Arrival order: ingest time, then offset, partition and source (a deterministic total order).
+    Smallest is first; with earliest_largest, the first arrival is the largest (for max_by)."""
+    sign = -1 if earliest_largest else 1
+    return F.struct(
+        (F.unix_micros(F.col(ts)) * sign).alias("ts"),
+        (F.col(offset) * sign).alias("offset"),
+        (F.col(partition) * sign).alias("partition"),
+        (F.xxhash64(F.col(source)) * sign).alias("source"),
     )
-    return valid, quarantined
 
 
-def mark_duplicates(valid: DataFrame, contract: Contract) -> DataFrame:
-    """Adds `_dup`: true for every copy of an event id but the first delivered (by source position)."""
-    w = Window.partitionBy(contract.event_id).orderBy("ingest_ts", "partition", "offset")
-    return valid.withColumn("_dup", F.row_number().over(w) > 1)
+def reason_flags(reasons: SparkColumn) -> list[SparkColumn]:
+    """Per-family flags of a `_reasons` array, for the gate's shares (contract.quality)."""
+    return [
+        (F.size(reasons) > 0).alias("_quarantined"),
+        F.array_contains(reasons, UNPARSEABLE).alias("_unparseable"),
+        F.array_contains(reasons, UNKNOWN_FIELD).alias("_unknown_field"),
+        F.exists(reasons, lambda r: r.startswith("bad_type:")).alias("_bad_type"),
+        F.when(F.size(reasons) > 0, reasons[0]).alias("_reason"),
+    ]
 
 
-def to_silver_rows(events: DataFrame, contract: Contract) -> DataFrame:
-    """Valid, unique events in Silver's column layout (contract columns + source metadata)."""
-    return events.select(
+def distinct_deliveries(parsed: DataFrame, contract: Contract) -> tuple[DataFrame, DataFrame]:
+    """(accepted, quarantined): each without exact copies.
+
+    accepted: one row per (event id, content), from its first arrival, with `_hash` and `_copies`.
+    quarantined: one row per source position, with `reason`, `reasons` and the raw bytes.
+    """
+    valid = parsed.where(F.size("_reasons") == 0).withColumn("_hash", content_hash(contract))
+    first = F.min_by(F.struct(*BRONZE_META, *contract.names), _arrival("ingest_ts", "source", "partition", "offset"))
+    accepted = (
+        valid.groupBy(contract.event_id, "_hash")
+        .agg(first.alias("_r"), F.count(F.lit(1)).alias("_copies"))
+        .select("_r.*", "_hash", "_copies")
+    )
+    bad = parsed.where(F.size("_reasons") > 0)
+    quarantined = (
+        bad.groupBy(*POSITION)
+        .agg(F.min_by(F.struct(*[c for c in bad.columns if c not in POSITION]), F.col("ingest_ts")).alias("_r"),  # earliest landing
+             F.count(F.lit(1)).alias("_copies"))
+        .select(*POSITION, "_r.*", "_copies")
+        # The raw bytes exactly as they arrived (not always valid UTF-8), so a record can be replayed.
+        .select(*BRONZE_META, "value", *contract.names, F.col("_reasons")[0].alias("reason"),
+                F.col("_reasons").alias("reasons"), "_copies")
+    )
+    return accepted, quarantined
+
+
+def to_silver_rows(accepted: DataFrame, contract: Contract) -> DataFrame:
+    """Accepted events in Silver's column layout (contract columns + lineage)."""
+    return accepted.select(
         *contract.names,
         F.col("source").alias("_source"),
         F.col("partition").alias("_partition"),
@@ -130,53 +197,34 @@ def to_silver_rows(events: DataFrame, contract: Contract) -> DataFrame:
 
 
 def latest_state(events: DataFrame, existing: DataFrame | None, contract: Contract) -> DataFrame:
-    """Merge new events into existing Silver: one row per customer, the latest event wins.
-
-    Ordering is total (event time, then source offset, then event id), so the result does not
-    depend on input order: a rerun or an out-of-order backfill gives the same table.
-    """
-    rows = events if existing is None else existing.unionByName(events)
-    # An event id delivered again in a later batch: keep the first delivery (as mark_duplicates does
-    # within a batch), whatever order the batches run in. dropDuplicates kept an arbitrary copy.
-    first = Window.partitionBy(contract.event_id).orderBy("_ingest_ts", "_source", "_partition", "_offset")
-    rows = rows.withColumn("_first", F.row_number().over(first)).where("_first = 1").drop("_first")
-    w = Window.partitionBy(contract.primary_key).orderBy(
-        F.col(contract.event_time).desc(), F.col("_offset").desc(), F.col(contract.event_id).desc()
-    )
-    return rows.withColumn("_rn", F.row_number().over(w)).where("_rn = 1").drop("_rn")
+    """Merge accepted events (Silver layout) into the existing state: one row per key, the maximum by
+    (event time, content, first arrival). Adds `_changed`: the row came from `events`."""
+    cols = [*contract.names, *SILVER_META]
+    new = events.select(*cols, F.lit(True).alias("_changed"))
+    rows = new if existing is None else existing.select(*cols, F.lit(False).alias("_changed")).unionByName(new)
+    when = F.col(contract.event_time) if contract.event_time else F.col("_ingest_ts")
+    # max_by over a struct is a lexicographic maximum (NULL smallest). Content is compared field by
+    # field in contract order: any engine can reproduce it (the DuckDB oracle in tests does).
+    order = F.struct(when.alias("t"), F.struct(*contract.names).alias("c"),
+                     _arrival("_ingest_ts", "_source", "_partition", "_offset", earliest_largest=True).alias("a"),
+                     (~F.col("_changed")).alias("kept"))  # the very same delivery again: Silver keeps its row
+    # An exact copy of the key's current state ties on (t, h); the earlier arrival keeps it.
+    return rows.groupBy(contract.primary_key).agg(F.max_by(F.struct(*cols, "_changed"), order).alias("_r")).select("_r.*")
 
 
 def merge_quarantine(new: DataFrame, existing: DataFrame | None) -> DataFrame:
-    """Quarantine accumulates; a record is identified by its source position, so reruns don't double it."""
-    rows = new if existing is None else existing.unionByName(new)
-    return rows.dropDuplicates(["source", "topic", "partition", "offset", "ingest_date", "ingest_hour"])
-
-
-def build_features(silver: DataFrame, contract: Contract) -> DataFrame:
-    """One feature row per customer, with the label. Time features are relative to the snapshot's
-    as-of time (the latest event in Silver), so the same Silver always gives the same Gold."""
-    as_of = silver.agg(F.max(contract.event_time).alias("as_of"))
-    df = silver.crossJoin(F.broadcast(as_of))
-    as_of_date = F.to_date("as_of")
-    return df.select(
-        F.col(contract.primary_key),
-        F.col("age"),
-        F.col("plan"),
-        F.col("country"),
-        F.col("monthly_spend"),
-        F.col("support_tickets"),
-        F.datediff(as_of_date, F.col("signup_date")).alias("tenure_days"),
-        F.coalesce(F.datediff(as_of_date, F.col("last_login_date")), F.datediff(as_of_date, F.col("signup_date"))).alias(
-            "days_since_last_login"
-        ),
-        F.col("phone").isNotNull().alias("has_phone"),
-        F.col(contract.label.column).cast("int").alias(contract.label.column),
-        F.col("as_of"),
-    )
+    """Quarantine accumulates. A record is identified by its source position, so a record landed
+    again (or a backfill) never doubles it: its earlier row is kept."""
+    new = new.drop("_copies")
+    if existing is None:
+        return new
+    return existing.unionByName(new.join(existing.select(*POSITION), POSITION, "left_anti"), allowMissingColumns=True)
 
 
 def content_checksum(df: DataFrame) -> tuple[int, str]:
-    """(rows, order-independent checksum of every column): equal tables give equal pairs."""
-    cols = sorted(df.columns)
-    row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h")).first()
+    """(rows, order-independent checksum of every column): equal tables give equal pairs.
+    NULLs hash apart from values in every position ((1, NULL) and (NULL, 1) differ)."""
+    cols = [F.col(c) for c in sorted(df.columns)]
+    h = F.xxhash64(*cols, *[c.isNull() for c in cols])
+    row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(h.cast("decimal(38,0)")).alias("h")).first()
     return int(row["n"]), str(row["h"] or 0)

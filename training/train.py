@@ -1,27 +1,66 @@
-"""train_model: fit on the current Gold snapshot, log to MLflow, register, move `champion`.
+"""train_model: fit on the current Gold snapshot, log to MLflow, register, and decide the champion.
 
-`champion` moves to the new version only when its ROC AUC is at least the current champion's.
+1. Read the current Gold snapshot; keep the rows with a label, sorted by key; split them into train
+   and test with the seed (stratified): the same Gold and seed always give the same split.
+2. Compare the candidates (training/model.py: a regularised logistic regression and a gradient-
+   boosted tree) by cross-validated ROC AUC on the training rows; fit the winner on all of them.
+3. Score the challenger and the current champion (loaded from `models:/<name>@champion`) on the
+   same test rows.
+4. Log params, metrics, the comparison table, plots and the model (its signature declared from the
+   contract); register it; describe the registered model and the new version (tags and text); move
+   the alias when the rule below says so, and pin the new champion's Gold snapshot and Silver
+   version so that retention keeps them.
+
+The champion rule, in order:
+- fewer than `min_test_rows` test rows (MDP_MIN_TEST_ROWS, default 200), or a single class among
+  them: no promotion, whatever the scores;
+- no champion yet: promote;
+- the champion cannot score the current features (the contract changed, or it predates
+  probability outputs): promote, with that reason recorded;
+- otherwise promote only when the challenger's ROC AUC on the test rows is strictly higher than the
+  champion's on the same rows. **A tie keeps the champion**: the alias moves for a measurable gain
+  only, so a retrain on unchanged data does not churn it.
+
+An MLflow that does not answer raises Unavailable (exit 5, retried); it never counts as "no champion".
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib.metadata import version as package_version
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from mdp.core.context import RunContext, StageError
-from mdp.core.contract import load_contract
-from mdp.core.lake import gold_dataset, read_parquet
+from mdp.core.contract import Contract
+from mdp.core.errors import Unavailable
+from mdp.core.lake import gold_dataset, read_parquet, silver_dataset
 from mdp.core.settings import check_reachable
-from training.model import FEATURES, build_pipeline, evaluate, plots, split
+from training.model import (
+    SKOPS_TRUSTED,
+    build_pipeline,
+    candidates,
+    compare,
+    evaluate,
+    feature_names,
+    hyperparameters,
+    labelled,
+    plots,
+    positive_scores,
+    signature,
+    split,
+)
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
 SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
 
 
+# ---- MLflow access: errors that mean "not reachable" become Unavailable ----------------------------
 def _mlflow(settings):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(30, settings.connect_timeout_s))))
@@ -30,6 +69,32 @@ def _mlflow(settings):
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
     return mlflow
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when the error (or one it came from) is a connection failure, a timeout or a 503."""
+    import requests
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
+            return True
+        if getattr(seen, "error_code", None) == "TEMPORARILY_UNAVAILABLE":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextmanager
+def mlflow_errors(uri: str, what: str):
+    try:
+        yield
+    except Unavailable:
+        raise
+    except Exception as exc:
+        if is_unreachable(exc):
+            raise Unavailable(f"MLflow at {uri} did not answer while {what}: {str(exc)[:300]}") from exc
+        raise
 
 
 def ensure_experiment(mlflow, settings) -> str:
@@ -41,81 +106,241 @@ def ensure_experiment(mlflow, settings) -> str:
     return mlflow.create_experiment(settings.experiment, artifact_location=location)
 
 
-def champion_auc(client, name: str) -> tuple[str | None, float | None]:
+# ---- the champion ---------------------------------------------------------------------------------
+@dataclass
+class Champion:
+    version: str | None = None  # None: no champion yet
+    roc_auc: float | None = None  # on the challenger's test rows
+    cannot_score: str | None = None  # why it cannot score the current features
+
+
+def champion_version(client, name: str) -> str | None:
+    """The version the alias names; None when the model or the alias does not exist. Any other
+    MLflow error propagates (an unreachable MLflow is not "no champion")."""
     from mlflow.exceptions import MlflowException
 
     try:
-        mv = client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None, None
-    return mv.version, client.get_run(mv.run_id).data.metrics.get("roc_auc")
+        registered = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = (registered.aliases or {}).get(CHAMPION)
+    return str(version) if version is not None else None
+
+
+def score_champion(mlflow, client, name: str, X_test: pd.DataFrame, y_test: pd.Series) -> Champion:
+    """Load `models:/<name>@champion` and score it on the challenger's test rows."""
+    from mlflow.exceptions import MlflowException
+
+    version = champion_version(client, name)
+    if version is None:
+        return Champion()
+    expected_run = client.get_model_version(name, version).run_id
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    if expected_run and model.metadata.run_id and model.metadata.run_id != expected_run:
+        raise Unavailable(f"the {CHAMPION} alias of {name} moved while it was evaluated (another training?): retry")
+    schema = model.metadata.get_input_schema()
+    needed = schema.input_names() if schema else list(X_test.columns)
+    missing = [c for c in needed if c not in X_test.columns]
+    if missing:
+        return Champion(version, cannot_score=f"it needs {missing}, which the current features do not have")
+    try:
+        proba = positive_scores(model.predict(X_test[needed]))
+    except (MlflowException, ValueError, TypeError, KeyError) as exc:
+        # MLflow's schema errors quote the whole frame first; the cause is after the last "Error: ".
+        cause = str(exc).rsplit("Error: ", 1)[-1].strip().splitlines()[0][:200]
+        return Champion(version, cannot_score=f"{type(exc).__name__}: {cause}")
+    return Champion(version, roc_auc=evaluate(proba, y_test)["roc_auc"])
+
+
+@dataclass
+class Decision:
+    promote: bool
+    outcome: str  # promoted | kept | not_promoted
+    reason: str
+
+
+def decide(challenger_auc: float, test_rows: int, test_classes: int, min_test_rows: int, champion: Champion) -> Decision:
+    """The champion rule (see the module docstring). Pure: the tests call it with every case."""
+    if test_rows < min_test_rows:
+        return Decision(False, "not_promoted", f"only {test_rows} test rows (min_test_rows is {min_test_rows})")
+    if test_classes < 2:
+        return Decision(False, "not_promoted", "the test rows hold a single class: ROC AUC is undefined")
+    if champion.version is None:
+        return Decision(True, "promoted", "no champion yet")
+    if champion.cannot_score:
+        return Decision(True, "promoted", f"champion v{champion.version} cannot score the current features: {champion.cannot_score}")
+    same_rows = f"on the same {test_rows} test rows"
+    if challenger_auc > champion.roc_auc:
+        return Decision(True, "promoted", f"ROC AUC {challenger_auc:.4f} beats champion v{champion.version}'s {champion.roc_auc:.4f} {same_rows}")
+    return Decision(False, "kept", f"champion v{champion.version} keeps the alias: its ROC AUC {champion.roc_auc:.4f} {same_rows} "
+                                   f"is at least the challenger's {challenger_auc:.4f} (a tie keeps the champion)")
+
+
+# ---- descriptions -----------------------------------------------------------------------------------
+def model_description(contract: Contract, contract_ref: str) -> str:
+    roles = {r: [n for n, role, _ in contract.features() if role == r] for r in ("numeric", "categorical", "boolean")}
+    label = contract.label
+    return (
+        f"Predicts the probability that a {contract.entity} row's `{label.column}` is {label.positive!r} "
+        f"(class 1; any other value is class 0), one row per `{contract.primary_key}`, from the features of a Gold "
+        f"snapshot. Contract: {contract.entity} version {contract.version} ({contract_ref}). "
+        f"Features: numeric {roles['numeric']}; categorical {roles['categorical']}; boolean {roles['boolean']}. "
+        "pyfunc predict returns [P(class 0), P(class 1)] per row; numeric inputs are doubles, so a gap (NaN) scores. "
+        f"The `{CHAMPION}` alias names the version with the best ROC AUC on the same held-out rows of the latest "
+        "Gold; a tie keeps the champion. Each version's tags say why it is or is not the champion."
+    )
+
+
+def version_description(winner: str, figures: dict, decision: Decision) -> str:
+    return (
+        f"{winner} trained on Gold snapshot {figures['gold_snapshot']} (Silver {figures['silver_version']}): "
+        f"{figures['rows_train']} training rows, {figures['rows_test']} test rows. ROC AUC {figures['roc_auc']:.4f} "
+        f"on the test rows. Champion decision: {decision.outcome} ({decision.reason})."
+    )
+
+
+def trusted_types(model) -> list[str]:
+    """The skops types the fitted model holds beyond skops' defaults; each must be in SKOPS_TRUSTED."""
+    import skops.io
+
+    found = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    unknown = [t for t in found if t not in SKOPS_TRUSTED]
+    if unknown:
+        raise StageError(f"the fitted model holds types not reviewed for loading: {unknown} (see training/model.py SKOPS_TRUSTED)")
+    return found
+
+
+# ---- the stage --------------------------------------------------------------------------------------
+def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
+    settings, contract = ctx.settings, ctx.contract
+    dataset = gold_dataset(settings, ctx.store)
+    current = dataset.current()
+    if not current:
+        raise StageError("no Gold snapshot: run silver_to_gold first")
+    gold = read_parquet(settings, dataset.table_uri("features", current["version"])).to_pandas()
+    needed = [contract.primary_key, *feature_names(contract), contract.label.column]
+    missing = [c for c in needed if c not in gold.columns]
+    if missing:
+        raise StageError(f"Gold snapshot {current['version']} lacks {missing}, which the contract names: run silver_to_gold again")
+    return current, gold
 
 
 def run(ctx: RunContext) -> dict:
-    settings, contract = ctx.settings, load_contract()
+    from threadpoolctl import threadpool_limits
+
+    settings, contract = ctx.settings, ctx.contract
     # An MLflow server that is down fails here, in seconds, naming the setting (not after training).
     check_reachable("mlflow_tracking_uri", settings.mlflow_uri, settings.connect_timeout_s)
-    current = gold_dataset(settings, ctx.store).current()
-    if not current:
-        raise StageError("no Gold snapshot: run silver_to_gold first")
-    snapshot = current["version"]
-    gold = read_parquet(settings, gold_dataset(settings, ctx.store).table_uri("customer_features", snapshot)).to_pandas()
-    if gold[contract.label.column].nunique() < 2:
-        raise StageError(f"Gold snapshot {snapshot} has a single class in {contract.label.column!r}: nothing to learn")
-    X_train, X_test, y_train, y_test = split(gold, contract.label.column, settings.seed)
-    model = build_pipeline(settings.seed).fit(X_train, y_train)
-    metrics = evaluate(model, X_test, y_test)
+    current, gold = read_gold(ctx)
+    snapshot, label = current["version"], contract.label.column
+    rows = labelled(gold, contract)
+    if rows[label].nunique() < 2:
+        raise StageError(f"Gold snapshot {snapshot} has a single class in {label!r}: nothing to learn")
+    X_train, X_test, y_train, y_test = split(gold, contract, settings.seed)
+    with threadpool_limits(1):  # as in compare(): OpenMP's spinning threads are slow on shared cores
+        winner, comparison = compare(contract, X_train, y_train, settings.seed)
+        model = build_pipeline(contract, candidates(settings.seed)[winner]).fit(X_train, y_train)
+        metrics = evaluate(positive_scores(model.predict_proba(X_test)), y_test)
+        figs = plots(model, X_test, y_test, settings.seed)
+    figures = {
+        "gold_snapshot": snapshot,
+        "silver_version": current.get("silver_version"),
+        "rows_total": len(gold),
+        "rows_labelled": len(rows),
+        "rows_train": len(X_train),
+        "rows_test": len(X_test),
+        "positive_rate": round(float(rows[label].mean()), 4),
+        **metrics,
+    }
 
     mlflow = _mlflow(settings)
-    from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
-    exp_id = ensure_experiment(mlflow, settings)
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{snapshot}") as active:
-        mlflow.log_params(
-            {
-                "gold_snapshot": snapshot,
-                "silver_version": current.get("silver_version"),
-                "rows_total": len(gold),
-                "rows_train": len(X_train),
-                "rows_test": len(X_test),
-                "positive_rate": round(float(gold[contract.label.column].mean()), 4),
-                "features": ",".join(FEATURES),
-                "model": "HistGradientBoostingClassifier",
-                **{f"hp_{k}": v for k, v in model.named_steps["model"].get_params().items() if k in ("max_iter", "learning_rate", "max_leaf_nodes")},
-                "seed": settings.seed,
-                "interval": str(ctx.interval),
-            }
-        )
-        mlflow.log_metrics(metrics)
-        for name, fig in plots(model, X_test, y_test, settings.seed).items():
-            mlflow.log_figure(fig, f"plots/{name}")
-            plt.close(fig)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(X_test.head(50), model.predict_proba(X_test.head(50))[:, 1]),
-            input_example=X_test.head(5),
-            registered_model_name=settings.model_name,
-            # Our own fitted trees; skops asks us to vouch for the type explicitly.
-            skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
-            # Stated, not inferred: inference re-imports the model in a subprocess (about 8 s a run).
-            pip_requirements=[f"{p}=={package_version(p)}" for p in SERVING_PACKAGES],
-        )
-        run_id = active.info.run_id
+    uri, name = settings.mlflow_uri, settings.model_name
+    client = MlflowClient(uri, uri)
+    with mlflow_errors(uri, "scoring the champion"), threadpool_limits(1):
+        champion = score_champion(mlflow, client, name, X_test, y_test)
+    decision = decide(metrics["roc_auc"], len(X_test), int(y_test.nunique()), settings.min_test_rows, champion)
+    cv = {r["model"]: r for r in comparison}
 
-    client = MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
+    with mlflow_errors(uri, "logging the run"):
+        exp_id = ensure_experiment(mlflow, settings)
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{snapshot}") as active:
+            mlflow.log_params(
+                {
+                    **{k: figures[k] for k in ("gold_snapshot", "silver_version", "rows_total", "rows_train", "rows_test", "positive_rate")},
+                    "contract": f"{contract.entity} v{contract.version}",
+                    "features": ",".join(feature_names(contract)),
+                    "model": winner,
+                    "candidates": ",".join(cv),
+                    "cv_folds": comparison[0]["folds"],
+                    **{f"hp_{k}": v for k, v in hyperparameters(candidates(settings.seed)[winner]).items()},
+                    "seed": settings.seed,
+                    "interval": str(ctx.interval),
+                }
+            )
+            mlflow.log_metrics(metrics)
+            for m, r in cv.items():
+                mlflow.log_metrics({f"cv_roc_auc_{m}": r["cv_roc_auc_mean"], f"cv_roc_auc_std_{m}": r["cv_roc_auc_std"]})
+            if champion.roc_auc is not None:
+                mlflow.log_metric("champion_roc_auc_same_rows", champion.roc_auc)
+            mlflow.log_table(pd.DataFrame(comparison), artifact_file="model_comparison.json")
+            for fname, fig in figs.items():
+                mlflow.log_figure(fig, f"plots/{fname}")
+                plt.close(fig)
+            mlflow.set_tags({"champion_decision": decision.outcome, "champion_reason": decision.reason})
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=signature(contract),
+                input_example=X_test.head(5),
+                registered_model_name=name,
+                pyfunc_predict_fn="predict_proba",
+                skops_trusted_types=trusted_types(model),
+                # Stated, not inferred: inference re-imports the model in a subprocess (about 8 s a run).
+                pip_requirements=[f"{p}=={package_version(p)}" for p in SERVING_PACKAGES],
+            )
+            run_id = active.info.run_id
+
     version = str(info.registered_model_version)
-    prev_version, prev_auc = champion_auc(client, settings.model_name)
-    promoted = prev_auc is None or metrics["roc_auc"] >= prev_auc
-    if promoted:
-        client.set_registered_model_alias(settings.model_name, CHAMPION, version)
-    log.info("model v%s roc_auc=%.4f champion=%s", version, metrics["roc_auc"], version if promoted else prev_version)
+    with mlflow_errors(uri, "describing the registered model"):
+        client.update_registered_model(name, description=model_description(contract, settings.contract))
+        tags = {
+            **{k: str(figures[k]) for k in ("gold_snapshot", "silver_version", "rows_total", "rows_labelled", "rows_train", "rows_test")},
+            "roc_auc": f"{metrics['roc_auc']:.4f}",
+            "model": winner,
+            "contract": f"{contract.entity} v{contract.version}",
+            "champion_decision": decision.outcome,
+            "champion_reason": decision.reason,
+        }
+        if champion.version is not None:
+            tags["previous_champion"] = champion.version
+            if champion.roc_auc is not None:
+                tags["previous_champion_roc_auc_same_rows"] = f"{champion.roc_auc:.4f}"
+        for k, v in tags.items():
+            client.set_model_version_tag(name, version, k, v)
+        client.update_model_version(name, version, description=version_description(winner, figures, decision))
+        if decision.promote:
+            client.set_registered_model_alias(name, CHAMPION, version)
+    if decision.promote:  # retention keeps the champion's lineage: its Gold snapshot and Silver version
+        why = f"{name} v{version} ({CHAMPION}) was trained on it"
+        gold_dataset(settings, ctx.store).pin(CHAMPION, snapshot, why)
+        if current.get("silver_version"):
+            silver_dataset(settings, ctx.store).pin(CHAMPION, current["silver_version"], why)
+    new_champion = version if decision.promote else champion.version
+    log.info("model v%s (%s) roc_auc=%.4f: %s (%s)", version, winner, metrics["roc_auc"], decision.outcome, decision.reason)
     return {
         "gold_snapshot": snapshot,
         "run_id": run_id,
         "model_version": version,
-        "champion": version if promoted else prev_version,
-        "promoted": promoted,
+        "model": winner,
+        "champion": new_champion,
+        "promoted": decision.promote,
+        "decision": decision.outcome,
+        "reason": decision.reason,
+        "champion_roc_auc_same_rows": None if champion.roc_auc is None else round(champion.roc_auc, 4),
+        "rows_test": len(X_test),
         **{k: round(v, 4) for k, v in metrics.items()},
     }

@@ -1,8 +1,15 @@
-"""The quality gate: GX validates the staged Silver; only a passing version is published.
+"""The quality gate: GX validates what a run staged; only a passing version is published.
 
-Write-audit-publish: bronze_to_silver stages a new Silver version, this stage audits it and
-moves the `_CURRENT` pointer. On failure the pointer stays put, so Gold, the model and every
-reader keep the last good Silver, and the error names the failed expectations and the Data Docs.
+Write-audit-publish: bronze_to_silver stages a new Silver version under its run id, this stage
+audits exactly that version and publishes it by a compare-and-swap of the `_CURRENT` pointer
+(it fails if Silver moved since the version was staged). On failure the version is marked
+rejected and the pointer stays put, so Gold, the model and every reader keep the last good Silver;
+the error names the failed expectations, the contract thresholds they enforce, and the Data Docs.
+Running the gate again for the same run gives the same answer (a rejected run stays rejected, a
+published one stays published), so clearing a task in Airflow cannot drop a batch.
+
+Its cost follows the new data: it reads the run's batch and the rows the run changed, never the
+whole table; whole-table facts come from the manifest bronze_to_silver wrote.
 """
 
 from __future__ import annotations
@@ -17,14 +24,18 @@ from pathlib import Path
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import great_expectations as gx  # noqa: E402
+import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 
-from mdp.core.context import GateFailed, RunContext, StageError  # noqa: E402
-from mdp.core.contract import Contract, load_contract  # noqa: E402
-from mdp.core.lake import read_parquet, silver_dataset  # noqa: E402
+from mdp.core.context import RunContext  # noqa: E402
+from mdp.core.contract import Contract  # noqa: E402
+from mdp.core.errors import GateFailed, StageError  # noqa: E402
+from mdp.core.lake import arrow_filesystem, read_parquet, silver_dataset  # noqa: E402
 from mdp.core.storage import Store, join  # noqa: E402
-from validation.suite import batch_suite, silver_suite  # noqa: E402
+from validation.suite import batch_suite, changes_suite, table_suite  # noqa: E402
 
+log = logging.getLogger(__name__)
 ARROW_TYPES = {"string": pa.string(), "int": pa.int32(), "double": pa.float64(), "boolean": pa.bool_(), "date": pa.date32()}
 
 
@@ -41,8 +52,8 @@ def schema_mismatches(schema: pa.Schema, contract: Contract) -> list[str]:
     return out
 
 
-def validate_frames(frames: dict, contract: Contract, docs_dir: str, now: datetime | None = None) -> tuple[bool, list[dict]]:
-    """Run the contract's suites on pandas frames ({'silver': df, 'batch': df}). Returns (success, failures)."""
+def validate_frames(frames: dict[str, tuple[pd.DataFrame, gx.ExpectationSuite]], docs_dir: str) -> tuple[bool, list[dict]]:
+    """Run each (frame, suite) pair through one GX checkpoint; Data Docs and result JSON go to docs_dir."""
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = {"globally": False}
     ctx.add_data_docs_site(
@@ -54,34 +65,34 @@ def validate_frames(frames: dict, contract: Contract, docs_dir: str, now: dateti
         },
     )
     source = ctx.data_sources.add_pandas(name="lake")
-    suites = {"silver": silver_suite(contract, now), "batch": batch_suite(contract, now)}
-    failures, success = [], True
-    for table, df in frames.items():
-        batch_def = source.add_dataframe_asset(name=f"{contract.entity}_{table}").add_batch_definition_whole_dataframe("all")
-        suite = ctx.suites.add(suites[table])
-        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{table}_vd", data=batch_def, suite=suite))
-        checkpoint = ctx.checkpoints.add(
-            gx.Checkpoint(
-                name=f"{table}_gate",
-                validation_definitions=[vd],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["lake"])],
-            )
-        )
+    failures, success, definitions, batches = [], True, [], {}
+    for table, (df, suite) in frames.items():
+        batch_def = source.add_dataframe_asset(name=table).add_batch_definition_whole_dataframe("all")
+        suite = ctx.suites.add(suite)
+        definitions.append(ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{table}_vd", data=batch_def, suite=suite)))
+        batches[table] = df
+    for vd, (table, df) in zip(definitions, batches.items()):
+        checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+            name=f"{table}_gate", validation_definitions=[vd],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["lake"])],
+        ))
         result = checkpoint.run(batch_parameters={"dataframe": df})
         success &= result.success
         for vr in result.run_results.values():
             Path(docs_dir, f"{table}_result.json").write_text(json.dumps(vr.to_json_dict(), indent=1, default=str))
             for r in vr.results:
                 if not r.success:
-                    failures.append(
-                        {
-                            "table": table,
-                            "expectation": r.expectation_config.type,
-                            "column": r.expectation_config.kwargs.get("column"),
-                            "unexpected_percent": r.result.get("unexpected_percent"),
-                            "sample": [str(v) for v in (r.result.get("partial_unexpected_list") or [])[:3]],
-                        }
-                    )
+                    cfg = r.expectation_config
+                    failures.append({
+                        "table": table,
+                        "expectation": cfg.type,
+                        "column": cfg.kwargs.get("column"),
+                        "threshold": (cfg.meta or {}).get("threshold"),
+                        "limit": (cfg.meta or {}).get("limit"),
+                        "unexpected_percent": r.result.get("unexpected_percent"),
+                        "observed": r.result.get("observed_value"),
+                        "sample": [str(v) for v in (r.result.get("partial_unexpected_list") or [])[:3]],
+                    })
     return success, failures
 
 
@@ -92,49 +103,77 @@ def _upload_dir(store: Store, local: str, uri: str) -> None:
 
 
 def describe(failures: list[dict]) -> str:
-    return "\n".join(
-        f"  - {f['table']}: {f['expectation']}({f['column'] or ''}) "
-        f"{(f['unexpected_percent'] or 0):.1f}% unexpected, e.g. {f['sample']}"
-        for f in failures
-    )
+    lines = []
+    for f in failures:
+        what = f"{f['table']}: {f['expectation']}({f['column'] or ''})"
+        if f.get("unexpected_percent") is not None:
+            what += f" {f['unexpected_percent']:.1f}% unexpected"
+        elif f.get("observed") is not None:
+            what += f" observed {f['observed']}"
+        if f.get("threshold"):
+            what += f" > {f['threshold']} = {f['limit']}"
+        if f.get("sample"):
+            what += f", e.g. {f['sample']}"
+        lines.append(f"  - {what}")
+    return "\n".join(lines)
+
+
+def _schema(settings, uri: str) -> pa.Schema:
+    import pyarrow.dataset as ds
+
+    path = uri.removeprefix("file://").removeprefix("s3://")
+    return ds.dataset(path, format="parquet", filesystem=arrow_filesystem(settings)).schema
 
 
 def run(ctx: RunContext) -> dict:
-    contract = load_contract()
-    silver = silver_dataset(ctx.settings, ctx.store)
-    staged = silver.staged()
-    if not staged:
-        current = silver.current()
-        if current:  # nothing new was staged: the published version stands
-            return {"validated_version": current["version"], "published": False}
-        raise StageError("nothing staged in Silver: run bronze_to_silver first")
+    contract, settings = ctx.contract, ctx.settings
+    silver = silver_dataset(settings, ctx.store)
+    staged = silver.staged(ctx.run_id)
+    if staged is None:
+        raise StageError(f"nothing staged in Silver for run {ctx.run_id!r}: run bronze_to_silver for this run first")
+    if staged["status"] == "rejected":  # the same data gets the same answer
+        raise GateFailed(staged["rejection"]["message"])
+    if staged["version"] is None:
+        return {"validated_version": None, "published": False, "reason": "nothing new in Bronze"}
     version = staged["version"]
-    customers = read_parquet(ctx.settings, silver.table_uri("customers", version))
-    batch = read_parquet(ctx.settings, silver.table_uri("batch", version))
-    report_uri = join(silver.root, "_reports", "gx", version)
+    if staged["status"] == "published":
+        return {"validated_version": version, "published": True, "silver_rows": staged.get("silver_rows")}
+
+    batch = read_parquet(settings, silver.table_uri("batch", version)).to_pandas()
+    changes = read_parquet(settings, silver.table_uri("changes", version)).to_pandas()
+    profile = (silver.current() or {}).get("profile")
+    facts = pd.DataFrame([{"rows": staged["profile"]["rows"], "keys": staged["profile"]["keys"]}])
+    accepted = int((~batch["_quarantined"]).sum()) if len(batch) else 0
+    report_uri = silver.reports_uri(version)
     with tempfile.TemporaryDirectory(prefix="mdp-gx-") as docs:
-        mismatches = schema_mismatches(customers.schema, contract)
-        success, failures = validate_frames(
-            {"silver": customers.to_pandas(), "batch": batch.to_pandas()}, contract, docs
-        )
-        failures += [{"table": "silver", "expectation": "schema", "column": m, "unexpected_percent": 100.0, "sample": []} for m in mismatches]
+        mismatches = schema_mismatches(_schema(settings, silver.table_uri("state", version)), contract)
+        success, failures = validate_frames({
+            f"{contract.entity}_batch": (batch, batch_suite(contract, profile, accepted)),
+            f"{contract.entity}_changes": (changes, changes_suite(contract)),
+            f"{contract.entity}_table": (facts, table_suite(contract)),
+        }, docs)
+        failures += [{"table": "state", "expectation": "schema", "column": m, "unexpected_percent": 100.0, "sample": []}
+                     for m in mismatches]
         success = success and not mismatches
-        summary = {"version": version, "success": success, "failures": failures, "validated_at": datetime.now(UTC).isoformat()}
-        Path(docs, "summary.json").write_text(json.dumps(summary, indent=1))
+        summary = {"version": version, "run_id": ctx.run_id, "success": success, "failures": failures,
+                   "validated_at": datetime.now(UTC).isoformat()}
+        Path(docs, "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         _upload_dir(ctx.store, docs, report_uri)
     docs_index = join(report_uri, "index.html")
     if not success:
-        silver.discard_staged()
-        raise GateFailed(
-            f"GX validation failed for Silver version {version}; Silver, Gold and the model are unchanged.\n"
-            f"Failed expectations:\n{describe(failures)}\nData Docs: {docs_index}"
-        )
-    published = silver.promote_staged()
-    logging.getLogger(__name__).info("published Silver %s", version)
+        message = (f"GX validation failed for Silver version {version} (run {ctx.run_id}); Silver, Gold and the model "
+                   f"are unchanged, and the same Bronze objects will be read again by the next run.\n"
+                   f"Failed expectations:\n{describe(failures)}\nData Docs: {docs_index}")
+        silver.reject(ctx.run_id, {"message": message, "failures": failures, "data_docs": docs_index})
+        raise GateFailed(message)
+    with silver.lease(ctx.run_id):
+        published = silver.publish(ctx.run_id)
+        silver.gc()
+    log.info("published Silver %s", version)
     return {
         "validated_version": version,
         "published": True,
-        "silver_rows": customers.num_rows,
+        "silver_rows": published.get("silver_rows"),
+        "changed": published.get("changed"),
         "data_docs": docs_index,
-        **{k: published.get(k) for k in ("bronze_in",)},
     }

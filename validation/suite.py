@@ -1,21 +1,29 @@
 """GX expectation suites, derived from the data contract (nothing restated by hand).
 
-Two suites, one builder:
-- `customers_silver`: the published Silver table, strict (every rule holds for every row, the
-  primary key is unique).
-- `customers_batch`: the run's parsed events before quarantine, tolerant up to the contract's
-  `max_bad_fraction` per rule. Bad rows below that share are quarantined and the batch flows;
-  a batch that is broken wholesale (say, every email malformed) stops the pipeline.
+Three suites, each over what one run changed, never over the whole Silver table:
+- `<entity>_batch`: the run's distinct deliveries as parsed (exact copies already removed, so
+  at-least-once redelivery never counts against a batch), tolerant up to the contract's
+  `quality` thresholds: the total quarantined share, unparseable messages, unknown fields, values
+  that do not cast, each other rule, conflicting duplicates of an event id; and a drift check of
+  each column's null share and distinct count against the published Silver's profile.
+- `<entity>_changes`: the Silver rows this run changed, strict (every rule, unique key).
+- `<entity>_table`: whole-table facts that bronze_to_silver computed in Spark when it wrote the
+  version (rows, distinct keys), so the gate never loads the table.
+Each tolerant expectation carries the contract threshold it enforces in `meta.threshold`.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, timedelta
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
-from mdp.core.contract import Contract
+from mdp.core.contract import Contract, anchored
+
+PARSED = "_unparseable == False"  # rows whose columns could be read at all
+ACCEPTED = "_quarantined == False"
 
 
 def _bounds(contract: Contract, name: str, now: datetime) -> tuple[object, object]:
@@ -30,34 +38,89 @@ def _bounds(contract: Contract, name: str, now: datetime) -> tuple[object, objec
     return low, high
 
 
-def build_suite(contract: Contract, name: str, mostly: float, now: datetime | None = None) -> gx.ExpectationSuite:
-    now = now or datetime.now(UTC)
+def _threshold(name: str, value: float) -> dict:
+    return {"threshold": f"quality.{name}", "limit": value}
+
+
+def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) -> list[gxe.Expectation]:
+    """One expectation per contract rule (type rules are the Parquet schema's job)."""
     exps: list[gxe.Expectation] = []
-    key = contract.primary_key if mostly == 1.0 else contract.event_id
-    exps.append(gxe.ExpectTableRowCountToBeBetween(min_value=1))
-    exps.append(gxe.ExpectColumnValuesToBeUnique(column=key, mostly=mostly))
     seen_between = set()
-    for c in contract.columns:
-        exps.append(gxe.ExpectColumnToExist(column=c.name))
     for rule in contract.rules():
         c = contract.column(rule.column)
         if rule.kind == "not_null":
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=mostly))
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=mostly, **kw))
         elif rule.kind == "regex":
-            exps.append(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=c.regex, mostly=mostly))
+            exps.append(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=anchored(c.regex, "python"), mostly=mostly, **kw))
         elif rule.kind == "in_set":
-            exps.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=mostly))
+            exps.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=mostly, **kw))
         elif rule.kind in ("between", "not_future") and c.name not in seen_between:
             seen_between.add(c.name)  # one range per column, the tighter of max and "not future"
             low, high = _bounds(contract, c.name, now)
-            exps.append(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=mostly))
-        # "type" rules are enforced by the Parquet schema that Silver is written with.
-    return gx.ExpectationSuite(name=name, expectations=exps)
+            exps.append(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=mostly, **kw))
+    return exps
 
 
-def silver_suite(contract: Contract, now: datetime | None = None) -> gx.ExpectationSuite:
-    return build_suite(contract, f"{contract.entity}_silver", mostly=1.0, now=now)
+def batch_suite(contract: Contract, profile: dict | None = None, accepted_rows: int = 0,
+                now: datetime | None = None) -> gx.ExpectationSuite:
+    now = now or datetime.now(UTC)
+    q = contract.quality
+    exps: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
+    exps += [gxe.ExpectColumnToExist(column=n) for n in contract.names]
+    for flag, name in (("_quarantined", "max_quarantined"), ("_unparseable", "max_unparseable"),
+                       ("_unknown_field", "max_unknown_fields"), ("_bad_type", "max_bad_type")):
+        limit = getattr(q, name)
+        exps.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[False], mostly=round(1 - limit, 6),
+                                                    meta=_threshold(name, limit)))
+    parsed = {"row_condition": PARSED, "condition_parser": "pandas", "meta": _threshold("max_per_rule", q.max_per_rule)}
+    exps += rule_expectations(contract, round(1 - q.max_per_rule, 6), now, **parsed)
+    exps.append(gxe.ExpectColumnValuesToBeUnique(
+        column=contract.event_id, mostly=round(1 - q.max_conflicting_duplicates, 6), row_condition=ACCEPTED,
+        condition_parser="pandas", meta=_threshold("max_conflicting_duplicates", q.max_conflicting_duplicates)))
+    exps += drift_expectations(contract, profile, accepted_rows)
+    return gx.ExpectationSuite(name=f"{contract.entity}_batch", expectations=exps)
 
 
-def batch_suite(contract: Contract, now: datetime | None = None) -> gx.ExpectationSuite:
-    return build_suite(contract, f"{contract.entity}_batch", mostly=round(1.0 - contract.quality.max_per_rule, 6), now=now)
+def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: int) -> list[gxe.Expectation]:
+    """Each column's null share and distinct count in the batch's accepted rows, against the
+    published Silver's profile. Only when both have at least `drift.min_rows` rows."""
+    d = contract.quality.drift
+    if not profile or profile.get("rows", 0) < d.min_rows or accepted_rows < d.min_rows:
+        return []
+    exps: list[gxe.Expectation] = []
+    rows = profile["rows"]
+    for c in contract.columns:
+        col = profile["columns"].get(c.name)
+        if col is None:  # a column the published Silver did not have yet
+            continue
+        if c.nullable:
+            allowed = min(1.0, col["nulls"] / rows + d.max_null_share_increase)
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(
+                column=c.name, mostly=round(1 - allowed, 6), row_condition=ACCEPTED, condition_parser="pandas",
+                meta={"threshold": "quality.drift.max_null_share_increase", "limit": d.max_null_share_increase,
+                      "silver_null_share": round(col["nulls"] / rows, 4)}))
+        expected = min(col["distinct"], accepted_rows)
+        if expected >= 2:
+            exps.append(gxe.ExpectColumnUniqueValueCountToBeBetween(
+                column=c.name, min_value=max(1, math.floor(d.min_distinct_ratio * expected)), row_condition=ACCEPTED,
+                condition_parser="pandas",
+                meta={"threshold": "quality.drift.min_distinct_ratio", "limit": d.min_distinct_ratio,
+                      "silver_distinct": col["distinct"]}))
+    return exps
+
+
+def changes_suite(contract: Contract, now: datetime | None = None) -> gx.ExpectationSuite:
+    now = now or datetime.now(UTC)
+    exps: list[gxe.Expectation] = [gxe.ExpectColumnToExist(column=n) for n in contract.names]
+    exps.append(gxe.ExpectColumnValuesToBeUnique(column=contract.primary_key))
+    exps += rule_expectations(contract, 1.0, now)
+    return gx.ExpectationSuite(name=f"{contract.entity}_changes", expectations=exps)
+
+
+def table_suite(contract: Contract) -> gx.ExpectationSuite:
+    """Over a one-row frame of facts (rows, keys) from the version's manifest."""
+    return gx.ExpectationSuite(name=f"{contract.entity}_table", expectations=[
+        gxe.ExpectColumnValuesToBeBetween(column="rows", min_value=1),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="rows", column_B="keys",
+                                            meta={"why": "one Silver row per primary key"}),
+    ])

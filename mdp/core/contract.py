@@ -158,6 +158,8 @@ class Contract(_Strict):
                 raise ValueError(f"columns.{c.name}.feature: numeric needs type int or double, not {c.type}")
             if c.allowed is not None and c.type != "string":
                 raise ValueError(f"columns.{c.name}.allowed: only for string columns")
+            if c.feature == "boolean" and c.type not in ("boolean", "int"):
+                raise ValueError(f"columns.{c.name}.feature: boolean needs type boolean or int (a 0/1 flag), not {c.type}")
         derived_names = [d.name for d in self.derived]
         for d in self.derived:
             if d.name in names or derived_names.count(d.name) > 1:
@@ -167,6 +169,14 @@ class Contract(_Strict):
                     raise ValueError(f"derived.{d.name}: {ref!r} is not a declared column")
             if d.kind == "days_since" and self.column(d.column).type not in ("date", "timestamp"):
                 raise ValueError(f"derived.{d.name}: days_since needs a date or timestamp column")
+            if d.fallback and self.column(d.fallback).type not in ("date", "timestamp"):
+                raise ValueError(f"derived.{d.name}.fallback: needs a date or timestamp column")
+            if d.feature not in ("numeric", "excluded") and not (d.kind == "is_present" and d.feature == "boolean"):
+                raise ValueError(f"derived.{d.name}.feature: {d.kind} gives a numeric feature (is_present may be boolean)")
+        for name, role, impute in self.features():  # the model fills gaps; the strategy must fit the role
+            if impute in ("median", "mean") and role != "numeric" or impute == "zero" and role == "categorical":
+                where = "derived" if name in derived_names else "columns"
+                raise ValueError(f"{where}.{name}.impute: {impute} does not fit a {role} feature")
         label_type = self.column(self.label.column).type
         positive = self.label.positive
         ok = {"boolean": isinstance(positive, bool), "int": isinstance(positive, int) and not isinstance(positive, bool),
@@ -195,6 +205,13 @@ class Contract(_Strict):
     def state_columns(self) -> list[Column]:
         """The columns an entity row holds: everything but the envelope."""
         return [c for c in self.columns if c.name not in self.envelope]
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever anything in the contract changes (Gold is rebuilt when it does)."""
+        import hashlib
+
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
     @property
     def source_table(self) -> str:
@@ -248,6 +265,45 @@ class Contract(_Strict):
             if c.not_future:
                 out.append(Rule(code=f"future:{c.name}", kind="not_future", column=c.name))
         return out
+
+
+def anchored(regex: str, engine: Literal["java", "python", "re2"]) -> str:
+    """A contract regex with full-match semantics, written so that every engine agrees.
+
+    A bare `$` differs between engines: Java matches it before a final line terminator (\\n, \\r,
+    U+0085, U+2028...), Python before a final \\n only, RE2 only at the end. So the whole value must
+    match and the end is absolute: \\z in Java and RE2, \\Z in Python.
+    """
+    end = {"java": r"\z", "python": r"\Z", "re2": r"\z"}[engine]
+    return f"^(?:{regex}){end}"
+
+
+def schema_of(contract: Contract) -> dict:
+    """What a Silver version records about the contract it was written with (for evolution checks)."""
+    return {"version": contract.version, "primary_key": contract.primary_key, "event_id": contract.event_id,
+            "columns": {c.name: {"type": c.type, "nullable": c.nullable} for c in contract.columns}}
+
+
+def incompatibilities(contract: Contract, published: dict | None) -> list[str]:
+    """Why Silver written under `published` (schema_of of an earlier contract) cannot be merged under
+    `contract`. Adding a nullable column or dropping one is compatible; the rest is named here."""
+    if not published:
+        return []
+    out = []
+    for key in ("primary_key", "event_id"):
+        if published.get(key) != getattr(contract, key):
+            out.append(f"{key}: was {published.get(key)!r}, now {getattr(contract, key)!r}")
+    old = published.get("columns", {})
+    for c in contract.columns:
+        before = old.get(c.name)
+        if before is None:
+            if not c.nullable:
+                out.append(f"columns.{c.name}: a new column must be nullable (published rows have no value for it)")
+        elif before["type"] != c.type:
+            out.append(f"columns.{c.name}: type changed from {before['type']} to {c.type}")
+        elif before["nullable"] and not c.nullable:
+            out.append(f"columns.{c.name}: became non-nullable; published rows may hold nulls")
+    return out
 
 
 def _describe(exc: ValidationError) -> str:

@@ -1,10 +1,22 @@
-"""Lake layout: Bronze partitions, hourly intervals and versioned (atomically published) datasets.
+"""Lake layout, hourly intervals, and versioned datasets published by compare-and-swap.
 
-bronze/customers/ingest_date=YYYY-MM-DD/ingest_hour=HH/part-<source>-p<partition>-o<first>-<last>.parquet
-silver/customers/v=<version>/     silver/quarantine/v=<version>/    silver/batch/v=<version>/
-silver/_CURRENT.json  (committed)  silver/_STAGED.json (written, awaiting the GX gate)
-silver/_reports/gx/<version>/     validation JSON and Data Docs
-gold/customer_features/v=<snapshot>/   gold/_CURRENT.json
+    bronze/<entity>/ingest_date=YYYY-MM-DD/ingest_hour=HH/part-<source>-p<partition>-o<first>-<last>.parquet
+    silver/<entity>/state/v=<version>/        latest state per key (tombstones kept)
+    silver/<entity>/quarantine/v=<version>/   every quarantined record so far, with its reasons
+    silver/<entity>/batch/v=<version>/        the run's distinct deliveries as parsed (what the gate checks)
+    silver/<entity>/changes/v=<version>/      the state rows this version changed
+    silver/<entity>/_checkpoint/v=<version>/  the Structured Streaming checkpoint as of this version
+    silver/<entity>/_reports/gx/<version>/    validation JSON and Data Docs
+    silver/<entity>/_CURRENT.json             the published version's manifest
+    silver/<entity>/_staged/<run>.json        a run's staged version, awaiting the gate (or rejected by it)
+    silver/<entity>/_LEASE.json               the one writer's lease
+    silver/<entity>/_PINS.json                versions that retention keeps (the champion's lineage)
+    gold/<entity>/features/v=<snapshot>/      gold/<entity>/_CURRENT.json ...
+
+A version becomes visible only when `_CURRENT.json` names it, and `_CURRENT.json` only moves by a
+compare-and-swap from the version a writer started from, so readers never see a half-written
+table and two writers can never both publish. A crash before the pointer leaves an unreferenced
+folder that readers never see and `gc` removes.
 """
 
 from __future__ import annotations
@@ -12,16 +24,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
+from mdp.core.errors import Busy, StageError
 from mdp.core.settings import Settings
 from mdp.core.storage import Store, join, store_for
-
-ENTITY = "customers"
 
 # Bronze is raw and unchanged: the message bytes plus where and when they came from.
 BRONZE_SCHEMA = pa.schema(
@@ -35,6 +49,7 @@ BRONZE_SCHEMA = pa.schema(
         ("ingest_ts", pa.timestamp("us", tz="UTC")),
     ]
 )
+STAGED_TTL = timedelta(days=7)  # a staged or rejected version (and its Data Docs) is kept this long
 
 
 def hour_floor(ts: datetime) -> datetime:
@@ -42,9 +57,13 @@ def hour_floor(ts: datetime) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Interval:
-    """A half-open range of ingest hours [start, end): what one run processes."""
+    """A half-open range of ingest hours [start, end)."""
 
     start: datetime
     end: datetime
@@ -56,7 +75,7 @@ class Interval:
 
     @classmethod
     def parse(cls, since: str | None, until: str | None, now: datetime | None = None) -> "Interval":
-        start = hour_floor(datetime.fromisoformat(since)) if since else hour_floor(now or datetime.now(UTC))
+        start = hour_floor(datetime.fromisoformat(since)) if since else hour_floor(now or utcnow())
         end = hour_floor(datetime.fromisoformat(until)) if until else start + timedelta(hours=1)
         if end <= start:
             raise ValueError(f"--until ({end:%Y-%m-%dT%H}) must be after --since ({start:%Y-%m-%dT%H})")
@@ -70,8 +89,9 @@ class Interval:
         return f"[{self.start:%Y-%m-%dT%H:00Z}, {self.end:%Y-%m-%dT%H:00Z})"
 
 
+# ---- Bronze ------------------------------------------------------------------------------------------
 def bronze_table_uri(settings: Settings) -> str:
-    return join(settings.layer_uri("bronze"), ENTITY)
+    return join(settings.layer_uri("bronze"), settings.data_contract.entity)
 
 
 def bronze_partition(hour: datetime) -> str:
@@ -83,15 +103,14 @@ def bronze_file_name(source: str, partition: int, first: int, last: int) -> str:
     return f"part-{source}-p{partition}-o{first:012d}-{last:012d}.parquet"
 
 
-def bronze_partitions_in(settings: Settings, interval: Interval, store: Store | None = None) -> list[str]:
-    """URIs of the Bronze partitions of the interval that exist (the incremental read set)."""
+def bronze_files_in(settings: Settings, interval: Interval, store: Store | None = None) -> list[str]:
+    """URIs of the Bronze objects in the interval's hour partitions (what a backfill reprocesses)."""
     store = store or store_for(settings)
     base = bronze_table_uri(settings)
     out = []
     for hour in interval.hours():
-        uri = join(base, bronze_partition(hour))
-        if any(f.endswith(".parquet") for f in store.list_files(uri)):
-            out.append(uri)
+        part = join(base, bronze_partition(hour))
+        out += [join(part, f) for f in store.list_files(part) if f.endswith(".parquet")]
     return out
 
 
@@ -110,35 +129,117 @@ def all_bronze_hours(settings: Settings, store: Store | None = None) -> list[dat
 
 def new_version() -> str:
     # Sortable by time, unique across concurrent writers.
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+    return f"{utcnow():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
 
 
+# ---- the writer's lease ------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Lease:
+    """One writer per dataset: a lease object created with put-if-absent, renewed by compare-and-swap
+    while the holder works, and released at the end. A lease whose holder died (it lapsed, or its
+    process is gone on this host) can be taken over; a live one makes the newcomer fail with Busy."""
+
+    def __init__(self, store: Store, uri: str, holder: str, ttl_s: float):
+        self.store, self.uri, self.holder, self.ttl_s = store, uri, holder, ttl_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.token: str | None = None
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _doc(self) -> bytes:
+        return json.dumps({"holder": self.holder, "owner": self.owner,
+                           "expires_at": (utcnow() + timedelta(seconds=self.ttl_s)).isoformat()}).encode()
+
+    def _stale(self, doc: dict) -> bool:
+        if datetime.fromisoformat(doc["expires_at"]) < utcnow():
+            return True
+        host, pid, _ = doc["owner"].split(":", 2)
+        return host == socket.gethostname() and not _pid_alive(int(pid))
+
+    def acquire(self) -> "Lease":
+        data = self._doc()
+        if self.store.put_if_absent(self.uri, data):
+            self.token = self.store.get_versioned(self.uri)[1]
+        else:
+            current, token = self.store.get_versioned(self.uri)
+            doc = json.loads(current) if current else None
+            if doc is not None and not self._stale(doc):
+                raise Busy(
+                    f"{self.uri} is held by run {doc['holder']!r} ({doc['owner']}) until {doc['expires_at']}: "
+                    "another writer is working on this dataset; retry when it is done"
+                )
+            ok = self.store.put_if_match(self.uri, data, token) if token else self.store.put_if_absent(self.uri, data)
+            if not ok:
+                raise Busy(f"{self.uri}: another writer took the lease first; retry")
+            self.token = self.store.get_versioned(self.uri)[1]
+        self._thread = threading.Thread(target=self._renew, name="lease-renewal", daemon=True)
+        self._thread.start()
+        return self
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            if not self.store.put_if_match(self.uri, self._doc(), self.token):
+                self.lost = True
+                return
+            self.token = self.store.get_versioned(self.uri)[1]
+
+    def check(self) -> None:
+        """Before a commit: still ours?"""
+        if self.lost:
+            raise Busy(f"{self.uri}: this writer lost its lease (it lapsed and another writer took it); nothing was published")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        current, _ = self.store.get_versioned(self.uri)
+        if current and json.loads(current).get("owner") == self.owner:
+            self.store.delete(self.uri)
+
+
+# ---- versioned datasets ------------------------------------------------------------------------------
 class VersionedDataset:
-    """Several tables published together by writing one small pointer last.
-
-    Data goes to <root>/<table>/v=<version>/; a version becomes visible only when the pointer
-    (_CURRENT.json, or _STAGED.json awaiting validation) names it. A crash before the pointer
-    leaves an unreferenced folder that readers never see and `gc` removes.
-    """
+    """Several tables of one entity in one layer, published together by a compare-and-swap of one
+    small pointer. Data goes to <layer>/<entity>/<table>/v=<version>/."""
 
     def __init__(self, settings: Settings, layer: str, tables: tuple[str, ...], store: Store | None = None):
-        self.root = settings.layer_uri(layer)
+        self.settings = settings
         self.layer = layer
         self.tables = tables
+        self.root = join(settings.layer_uri(layer), settings.data_contract.entity)
         self.store = store or store_for(settings)
+        self._lease: Lease | None = None
 
     def table_uri(self, table: str, version: str) -> str:
         return join(self.root, table, f"v={version}")
 
-    def _pointer(self, name: str) -> dict | None:
-        text = self.store.get_text(join(self.root, f"_{name}.json"))
-        return json.loads(text) if text else None
+    def reports_uri(self, version: str) -> str:
+        return join(self.root, "_reports", "gx", version)
+
+    # -- pointers --
+    def _read(self, name: str) -> tuple[dict | None, str | None]:
+        data, token = self.store.get_versioned(join(self.root, name))
+        return (json.loads(data) if data else None), token
 
     def current(self) -> dict | None:
-        return self._pointer("CURRENT")
+        return self._read("_CURRENT.json")[0]
 
-    def staged(self) -> dict | None:
-        return self._pointer("STAGED")
+    def staged(self, run_id: str) -> dict | None:
+        return self._read(f"_staged/{run_id}.json")[0]
+
+    def all_staged(self) -> list[dict]:
+        docs = [self._read(f"_staged/{name}")[0] for name in self.store.list_files(join(self.root, "_staged"))]
+        return [d for d in docs if d]
 
     def _before_pointer(self) -> None:
         # Test hook (tests/reliability): MDP_TEST_CRASH_BEFORE_POINTER=<layer> SIGKILLs this process
@@ -146,47 +247,130 @@ class VersionedDataset:
         if os.environ.get("MDP_TEST_CRASH_BEFORE_POINTER") == self.layer:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def stage(self, version: str, manifest: dict) -> None:
+    # -- the writer's lease --
+    @contextmanager
+    def lease(self, run_id: str):
+        """Hold the dataset's writer lease for the block (re-entrant within one process)."""
+        if self._lease is not None:
+            yield self._lease
+            return
+        lease = Lease(self.store, join(self.root, "_LEASE.json"), run_id, self.settings.lease_ttl_s).acquire()
+        self._lease = lease
+        try:
+            yield lease
+        finally:
+            self._lease = None
+            lease.release()
+
+    # -- staging and publishing --
+    def stage(self, run_id: str, version: str | None, manifest: dict) -> dict:
+        """Record the version a run wrote (None: the run found nothing new). A retry of the same run
+        replaces its earlier staged entry; other runs' entries are untouched."""
+        current = self.current()
+        doc = {"run_id": run_id, "version": version, "status": "staged", "staged_at": utcnow().isoformat(),
+               "based_on": current and current["version"], **manifest}
         self._before_pointer()
-        self.store.put_text(join(self.root, "_STAGED.json"), json.dumps({"version": version, **manifest}, indent=2, default=str))
+        self.store.put_text(join(self.root, "_staged", f"{run_id}.json"), json.dumps(doc, indent=1, default=str))
+        return doc
 
-    def commit(self, version: str, manifest: dict) -> None:
+    def reject(self, run_id: str, reason: dict) -> None:
+        doc = self.staged(run_id)
+        if doc:
+            doc.update(status="rejected", rejected_at=utcnow().isoformat(), rejection=reason)
+            self.store.put_text(join(self.root, "_staged", f"{run_id}.json"), json.dumps(doc, indent=1, default=str))
+
+    def commit(self, version: str, manifest: dict, based_on: str | None) -> dict:
+        """Move the pointer to `version` if it still names `based_on` (compare-and-swap)."""
+        if self._lease:
+            self._lease.check()
+        current, token = self._read("_CURRENT.json")
+        found = current and current["version"]
+        if found != based_on:
+            raise StageError(
+                f"{self.root}: the published version moved from {based_on} to {found} while this version was "
+                f"written; {version} was not published (run the stage again to build on {found})"
+            )
+        history = (current or {}).get("history", [])
+        doc = {"version": version, **manifest, "published_at": utcnow().isoformat(),
+               "history": ([version] + [h for h in history if h != version])[:50]}
+        data = json.dumps(doc, indent=1, default=str).encode()
         self._before_pointer()
-        history = (self.current() or {}).get("history", [])
-        doc = {"version": version, **manifest, "history": ([version] + [h for h in history if h != version])[:10]}
-        self.store.put_text(join(self.root, "_CURRENT.json"), json.dumps(doc, indent=2, default=str))
+        uri = join(self.root, "_CURRENT.json")
+        ok = self.store.put_if_match(uri, data, token) if token else self.store.put_if_absent(uri, data)
+        if not ok:
+            raise StageError(f"{self.root}: another writer published first; {version} was not published")
+        return doc
 
-    def promote_staged(self) -> dict:
-        staged = self.staged()
-        if not staged:
-            raise RuntimeError(f"nothing staged under {self.root}")
-        version = staged.pop("version")
-        self.commit(version, staged)
-        self.store.delete(join(self.root, "_STAGED.json"))
-        return {"version": version, **staged}
+    def publish(self, run_id: str) -> dict:
+        """Publish the version a run staged, exactly that one, if nothing moved since it was staged."""
+        staged = self.staged(run_id)
+        if not staged or not staged.get("version"):
+            raise StageError(f"{self.root}: run {run_id} has no staged version")
+        if staged.get("status") == "published":
+            return self.current() or staged
+        manifest = {k: v for k, v in staged.items() if k not in ("version", "status", "history", "rejection")}
+        doc = self.commit(staged["version"], manifest, staged["based_on"])
+        # Kept (until gc) so that running the gate again for this run finds it published.
+        staged.update(status="published", published_at=doc["published_at"])
+        self.store.put_text(join(self.root, "_staged", f"{run_id}.json"), json.dumps(staged, indent=1, default=str))
+        return doc
 
-    def discard_staged(self) -> None:
-        self.store.delete(join(self.root, "_STAGED.json"))
+    # -- retention --
+    def pins(self) -> dict[str, dict]:
+        return self._read("_PINS.json")[0] or {}
+
+    def pin(self, name: str, version: str, reason: str) -> None:
+        """Keep `version` through gc under `name` (replacing what `name` pinned before)."""
+        uri = join(self.root, "_PINS.json")
+        for _ in range(5):
+            pins, token = self._read("_PINS.json")
+            new = {**(pins or {}), name: {"version": version, "reason": reason, "pinned_at": utcnow().isoformat()}}
+            data = json.dumps(new, indent=1).encode()
+            if self.store.put_if_match(uri, data, token) if token else self.store.put_if_absent(uri, data):
+                return
+        raise Busy(f"{uri}: could not update the pins (concurrent writers)")
+
+    def live_versions(self, keep: int) -> set[str]:
+        current = self.current() or {}
+        live = set(current.get("history", [])[:keep])
+        live |= {p["version"] for p in self.pins().values()}
+        cutoff = utcnow() - STAGED_TTL
+        for doc in self.all_staged():
+            if doc.get("version") and datetime.fromisoformat(doc["staged_at"]) >= cutoff:
+                live.add(doc["version"])
+        return live
 
     def gc(self, keep: int = 3) -> list[str]:
-        """Delete versions that no pointer names and that are not among the last `keep` commits."""
-        live = set((self.current() or {}).get("history", [])[:keep])
-        live |= {p["version"] for p in (self.current(), self.staged()) if p}
+        """Delete versions (and their Data Docs) that no pointer, pin or recent staged entry names,
+        beyond the last `keep` published ones. Staged entries older than STAGED_TTL go too."""
+        live = self.live_versions(keep)
         removed = []
-        for table in self.tables:
+        for table in (*self.tables, "_checkpoint"):
             for d in self.store.list_dirs(join(self.root, table)):
                 if d.startswith("v=") and d[2:] not in live:
                     self.store.delete_prefix(join(self.root, table, d))
                     removed.append(f"{table}/{d}")
+        for version in self.store.list_dirs(join(self.root, "_reports", "gx")):
+            if version not in live:
+                self.store.delete_prefix(self.reports_uri(version))
+                removed.append(f"_reports/gx/{version}")
+        cutoff = utcnow() - STAGED_TTL
+        for doc in self.all_staged():
+            if datetime.fromisoformat(doc["staged_at"]) < cutoff:
+                self.store.delete(join(self.root, "_staged", f"{doc['run_id']}.json"))
         return removed
 
 
+SILVER_TABLES = ("state", "quarantine", "batch", "changes")
+GOLD_TABLES = ("features",)
+
+
 def silver_dataset(settings: Settings, store: Store | None = None) -> VersionedDataset:
-    return VersionedDataset(settings, "silver", ("customers", "quarantine", "batch"), store)
+    return VersionedDataset(settings, "silver", SILVER_TABLES, store)
 
 
 def gold_dataset(settings: Settings, store: Store | None = None) -> VersionedDataset:
-    return VersionedDataset(settings, "gold", ("customer_features",), store)
+    return VersionedDataset(settings, "gold", GOLD_TABLES, store)
 
 
 def spark_uri(uri: str) -> str:
@@ -213,8 +397,31 @@ def arrow_filesystem(settings: Settings):
     )
 
 
-def read_parquet(settings: Settings, uri: str) -> pa.Table:
+def _arrow_path(uri: str) -> str:
+    """A lake URI as pyarrow's filesystems name it: a local path, or bucket/key."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme in ("s3", "s3a"):
+        return f"{parsed.netloc}{parsed.path}"
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
+
+
+def read_parquet(settings: Settings, uri: str, columns: list[str] | None = None) -> pa.Table:
     import pyarrow.dataset as ds
 
-    path = uri.removeprefix("file://").removeprefix("s3://")
-    return ds.dataset(path, format="parquet", filesystem=arrow_filesystem(settings)).to_table()
+    return ds.dataset(_arrow_path(uri), format="parquet", filesystem=arrow_filesystem(settings)).to_table(columns=columns)
+
+
+def parquet_rows(settings: Settings, uris: list[str]) -> int:
+    """Rows in Parquet files or folders, from their footers alone: an independent count of what was written."""
+    import pyarrow.dataset as ds
+
+    if not uris:
+        return 0
+    fs = arrow_filesystem(settings)
+    total = 0
+    for uri in uris:
+        dataset = ds.dataset(_arrow_path(uri), format="parquet", filesystem=fs)
+        total += sum(f.metadata.num_rows for f in dataset.get_fragments())
+    return total

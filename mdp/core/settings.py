@@ -91,12 +91,17 @@ class Settings(BaseSettings):
     postgres_dsn: str | None = None
     spark_master: str = "local[*]"
     spark_shuffle_partitions: int = Field(default=4, ge=1)
-    source: Literal["generator", "kafka"] = "generator"
+    source: Literal["generator", "kafka", "file"] = "generator"
+    input_file: str | None = Field(
+        default=None, validate_default=True,
+        description="a CSV or Parquet file: the run's source (`mdp run --input`; with source file or kafka)",
+    )
     runner: Literal["inline", "kubernetes"] = "inline"
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     events: int = Field(default=100_000, ge=1, description="events generated per run")
     dirty_fraction: float = Field(default=0.03, ge=0.0, le=1.0)
     seed: int = 42
+    min_test_rows: int = Field(default=200, ge=1, description="train_model moves `champion` only with this many test rows")
     connect_timeout_s: float = Field(default=10.0, gt=0)
     lease_ttl_s: float = Field(default=120.0, gt=0, description="a writer's lease on a lake dataset lapses after this")
     continuous_landing: bool = Field(
@@ -128,6 +133,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r}: an s3 lake root is 's3://' (one bucket per layer) or 's3://BUCKET'")
         if not v.strip():
             raise ValueError("empty lake root")
+        return v
+
+    @field_validator("input_file")
+    @classmethod
+    def _check_input_file(cls, v: str | None, info) -> str | None:
+        if info.data.get("source") == "file" and not v:
+            raise ValueError("source 'file' needs a CSV or Parquet file here")
         return v
 
     @field_validator("s3_endpoint", "mlflow_tracking_uri")

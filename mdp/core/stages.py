@@ -17,7 +17,14 @@ class Stage:
     kind: Literal["spark", "python"]  # spark: SparkApplication in kind; python: a plain pod
     module: str  # exposes run(ctx: RunContext) -> dict of metrics
     summary: str
-    outputs: tuple[str, ...] = ()  # lake URIs-as-names, used for Airflow Assets
+    outputs: tuple[str, ...] = ()  # names of what it publishes ({entity}, {model} from the contract): Airflow Assets
+    off_when: str | None = None  # a boolean setting that turns the stage off in a deployment
+
+    def output_names(self, settings) -> tuple[str, ...]:
+        return tuple(o.format(entity=settings.data_contract.entity, model=settings.model_name) for o in self.outputs)
+
+    def enabled(self, settings) -> bool:
+        return not (self.off_when and getattr(settings, self.off_when))
 
     def entrypoint(self):
         return importlib.import_module(self.module).run
@@ -28,15 +35,17 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("land_bronze", "python", "ingestion.land", "source -> Bronze (raw, partitioned by ingest hour)"),
+    # Off when `mdp land --follow` lands Kafka continuously: the run then starts at Bronze.
+    Stage("land_bronze", "python", "ingestion.land", "source -> Bronze (raw, partitioned by ingest hour)",
+          off_when="continuous_landing"),
     Stage("bronze_to_silver", "spark", "spark_apps.bronze_to_silver",
-          "parse, cast, quarantine, dedupe, merge latest state (staged)"),
+          "new Bronze objects: parse, quarantine, drop copies, merge latest state (staged)"),
     Stage("validate_silver", "python", "validation.gate", "GX gate on the staged Silver; publish on success",
-          outputs=("silver/customers",)),
-    Stage("silver_to_gold", "spark", "spark_apps.silver_to_gold", "one feature row per customer, versioned snapshot",
-          outputs=("gold/customer_features",)),
+          outputs=("silver/{entity}",)),
+    Stage("silver_to_gold", "spark", "spark_apps.silver_to_gold", "one feature row per entity, versioned snapshot",
+          outputs=("gold/{entity}/features",)),
     Stage("train_model", "python", "training.train", "train, log to MLflow, register, move `champion`",
-          outputs=("mlflow/customers-churn",)),
+          outputs=("mlflow/{model}",)),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

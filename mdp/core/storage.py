@@ -1,11 +1,19 @@
 """A tiny object-store interface over the local filesystem and S3 (boto3).
 
-Only what the lake needs: put/get small objects atomically, list prefixes, delete prefixes.
-Large tables are read and written by Spark or pyarrow; this module commits and finds them.
+Only what the lake needs: put/get small objects atomically, compare-and-swap them (pointers and
+leases), list and copy prefixes, delete. Large tables are read and written by Spark or pyarrow;
+this module commits and finds them.
+
+Compare-and-swap: `get_versioned` returns an object's bytes and a token (its ETag on S3, a content
+hash locally); `put_if_match` writes only while the object still has that token, `put_if_absent`
+only when there is none. On S3 these are conditional PUTs (If-Match / If-None-Match, which MinIO,
+SeaweedFS and AWS honour); on a filesystem, a write under an flock'ed sidecar lock.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -21,8 +29,13 @@ from mdp.core.settings import LAYERS, Settings, connect_failure
 class Store:
     def put_bytes(self, uri: str, data: bytes) -> None: ...
     def get_bytes(self, uri: str) -> bytes | None: ...
+    def get_versioned(self, uri: str) -> tuple[bytes | None, str | None]: ...
+    def put_if_absent(self, uri: str, data: bytes) -> bool: ...
+    def put_if_match(self, uri: str, data: bytes, token: str) -> bool: ...
     def list_dirs(self, uri: str) -> list[str]: ...
     def list_files(self, uri: str) -> list[str]: ...
+    def walk_files(self, uri: str) -> list[str]: ...  # every object under the prefix, relative paths
+    def copy_prefix(self, src: str, dst: str) -> int: ...
     def delete_prefix(self, uri: str) -> None: ...
     def delete(self, uri: str) -> None: ...
 
@@ -32,6 +45,10 @@ class Store:
     def get_text(self, uri: str) -> str | None:
         data = self.get_bytes(uri)
         return None if data is None else data.decode()
+
+
+def _token(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class LocalStore(Store):
@@ -56,7 +73,40 @@ class LocalStore(Store):
 
     def get_bytes(self, uri: str) -> bytes | None:
         path = self._path(uri)
-        return path.read_bytes() if path.is_file() else None
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+    def get_versioned(self, uri: str) -> tuple[bytes | None, str | None]:
+        data = self.get_bytes(uri)
+        return data, None if data is None else _token(data)
+
+    @contextmanager
+    def _locked(self, uri: str):
+        path = self._path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.parent / f".{path.name}.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield path
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def put_if_absent(self, uri: str, data: bytes) -> bool:
+        with self._locked(uri) as path:
+            if path.exists():
+                return False
+            self.put_bytes(uri, data)
+            return True
+
+    def put_if_match(self, uri: str, data: bytes, token: str) -> bool:
+        with self._locked(uri):
+            current = self.get_bytes(uri)
+            if current is None or _token(current) != token:
+                return False
+            self.put_bytes(uri, data)
+            return True
 
     def list_dirs(self, uri: str) -> list[str]:
         path = self._path(uri)
@@ -64,7 +114,20 @@ class LocalStore(Store):
 
     def list_files(self, uri: str) -> list[str]:
         path = self._path(uri)
-        return sorted(p.name for p in path.iterdir() if p.is_file()) if path.is_dir() else []
+        return sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else []
+
+    def walk_files(self, uri: str) -> list[str]:
+        root = self._path(uri)
+        if not root.is_dir():
+            return []
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    def copy_prefix(self, src: str, dst: str) -> int:
+        s, d = self._path(src), self._path(dst)
+        if not s.is_dir():
+            return 0
+        shutil.copytree(s, d, dirs_exist_ok=True)
+        return sum(1 for p in d.rglob("*") if p.is_file())
 
     def delete(self, uri: str) -> None:
         self._path(uri).unlink(missing_ok=True)
@@ -75,24 +138,36 @@ class LocalStore(Store):
 
 @contextmanager
 def s3_errors(endpoint: str | None):
-    """Turn "cannot reach S3" and "S3 refused the keys" into a ConfigError naming the setting and endpoint."""
+    """"Cannot reach S3" becomes Unavailable (retryable); "S3 refused the keys" a ConfigError. Both
+    name the setting and the endpoint."""
     from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
     try:
         yield
     except ReadTimeoutError as exc:
-        raise ConfigError(f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: no answer in time ({exc})") from None
+        raise Unavailable(f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: no answer in time ({exc})") from None
     except ConnectionError as exc:  # refused, DNS, connect timeout (EndpointConnectionError and kin)
-        raise ConfigError(f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: {connect_failure(exc.kwargs.get('error') or exc)}") from None
+        raise Unavailable(f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: {connect_failure(exc.kwargs.get('error') or exc)}") from None
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
-        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (401, 403) or code in (
-            "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"
-        ):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status in (401, 403) or code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
             raise ConfigError(
                 f"S3 at {endpoint} rejected the credentials ({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             ) from None
+        if status in (500, 502, 503, 504) or code in ("SlowDown", "ServiceUnavailable", "InternalError"):
+            raise Unavailable(f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: {code} (HTTP {status})") from None
         raise
+
+
+def _precondition_failed(exc) -> bool:
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return False
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
 @dataclass
@@ -112,20 +187,42 @@ class S3Store(Store):
         with self._errors():
             self.client.put_object(Bucket=bucket, Key=key, Body=data)  # a single PUT is atomic
 
-    def get_bytes(self, uri: str) -> bytes | None:
+    def get_versioned(self, uri: str) -> tuple[bytes | None, str | None]:
         bucket, key = self._split(uri)
         try:
             with self._errors():
-                return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+                obj = self.client.get_object(Bucket=bucket, Key=key)
+                return obj["Body"].read(), obj["ETag"]
         except self.client.exceptions.NoSuchKey:
-            return None
+            return None, None
 
-    def _list(self, uri: str) -> tuple[list[str], list[str]]:
+    def get_bytes(self, uri: str) -> bytes | None:
+        return self.get_versioned(uri)[0]
+
+    def _conditional_put(self, uri: str, data: bytes, **condition) -> bool:
+        bucket, key = self._split(uri)
+        try:
+            with self._errors():
+                self.client.put_object(Bucket=bucket, Key=key, Body=data, **condition)
+            return True
+        except Exception as exc:  # noqa: BLE001 - only a failed precondition means "someone else won"
+            if _precondition_failed(exc):
+                return False
+            raise
+
+    def put_if_absent(self, uri: str, data: bytes) -> bool:
+        return self._conditional_put(uri, data, IfNoneMatch="*")
+
+    def put_if_match(self, uri: str, data: bytes, token: str) -> bool:
+        return self._conditional_put(uri, data, IfMatch=token)
+
+    def _list(self, uri: str, delimiter: str = "/") -> tuple[list[str], list[str]]:
         bucket, key = self._split(uri)
         prefix = key.rstrip("/") + "/" if key else ""
         dirs, files = [], []
         with self._errors():
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+            kwargs = {"Bucket": bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
+            for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
                 dirs += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
                 files += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
         return sorted(dirs), sorted(files)
@@ -135,6 +232,19 @@ class S3Store(Store):
 
     def list_files(self, uri: str) -> list[str]:
         return self._list(uri)[1]
+
+    def walk_files(self, uri: str) -> list[str]:
+        return [f for f in self._list(uri, delimiter="")[1] if not f.endswith("/")]
+
+    def copy_prefix(self, src: str, dst: str) -> int:
+        sb, sk = self._split(src)
+        db, dk = self._split(dst)
+        n = 0
+        with self._errors():
+            for rel in self.walk_files(src):
+                self.client.copy_object(Bucket=db, Key=f"{dk.rstrip('/')}/{rel}", CopySource={"Bucket": sb, "Key": f"{sk.rstrip('/')}/{rel}"})
+                n += 1
+        return n
 
     def delete(self, uri: str) -> None:
         bucket, key = self._split(uri)
@@ -177,18 +287,16 @@ def s3_client(settings: Settings):
 
 
 def check_s3(settings: Settings, buckets: tuple[str, ...] | None = None) -> None:
-    """Fail fast with a ConfigError naming the endpoint when S3 is unreachable or refuses us."""
+    """Fail fast when S3 is unreachable (Unavailable) or refuses us or lacks a bucket (ConfigError)."""
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     if not settings.lake_is_s3:
         return
     client = s3_client(settings)
-    from urllib.parse import urlparse
-
     wanted = buckets or tuple(sorted({urlparse(settings.layer_uri(layer)).netloc for layer in LAYERS}))
     for bucket in wanted:
         try:
-            client.head_bucket(Bucket=bucket)
+            client.list_objects_v2(Bucket=bucket, MaxKeys=1)  # not HEAD: an error body names the cause
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -201,7 +309,7 @@ def check_s3(settings: Settings, buckets: tuple[str, ...] | None = None) -> None
                     f"S3 at {settings.s3_endpoint} rejected the credentials ({code}): check AWS_ACCESS_KEY_ID and "
                     f"AWS_SECRET_ACCESS_KEY (for the local profile: eval \"$(mdp services env)\")"
                 ) from None
-            raise ConfigError(f"S3 at {settings.s3_endpoint}: {code} on bucket {bucket!r}") from None
+            raise Unavailable(f"S3 at {settings.s3_endpoint}: {code} on bucket {bucket!r}") from None
         except (EndpointConnectionError, BotoCoreError) as exc:
             raise Unavailable(f"cannot reach S3 at {settings.s3_endpoint} (s3_endpoint, MDP_S3_ENDPOINT): {exc}") from None
 

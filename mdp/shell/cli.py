@@ -1,7 +1,7 @@
 """`mdp`: run the pipeline or one stage, generate data, open the MLflow UI.
 
-Exit codes: 0 ok; 1 a stage failed; 2 bad usage or configuration; 3 the GX gate stopped the
-run; 4 the row-conservation check failed.
+Exit codes (mdp/core/errors.py): 0 ok; 1 a stage failed; 2 bad usage or configuration; 3 the GX
+gate stopped the run; 4 the row-conservation check failed; 5 a dependency is unreachable (retry).
 """
 
 from __future__ import annotations
@@ -18,29 +18,32 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mdp.core.context import GateFailed, RunContext
+from mdp.core.context import RunContext
+from mdp.core.errors import EXIT_CONFIG, ConfigError, GateFailed, MdpError, exit_code_for
 from mdp.core.lake import Interval, all_bronze_hours
-from mdp.core.settings import ConfigError, install_secret_mask, redact
-from mdp.shell.cli_common import EXIT_CONFIG, EXIT_CONSERVATION, EXIT_GATE, EXIT_STAGE, Profile, settings_or_exit
+from mdp.core.settings import install_secret_mask, redact
 from mdp.core.stages import STAGE_NAMES, STAGES, get_stage
+from mdp.shell.cli_common import Profile, settings_or_exit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mini Data Platform: the customers pipeline.")
 console = Console(stderr=False)
 err = Console(stderr=True)
 
-Since = Annotated[Optional[str], typer.Option(help="first ingest hour, ISO (default: the current hour)")]
-Until = Annotated[Optional[str], typer.Option(help="end ingest hour, exclusive (default: since + 1h)")]
+Since = Annotated[Optional[str], typer.Option(help="backfill from this ingest hour, ISO (generator: the hours to land)")]
+Until = Annotated[Optional[str], typer.Option(help="backfill until this ingest hour, exclusive (default: since + 1h)")]
+RunId = Annotated[Optional[str], typer.Option("--run-id", help="ties a run's stages together (default: new for `run`, 'manual' for `stage`)")]
 _settings = settings_or_exit
 
 
-def _interval(settings, since, until, all_hours: bool = False) -> Interval:
+def _interval(settings, since, until, all_hours: bool = False) -> tuple[Interval, bool]:
+    """(interval, backfill): the hours a generator lands, and whether Silver reprocesses them."""
     try:
         if all_hours:
             hours = all_bronze_hours(settings)
             if not hours:
                 raise ValueError("--all: Bronze is empty")
-            return Interval(hours[0], Interval.hour_of(hours[-1]).end)
-        return Interval.parse(since, until)
+            return Interval(hours[0], Interval.hour_of(hours[-1]).end), True
+        return Interval.parse(since, until), bool(since or until)
     except ValueError as exc:
         err.print(f"[bold red]bad interval[/]: {exc}")
         raise typer.Exit(EXIT_CONFIG) from None
@@ -50,15 +53,19 @@ def _fail(exc: BaseException) -> typer.Exit:
     text = redact(str(exc))  # an error may quote a DSN or URL with a password in it
     if isinstance(exc, GateFailed):
         err.print(f"[bold red]quality gate failed[/]\n{text}")
-        return typer.Exit(EXIT_GATE)
-    if isinstance(exc, ConfigError):
+    elif isinstance(exc, ConfigError):
         err.print(f"[bold red]configuration error[/]: {text}")
-        return typer.Exit(EXIT_CONFIG)
-    err.print(f"[bold red]stage failed[/]: {type(exc).__name__}: {text}")
-    return typer.Exit(EXIT_STAGE)
+    elif isinstance(exc, MdpError) and exc.retryable:
+        err.print(f"[bold red]unavailable[/] (retry later): {text}")
+    elif isinstance(exc, MdpError):
+        err.print(f"[bold red]{type(exc).__name__}[/]: {text}")
+    else:
+        err.print(f"[bold red]stage failed[/]: {type(exc).__name__}: {text}")
+    return typer.Exit(exit_code_for(exc))
 
 
-SHOWN = ("landed", "bronze_in", "quarantined", "duplicates", "silver_rows", "published", "gold_snapshot", "gold_rows", "model_version", "roc_auc", "promoted")
+SHOWN = ("landed", "bronze_in", "quarantined", "duplicates", "changed", "silver_rows", "published", "gold_snapshot", "gold_rows",
+         "model_version", "roc_auc", "promoted")
 
 
 def summary_table(report) -> Table:
@@ -76,14 +83,15 @@ def summary_table(report) -> Table:
 def rows_table(report) -> Table:
     b2s, gold = report.figures("bronze_to_silver"), report.figures("silver_to_gold")
     table = Table(title="Rows per layer")
-    for col in ("bronze in", "accepted", "quarantined", "duplicates", "silver (customers)", "gold"):
+    for col in ("bronze in", "accepted", "quarantined", "duplicates", "silver", "gold"):
         table.add_column(col, justify="right")
-    table.add_row(*[str(b2s.get(k, "-")) for k in ("bronze_in", "accepted", "quarantined", "duplicates", "silver_rows")], str(gold.get("gold_rows", "-")))
+    table.add_row(*[str(b2s.get(k, "-")) for k in ("bronze_in", "accepted", "quarantined", "duplicates", "silver_rows")],
+                  str(gold.get("gold_rows", "-")))
     return table
 
 
-def execute(settings, interval: Interval, stages, quiet: bool = False):
-    ctx = RunContext(settings=settings, interval=interval, run_id=uuid.uuid4().hex[:8])
+def execute(settings, interval: Interval, stages, quiet: bool = False, backfill: bool = False, run_id: str | None = None):
+    ctx = RunContext(settings=settings, interval=interval, run_id=run_id or uuid.uuid4().hex[:12], backfill=backfill)
     from mdp.shell.runner import run_pipeline
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=quiet) as progress:
@@ -99,7 +107,7 @@ def execute(settings, interval: Interval, stages, quiet: bool = False):
             report = run_pipeline(ctx, stages, start, done)
         except Exception as exc:  # noqa: BLE001 - every stage failure maps to a clear message and exit code
             partial = getattr(ctx, "report", None)
-            if partial and partial.results:
+            if partial and partial.results and not quiet:
                 console.print(summary_table(partial))
             raise _fail(exc) from None
     return report
@@ -111,33 +119,37 @@ def run(
     stage: Annotated[Optional[list[str]], typer.Option("--stage", "-s", help=f"only these stages: {', '.join(STAGE_NAMES)}")] = None,
     since: Since = None,
     until: Until = None,
-    all_hours: Annotated[bool, typer.Option("--all", help="process every Bronze hour present")] = False,
+    all_hours: Annotated[bool, typer.Option("--all", help="backfill: reprocess every Bronze hour present")] = False,
     events: Annotated[Optional[int], typer.Option(help="events per hour for the generator")] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
+    run_id: RunId = None,
+    input_file: Annotated[Optional[Path], typer.Option("--input", help="a CSV or Parquet file as the source, instead of the generator")] = None,
 ):
-    """Run the pipeline (every stage, or the --stage ones) for one interval and print the summary."""
-    settings = _settings(profile, events=events, seed=seed)
+    """Run the pipeline (every stage, or the --stage ones) and print the summary.
+
+    Bronze -> Silver takes every Bronze object not yet in Silver; --since/--until (or --all) also
+    reprocess those hours. The generator lands the current hour, or the --since/--until hours."""
+    settings = run_settings(profile, input_file, events=events, seed=seed)
     try:
-        chosen = [get_stage(s) for s in stage] if stage else list(STAGES)
+        chosen = [get_stage(s) for s in stage] if stage else [s for s in STAGES if s.enabled(settings)]
     except KeyError as exc:
         err.print(f"[bold red]{exc.args[0]}[/]")
         raise typer.Exit(EXIT_CONFIG) from None
-    interval = _interval(settings, since, until, all_hours)
-    console.print(f"profile [bold]{settings.profile}[/], interval {interval}, lake {settings.lake_base}")
-    report = execute(settings, interval, chosen)
+    interval, backfill = _interval(settings, since, until, all_hours)
+    scope = f"backfill {interval}" if backfill else "new Bronze objects"
+    console.print(f"profile [bold]{settings.profile}[/], contract {settings.data_contract.entity}, {scope}, lake {settings.lake_base}")
+    report = execute(settings, interval, chosen, backfill=backfill, run_id=run_id)
     console.print(summary_table(report))
     console.print(rows_table(report))
-    check = report.conservation()
-    if check is not None:
-        ok, text = check
-        console.print(f"row conservation: {'[green]OK[/]' if ok else '[bold red]FAILED[/]'} ({text})")
-        if not ok:
-            raise typer.Exit(EXIT_CONSERVATION)
+    print_input(report)
+    for line in report.conservation():
+        console.print(f"row conservation [green]OK[/]: {line}")
     train = report.figures("train_model")
     if train:
         console.print(
             f"model [bold]{settings.model_name}[/] v{train['model_version']} roc_auc={train['roc_auc']}, "
-            f"champion=v{train['champion']}; MLflow: {settings.mlflow_uri}"
+            f"champion={'v' + str(train['champion']) if train['champion'] else 'none'} "
+            f"({train.get('decision', '')}: {train.get('reason', '')}); MLflow: {settings.mlflow_uri}"
         )
 
 
@@ -147,6 +159,7 @@ def stage_cmd(
     profile: Profile = None,
     since: Since = None,
     until: Until = None,
+    run_id: RunId = None,
 ):
     """Run one stage (what an Airflow task or a pod runs). Prints its figures as JSON."""
     import json
@@ -157,7 +170,8 @@ def stage_cmd(
     except KeyError as exc:
         err.print(f"[bold red]{exc.args[0]}[/]")
         raise typer.Exit(EXIT_CONFIG) from None
-    report = execute(settings, _interval(settings, since, until), [stage], quiet=True)
+    interval, backfill = _interval(settings, since, until)
+    report = execute(settings, interval, [stage], quiet=True, backfill=backfill, run_id=run_id or "manual")
     print(json.dumps(report.results[0].figures, default=str))
 
 
@@ -174,7 +188,7 @@ def generate(
     from ingestion.land import land_from_generator
 
     settings = _settings(profile, events=events, dirty_fraction=dirty_fraction, seed=seed)
-    ctx = RunContext(settings=settings, interval=_interval(settings, since, until))
+    ctx = RunContext(settings=settings, interval=_interval(settings, since, until)[0])
     with console.status(f"generating {settings.events} events per hour for {ctx.interval}"):
         figures = land_from_generator(ctx)
     console.print(f"landed {figures['landed']} events ({figures['dirty_generated']} deliberately dirty) in {settings.layer_uri('bronze')}")
@@ -191,8 +205,10 @@ def mlflow_ui(profile: Profile = None, port: int = 5001):
 
 
 # Real transports and local services (issue 4).
-from mdp.shell.kafka_cli import kafka_app, postgres_app  # noqa: E402
+from mdp.shell.kafka_cli import kafka_app, land_cmd, postgres_app  # noqa: E402
 from mdp.shell.services import services_app  # noqa: E402
+
+app.command("land")(land_cmd)  # `mdp land [--follow]`: Kafka -> Bronze (the same command as `mdp kafka land`)
 
 app.add_typer(services_app, name="services")
 app.add_typer(kafka_app, name="kafka")
@@ -201,6 +217,9 @@ app.add_typer(postgres_app, name="postgres")
 
 from mdp.shell.airflow_cli import airflow_app  # noqa: E402
 app.add_typer(airflow_app, name="airflow")
+
+from mdp.shell.byod_cli import print_input, register as register_byod, run_settings  # noqa: E402
+register_byod(app)  # mdp contract infer|check, mdp ingest FILE, mdp example NAME
 
 
 def main() -> None:

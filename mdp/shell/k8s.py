@@ -61,8 +61,12 @@ def labels(stage: Stage) -> dict[str, str]:
     }
 
 
-def interval_args(since: str, until: str) -> list[str]:
-    return ["--since", since, "--until", until]
+RUN_ID = "{{ run_id }}"  # Airflow's run id: the stages of one DAG run share it (the gate publishes what b2s staged)
+
+
+def interval_args(since: str, until: str, run_id: str = RUN_ID) -> list[str]:
+    """`mdp stage` arguments: the run id, and the backfill hours (empty strings: incremental)."""
+    return ["--run-id", run_id, "--since", since, "--until", until]
 
 
 def env_from(settings: Settings) -> list[dict]:

@@ -28,14 +28,10 @@ class RunReport:
     def figures(self, stage: str) -> dict:
         return next((r.figures for r in self.results if r.stage == stage), {})
 
-    def conservation(self) -> tuple[bool, str] | None:
-        """bronze_in == accepted + quarantined + duplicates, for the Bronze rows this run read."""
-        f = self.figures("bronze_to_silver")
-        if not f or not f.get("bronze_in"):
-            return None
-        rhs = f["accepted"] + f["quarantined"] + f["duplicates"]
-        text = f"bronze_in {f['bronze_in']} = accepted {f['accepted']} + quarantined {f['quarantined']} + duplicates {f['duplicates']}"
-        return f["bronze_in"] == rhs, text if f["bronze_in"] == rhs else text.replace(" = ", f" != ({rhs}) ")
+    def conservation(self) -> list[str]:
+        """The row-conservation checks bronze_to_silver passed (it stops the run with exit 4 when
+        one fails), each counted from independent sources."""
+        return list(self.figures("bronze_to_silver").get("conservation", {}).values())
 
     @property
     def total_seconds(self) -> float:
@@ -49,17 +45,21 @@ def run_stage(stage: Stage, ctx: RunContext) -> StageResult:
 
 
 def preflight(settings, stages: Iterable[Stage]) -> None:
-    """Fail fast, before any work: the endpoints these stages will use answer (one TCP connect each,
-    bounded by connect_timeout_s) and S3 has its keys. Each failure is a ConfigError naming the setting."""
+    """Fail fast, before any work (and before any Spark session): the contract loads, S3 has its keys,
+    its buckets and answers, and the endpoints these stages use answer (one TCP connect each, bounded
+    by connect_timeout_s). A bad setting is a ConfigError (exit 2), an endpoint that does not answer
+    is Unavailable (exit 5, retryable); both name the setting."""
     from mdp.core.settings import check_reachable
 
     names = {s.name for s in stages}
     t = settings.connect_timeout_s
+    settings.data_contract  # noqa: B018 - a bad contract fails here, naming its key
     if settings.lake_is_s3:
-        from mdp.core.storage import s3_client
+        from mdp.core.storage import check_s3, s3_client
 
         s3_client(settings)  # endpoint and keys are set
         check_reachable("s3_endpoint", settings.s3_endpoint, t)
+        check_s3(settings)  # the keys are accepted and the layer buckets exist
     if "train_model" in names:
         check_reachable("mlflow_tracking_uri", settings.mlflow_uri, t)
     if settings.lake_is_s3 and any(s.kind == "spark" for s in stages):

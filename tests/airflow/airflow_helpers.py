@@ -137,6 +137,7 @@ def start_standalone(home: Path) -> Standalone:
     env.update(
         MDP_HOME=str(home),
         MDP_EVENTS=STANDALONE_EVENTS,
+        MDP_MIN_TEST_ROWS="50",  # about 110 test rows at this size: enough to name a champion
         # Only the run the test triggers: no scheduled run of the latest hour once unpaused.
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
     )

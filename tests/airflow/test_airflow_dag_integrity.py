@@ -64,13 +64,24 @@ def test_retries_and_timeouts(embedded_dag):
         assert t.execution_timeout == expected, stage.name
 
 
-def test_assets_come_from_stage_outputs(embedded_dag):
+def test_assets_come_from_stage_outputs_named_by_the_contract(embedded_dag):
+    from mdp.core.settings import get_settings
+
+    settings = get_settings()
     for stage in STAGES:
         outlets = embedded_dag.get_task(stage.name).outlets
-        assert [a.name for a in outlets] == list(stage.outputs)
+        assert [a.name for a in outlets] == list(stage.output_names(settings))
         assert all(a.uri == f"mdp://{a.name}" for a in outlets)
     assert [a.name for a in embedded_dag.get_task("silver_to_gold").inlets] == ["silver/customers"]
-    assert [a.name for a in embedded_dag.get_task("train_model").inlets] == ["gold/customer_features"]
+    assert [a.name for a in embedded_dag.get_task("train_model").inlets] == ["gold/customers/features"]
+
+
+def test_a_continuous_lander_takes_land_bronze_out_of_the_dag(monkeypatch):
+    from airflow_helpers import DAG_ID, load_dagbag
+
+    monkeypatch.setenv("MDP_CONTINUOUS_LANDING", "true")
+    dag = load_dagbag().dags[DAG_ID]
+    assert [t.task_id for t in dag.topological_sort()][0] == "bronze_to_silver"
 
 
 def test_inline_profile_uses_taskflow(embedded_dag):

@@ -1,11 +1,13 @@
 """dag.test() on the embedded profile: real Airflow, sqlite metadata DB, tasks in process.
 
-Two runs on one lake (module scope, so the second has a baseline to leave unchanged):
+Runs on one lake (module scope, so the later ones have a baseline to leave unchanged):
 1. a good hour (05:00, from the run's data interval): every task succeeds, MLflow has the run;
 2. the next hour (06:00, from params since/until) with an extra Bronze file whose emails are
    all malformed: validate_silver fails once (no retry) with the failed expectations and the
    Data Docs path in the log, the two downstream tasks never run, Silver, Gold and the model
-   registry are unchanged.
+   registry are unchanged;
+3. after a pause of three hours whose data landed meanwhile, one run triggered with no params
+   (a user clicking Trigger) processes all of it.
 """
 
 from __future__ import annotations
@@ -151,5 +153,36 @@ def test_corrupted_batch_stops_at_the_gate(good_run, dag, capfd):
     # Nothing downstream moved.
     assert gold_dataset(s).current() == gold_before
     assert silver_dataset(s).current() == silver_before
-    assert silver_dataset(s).staged() is None
+    assert silver_dataset(s).staged(dr.run_id)["status"] == "rejected"
     assert model_versions(s) == models_before
+
+    # The rejected objects stay unconsumed; remove them so the next scenario starts clean.
+    from mdp.core.lake import bronze_partition, bronze_table_uri
+    from mdp.core.storage import join, store_for
+
+    store_for(s).delete_prefix(join(bronze_table_uri(s), bronze_partition(BAD_HOUR)))
+
+
+def test_a_paused_dag_catches_up_in_its_next_run(good_run, dag):
+    """Three hours land while the DAG is paused (catchup=False: resuming gives one run, not three);
+    that one run, triggered with no params, merges all three hours."""
+    from ingestion.land import land_from_generator
+    from mdp.core.context import RunContext
+    from mdp.core.lake import Interval
+
+    s = settings()
+    paused = Interval(BAD_HOUR + timedelta(hours=1), BAD_HOUR + timedelta(hours=4))
+    landed = land_from_generator(RunContext(s, paused))["landed"]
+    dr = dag.test(logical_date=None)
+    assert str(dr.state) == "success", states(dr)
+    b2s, land = xcom(dr, "bronze_to_silver"), xcom(dr, "land_bronze")
+    assert b2s["bronze_in"] == landed + land["landed"] == 4 * EVENTS
+
+
+def xcom(dag_run, task_id: str) -> dict:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(XComModel).filter_by(dag_id=DAG_ID, run_id=dag_run.run_id, task_id=task_id, key="return_value").one()
+    return row.value if isinstance(row.value, dict) else json.loads(row.value)

@@ -24,6 +24,9 @@ pytestmark = pytest.mark.unit
 
 HOUR = datetime(2026, 3, 1, 5, tzinfo=UTC)
 SINCE, UNTIL = HOUR.isoformat(), (HOUR + timedelta(hours=1)).isoformat()
+RUN_ID = "scheduled__2026-03-01T05:00:00+00:00"
+# A scheduled run is incremental: no backfill hours, only the run id ties the stages together.
+RUN_ARGS = ["--run-id", RUN_ID, "--since", "", "--until", ""]
 SPARK_STAGES = [s for s in STAGES if s.kind == "spark"]
 POD_STAGES = [s for s in STAGES if s.kind != "spark"]
 
@@ -51,7 +54,7 @@ def _context(dag, task_id: str) -> dict:
     ti = SimpleNamespace(dag_id=dag.dag_id, task_id=task_id, try_number=1, map_index=-1)
     dag_run = SimpleNamespace(data_interval_start=HOUR, data_interval_end=HOUR + timedelta(hours=1), run_after=HOUR, logical_date=HOUR)
     return {"params": dict(dag.params), "dag_run": dag_run, "ti": ti, "task_instance": ti,
-            "run_id": "scheduled__2026-03-01T05:00:00+00:00", "dag": dag}
+            "run_id": RUN_ID, "dag": dag}
 
 
 def rendered(dag, task_id: str):
@@ -142,7 +145,7 @@ def test_spark_application_validates_against_crd(kind, crd_validate, stage):
     # What the operator really submits after rendering and adding its own bits.
     body = submitted_spark_application(dag, stage.name)
     spec = body["spec"]
-    assert spec["arguments"] == [stage.name, "--since", SINCE, "--until", UNTIL]
+    assert spec["arguments"] == [stage.name, *RUN_ARGS]
     assert spec["image"] == settings.kubernetes.images["spark"]
     assert spec["mainApplicationFile"] == "local:///opt/mdp/mdp/shell/spark_main.py"
     assert (REPO / "mdp" / "shell" / "spark_main.py").is_file()
@@ -179,7 +182,7 @@ def test_pod_names_image_account_and_secret_refs_from_profile(kind, stage):
     assert pod["spec"]["serviceAccountName"] == k.service_account
     (c,) = pod["spec"]["containers"]
     assert c["image"] == k.images[stage.image_role] and c["image"]
-    assert c["command"] == ["mdp"] and c["args"] == ["stage", stage.name, "--since", SINCE, "--until", UNTIL]
+    assert c["command"] == ["mdp"] and c["args"] == ["stage", stage.name, *RUN_ARGS]
     assert c["envFrom"] == [{"configMapRef": {"name": k.config_map}}]
     env = {e["name"]: e for e in c["env"]}
     assert env["MDP_PROFILE"]["value"] == "kind"
@@ -221,7 +224,8 @@ def test_pod_passes_kubernetes_schema(kind):
 
 
 def test_gate_exit_code_fails_the_pod_task_without_retry(kind):
-    """`mdp stage` exits 3 on a failed GX gate (2 on bad config): no pointless retries."""
+    """`mdp stage` exits 3 on a failed GX gate (2 bad config, 4 conservation): no pointless retries;
+    5 (a dependency unreachable) and 1 are retried."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -235,11 +239,13 @@ def test_gate_exit_code_fails_the_pod_task_without_retry(kind):
 
     boom = AirflowException("Pod returned a failure.\nquality gate failed: Data Docs: s3://silver/_reports/gx/v/index.html")
     with mock.patch.object(KubernetesPodOperator, "cleanup", side_effect=boom):
-        with pytest.raises(AirflowFailException, match="Data Docs"):
-            op.cleanup(None, remote(3))
-        with pytest.raises(AirflowException) as info:
-            op.cleanup(None, remote(1))
-        assert not isinstance(info.value, AirflowFailException)
+        for code in (2, 3, 4):
+            with pytest.raises(AirflowFailException, match="Data Docs"):
+                op.cleanup(None, remote(code))
+        for code in (1, 5):
+            with pytest.raises(AirflowException) as info:
+                op.cleanup(None, remote(code))
+            assert not isinstance(info.value, AirflowFailException)
 
 
 # ---- cross-check with the deployment files, where they exist -----------------------------------

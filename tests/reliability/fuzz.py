@@ -4,7 +4,8 @@ Every message is built from a clean generated event and then (most of the time) 
 of the MUTATIONS below. Each case carries what the contract says must happen to it:
 
   accept      a valid event with a new event id: it must reach Silver's merge (not quarantined)
-  duplicate   a copy of an earlier valid event id (same or conflicting content): dropped as duplicate
+  duplicate   an exact copy of an earlier valid event (same id, same content): dropped as a copy
+  conflict    an earlier valid event id with other content: not a copy, so a candidate of its own
   quarantine  must be quarantined; `code`, when set, must be among the record's reason codes
   any         hostile enough that either outcome is acceptable, but it must be accounted for
 
@@ -30,7 +31,7 @@ MB = 1024 * 1024
 class Case:
     kind: str
     value: bytes | None
-    expect: str  # accept | duplicate | quarantine | any
+    expect: str  # accept | duplicate | conflict | quarantine | any
     code: str | None = None  # a reason code that must be present (quarantine only)
     event_id: str | None = None  # for accept/duplicate: the id Silver dedupes on
     customer_id: str | None = None
@@ -130,12 +131,12 @@ def _conflicting_duplicate(rng, e, state: _State) -> Case:
     prior = dict(rng.choice(state.valid[-500:]))
     prior["monthly_spend"] = round(prior["monthly_spend"] + 13.5, 2)
     prior["plan"] = "enterprise" if prior["plan"] != "enterprise" else "free"
-    return Case("", _dump(prior), "duplicate", None, prior["event_id"], prior["customer_id"])
+    return Case("", _dump(prior), "conflict", None, prior["event_id"], prior["customer_id"])
 
 
 def _conflicting_update(rng, e, state: _State) -> Case:
     # A new event id for an existing customer at exactly the same event time: the tie is broken by
-    # source offset (the later delivery wins), never by chance.
+    # content, never by chance or by the order in which batches are processed.
     prior = rng.choice(state.valid[-500:])
     e = dict(e, customer_id=prior["customer_id"], event_ts=prior["event_ts"], plan="pro")
     return Case("", _dump(e), "accept", None, e["event_id"], e["customer_id"])

@@ -1,9 +1,10 @@
-"""Issue 7.5 - clear errors for bad configuration, through the CLI in subprocesses.
+"""Issue 7.5 / 11 - clear errors for bad configuration and outages, through the CLI in subprocesses.
 
-Each case fails fast (within its bound), exits 2 (configuration) with a message that names the
-setting (and its variable) and the endpoint, and prints no Python traceback. Unreachable
-endpoints are 127.0.0.1 ports with nothing listening. The cases run concurrently (4 at a time):
-they are mostly waiting on imports and connection attempts.
+Each case fails fast (within its bound) with a message that names the setting (and its variable)
+and the endpoint, and prints no Python traceback. A bad setting exits 2 (never retried); an
+endpoint where nothing answers exits 5 (an outage: retryable). Unreachable endpoints are 127.0.0.1
+ports with nothing listening. The cases run concurrently (4 at a time): they are mostly waiting
+on imports and connection attempts.
 """
 
 from __future__ import annotations
@@ -35,16 +36,19 @@ CASES = {
     "not_a_number": (["stage", "validate_silver"], {"MDP_EVENTS": "lots"}, 2, ["events (MDP_EVENTS)"], 30),
     "missing_settings_file": (["stage", "validate_silver"], {"MDP_SETTINGS_FILE": "/nonexistent/mdp.yaml"}, 2,
                               ["MDP_SETTINGS_FILE", "/nonexistent/mdp.yaml"], 30),
-    "s3_unreachable": (["stage", "validate_silver"], {"MDP_PROFILE": "local", "MDP_S3_ENDPOINT": S3}, 2,
+    "bad_contract": (["stage", "validate_silver"], {"MDP_CONTRACT": "/nonexistent/contract.yaml"}, 2,
+                     ["contract (MDP_CONTRACT)", "/nonexistent/contract.yaml", "customers"], 30),
+    "s3_unreachable": (["stage", "validate_silver"], {"MDP_PROFILE": "local", "MDP_S3_ENDPOINT": S3}, 5,
                        [f"s3_endpoint (MDP_S3_ENDPOINT) {S3}: connection refused"], 45),
     "s3_missing_credentials": (["stage", "validate_silver"], {"MDP_PROFILE": "local", "MDP_S3_ENDPOINT": S3, NO_SECRETS: ""}, 2,
                                ["S3 credentials missing", S3, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"], 45),
-    "mlflow_unreachable": (["stage", "train_model"], {"MDP_MLFLOW_TRACKING_URI": S3}, 2,
+    "mlflow_unreachable": (["stage", "train_model"], {"MDP_MLFLOW_TRACKING_URI": S3}, 5,
                            [f"mlflow_tracking_uri (MDP_MLFLOW_TRACKING_URI) {S3}: connection refused"], 45),
-    "kafka_unreachable": (["stage", "land_bronze"], {"MDP_SOURCE": "kafka", "MDP_KAFKA_BOOTSTRAP": f"127.0.0.1:{P}"}, 2,
+    "kafka_unreachable": (["stage", "land_bronze"], {"MDP_SOURCE": "kafka", "MDP_KAFKA_BOOTSTRAP": f"127.0.0.1:{P}"}, 5,
                           [f"kafka_bootstrap (MDP_KAFKA_BOOTSTRAP) 127.0.0.1:{P}: connection refused"], 45),
-    "postgres_unreachable": (["postgres", "seed"], {"MDP_POSTGRES_DSN": f"postgresql://mdp@127.0.0.1:{P}/customers"}, 2,
-                             ["postgres_dsn", f"127.0.0.1:{P}", "Connection refused"], 45),
+    # An outage, not a bad setting: exit 5 (retry later), still naming the setting and the endpoint.
+    "postgres_unreachable": (["postgres", "seed"], {"MDP_POSTGRES_DSN": f"postgresql://mdp@127.0.0.1:{P}/customers"}, 5,
+                             ["unavailable", "postgres_dsn", f"127.0.0.1:{P}", "connection refused"], 45),
 }
 
 

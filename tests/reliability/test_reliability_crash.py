@@ -1,8 +1,9 @@
 """Issue 7.2 - crash and rerun.
 
 A lake with H1 published. Then, in a subprocess (`mdp stage ...`, as Airflow or a pod runs it):
-1. bronze_to_silver for H2 is SIGKILLed (with its JVM: the whole process group) the moment its
-   new Silver version folder appears, i.e. while Spark is writing it, before any pointer;
+1. bronze_to_silver, with H2 newly landed, is SIGKILLed (with its JVM: the whole process group)
+   the moment its new Silver state folder appears, i.e. while Spark is writing it, before any
+   pointer, while it holds the Silver lease;
 2. silver_to_gold is SIGKILLed after writing its snapshot and before the `_CURRENT` pointer
    (test hook MDP_TEST_CRASH_BEFORE_POINTER=gold in mdp/core/lake.py).
 After each crash readers (who follow the pointers) see the previous complete version; a rerun
@@ -31,7 +32,7 @@ from tests.reliability.harness import (
     cycle,
     make_lake,
     version_dirs,
-    write_bronze_hours,
+    land_hour,
 )
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory, spark, reference):
     settings = make_lake(tmp_path_factory.mktemp("crash"))
-    write_bronze_hours(settings)
+    land_hour(settings, 0)
     cycle(settings, HOURS[0])
     assert checksums(spark, settings) == reference.after[0]
     return {"settings": settings, "published_hour": 0}
@@ -75,21 +76,21 @@ def leftovers(settings, layer: str) -> list[str]:
 
 
 def live_versions(ds) -> set[str]:
-    cur, staged = ds.current() or {}, ds.staged() or {}
-    return set(cur.get("history", [])[:3]) | {v for v in (cur.get("version"), staged.get("version")) if v}
+    return ds.live_versions(keep=3)
 
 
 def test_sigkill_while_writing_silver_then_rerun(lake, spark, reference, tmp_path):
     settings = lake["settings"]
     silver = silver_dataset(settings)
     before_version = silver.current()["version"]
-    before_dirs = version_dirs(settings, "silver", "customers")
+    before_dirs = version_dirs(settings, "silver", "state")
     hour = HOURS[1]
+    land_hour(settings, 1)
     log = tmp_path / "b2s.log"
-    proc = spawn(settings, ["stage", "bronze_to_silver", "--since", f"{hour:%Y-%m-%dT%H}", "--until", f"{hour.replace(hour=hour.hour + 1):%Y-%m-%dT%H}"], log)
+    proc = spawn(settings, ["stage", "bronze_to_silver", "--run-id", "crashed"], log)
     deadline, new = time.monotonic() + 240, set()
     while time.monotonic() < deadline and proc.poll() is None:
-        new = version_dirs(settings, "silver", "customers") - before_dirs
+        new = version_dirs(settings, "silver", "state") - before_dirs
         if new:
             os.killpg(proc.pid, signal.SIGKILL)  # mid-write: the folder exists, Spark is filling it
             break
@@ -101,13 +102,14 @@ def test_sigkill_while_writing_silver_then_rerun(lake, spark, reference, tmp_pat
 
     # Readers follow the pointer: still the previous complete version, nothing staged.
     assert silver.current()["version"] == before_version
-    assert silver.staged() is None
+    assert silver.staged("crashed") is None
     assert orphan not in live_versions(silver)
     assert checksums(spark, settings) == reference.after[0]
 
-    # Rerun: identical to the uninterrupted reference; the crashed attempt is gone.
+    # Rerun: the dead holder's lease is taken over; identical to the uninterrupted reference; the
+    # crashed attempt is gone (its checkpoint too, so H2's objects were read again).
     report = cycle(settings, hour)
-    assert report.conservation()[0]
+    assert len(report.conservation()) == 3
     assert checksums(spark, settings) == reference.after[1]
     lake["published_hour"] = 1
     for table in silver.tables:
@@ -119,9 +121,14 @@ def test_sigkill_while_writing_silver_then_rerun(lake, spark, reference, tmp_pat
 def test_sigkill_before_the_gold_pointer_then_rerun(lake, spark, reference, tmp_path):
     settings = lake["settings"]
     gold = gold_dataset(settings)
-    expected = reference.after[lake["published_hour"]]
+    # The next hour reaches Silver; Gold has not been built from it yet.
+    nxt = lake["published_hour"] + 1
+    land_hour(settings, nxt)
+    cycle(settings, HOURS[nxt], stages=("bronze_to_silver", "validate_silver"))
+    expected = reference.after[nxt]
+    gold_before = checksums(spark, settings)["gold/features"]
     before_version = gold.current()["version"]
-    before_dirs = version_dirs(settings, "gold", "customer_features")
+    before_dirs = version_dirs(settings, "gold", "features")
     log = tmp_path / "gold.log"
     proc = spawn(settings, ["stage", "silver_to_gold"], log, MDP_TEST_CRASH_BEFORE_POINTER="gold")
     try:
@@ -129,16 +136,16 @@ def test_sigkill_before_the_gold_pointer_then_rerun(lake, spark, reference, tmp_
     finally:
         out = finish(proc, log, "crash: stage silver_to_gold")
     assert proc.returncode == -signal.SIGKILL, out[-2000:]
-    (orphan,) = version_dirs(settings, "gold", "customer_features") - before_dirs
-    orphan_path = layer_path(settings, "gold") / "customer_features" / f"v={orphan}"
+    (orphan,) = version_dirs(settings, "gold", "features") - before_dirs
+    orphan_path = layer_path(settings, "gold") / "customers" / "features" / f"v={orphan}"
     assert list(orphan_path.glob("*.parquet")), "the snapshot's data was written before the kill"
 
     assert gold.current()["version"] == before_version
-    assert checksums(spark, settings)["gold/customer_features"] == expected["gold/customer_features"]
+    assert checksums(spark, settings)["gold/features"] == gold_before
 
-    cycle(settings, HOURS[lake["published_hour"]], stages=("silver_to_gold",))
+    cycle(settings, HOURS[nxt], stages=("silver_to_gold",))
     assert gold.current()["version"] != before_version
     assert checksums(spark, settings) == expected
-    dirs = version_dirs(settings, "gold", "customer_features")
+    dirs = version_dirs(settings, "gold", "features")
     assert orphan not in dirs and dirs <= live_versions(gold)
     assert leftovers(settings, "gold") == []

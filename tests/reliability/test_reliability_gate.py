@@ -1,13 +1,14 @@
-"""Issue 7.4 - the quality gate holds.
+"""Issue 7.4 / 11 - the quality gate holds.
 
 The reference lake (three hours published, a model registered as `champion`). Then:
-- one corrupted Bronze hour per kind of expectation (null key, duplicate ids, out of range, bad
-  enum, bad regex), every event of the hour damaged: the batch suite (tolerant up to
-  max_bad_fraction) must stop the run at validate_silver;
+- one corrupted Bronze hour per kind of expectation (null key, conflicting copies of event ids,
+  out of range, bad enum, bad regex), every event of the hour damaged: the batch suite (tolerant up
+  to the contract's quality thresholds) must stop the run at validate_silver;
 - a corrupted Silver version staged directly, as a buggy writer would (null key, duplicate key,
-  one out-of-range row): the strict Silver suite must refuse to publish it.
+  one out-of-range row): the strict changes suite and the whole-table facts must refuse it.
 Each time: nothing after the gate runs; Silver, Gold, the registry and `champion` are unchanged;
-the staged version is discarded; the message names the failing expectation and the Data Docs.
+the staged version is rejected; the message names the failing expectation, the contract threshold
+and the Data Docs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mdp.core.context import GateFailed, RunContext
-from mdp.core.lake import Interval, gold_dataset, new_version, read_parquet, silver_dataset
+from mdp.core.lake import Interval, bronze_partition, bronze_table_uri, gold_dataset, new_version, read_parquet, silver_dataset
+from mdp.core.storage import join, store_for
 from mdp.shell.runner import run_pipeline
 from mdp.core.stages import STAGES, get_stage
 from tests.helpers import clean_events, write_messages
@@ -48,8 +50,7 @@ def registry_state(settings) -> dict:
 
 def lake_state(settings) -> dict:
     silver, gold = silver_dataset(settings), gold_dataset(settings)
-    return {"silver": silver.current()["version"], "staged": silver.staged(), "gold": gold.current()["version"],
-            "registry": registry_state(settings)}
+    return {"silver": silver.current()["version"], "gold": gold.current()["version"], "registry": registry_state(settings)}
 
 
 @pytest.fixture(scope="module")
@@ -62,51 +63,61 @@ def _email(e):
     return e.replace("@", " at ")
 
 
-# (name, field -> function applied to every event of the hour, expectation named in the failure)
+# (name, field -> function applied to every event of the hour, expectation named in the failure, threshold)
 BRONZE_CORRUPTIONS = [
-    ("null_key", {"customer_id": lambda v: None}, "expect_column_values_to_not_be_null(customer_id)"),
-    ("duplicate_ids", {"event_id": None}, "expect_column_values_to_be_unique(event_id)"),
-    ("out_of_range", {"age": lambda v: 150}, "expect_column_values_to_be_between(age)"),
-    ("bad_enum", {"plan": lambda v: "platinum"}, "expect_column_values_to_be_in_set(plan)"),
-    ("bad_regex", {"email": _email}, "expect_column_values_to_match_regex(email)"),
+    ("null_key", {"customer_id": lambda v: None}, "expect_column_values_to_not_be_null(customer_id)", "quality.max_per_rule"),
+    ("conflicting_ids", {"event_id": None}, "expect_column_values_to_be_unique(event_id)", "quality.max_conflicting_duplicates"),
+    ("out_of_range", {"age": lambda v: 150}, "expect_column_values_to_be_between(age)", "quality.max_per_rule"),
+    ("bad_enum", {"plan": lambda v: "platinum"}, "expect_column_values_to_be_in_set(plan)", "quality.max_per_rule"),
+    ("bad_regex", {"email": _email}, "expect_column_values_to_match_regex(email)", "quality.max_per_rule"),
 ]
 
 
-@pytest.mark.parametrize("name,changes,expectation", BRONZE_CORRUPTIONS, ids=[c[0] for c in BRONZE_CORRUPTIONS])
-def test_a_corrupted_batch_stops_at_the_gate(baseline, name, changes, expectation):
+@pytest.mark.parametrize("name,changes,expectation,threshold", BRONZE_CORRUPTIONS, ids=[c[0] for c in BRONZE_CORRUPTIONS])
+def test_a_corrupted_batch_stops_at_the_gate(baseline, name, changes, expectation, threshold):
     settings = baseline
     hour = HOURS[-1] + timedelta(hours=1 + [c[0] for c in BRONZE_CORRUPTIONS].index(name))
     events = clean_events(101, hour, 200)
-    if name == "duplicate_ids":  # 200 events sharing 10 event ids
+    if name == "conflicting_ids":  # 200 different events sharing 10 event ids
         events = [{**e, "event_id": events[i % 10]["event_id"]} for i, e in enumerate(events)]
         changes = {}
     for field, fn in changes.items():
         events = [{**e, field: fn(e[field])} for e in events]
     write_messages(settings, hour, [json.dumps(e).encode() for e in events], source=f"corrupt-{name}")
     before = lake_state(settings)
-    ctx = RunContext(settings, Interval.hour_of(hour))
-    with pytest.raises(GateFailed) as err:
-        run_pipeline(ctx, [get_stage("bronze_to_silver"), *AFTER_SILVER])
-    assert [r.stage for r in ctx.report.results] == ["bronze_to_silver"]  # nothing after the gate ran
-    message = str(err.value)
-    assert f"batch: {expectation}" in message, message
-    assert "Data Docs:" in message and "unchanged" in message
-    assert lake_state(settings) == before
+    ctx = RunContext(settings, Interval.hour_of(hour), run_id=f"corrupt-{name}")
+    try:
+        with pytest.raises(GateFailed) as err:
+            run_pipeline(ctx, [get_stage("bronze_to_silver"), *AFTER_SILVER])
+        assert [r.stage for r in ctx.report.results] == ["bronze_to_silver"]  # nothing after the gate ran
+        message = str(err.value)
+        assert f"customers_batch: {expectation}" in message and threshold in message, message
+        assert "Data Docs:" in message and "unchanged" in message
+        assert lake_state(settings) == before
+        assert silver_dataset(settings).staged(ctx.run_id)["status"] == "rejected"
+    finally:  # the next case must not see these objects (they stay unconsumed after a rejection)
+        store_for(settings).delete_prefix(join(bronze_table_uri(settings), bronze_partition(hour)))
 
 
-def stage_corrupted_silver(settings, corrupt) -> str:
-    """Write a new Silver version from the current one with `corrupt(table)` applied, and stage it."""
+def stage_corrupted_silver(settings, corrupt, run_id: str) -> str:
+    """Stage a new Silver version, as a buggy writer would: the current state with `corrupt` applied
+    to it, the corrupted rows as its changes, and an honest manifest of what it wrote."""
     silver = silver_dataset(settings)
     cur = silver.current()
     version = new_version()
-    customers = corrupt(read_parquet(settings, silver.table_uri("customers", cur["version"])))
-    target = Path(silver.table_uri("customers", version).removeprefix("file://"))
-    target.mkdir(parents=True)
-    pq.write_table(customers, target / "part-00000.parquet")
+    before = read_parquet(settings, silver.table_uri("state", cur["version"]))
+    state = corrupt(before)
+    changed = state.slice(0, 3) if state.num_rows == before.num_rows else pa.concat_tables([state.slice(0, 3), state.slice(before.num_rows)])
+    for table, data in (("state", state), ("changes", changed)):
+        target = Path(silver.table_uri(table, version).removeprefix("file://"))
+        target.mkdir(parents=True)
+        pq.write_table(data, target / "part-00000.parquet")
     for table in ("quarantine", "batch"):  # the rest as the current version has it
         src = Path(silver.table_uri(table, cur["version"]).removeprefix("file://"))
         shutil.copytree(src, Path(silver.table_uri(table, version).removeprefix("file://")))
-    silver.stage(version, {"interval": "test", "based_on": cur["version"], "note": "written by a buggy writer"})
+    keys = len(set(state.column("customer_id").to_pylist()) - {None})
+    profile = {**cur["profile"], "rows": state.num_rows, "keys": keys}
+    silver.stage(run_id, version, {"note": "written by a buggy writer", "profile": profile, "silver_rows": state.num_rows})
     return version
 
 
@@ -127,9 +138,9 @@ def _one_row_out_of_range(t: pa.Table) -> pa.Table:
 
 
 SILVER_CORRUPTIONS = [
-    ("null_key", _null_keys, "expect_column_values_to_not_be_null(customer_id)"),
-    ("duplicate_key", _duplicate_keys, "expect_column_values_to_be_unique(customer_id)"),
-    ("one_row_out_of_range", _one_row_out_of_range, "expect_column_values_to_be_between(age)"),
+    ("null_key", _null_keys, "customers_changes: expect_column_values_to_not_be_null(customer_id)"),
+    ("duplicate_key", _duplicate_keys, "customers_table: expect_column_pair_values_to_be_equal"),
+    ("one_row_out_of_range", _one_row_out_of_range, "customers_changes: expect_column_values_to_be_between(age)"),
 ]
 
 
@@ -137,14 +148,14 @@ SILVER_CORRUPTIONS = [
 def test_a_corrupted_silver_version_is_never_published(baseline, name, corrupt, expectation):
     settings = baseline
     before = lake_state(settings)
-    version = stage_corrupted_silver(settings, corrupt)
-    assert silver_dataset(settings).staged()["version"] == version
-    ctx = RunContext(settings, Interval.hour_of(HOURS[-1]))
+    version = stage_corrupted_silver(settings, corrupt, run_id=f"buggy-{name}")
+    assert silver_dataset(settings).staged(f"buggy-{name}")["version"] == version
+    ctx = RunContext(settings, Interval.hour_of(HOURS[-1]), run_id=f"buggy-{name}")
     with pytest.raises(GateFailed) as err:
         run_pipeline(ctx, AFTER_SILVER)
     assert [r.stage for r in ctx.report.results] == []
     message = str(err.value)
-    assert f"silver: {expectation}" in message and version in message, message
-    assert lake_state(settings) == before  # the bad version was discarded, the pointer never moved
-    assert pc.sum(pc.is_null(read_parquet(settings, silver_dataset(settings).table_uri("customers", before["silver"]))
+    assert expectation in message and version in message, message
+    assert lake_state(settings) == before  # the bad version was rejected, the pointer never moved
+    assert pc.sum(pc.is_null(read_parquet(settings, silver_dataset(settings).table_uri("state", before["silver"]))
                              .column("customer_id"))).as_py() in (None, 0)

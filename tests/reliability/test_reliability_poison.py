@@ -75,12 +75,12 @@ def test_poison_messages_do_not_stop_landing_and_end_in_quarantine(broker, tmp_p
         messages, key=lambda v: (v is None, len(v or b""), v or b""))  # raw bytes, none lost, none altered
 
     hours = [datetime.fromisoformat(h + ":00+00:00") for h in figures["hours"]]
-    ctx = RunContext(settings, Interval(min(hours), max(hours) + timedelta(hours=1)))
+    ctx = RunContext(settings, Interval(min(hours), max(hours) + timedelta(hours=1)), run_id="poison")
     f = run_stage(get_stage("bronze_to_silver"), ctx).figures
     assert f["bronze_in"] == len(messages)
     assert f["quarantine_reasons"] == {"unparseable_json": len(POISON)}
     assert f["accepted"] == len(good) and f["accepted"] + f["quarantined"] + f["duplicates"] == f["bronze_in"]
     silver = silver_dataset(settings)
-    q = read_parquet(settings, silver.table_uri("quarantine", silver.staged()["version"])).to_pydict()
+    q = read_parquet(settings, silver.table_uri("quarantine", silver.staged("poison")["version"])).to_pydict()
     assert sorted(q["value"], key=lambda v: len(v or b"")) == sorted(POISON.values(), key=lambda v: len(v or b""))
     assert set(q["reason"]) == {"unparseable_json"}

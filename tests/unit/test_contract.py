@@ -1,15 +1,22 @@
-"""The contract drives Silver's schema, the quarantine rules and the GX suites."""
+"""The contract drives Silver's schema, the quarantine rules, the GX suites and the gate's thresholds."""
 
+import re
+
+import pandas as pd
 import pytest
 
-from mdp.core.contract import Contract, load_contract
-from validation.suite import batch_suite, silver_suite
+from mdp.core.contract import Contract, anchored, incompatibilities, load_contract, parse_contract, schema_of
+from mdp.core.errors import ConfigError
+from validation.suite import batch_suite, changes_suite, table_suite
 
 pytestmark = pytest.mark.unit
 
 
-def _kinds(suite):
-    return [(e.expectation_type if hasattr(e, "expectation_type") else type(e).__name__, getattr(e, "column", None)) for e in suite.expectations]
+def _by_type(suite):
+    out = {}
+    for e in suite.expectations:
+        out.setdefault(type(e).__name__, set()).add(getattr(e, "column", None))
+    return out
 
 
 def test_rules_cover_every_constraint_in_the_contract():
@@ -22,12 +29,9 @@ def test_rules_cover_every_constraint_in_the_contract():
         assert (f"out_of_range:{col.name}" in codes) == (col.min is not None or col.max is not None)
 
 
-def test_gx_suite_is_derived_from_the_contract():
+def test_changes_suite_is_strict_and_derived_from_the_contract():
     c = load_contract()
-    suite = silver_suite(c)
-    by_type = {}
-    for e in suite.expectations:
-        by_type.setdefault(type(e).__name__, set()).add(getattr(e, "column", None))
+    by_type = _by_type(changes_suite(c))
     assert by_type["ExpectColumnToExist"] == set(c.names)
     assert by_type["ExpectColumnValuesToNotBeNull"] == {x.name for x in c.columns if not x.nullable}
     assert by_type["ExpectColumnValuesToMatchRegex"] == {x.name for x in c.columns if x.regex}
@@ -35,15 +39,48 @@ def test_gx_suite_is_derived_from_the_contract():
     ranged = {x.name for x in c.columns if x.min is not None or x.max is not None or x.not_future}
     assert by_type["ExpectColumnValuesToBeBetween"] == ranged
     assert by_type["ExpectColumnValuesToBeUnique"] == {c.primary_key}
-    assert all(getattr(e, "mostly", 1.0) == 1.0 for e in suite.expectations)
+    assert all(getattr(e, "mostly", 1.0) == 1.0 for e in changes_suite(c).expectations)
 
 
-def test_batch_suite_tolerates_the_contract_share_of_bad_rows():
+def test_batch_suite_enforces_each_quality_threshold_by_name():
     c = load_contract()
     suite = batch_suite(c)
-    mostlies = {getattr(e, "mostly", None) for e in suite.expectations if hasattr(e, "mostly")}
-    assert mostlies == {round(1 - c.quality.max_per_rule, 6)}
-    assert {getattr(e, "column", None) for e in suite.expectations if type(e).__name__ == "ExpectColumnValuesToBeUnique"} == {c.event_id}
+    thresholds = {(e.meta or {}).get("threshold") for e in suite.expectations} - {None}
+    assert thresholds == {"quality.max_quarantined", "quality.max_unparseable", "quality.max_unknown_fields",
+                          "quality.max_bad_type", "quality.max_per_rule", "quality.max_conflicting_duplicates"}
+    for e in suite.expectations:
+        meta = e.meta or {}
+        if "limit" in meta and hasattr(e, "mostly"):
+            assert e.mostly == round(1 - meta["limit"], 6)
+    # Uniqueness is about one event id with two contents (exact copies are gone before the gate),
+    # never about the primary key: a batch holds many events per customer.
+    assert _by_type(suite)["ExpectColumnValuesToBeUnique"] == {c.event_id}
+
+
+def test_a_zero_tolerance_contract_still_accepts_a_clean_batch():
+    data = load_contract().model_dump()
+    data["quality"] = {k: 0 for k in ("max_quarantined", "max_unparseable", "max_unknown_fields", "max_bad_type",
+                                      "max_per_rule", "max_conflicting_duplicates")}
+    c = Contract.model_validate(data)
+    assert _by_type(batch_suite(c))["ExpectColumnValuesToBeUnique"] == {c.event_id}
+    assert all(getattr(e, "mostly", 1.0) == 1.0 for e in batch_suite(c).expectations)
+
+
+def test_drift_checks_follow_the_published_profile():
+    c = load_contract()
+    profile = {"rows": 5000, "keys": 5000, "columns": {n: {"nulls": 0, "distinct": 16} for n in c.names}}
+    drift = [e for e in batch_suite(c, profile, accepted_rows=2000).expectations
+             if (e.meta or {}).get("threshold", "").startswith("quality.drift")]
+    assert {e.column for e in drift if type(e).__name__ == "ExpectColumnValuesToNotBeNull"} == {x.name for x in c.columns if x.nullable}
+    distinct = {e.column: e.min_value for e in drift if type(e).__name__ == "ExpectColumnUniqueValueCountToBeBetween"}
+    assert distinct["country"] == int(c.quality.drift.min_distinct_ratio * 16)
+    small = [e for e in batch_suite(c, profile, accepted_rows=10).expectations if (e.meta or {}).get("threshold", "").startswith("quality.drift")]
+    assert small == []  # below drift.min_rows the signal is noise
+
+
+def test_table_suite_checks_whole_table_facts():
+    by_type = _by_type(table_suite(load_contract()))
+    assert "ExpectColumnPairValuesToBeEqual" in by_type and by_type["ExpectColumnValuesToBeBetween"] == {"rows"}
 
 
 def test_a_new_contract_column_flows_into_suite_and_schema():
@@ -54,7 +91,7 @@ def test_a_new_contract_column_flows_into_suite_and_schema():
     c = Contract.model_validate(data)
     assert "referral_code" in spark_schema(c).fieldNames()
     assert spark_schema(c)["referral_code"].nullable is False
-    cols = {(type(e).__name__, getattr(e, "column", None)) for e in silver_suite(c).expectations}
+    cols = {(type(e).__name__, getattr(e, "column", None)) for e in changes_suite(c).expectations}
     assert ("ExpectColumnValuesToMatchRegex", "referral_code") in cols
     assert ("ExpectColumnValuesToNotBeNull", "referral_code") in cols
 
@@ -70,8 +107,39 @@ def test_silver_schema_types_follow_the_contract():
     assert schema["customer_id"].nullable is False
 
 
-def test_contract_rejects_undeclared_keys():
-    data = load_contract().model_dump()
-    data["primary_key"] = "nope"
-    with pytest.raises(ValueError, match="nope"):
-        Contract.model_validate(data)
+@pytest.mark.parametrize(("change", "key"), [
+    ({"primary_key": "nope"}, "primary_key"),
+    ({"label": {"column": "churned", "positive": "yes"}}, "label.positive"),
+    ({"max_bad_fraction": 0.1}, "max_bad_fraction"),
+    ({"quality": {"max_quarantined": 2}}, "quality.max_quarantined"),
+    ({"colour": "blue"}, "colour"),
+])
+def test_a_bad_contract_fails_on_load_naming_the_key(change, key):
+    data = {**load_contract().model_dump(), **change}
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        parse_contract(data, "test")
+
+
+def test_contract_evolution_adding_a_nullable_column_is_compatible_and_the_rest_is_named():
+    c = load_contract()
+    published = schema_of(c)
+    data = c.model_dump()
+    data["columns"].append({"name": "referral_code", "type": "string"})
+    assert incompatibilities(Contract.model_validate(data), published) == []
+    data["columns"][-1]["nullable"] = False
+    assert ["columns.referral_code: a new column must be nullable (published rows have no value for it)"] == \
+        incompatibilities(Contract.model_validate(data), published)
+    data = c.model_dump()
+    next(x for x in data["columns"] if x["name"] == "age")["type"] = "double"
+    assert incompatibilities(Contract.model_validate(data), published) == ["columns.age: type changed from int to double"]
+
+
+@pytest.mark.parametrize("value", ["C0000001", "C0000001\n", "C0000001\r", "C0000001\u2028", "C0000001\u0085", "xC0000001"])
+def test_spark_and_gx_agree_on_full_match(spark, value):
+    """The same contract regex, anchored per engine, gives the same verdict in Java (Spark) and Python (GX)."""
+    from pyspark.sql import functions as F
+
+    regex = load_contract().column("customer_id").regex
+    java = spark.createDataFrame([(value,)], "v string").select(F.col("v").rlike(anchored(regex, "java"))).first()[0]
+    python = bool(pd.Series([value]).str.contains(anchored(regex, "python"), regex=True)[0])
+    assert java == python == (value == "C0000001")

@@ -7,14 +7,14 @@ import pytest
 
 from mdp.core.contract import load_contract
 from spark_apps.bronze_to_silver import bronze_spark_schema
+from spark_apps.features import build_features
 from spark_apps.transforms import (
-    build_features,
     content_checksum,
+    distinct_deliveries,
     latest_state,
-    mark_duplicates,
     merge_quarantine,
     parse_events,
-    split_quarantine,
+    silver_schema,
     to_silver_rows,
 )
 
@@ -45,13 +45,13 @@ def event(**over):
     return base
 
 
-def bronze(spark, messages, offsets=None):
+def bronze(spark, messages, offsets=None, ingest=None):
     rows = []
     for i, m in enumerate(messages):
         raw = m if isinstance(m, (str, bytes)) else json.dumps({k: v for k, v in m.items() if v is not ...})
         raw = raw if isinstance(raw, bytes) else raw.encode()
         off = offsets[i] if offsets else i
-        rows.append((raw, b"k", "test", "customers", 0, off, INGEST, "2026-01-10", "12"))
+        rows.append((raw, b"k", "test", "customers", 0, off, ingest or INGEST, "2026-01-10", "12"))
     return spark.createDataFrame(rows, bronze_spark_schema())
 
 
@@ -91,59 +91,113 @@ def test_each_contract_rule_has_a_reason_code(spark, message, reason):
     assert reason in reasons
 
 
-def test_split_keeps_every_row_exactly_once(spark):
-    msgs = [event(), "{bad", event(age=7), event(event_id="0b7e6a4e-0000-4000-8000-000000000002")]
-    parsed = parse_events(bronze(spark, msgs), C)
-    valid, quarantined = split_quarantine(parsed)
-    assert valid.count() == 2 and quarantined.count() == 2
-    reasons = sorted(r["reason"] for r in quarantined.collect())
-    assert reasons == ["out_of_range:age", "unparseable_json"]
+def test_first_failing_rule_is_the_primary_reason(spark):
+    # Rules run in contract order: email's rules come before age's.
+    (reasons,) = reasons_of(spark, [event(email="not an email", age=7)])
+    assert reasons == ["bad_format:email", "out_of_range:age"]
+    _, q = distinct_deliveries(parse_events(bronze(spark, [event(email="not an email", age=7)]), C), C)
+    assert q.first()["reason"] == "bad_format:email"
+
+
+def test_line_terminators_are_stripped_by_trim_and_fail_a_full_match(spark):
+    # `trim` strips every whitespace, line terminators included; a column without trim must match its
+    # regex as a whole, so a trailing CR is a bad format (Java's `$` alone would have accepted it).
+    row = parse_events(bronze(spark, [event(email="ada@example.com\u2028", full_name="Ada\r\n")]), C).first()
+    assert row["_reasons"] == [] and row["email"] == "ada@example.com" and row["full_name"] == "Ada"
+    (reasons,) = reasons_of(spark, [event(customer_id="C0000001\r")])
+    assert reasons == ["bad_format:customer_id"]
+
+
+def test_every_delivery_is_accepted_quarantined_or_a_copy(spark):
+    msgs = [event(), "{bad", event(age=7), event(event_id="0b7e6a4e-0000-4000-8000-000000000002"),
+            event(), "{bad"]  # an exact copy of an event (another offset), and of a bad record (same offset)
+    parsed = parse_events(bronze(spark, msgs, offsets=[0, 1, 2, 3, 4, 1]), C)
+    accepted, quarantined = distinct_deliveries(parsed, C)
+    assert accepted.count() == 2 and quarantined.count() == 2
+    assert sum(r["_copies"] for r in accepted.collect()) + sum(r["_copies"] for r in quarantined.collect()) == len(msgs)
+    kept = {r["event_id"]: r["offset"] for r in accepted.collect()}
+    assert kept["0b7e6a4e-0000-4000-8000-000000000001"] == 0  # the first arrival is kept
+    assert sorted(r["reason"] for r in quarantined.collect()) == ["out_of_range:age", "unparseable_json"]
     assert {bytes(r["value"]) for r in quarantined.collect()} == {b"{bad", json.dumps(msgs[2]).encode()}  # kept for replay
 
 
-def test_duplicates_keep_the_first_delivery(spark):
-    first = event(monthly_spend=10.0)
-    conflicting = event(monthly_spend=99.0)  # same event id, different content
-    valid, _ = split_quarantine(parse_events(bronze(spark, [first, conflicting], offsets=[5, 9]), C))
-    marked = mark_duplicates(valid, C).collect()
-    kept = [r for r in marked if not r["_dup"]]
-    assert len(kept) == 1 and kept[0]["offset"] == 5 and kept[0]["monthly_spend"] == 10.0
+def test_conflicting_copies_of_an_event_are_both_candidates(spark):
+    # Same event id, different content: not an exact copy, so neither is silently dropped; the
+    # latest-state order picks one by content, whatever the arrival order.
+    a, b = event(monthly_spend=10.0), event(monthly_spend=99.0)
+    one = latest_state(_events(spark, [a, b], [5, 9]), None, C).first()
+    two = latest_state(_events(spark, [b, a], [5, 9]), None, C).first()
+    accepted, _ = distinct_deliveries(parse_events(bronze(spark, [a, b]), C), C)
+    assert accepted.count() == 2
+    assert one["monthly_spend"] == two["monthly_spend"]
 
 
-def _events_df(spark, msgs, offsets):
-    valid, _ = split_quarantine(parse_events(bronze(spark, msgs, offsets), C))
-    return to_silver_rows(mark_duplicates(valid, C).where("not _dup"), C)
+def _events(spark, msgs, offsets, ingest=None):
+    accepted, _ = distinct_deliveries(parse_events(bronze(spark, msgs, offsets, ingest), C), C)
+    return to_silver_rows(accepted, C)
 
 
-def test_latest_state_by_event_time_then_offset(spark):
+def test_latest_state_is_the_latest_event_time_not_the_latest_arrival(spark):
     e1 = event(event_id="00000000-0000-4000-8000-000000000001", event_ts="2026-01-10T10:00:00Z", plan="free")
     e2 = event(event_id="00000000-0000-4000-8000-000000000002", event_ts="2026-01-10T11:00:00Z", plan="pro")
-    e3 = event(event_id="00000000-0000-4000-8000-000000000003", event_ts="2026-01-10T11:00:00Z", plan="basic")
+    e3 = event(event_id="00000000-0000-4000-8000-000000000003", event_ts="2026-01-10T09:00:00Z", plan="basic")
     other = event(event_id="00000000-0000-4000-8000-000000000004", customer_id="C0000002")
-    # e2 and e3 tie on event time: the higher source offset (e2 here) wins, whatever the input order.
-    df = _events_df(spark, [e3, e1, e2, other], offsets=[3, 1, 7, 2])
+    # The latest event (e2) arrived first, with the lowest offset.
+    df = _events(spark, [e2, e1, e3, other], offsets=[1, 5, 9, 2])
     state = {r["customer_id"]: r for r in latest_state(df, None, C).collect()}
     assert len(state) == 2
-    assert state["C0000001"]["plan"] == "pro" and state["C0000001"]["_offset"] == 7
+    assert state["C0000001"]["plan"] == "pro" and state["C0000001"]["_offset"] == 1
+    assert all(r["_changed"] for r in state.values())
 
 
 def test_merge_is_idempotent_and_order_independent(spark):
-    a = _events_df(spark, [event(event_id="00000000-0000-4000-8000-00000000000a", event_ts="2026-01-10T10:00:00Z")], [1])
-    b = _events_df(spark, [event(event_id="00000000-0000-4000-8000-00000000000b", event_ts="2026-01-10T11:00:00Z", age=40)], [2])
-    ab = latest_state(b, latest_state(a, None, C), C)
-    ba = latest_state(a, latest_state(b, None, C), C)
-    abb = latest_state(b, ab, C)
+    a = _events(spark, [event(event_id="00000000-0000-4000-8000-00000000000a", event_ts="2026-01-10T10:00:00Z")], [1])
+    b = _events(spark, [event(event_id="00000000-0000-4000-8000-00000000000b", event_ts="2026-01-10T11:00:00Z", age=40)], [2])
+    cols = [*C.names, "_source", "_partition", "_offset", "_ingest_ts"]
+    ab = latest_state(b, latest_state(a, None, C).select(*cols), C).select(*cols)
+    ba = latest_state(a, latest_state(b, None, C).select(*cols), C).select(*cols)
+    abb = latest_state(b, ab, C).select(*cols)
     assert content_checksum(ab) == content_checksum(ba) == content_checksum(abb)
     assert ab.first()["age"] == 40
 
 
-def test_quarantine_merge_does_not_double_reruns(spark):
-    _, q = split_quarantine(parse_events(bronze(spark, ["{bad", "{worse"]), C))
-    assert merge_quarantine(q, merge_quarantine(q, None)).count() == 2
+def test_an_exact_copy_of_the_current_state_changes_nothing(spark):
+    e = event()
+    first = latest_state(_events(spark, [e], [3]), None, C).drop("_changed")
+    again = latest_state(_events(spark, [e], [700], ingest=datetime(2026, 1, 11, tzinfo=UTC)), first, C)
+    (row,) = again.collect()
+    assert row["_offset"] == 3 and row["_changed"] is False  # the first arrival keeps it; the gate sees no change
+
+
+def test_a_tombstone_is_the_latest_state_and_leaves_gold(spark):
+    alive = event(event_id="00000000-0000-4000-8000-000000000001", event_ts="2026-01-10T10:00:00Z")
+    gone = event(event_id="00000000-0000-4000-8000-000000000002", event_ts="2026-01-10T11:00:00Z", event_type="customer_deleted")
+    other = event(event_id="00000000-0000-4000-8000-000000000003", customer_id="C0000002")
+    state = latest_state(_events(spark, [alive, gone, other], [1, 2, 3]), None, C)
+    assert {r["customer_id"]: r["event_type"] for r in state.collect()}["C0000001"] == "customer_deleted"
+    # An older event processed later does not bring the customer back.
+    again = latest_state(_events(spark, [alive], [1]), state.drop("_changed"), C)
+    assert {r["customer_id"]: r["event_type"] for r in again.collect()}["C0000001"] == "customer_deleted"
+    assert [r["customer_id"] for r in build_features(again.drop("_changed"), C).collect()] == ["C0000002"]
+
+
+def test_quarantine_keeps_earlier_rows_and_does_not_double_reruns(spark):
+    _, q1 = distinct_deliveries(parse_events(bronze(spark, ["{bad", "{worse"], offsets=[1, 2]), C), C)
+    _, q2 = distinct_deliveries(parse_events(bronze(spark, ["{worse", "{new"], offsets=[2, 3]), C), C)
+    merged = merge_quarantine(q2, merge_quarantine(q1, None))
+    assert sorted(r["offset"] for r in merged.collect()) == [1, 2, 3]
+
+
+def test_an_added_nullable_column_reads_as_null_from_older_silver(spark, tmp_path):
+    state = latest_state(_events(spark, [event()], [1]), None, C).drop("_changed")
+    old = state.drop("phone")  # Silver written before `phone` existed
+    old.write.parquet(str(tmp_path / "old"))
+    read = spark.read.schema(silver_schema(C)).parquet(str(tmp_path / "old"))
+    assert read.first()["phone"] is None and read.first()["customer_id"] == "C0000001"
 
 
 def test_features_are_relative_to_the_snapshot_time(spark):
-    df = _events_df(
+    df = _events(
         spark,
         [
             event(event_id="00000000-0000-4000-8000-000000000001", event_ts="2026-01-10T12:00:00Z",
@@ -152,11 +206,10 @@ def test_features_are_relative_to_the_snapshot_time(spark):
         ],
         [1, 2],
     )
-    gold = {r["customer_id"]: r for r in build_features(latest_state(df, None, C), C).collect()}
+    gold = {r["customer_id"]: r for r in build_features(latest_state(df, None, C).drop("_changed"), C).collect()}
     assert gold["C0000001"]["tenure_days"] == 9
     assert gold["C0000001"]["days_since_last_login"] == 2
     assert gold["C0000001"]["has_phone"] is False
-    assert gold["C0000002"]["churned"] in (0, 1)
 
 
 def test_checksum_sees_content_not_order(spark):
@@ -165,3 +218,7 @@ def test_checksum_sees_content_not_order(spark):
     df3 = spark.createDataFrame([(2, "b"), (1, "c")], "id int, v string")
     assert content_checksum(df1) == content_checksum(df2)
     assert content_checksum(df1) != content_checksum(df3)
+    # NULL is not a value that can move between columns.
+    n1 = spark.createDataFrame([(1, None)], "a int, b int")
+    n2 = spark.createDataFrame([(None, 1)], "a int, b int")
+    assert content_checksum(n1) != content_checksum(n2)
