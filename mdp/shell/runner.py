@@ -54,6 +54,11 @@ def preflight(settings, stages: Iterable[Stage]) -> None:
     names = {s.name for s in stages}
     t = settings.connect_timeout_s
     settings.data_contract  # noqa: B018 - a bad contract fails here, naming its key
+    if settings.lake_is_s3 and any(s.kind == "spark" for s in stages):
+        from spark_apps.session import require_s3a
+
+        # A local fact, checked before any endpoint: not a JVM stack trace in the first Spark stage.
+        require_s3a(settings)
     if settings.lake_is_s3:
         from mdp.core.storage import check_s3, s3_client
 
@@ -62,10 +67,6 @@ def preflight(settings, stages: Iterable[Stage]) -> None:
         check_s3(settings)  # the keys are accepted and the layer buckets exist
     if "train_model" in names:
         check_reachable("mlflow_tracking_uri", settings.mlflow_uri, t)
-    if settings.lake_is_s3 and any(s.kind == "spark" for s in stages):
-        from spark_apps.session import require_s3a
-
-        require_s3a(settings)  # before any work, not as a JVM stack trace in the first Spark stage
     if "land_bronze" in names and settings.source == "kafka" and settings.kafka_bootstrap:
         for server in settings.kafka_bootstrap.split(","):
             check_reachable("kafka_bootstrap", server.strip(), t)

@@ -129,18 +129,25 @@ def start_chart_mlflow(secrets: dict[tuple[str, str], str]) -> None:
     raise AssertionError(f"the chart's MLflow did not get healthy:\n{logs.stdout}{logs.stderr}")
 
 
-def run_python_stage(stage, settings, since: str, until: str, cm, secrets) -> dict:
+def render(args: list[str], run_id: str) -> list[str]:
+    """The one template the specs carry, as Airflow renders it: the DAG run's id (k8s.RUN_ID)."""
+    from mdp.shell import k8s
+
+    return [a.replace(k8s.RUN_ID, run_id) for a in args]
+
+
+def run_python_stage(stage, settings, since: str, until: str, cm, secrets, run_id: str) -> dict:
     from mdp.shell import k8s
 
     pod = k8s.stage_pod(settings, stage, since, until)
     c = pod["spec"]["containers"][0]
     env = resolve_env(c["env"], c["envFrom"], cm, secrets)
     cmd = ["docker", "run", "--rm", "--network", NETWORK, *host_args(), *env_args(env),
-           "--entrypoint", c["command"][0], c["image"], *c["command"][1:], *c["args"]]
+           "--entrypoint", c["command"][0], c["image"], *c["command"][1:], *render(c["args"], run_id)]
     return _run(cmd, c["image"])
 
 
-def run_spark_driver(stage, settings, since: str, until: str, cm, secrets) -> dict:
+def run_spark_driver(stage, settings, since: str, until: str, cm, secrets, run_id: str) -> dict:
     from mdp.shell import k8s
 
     app = k8s.spark_application(settings, stage, since, until)["spec"]
@@ -149,7 +156,7 @@ def run_spark_driver(stage, settings, since: str, until: str, cm, secrets) -> di
     env.setdefault("SPARK_DRIVER_BIND_ADDRESS", "0.0.0.0")  # the operator sets the pod IP
     conf = {**app.get("sparkConf", {}), "spark.driver.memory": d["memory"]}
     submit = ["driver", "--master", "local[*]", *[a for k, v in conf.items() for a in ("--conf", f"{k}={v}")],
-              app["mainApplicationFile"], *app["arguments"]]
+              app["mainApplicationFile"], *render(app["arguments"], run_id)]
     cmd = ["docker", "run", "--rm", "--network", NETWORK, *host_args(), *env_args(env), app["image"], *submit]
     return _run(cmd, app["image"])
 
@@ -175,7 +182,7 @@ def run_all(platform, run_id: str, hour: datetime | None = None) -> dict[str, di
     try:
         for stage in STAGES:
             run = run_spark_driver if stage.kind == "spark" else run_python_stage
-            results[stage.name] = r = run(stage, settings, since, until, cm, secrets)
+            results[stage.name] = r = run(stage, settings, since, until, cm, secrets, run_id)
             print(f"[kind stage] {stage.name}: exit {r['exit_code']} in {r['seconds']}s as user {r['user']!r}", flush=True)
             if r["exit_code"] != 0:
                 break

@@ -7,18 +7,17 @@ containers against these services -> the UIs in headless Chromium -> a corrupted
 validate_silver -> `docker compose down -v` leaves nothing. On a failure, every service's last log
 lines are printed.
 
-COMPOSE_E2E_INTERVAL=current-hour triggers with params since/until of the hour the events land in
-(until bronze_to_silver is incremental, a no-params run processes the previous hour).
+Runs are triggered with no params, as a user clicking Trigger: land_bronze lands what the topic holds
+and bronze_to_silver merges every Bronze object that Silver has not seen (the incremental core).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 
@@ -30,13 +29,6 @@ EVENTS = 3000
 RUN_TIMEOUT_S = 1800
 SCREENSHOTS = REPO / ".cache" / "screenshots"
 STATE: dict = {}
-
-
-def run_conf() -> dict:
-    if os.environ.get("COMPOSE_E2E_INTERVAL") == "current-hour":
-        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        return {"since": start.isoformat(), "until": (start + timedelta(hours=1)).isoformat()}
-    return {}  # as a user clicking Trigger
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +87,7 @@ def test_producer_sends_events_to_the_topic(platform):
 def test_dag_run_triggered_through_the_rest_api_succeeds(platform, phase):
     STATE["t0"] = time.time()
     with phase("DAG run customers_end_to_end"):
-        run_id = platform.trigger(run_conf())
+        run_id = platform.trigger()
         state = platform.wait_run(run_id, RUN_TIMEOUT_S)
     STATE["run_id"] = run_id
     assert state == "success", platform.failure_report(run_id)
@@ -230,7 +222,7 @@ def test_corrupted_batch_stops_at_validate_silver(platform):
     out = platform.compose("run", "--rm", "--entrypoint", "python", "producer", "-c", CORRUPT, str(EVENTS),
                            timeout=600).stdout
     assert json.loads(out.strip().splitlines()[-1]) == {"corrupted": EVENTS}
-    run_id = platform.trigger(run_conf())
+    run_id = platform.trigger()
     state = platform.wait_run(run_id, RUN_TIMEOUT_S)
     states = platform.task_states(run_id)
     assert state == "failed", states

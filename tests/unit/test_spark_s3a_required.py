@@ -45,19 +45,14 @@ def test_jars_in_pyspark_count_as_present(make_settings, monkeypatch, tmp_path):
 
 
 def test_run_stops_before_any_work_when_s3a_is_missing(make_settings, monkeypatch, tmp_path):
-    """`mdp run --profile local` after `make run` alone: preflight names the missing jars, no stage runs."""
-    import socket
-
+    """`mdp run --profile local` after `make run` alone: preflight names the missing jars first, before
+    it contacts any endpoint (this one would not answer) and before any stage runs."""
     from mdp.core.stages import STAGES
     from mdp.shell.runner import preflight
 
     monkeypatch.setenv("MDP_SPARK_JARS_DIR", str(tmp_path))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
-    with socket.socket() as srv:  # an S3 endpoint that answers TCP, as `mdp services up` would give
-        srv.bind(("127.0.0.1", 0))
-        srv.listen()
-        settings = make_settings(lake_root="s3://", s3_endpoint=f"http://127.0.0.1:{srv.getsockname()[1]}",
-                                 source="generator")
-        with pytest.raises(ConfigError, match="S3A jars"):
-            preflight(settings, list(STAGES))
+    settings = make_settings(lake_root="s3://", s3_endpoint="http://127.0.0.1:9", source="generator")
+    with pytest.raises(ConfigError, match="S3A jars"):
+        preflight(settings, list(STAGES))
