@@ -148,6 +148,30 @@ class Platform:
             time.sleep(5)
         return f"timeout ({state})"
 
+    def runs_since(self, t0: float) -> list[dict]:
+        """Every run of the DAG queued at or after t0 (epoch seconds), oldest first."""
+        from datetime import datetime
+
+        runs = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 100}).json()["dag_runs"]
+        out = [r for r in runs if r.get("queued_at") and datetime.fromisoformat(r["queued_at"]).timestamp() >= t0]
+        return sorted(out, key=lambda r: r["queued_at"])
+
+    def wait_runs_since(self, t0: float, timeout: float) -> list[dict]:
+        """Waits until every run queued since t0 has ended. Unpausing the DAG starts its latest hourly run
+        (catchup=False) beside a triggered one, and the hour can turn during a test: both are real runs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.runs_since(t0)
+            if all(r["state"] in ("success", "failed") for r in runs) or time.monotonic() > deadline:
+                return runs
+            time.sleep(5)
+
+    def task_instances(self, run_id: str) -> list[dict]:
+        from urllib.parse import quote
+
+        r = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances")
+        return r.json()["task_instances"]
+
     def task_states(self, run_id: str) -> dict[str, str]:
         from urllib.parse import quote
 

@@ -7,8 +7,10 @@ The stand-ins exist for the tests only; the Dockerfiles and the compose file sta
 
     python tests/containers/standins/base_images.py [--mode auto|pull|standin] [--list]
 
-Caches (gitignored, reused between builds): .cache/standins/rootfs-<hash>.tar (the Debian root)
-and .cache/wheelhouse (the wheels that the stand-ins and the offline image builds install).
+Caches, outside the repo so that a fresh clone or `git clean` keeps them (MDP_CACHE_DIR, default
+~/.cache/mdp): standins/rootfs-<hash>.tar (the Debian root) and wheelhouse/ (the wheels that the
+stand-ins and the offline image builds install). The offline build's inputs go to the repo's
+.cache/build-inputs (gitignored; a build context cannot reach outside the repo), hard-linked from there.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-CACHE = Path(os.environ.get("MDP_CACHE_DIR", ROOT / ".cache"))
+CACHE = Path(os.environ.get("MDP_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mdp")
 WHEELHOUSE = CACHE / "wheelhouse"
+BUILD_INPUTS = ROOT / ".cache" / "build-inputs"  # inside the build context
 SUITE = "bookworm"
 # One root for every stand-in: what the upstream images carry that this project uses.
 ROOT_PACKAGES = [
@@ -136,7 +139,7 @@ def debian_mirror() -> str:
 
 
 def root_image() -> str:
-    """The debootstrapped Debian root as a local image (the tarball is cached in .cache/standins)."""
+    """The debootstrapped Debian root as a local image (the tarball is cached in CACHE/standins)."""
     key = hashlib.sha256((SUITE + " " + " ".join(ROOT_PACKAGES)).encode()).hexdigest()[:12]
     tag = f"mdp-standin-root:{SUITE}-{key}"
     if have(tag):
@@ -196,7 +199,7 @@ def wheels_for(packages: list[str]) -> list[Path]:
 
 
 def ensure_wheelhouse() -> Path:
-    """.cache/wheelhouse: wheels for everything the images install, made once per requirements.lock."""
+    """CACHE/wheelhouse: wheels for everything the images install, made once per requirements.lock."""
     reqs = wheelhouse_requirements()
     key = hashlib.sha256(((ROOT / "requirements.lock").read_text() + "\n".join(reqs)).encode()).hexdigest()[:12]
     stamp = WHEELHOUSE / f".complete-{key}"
@@ -235,13 +238,13 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def prepare_build_inputs() -> dict[str, str]:
-    """.cache/build-inputs for an offline build of the mdp images; returns the build args that use it.
+    """The repo's .cache/build-inputs for an offline build of the mdp images; returns the build args that use it.
 
     wheels/ (the wheelhouse), jars/ (the S3A jars from sagemaker-pyspark) and the host's CA bundle.
     """
     from importlib.util import find_spec
 
-    out = CACHE / "build-inputs"
+    out = BUILD_INPUTS
     if out.exists():
         shutil.rmtree(out)
     (out / "wheels").mkdir(parents=True)
@@ -258,7 +261,7 @@ def prepare_build_inputs() -> dict[str, str]:
     if ca.is_file():
         shutil.copy(ca, out / "ca-certificates.crt")
     return {
-        "BUILD_INPUTS": str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out),
+        "BUILD_INPUTS": str(out.relative_to(ROOT)),
         "PIP_OFFLINE": "1",
         "S3A_JARS_DIR": "jars",
         "S3A_JARS_SHA256": " ".join(f"{k}={v}" for k, v in SAGEMAKER_S3A_JARS.items()),
@@ -316,7 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.mode == "pull":
         raise SystemExit(f"base-images: cannot pull {', '.join(missing)}")
     CACHE.mkdir(parents=True, exist_ok=True)
-    root = root_image()
+    # The two slow inputs of a cold run (debootstrap, the wheelhouse) mostly wait on the network: overlap them.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        wheels = pool.submit(ensure_wheelhouse) if any(standin_kind(i) in STANDIN_WHEELS for i in missing) else None
+        root = root_image()
+        if wheels is not None:
+            wheels.result()
     missing.sort(key=lambda i: BUILD_ORDER.index(standin_kind(i)))
     for image in missing:
         build_standin(image, root)
