@@ -254,6 +254,39 @@ def test_corrupted_batch_stops_at_validate_silver(platform):
     assert platform.champion()["version"] == champion_before
 
 
+def test_continuous_lander_lands_and_drains(platform):
+    """The `follow` profile's lander (main's continuous landing): healthy by its status file, lands new
+    events into Bronze while it runs, and stops cleanly on SIGTERM (exit 0) with its offsets committed."""
+    def follow(*args: str, **kw):
+        return platform.compose("--profile", "follow", *args, **kw)
+
+    t0 = time.time()
+    follow("up", "-d", "lander", timeout=600)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and follow(
+                "ps", "--format", "{{.Health}}", "lander").stdout.strip() != "healthy":
+            time.sleep(5)
+        assert follow("ps", "--format", "{{.Health}}", "lander").stdout.strip() == "healthy", platform.logs()
+        figures = json.loads(platform.compose("run", "--rm", "producer", "--events", "2000", timeout=600)
+                             .stdout.strip().splitlines()[-1])
+        deadline = time.monotonic() + 180
+        status: dict = {}
+        while time.monotonic() < deadline:
+            status = json.loads(follow("exec", "-T", "lander", "cat", "/tmp/lander-status.json").stdout)
+            if status["landed"] >= 2000 and status["committed"]:
+                break
+            time.sleep(5)
+        assert status.get("landed", 0) >= 2000, (figures, status)
+        assert platform.objects("bronze", since=t0), "the lander wrote no Bronze object"
+        follow("stop", "lander", timeout=300)
+        exit_code = platform.sh("docker", "inspect", "--format", "{{.State.ExitCode}}",
+                                follow("ps", "-aq", "lander").stdout.strip()).stdout.strip()
+        assert exit_code == "0", follow("logs", "--tail", "40", "lander").stdout
+    finally:
+        follow("rm", "-sf", "lander", check=False)
+
+
 def test_compose_down_leaves_nothing(platform):
     platform.compose("down", "-v", "--remove-orphans", timeout=600)
     STATE["down"] = True
