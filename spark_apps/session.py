@@ -41,7 +41,9 @@ def s3a_on_classpath() -> bool:
     """hadoop-aws where Spark finds it: the extra jars above, or pyspark's own jars/ (as in the images)."""
     import pyspark
 
-    return bool(s3a_jars()) or bool(glob.glob(os.path.join(os.path.dirname(pyspark.__file__), "jars", "hadoop-aws-*.jar")))
+    # Under spark-submit, pyspark imports from $SPARK_HOME/python/lib/pyspark.zip: look in SPARK_HOME too.
+    homes = {os.path.dirname(pyspark.__file__), os.environ.get("SPARK_HOME", "")}
+    return bool(s3a_jars()) or any(glob.glob(os.path.join(h, "jars", "hadoop-aws-*.jar")) for h in homes if h)
 
 
 def require_s3a(settings: Settings) -> None:

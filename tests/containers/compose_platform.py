@@ -122,7 +122,8 @@ class Platform:
                               json={"username": self.env["AIRFLOW_ADMIN_USER"], "password": self.env["AIRFLOW_ADMIN_PASSWORD"]})
             r.raise_for_status()
             self.token = r.json()["access_token"]
-        r = requests.request(method, AIRFLOW + path, headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kw)
+        headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {self.token}"}
+        r = requests.request(method, AIRFLOW + path, headers=headers, timeout=60, **kw)
         return r
 
     def trigger(self, conf: dict | None = None) -> str:
