@@ -183,8 +183,8 @@ class Platform:
         from urllib.parse import quote
 
         r = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
-                            f"/logs/{try_number}", params={"full_content": "true"}, headers={"Accept": "text/plain"})
-        return r.text
+                            f"/logs/{try_number}", params={"full_content": "true"}, headers={"Accept": "application/json"})
+        return json.dumps(r.json()) if r.ok else r.text  # the log lines as JSON; callers search the text
 
     def failure_report(self, run_id: str) -> str:
         states = self.task_states(run_id)

@@ -78,7 +78,7 @@ def test_simple_auth_manager_needs_a_writable_passwords_file(images, tmp_path):
     writable.mkdir()
     writable.chmod(0o777)
     code = ("from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager as M; "
-            "M().init(); print(M.get_passwords(M.get_users()))")
+            "M().init(); print(M.get_passwords())")
     env = ["-e", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin",
            "-e", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=/opt/airflow/auth/passwords.json",
            "-e", "AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"]
