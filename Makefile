@@ -1,7 +1,8 @@
 # The two everyday commands; both set themselves up first.
 #   make run    the whole pipeline on the embedded profile (no servers, no Docker)
 #   make test   every test: unit, pipeline, real local servers, Airflow, offline deployment checks
-.PHONY: run test setup bench mutation mlflow-ui airflow services-up services-down clean
+.PHONY: run test setup bench mutation mlflow-ui airflow services-up services-down clean \
+        base-images compose-up compose-e2e compose-down
 
 run:
 	@scripts/setup.sh
@@ -36,5 +37,28 @@ services-down:
 
 clean:
 	rm -rf .mdp
+
+# ---- docker compose (README "Deploying"; docs/DEPLOYMENT.md) ---------------------------------------
+# Every upstream image that the Dockerfiles and docker-compose.yml name: pulled, or, where no
+# registry answers, a local stand-in with the same name (tests/containers/standins).
+base-images:
+	@scripts/setup.sh --test
+	.venv/bin/python tests/containers/standins/base_images.py
+
+# OFFLINE=1 builds from .cache/build-inputs (wheels, S3A jars, CA bundle) instead of PyPI and Maven.
+compose-up: base-images
+	@test -f .env || cp .env.example .env
+	$(if $(filter 1,$(OFFLINE)),eval "$$(.venv/bin/python tests/containers/standins/base_images.py --build-inputs)" &&) \
+	  docker compose build airflow-init airflow-webserver airflow-scheduler && docker compose up -d
+	.venv/bin/python scripts/compose_wait.py
+
+# Events into the topic (the producer step), then one customers_end_to_end run through the REST API v2.
+compose-e2e:
+	docker compose run --rm producer --events $(or $(EVENTS),20000)
+	set -a && . ./.env && set +a && AIRFLOW_USERNAME="$$AIRFLOW_ADMIN_USER" AIRFLOW_PASSWORD="$$AIRFLOW_ADMIN_PASSWORD" \
+	  .venv/bin/python scripts/e2e_trigger.py --url http://localhost:8088 --dag customers_end_to_end
+
+compose-down:
+	docker compose down -v
 
 -include mk/deploy.mk

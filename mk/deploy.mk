@@ -15,6 +15,9 @@ AIRFLOW_URL ?= http://localhost:8088
 AIRFLOW_USERNAME ?= admin
 AIRFLOW_PASSWORD ?= admin
 E2E_TIMEOUT ?= 3600
+E2E_EVENTS  ?= 20000
+# The producer pod: the jobs image's `mdp kafka produce` with the kind profile's config and S3 keys.
+PRODUCER_OVERRIDES = {"spec":{"serviceAccountName":"mdp-jobs","containers":[{"name":"mdp-producer","image":"mdp-jobs:$(IMAGE_TAG)","args":["kafka","produce","--events","$(E2E_EVENTS)"],"envFrom":[{"configMapRef":{"name":"mdp-config"}}]}]}}
 SCHEMAS_DIR ?= .cache/k8s-schemas
 STRIMZI_VERSION ?= 1.2.0
 SPARK_OPERATOR_VERSION ?= 2.5.2
@@ -25,16 +28,26 @@ kind-up: ## create the kind cluster with the platform's host ports
 	@$(KIND) get clusters | grep -qx '$(CLUSTER)' || $(KIND) create cluster --name $(CLUSTER) --config kind/cluster.yaml --wait 120s
 	$(KUBECTL) config use-context kind-$(CLUSTER)
 
+# With buildx (BuildKit), no provenance attestation: a single-platform image that kind can import.
+BUILD_FLAGS ?= $(shell $(DOCKER) buildx version >/dev/null 2>&1 && echo --provenance=false)
+
 images: ## build mdp-airflow, mdp-spark and mdp-jobs (build context: the repo root)
 	@for role in $(IMAGES); do \
 	  echo "building mdp-$$role:$(IMAGE_TAG)"; \
-	  $(DOCKER) build -f images/$$role/Dockerfile -t mdp-$$role:$(IMAGE_TAG) . || exit 1; \
+	  $(DOCKER) build $(BUILD_FLAGS) -f images/$$role/Dockerfile -t mdp-$$role:$(IMAGE_TAG) . || exit 1; \
 	done
 
+# `kind load docker-image` fails under Docker 29's containerd image store (kind issue 3795):
+# save an archive and load that instead.
 kind-load: ## copy the images into the kind node (no registry needed)
-	$(KIND) load docker-image --name $(CLUSTER) $(foreach r,$(IMAGES),mdp-$(r):$(IMAGE_TAG))
+	@mkdir -p .cache/kind
+	$(DOCKER) save -o .cache/kind/mdp-images.tar $(foreach r,$(IMAGES),mdp-$(r):$(IMAGE_TAG))
+	$(KIND) load image-archive --name $(CLUSTER) .cache/kind/mdp-images.tar
+	rm -f .cache/kind/mdp-images.tar
 
-deploy: ## operators, then the platform overlay, then Airflow
+deploy: ## namespaces, operators, then the platform overlay, then Airflow
+	# spark-operator creates its Roles in the job namespace (mdp-jobs), so the namespaces come first.
+	$(KUBECTL) apply --server-side -f k8s/base/namespaces.yaml
 	$(PYTHON) scripts/upstream_charts.py install --phase operators
 	$(KUBECTL) kustomize --enable-helm --helm-command $(HELM) k8s/overlays/$(OVERLAY) \
 	  | $(KUBECTL) apply --server-side --force-conflicts -f -
@@ -45,7 +58,10 @@ deploy: ## operators, then the platform overlay, then Airflow
 	$(KUBECTL) -n mdp wait kafka/mdp --for=condition=Ready --timeout=15m
 	$(PYTHON) scripts/upstream_charts.py install --phase apps
 
-e2e: ## trigger customers_end_to_end through the Airflow REST API v2 and wait for success
+e2e: ## produce events, trigger customers_end_to_end through the Airflow REST API v2, wait for success
+	$(KUBECTL) -n mdp-jobs delete pod mdp-producer --ignore-not-found
+	$(KUBECTL) -n mdp-jobs run mdp-producer --rm -i --restart=Never --image=mdp-jobs:$(IMAGE_TAG) \
+	  --image-pull-policy=IfNotPresent --overrides='$(PRODUCER_OVERRIDES)' -- kafka produce --events $(E2E_EVENTS)
 	AIRFLOW_USERNAME='$(AIRFLOW_USERNAME)' AIRFLOW_PASSWORD='$(AIRFLOW_PASSWORD)' \
 	  $(PYTHON) scripts/e2e_trigger.py --url $(AIRFLOW_URL) --dag customers_end_to_end --timeout $(E2E_TIMEOUT)
 

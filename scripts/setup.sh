@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh Debian/Ubuntu machine with Python 3.11 and Java 17.
 #   scripts/setup.sh          the venv with the pinned stack (enough for `mdp run`)
-#   scripts/setup.sh --test   also the S3A jars and the system packages the tests use
+#   scripts/setup.sh --test   also the S3A jars and the system packages the tests use, and a Docker
+#                             engine for tests/containers (started here when none runs and we are root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,9 +33,13 @@ if [ "${1:-}" = "--test" ]; then
   need=()
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v chromium >/dev/null || need+=(chromium chromium-driver)
+  # tests/containers: Debian's Docker engine, and debootstrap for the stand-in base images.
+  command -v dockerd >/dev/null || need+=(docker.io)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     echo "setup: apt-get install ${need[*]}"
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
   fi
+  scripts/docker-engine.sh
 fi

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from mdp.core.errors import ConfigError
 from mdp.core.settings import Settings
 
 _session: SparkSession | None = None
@@ -28,6 +29,9 @@ _S3A_NUMERIC_OVERRIDES = {
     "fs.s3a.threads.keepalivetime": "60",
     "fs.s3a.assumed.role.session.duration": "1800",
 }
+# Hadoop 3.4.3/3.5.0 default to the `analytics` input stream (HADOOP-19559), which needs the
+# analyticsaccelerator-s3 jar; the classic stream needs nothing beyond hadoop-aws and the SDK.
+_S3A_STREAM = {"fs.s3a.input.stream.type": "classic"}
 
 
 def s3a_jars() -> list[str]:
@@ -38,6 +42,25 @@ def s3a_jars() -> list[str]:
     if not folder:
         return []
     return sorted(glob.glob(os.path.join(folder, "hadoop-aws-*.jar")) + glob.glob(os.path.join(folder, "aws-java-sdk-bundle-*.jar")))
+
+
+def s3a_on_classpath() -> bool:
+    """hadoop-aws where Spark finds it: the extra jars above, or pyspark's own jars/ (as in the images)."""
+    import pyspark
+
+    # Under spark-submit, pyspark imports from $SPARK_HOME/python/lib/pyspark.zip: look in SPARK_HOME too.
+    homes = {os.path.dirname(pyspark.__file__), os.environ.get("SPARK_HOME", "")}
+    return bool(s3a_jars()) or any(glob.glob(os.path.join(h, "jars", "hadoop-aws-*.jar")) for h in homes if h)
+
+
+def require_s3a(settings: Settings) -> None:
+    """An S3 lake without hadoop-aws fails later with a JVM stack trace; say what is missing instead."""
+    if settings.lake_is_s3 and not s3a_on_classpath():
+        raise ConfigError(
+            "the lake is on S3 (lake_root s3://), but Spark has no S3A jars (hadoop-aws and the AWS SDK bundle). "
+            "Install them with `scripts/setup.sh --test` (it adds sagemaker-pyspark 1.4.5, which ships them), "
+            "or set MDP_SPARK_JARS_DIR to a folder holding hadoop-aws-*.jar and aws-java-sdk-bundle-*.jar."
+        )
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
@@ -64,7 +87,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
             "spark.hadoop.fs.s3a.attempts.maximum": "2",
             "spark.hadoop.fs.s3a.retry.limit": "2",
-            **{f"spark.hadoop.{k}": v for k, v in _S3A_NUMERIC_OVERRIDES.items()},
+            **{f"spark.hadoop.{k}": v for k, v in {**_S3A_NUMERIC_OVERRIDES, **_S3A_STREAM}.items()},
         }
     )
     jars = s3a_jars()
@@ -82,6 +105,7 @@ def quiet(settings: Settings) -> bool:
 def get_spark(settings: Settings) -> SparkSession:
     """The process-wide session; created on first use, reused by every stage after it."""
     global _session
+    require_s3a(settings)
     if _session is not None and _session.sparkContext._jsc is not None:
         _apply_s3(_session, settings)
         return _session

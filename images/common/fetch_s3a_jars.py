@@ -1,9 +1,14 @@
-"""Download hadoop-aws and the AWS SDK v2 bundle that match the Hadoop client inside pyspark.
+"""Put hadoop-aws and the AWS SDK bundle into pyspark's jars/: downloaded by default, or from a folder.
 
-Runs at image BUILD time (stdlib only). It fails the build, with the fix in the message, when:
+Runs at image BUILD time (stdlib only). Default: download the hadoop-aws and AWS SDK v2 bundle that
+match the Hadoop client inside pyspark. It fails the build, with the fix in the message, when:
 - the pinned Hadoop version differs from the hadoop-client-api jar that pyspark ships;
 - the pinned AWS SDK version differs from the one that Hadoop release was built against;
 - a download does not match Maven Central's published SHA-1, or an optional pinned SHA-256.
+
+With --from-dir (build arg S3A_JARS_DIR), no download: the jars named in --sha256 ("name=sha256 ...",
+build arg S3A_JARS_SHA256) are copied from that folder, each checked against its SHA-256; a jar that
+is missing, unlisted or different fails the build.
 """
 
 from __future__ import annotations
@@ -36,6 +41,27 @@ def download(group: str, artifact: str, version: str, dest: Path, sha256: str | 
     print(f"fetched {artifact}-{version}.jar ({len(data)} bytes)")
 
 
+def copy_pinned(src: Path, dest: Path, pins: str, hadoop: str) -> None:
+    wanted = dict(item.split("=", 1) for item in pins.split())
+    if not wanted:
+        sys.exit(f"S3A_JARS_DIR={src} needs S3A_JARS_SHA256='<jar>=<sha256> ...' naming every jar to take from it")
+    for name, sha256 in wanted.items():  # every jar checked before any is copied
+        jar = src / name
+        if not jar.is_file():
+            sys.exit(f"{name}: not in {src} (S3A_JARS_DIR); it has: {', '.join(p.name for p in src.glob('*.jar')) or 'no jars'}")
+        digest = hashlib.sha256(jar.read_bytes()).hexdigest()
+        if digest != sha256:
+            sys.exit(f"{name}: SHA-256 is {digest}, pinned {sha256} (S3A_JARS_SHA256)")
+    for name in wanted:
+        data = (src / name).read_bytes()
+        (dest / name).write_bytes(data)
+        print(f"copied {name} ({len(data)} bytes, SHA-256 checked)")
+    aws = [n for n in wanted if n.startswith("hadoop-aws-")]
+    if aws and aws[0] != f"hadoop-aws-{hadoop}.jar":
+        print(f"note: {aws[0]} with the Hadoop {hadoop} client works only with the numeric S3A settings "
+              "that spark_apps/session.py sets")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--hadoop", required=True)
@@ -43,6 +69,9 @@ def main() -> None:
     p.add_argument("--dest", help="jars folder; default: the installed pyspark's jars/")
     p.add_argument("--hadoop-aws-sha256", default=os.environ.get("HADOOP_AWS_SHA256") or None)
     p.add_argument("--aws-sdk-sha256", default=os.environ.get("AWS_SDK_SHA256") or None)
+    p.add_argument("--from-dir", default=os.environ.get("S3A_JARS_DIR") or None,
+                   help="take the jars from this folder instead of Maven (relative: under /tmp/build-inputs)")
+    p.add_argument("--sha256", default=os.environ.get("S3A_JARS_SHA256", ""), help="'<jar>=<sha256> ...' for --from-dir")
     a = p.parse_args()
     if a.dest:
         dest = Path(a.dest)
@@ -53,6 +82,10 @@ def main() -> None:
     shipped = sorted(dest.glob("hadoop-client-api-*.jar"))
     if shipped and shipped[0].name != f"hadoop-client-api-{a.hadoop}.jar":
         sys.exit(f"HADOOP_VERSION={a.hadoop} but Spark ships {shipped[0].name}: set the build arg to match")
+    if a.from_dir:
+        src = Path(a.from_dir) if Path(a.from_dir).is_absolute() else Path("/tmp/build-inputs") / a.from_dir
+        copy_pinned(src, dest, a.sha256, a.hadoop)
+        return
     pom = fetch(f"{MAVEN}/org/apache/hadoop/hadoop-project/{a.hadoop}/hadoop-project-{a.hadoop}.pom").decode()
     m = re.search(r"<aws-java-sdk-v2\.version>([^<]+)</aws-java-sdk-v2\.version>", pom)
     if m and m.group(1) != a.aws_sdk:

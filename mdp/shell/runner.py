@@ -54,6 +54,11 @@ def preflight(settings, stages: Iterable[Stage]) -> None:
     names = {s.name for s in stages}
     t = settings.connect_timeout_s
     settings.data_contract  # noqa: B018 - a bad contract fails here, naming its key
+    if settings.lake_is_s3 and any(s.kind == "spark" for s in stages):
+        from spark_apps.session import require_s3a
+
+        # A local fact, checked before any endpoint: not a JVM stack trace in the first Spark stage.
+        require_s3a(settings)
     if settings.lake_is_s3:
         from mdp.core.storage import check_s3, s3_client
 

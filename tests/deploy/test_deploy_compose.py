@@ -37,9 +37,40 @@ def test_compose_requires_credentials_from_env(tmp_path):
 
 def test_services_keep_original_names(compose_config):
     assert ORIGINAL_SERVICES <= set(compose_config["services"])
-    for name in ("airflow-init", "airflow-webserver", "airflow-scheduler"):
-        build = compose_config["services"][name]["build"]  # `docker compose build` names these
-        assert build["dockerfile"] == "images/airflow/Dockerfile"
+    services = compose_config["services"]
+    # `docker compose build airflow-init airflow-webserver airflow-scheduler` (the README) builds
+    # mdp-airflow once: only airflow-init has the build section; the others run its image.
+    assert services["airflow-init"]["build"]["dockerfile"] == "images/airflow/Dockerfile"
+    airflow = [n for n in services if n.startswith("airflow-")]
+    assert {services[n]["image"] for n in airflow} == {"mdp-airflow:0.1.0"}
+    assert [n for n in airflow if "build" in services[n]] == ["airflow-init"]
+    for name, image in (("spark-master", "mdp-spark:0.1.0"), ("mlflow", "mdp-jobs:0.1.0")):
+        assert services[name]["image"] == image and "dockerfile" in services[name]["build"]
+
+
+def test_producer_step_is_a_profiled_jobs_service(compose_config, tmp_path):
+    """The documented way to put events on the topic: `docker compose run --rm producer`."""
+    import json
+
+    assert "producer" not in compose_config["services"]  # `up` leaves it out
+    env = tmp_path / "compose.env"
+    env.write_text((REPO / ".env.example").read_text())
+    proc = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env),
+                           "--profile", "tools", "config", "--format", "json"], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    p = json.loads(proc.stdout)["services"]["producer"]
+    assert p["image"] == "mdp-jobs:0.1.0" and p["profiles"] == ["tools"]  # not started by `up`
+    assert p["entrypoint"] == ["mdp", "kafka", "produce"] and p["environment"]["MDP_PROFILE"] == "compose"
+    assert p["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+
+
+def test_postgres_init_uses_the_env_user_and_health_uses_tcp(compose_config):
+    pg = compose_config["services"]["postgres"]
+    assert "pg_isready -h localhost" in " ".join(pg["healthcheck"]["test"])
+    sql = compose_config["configs"]["postgres-databases"]["content"]
+    user = pg["environment"]["POSTGRES_USER"]
+    assert f'OWNER "{user}"' in sql and sql.count("OWNER") == 2
 
 
 def published(service: dict) -> set[int]:

@@ -62,16 +62,19 @@ def test_bases_pinned_and_user_non_root(dockerfile: Path):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_dockerignore_per_dockerfile(role):
-    ignore = REPO / "images" / role / "Dockerfile.dockerignore"
-    lines = ignore.read_text().splitlines()
+def test_root_dockerignore_sends_what_each_image_copies(role):
+    # The classic builder (docker and compose without buildx) reads only the context root's .dockerignore.
+    assert not (REPO / "images" / role / "Dockerfile.dockerignore").exists(), "one allow-list, at the root"
+    lines = (REPO / ".dockerignore").read_text().splitlines()
     assert lines[lines.index("*") if "*" in lines else -1] == "*", "context should be allow-listed"
+    allowed = {line.lstrip("!").rstrip("/") for line in lines if line.startswith("!")}
     copied = set(re.findall(r"^COPY (?:--\S+ )*(\S+)", (REPO / "images" / role / "Dockerfile").read_text(), re.M))
     for src in copied:
-        top = src.split("/")[0]
-        if src.startswith("/") or top in ("images",):
+        if src.startswith("/") or src.startswith("${"):
             continue
-        assert any(line.lstrip("!").rstrip("/") == top for line in lines), f"{role}: {top} not sent to the build"
+        assert any(src.rstrip("/") == a or src.startswith(a + "/") for a in allowed), f"{role}: {src} not sent"
+    assert {".venv", ".cache", ".mdp"}.isdisjoint(allowed)
+    assert {"images/build-inputs", ".cache/build-inputs"} <= allowed  # BUILD_INPUTS (offline builds)
 
 
 def installed_hadoop_version() -> str:
@@ -82,20 +85,31 @@ def installed_hadoop_version() -> str:
     return jars[0].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", ("airflow", "spark"))
 def test_s3a_jars_match_pyspark_hadoop(role):
     text = (REPO / "images" / role / "Dockerfile").read_text()
     args, _ = args_and_froms(text)
     assert args["HADOOP_VERSION"] == installed_hadoop_version()
     assert re.match(r"^2\.\d+\.\d+$", args["AWS_SDK_VERSION"]), "Hadoop 3.4+ needs the AWS SDK v2 bundle"
-    assert "fetch_s3a_jars.py" in text
+    # Hadoop 3.5.0's pom names AWS SDK 2.35.4 (HADOOP-19654); fetch_s3a_jars.py refuses anything else.
+    assert (args["HADOOP_VERSION"], args["AWS_SDK_VERSION"]) != ("3.5.0", "2.29.52")
+    assert "fetch_s3a_jars.py" in text and "S3A_JARS_DIR" in text
+
+
+def test_jobs_image_has_no_java_or_s3a_jars():
+    # land_bronze, validate_silver (pyarrow), train_model, the MLflow and model servers start no JVM.
+    text = (REPO / "images" / "jobs" / "Dockerfile").read_text()
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert "openjdk" not in code and "JAVA_HOME" not in code and "fetch_s3a_jars" not in code
 
 
 def test_spark_image_layout():
     text = (REPO / "images" / "spark" / "Dockerfile").read_text()
     assert "COPY spark_apps ./spark_apps" in text and "WORKDIR /opt/mdp" in text  # local:///opt/mdp/spark_apps
     assert 'ENTRYPOINT ["/opt/entrypoint.sh"]' in text
-    assert "apache/spark:4.3.0" in text
+    # Only Java, tini and the Kubernetes entrypoint come from the Spark image: a published 4.x tag.
+    assert re.search(r"^ARG SPARK_IMAGE=apache/spark:4\.\d+\.\d+-scala2\.13-java17-ubuntu$", text, re.M)
+    assert "apache/spark:4.3.0" not in text  # never published (apache/spark-docker has no 4.3.0)
     lock = (REPO / "requirements.lock").read_text()
     assert re.search(r"^pyspark==4\.3\.0$", lock, re.M), "image Spark and the locked pyspark must agree"
     airflow = (REPO / "images" / "airflow" / "Dockerfile").read_text()
@@ -132,22 +146,64 @@ def run_fetch(repo_root: Path, dest: Path, hadoop: str, sdk: str):
 
 
 def test_fetch_s3a_jars_downloads_and_verifies(tmp_path):
-    fake_maven(tmp_path / "m2", "3.5.0", "2.29.52")
-    proc = run_fetch(tmp_path / "m2", tmp_path / "jars", "3.5.0", "2.29.52")
+    fake_maven(tmp_path / "m2", "3.5.0", "2.35.4")
+    proc = run_fetch(tmp_path / "m2", tmp_path / "jars", "3.5.0", "2.35.4")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "jars" / "hadoop-aws-3.5.0.jar").read_bytes() == b"aws-jar"
-    assert (tmp_path / "jars" / "bundle-2.29.52.jar").read_bytes() == b"sdk-jar"
+    assert (tmp_path / "jars" / "bundle-2.35.4.jar").read_bytes() == b"sdk-jar"
+
+
+def test_fetch_s3a_jars_stops_the_old_sdk_pin(tmp_path):
+    # The pin the images had: Hadoop 3.5.0's pom names 2.35.4, so the build stopped here.
+    fake_maven(tmp_path / "m2", "3.5.0", "2.35.4")
+    proc = run_fetch(tmp_path / "m2", tmp_path / "jars", "3.5.0", "2.29.52")
+    assert proc.returncode != 0 and "AWS SDK 2.35.4, not 2.29.52" in proc.stderr
+
+
+def run_from_dir(src: Path, dest: Path, pins: str):
+    dest.mkdir(exist_ok=True)
+    (dest / "hadoop-client-api-3.5.0.jar").write_bytes(b"x")
+    return subprocess.run([sys.executable, str(REPO / "images" / "common" / "fetch_s3a_jars.py"),
+                           "--hadoop", "3.5.0", "--aws-sdk", "2.35.4", "--dest", str(dest), "--from-dir", str(src),
+                           "--sha256", pins],
+                          capture_output=True, text=True, timeout=60,
+                          env={"MAVEN_REPO": "file:///nonexistent", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("case", ["ok", "wrong-sha", "missing", "no-pins"])
+def test_fetch_s3a_jars_from_a_folder_checks_sha256(tmp_path, case):
+    src = tmp_path / "inputs"
+    src.mkdir()
+    (src / "hadoop-aws-3.3.1.jar").write_bytes(b"aws")
+    (src / "aws-java-sdk-bundle-1.11.901.jar").write_bytes(b"sdk")
+    sha = {n: hashlib.sha256(b).hexdigest() for n, b in [("hadoop-aws-3.3.1.jar", b"aws"),
+                                                         ("aws-java-sdk-bundle-1.11.901.jar", b"sdk")]}
+    if case == "wrong-sha":
+        sha["hadoop-aws-3.3.1.jar"] = hashlib.sha256(b"other").hexdigest()
+    if case == "missing":
+        sha["hadoop-aws-3.4.0.jar"] = sha.pop("hadoop-aws-3.3.1.jar")
+    pins = "" if case == "no-pins" else " ".join(f"{k}={v}" for k, v in sha.items())
+    proc = run_from_dir(src, tmp_path / "jars", pins)
+    if case == "ok":
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / "jars" / "hadoop-aws-3.3.1.jar").read_bytes() == b"aws"
+        assert "numeric S3A settings" in proc.stdout  # 3.3.1 with the 3.5 client: session.py's overrides
+        return
+    assert proc.returncode != 0
+    assert {"wrong-sha": "SHA-256 is", "missing": "hadoop-aws-3.4.0.jar: not in",
+            "no-pins": "S3A_JARS_SHA256"}[case] in proc.stderr
+    assert not (tmp_path / "jars" / "hadoop-aws-3.3.1.jar").exists()
 
 
 @pytest.mark.parametrize("case", ["sdk-mismatch", "bad-checksum", "hadoop-mismatch"])
 def test_fetch_s3a_jars_fails_loudly(tmp_path, case):
-    fake_maven(tmp_path / "m2", "3.5.0", "2.29.52", pom_sdk="2.30.0" if case == "sdk-mismatch" else None,
+    fake_maven(tmp_path / "m2", "3.5.0", "2.35.4", pom_sdk="2.30.0" if case == "sdk-mismatch" else None,
                corrupt=case == "bad-checksum")
     dest = tmp_path / "jars"
     if case == "hadoop-mismatch":
         dest.mkdir()
         (dest / "hadoop-client-api-3.4.1.jar").write_bytes(b"x")
-    proc = run_fetch(tmp_path / "m2", dest, "3.5.0", "2.29.52")
+    proc = run_fetch(tmp_path / "m2", dest, "3.5.0", "2.35.4")
     assert proc.returncode != 0
     assert {"sdk-mismatch": "AWS SDK 2.30.0", "bad-checksum": "SHA-1 mismatch",
             "hadoop-mismatch": "hadoop-client-api-3.4.1"}[case] in proc.stderr

@@ -50,6 +50,19 @@ def test_upstream_charts_are_pinned_and_installed_in_order():
     mk = (REPO / "mk" / "deploy.mk").read_text()
     ops, apps = mk.index("--phase operators"), mk.index("--phase apps")
     assert ops < mk.index("kustomize --enable-helm") < apps
+    # spark-operator's controller creates Roles in its job namespace (mdp-jobs): namespaces first.
+    assert mk.index("-f k8s/base/namespaces.yaml") < ops
+    ops_values = yaml.safe_load((REPO / "charts/upstream/spark-operator-values.yaml").read_text())
+    assert ops_values["spark"]["jobNamespaces"] == ["mdp-jobs"]
+
+
+def test_kind_load_uses_an_image_archive():
+    # `kind load docker-image` fails under Docker 29's containerd image store (kind issue 3795).
+    mk = (REPO / "mk" / "deploy.mk").read_text()
+    target = mk.split("\nkind-load:", 1)[1].split("\n\n", 1)[0]
+    assert "load docker-image" not in target
+    assert "$(KIND) load image-archive" in target and "$(DOCKER) save" in target
+    assert "--provenance=false" in mk
 
 
 def test_workflow_runs_the_cluster_path():
@@ -63,6 +76,19 @@ def test_workflow_runs_the_cluster_path():
     assert any(s.get("if") == "always()" and "kind-down" in s["run"] for s in job["steps"])
     assert "OVERLAY" in wf["env"] and wf["env"]["OVERLAY"] == "ci"
     assert "pytest tests/deploy" in "\n".join(s.get("run", "") for s in wf["jobs"]["offline-checks"]["steps"])
+
+
+def test_workflow_runs_compose_with_the_real_images():
+    wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
+    job = wf["jobs"]["compose-e2e"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    order = ["base_images.py --mode pull", "cp .env.example .env",
+             "docker compose build airflow-init airflow-webserver airflow-scheduler", "docker compose up -d",
+             "scripts/compose_wait.py", "make compose-e2e"]
+    assert [runs.index(t) for t in order] == sorted(runs.index(t) for t in order)
+    assert "BUILD_INPUTS" not in runs and "--mode standin" not in runs
+    assert any(s.get("if") == "failure()" and "docker compose logs" in s["run"] for s in job["steps"])
+    assert any(s.get("if") == "always()" and "docker compose down -v" in s["run"] for s in job["steps"])
 
 
 # --- scripts/e2e_trigger.py against a fake Airflow API ---------------------------------------------
@@ -178,3 +204,18 @@ def test_e2e_trigger_needs_credentials():
     proc = subprocess.run([sys.executable, str(REPO / "scripts/e2e_trigger.py"), "--url", "http://127.0.0.1:9"],
                           capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 2 and "AIRFLOW_PASSWORD" in proc.stderr
+
+
+def test_kind_airflow_login_file_is_writable():
+    """SimpleAuthManager opens its passwords file for writing: the API server gets an emptyDir copy of the Secret."""
+    dev = yaml.safe_load((REPO / "charts/upstream/airflow-values-dev.yaml").read_text())
+    path = dev["config"]["core"]["simple_auth_manager_passwords_file"]
+    folder = path.rsplit("/", 1)[0]
+    volumes = {v["name"]: v for v in dev["volumes"]}
+    (mount,) = [m for m in dev["volumeMounts"] if m["mountPath"] == folder]
+    assert "emptyDir" in volumes[mount["name"]] and not mount.get("readOnly")
+    (init,) = dev["apiServer"]["extraInitContainers"]
+    secret_mounts = [m for m in init["volumeMounts"] if "secret" in volumes[m["name"]]]
+    assert secret_mounts and secret_mounts[0]["readOnly"]
+    assert init["command"][0] == "cp" and init["command"][-1] == path
+    assert any(m["mountPath"] == folder and m["name"] == mount["name"] for m in init["volumeMounts"])
