@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +73,7 @@ class Standalone:
     token: str = ""
     run_id: str = ""
     stopped: bool = False
+    children: list = field(default_factory=list)  # pids seen under standalone when it was stopped
 
     @property
     def airflow_home(self) -> Path:
@@ -112,6 +113,7 @@ class Standalone:
             children = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             children = []
+        self.children = [p.pid for p in children]
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -123,12 +125,23 @@ class Standalone:
         return children, alive
 
     def kill_leftovers(self) -> None:
-        """Last resort: never leave anything running, even when a test failed."""
-        _, alive = self.stop() if not self.stopped else ([], [])
-        for p in alive:
-            p.kill()
+        """Last resort: never leave anything running, even when a test failed (the session keeps
+        port 8088 for the compose platform's Airflow)."""
+        import psutil
+
+        if not self.stopped:
+            self.stop()
         if self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the whole session: standalone and its children
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=30)
+        for pid in self.children:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                pass
 
 
 def start_standalone(home: Path) -> Standalone:
@@ -146,6 +159,9 @@ def start_standalone(home: Path) -> Standalone:
         proc = subprocess.Popen(
             [str(VENV_BIN / "mdp"), "airflow", "standalone"],
             cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            # As in a terminal: a test session started in the background (`cmd &` in a script)
+            # ignores SIGINT, and the child would inherit that and never see the Ctrl-C under test.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     return Standalone(proc=proc, home=home, log=log)
 
