@@ -2,8 +2,9 @@
 
 1. Resolve `<model>@champion` to a version (none yet: the stage is a no-op that says so).
 2. Skip when the scores dataset already holds this (Gold snapshot, model version): a rerun is free.
-3. Otherwise score in Spark: the model's files are shipped to the workers (SparkContext.addFile) and
-   each partition is scored by mapInPandas, with the same input preparation as training
+3. Otherwise score in Spark: the model's files are shipped to the workers as one archive
+   (SparkContext.addArchive: a cluster master refuses a local directory) and each partition is
+   scored by mapInPandas, with the same input preparation as training
    (training.model.model_input). Nothing is collected to the driver.
 4. Write gold/<entity>/<scores>/v=<version>/ (one row per entity: key, score, model name and
    version, Gold snapshot) and publish it by compare-and-swap, as Gold is published.
@@ -26,7 +27,7 @@ from scoring.champion import META, SCORE
 log = logging.getLogger(__name__)
 
 
-def score_partitions(model_file: str, contract, meta: dict):
+def score_partitions(model_archive: str, contract, meta: dict):
     """mapInPandas function: Gold rows -> (key, score, meta...) rows, the model loaded once per worker."""
     key = contract.primary_key
 
@@ -34,7 +35,7 @@ def score_partitions(model_file: str, contract, meta: dict):
         import pandas as pd
         from pyspark import SparkFiles
 
-        model = champion.load(SparkFiles.get(model_file))
+        model = champion.load(SparkFiles.get(model_archive))  # the archive, unpacked on this worker
         for rows in batches:
             if rows.empty:
                 continue
@@ -60,15 +61,17 @@ def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: dict, target:
     settings, contract = ctx.settings, ctx.contract
     spark = get_spark(settings)
     frame = spark.read.parquet(spark_uri(gold_dataset(settings, ctx.store).table_uri("features", gold["version"])))
-    local = champion.download(settings, ref)
+    local = champion.download(settings, ref).rstrip("/")
     try:
         champion.check_inputs(local, ref, contract, frame.columns)
-        spark.sparkContext.addFile(local, recursive=True)
+        archive = shutil.make_archive(local, "zip", root_dir=local)
+        spark.sparkContext.addArchive(archive)
         meta = {"model_name": ref.name, "model_version": ref.version, "gold_snapshot": gold["version"]}
-        scored = frame.mapInPandas(score_partitions(Path(local).name, contract, meta), scores_schema(frame.schema, contract))
+        scored = frame.mapInPandas(score_partitions(Path(archive).name, contract, meta), scores_schema(frame.schema, contract))
         scored.write.mode("overwrite").parquet(spark_uri(target))
     finally:
         shutil.rmtree(local, ignore_errors=True)
+        Path(f"{local}.zip").unlink(missing_ok=True)
 
 
 def run(ctx: RunContext) -> dict:
