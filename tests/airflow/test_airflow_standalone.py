@@ -10,11 +10,12 @@ Each task runs in its own process here, so the Spark stages pay a JVM start each
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
 from airflow_helpers import BASE, DAG_ID, Standalone
+
+from tests.helpers import headless_chromium
 
 pytestmark = pytest.mark.integration
 
@@ -74,18 +75,7 @@ def test_rest_api_triggers_a_run_that_succeeds(standalone):
     assert client.get_model_version_by_alias("customers-churn", "champion").version
 
 
-def _chromium() -> tuple[str, str]:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not browser or not driver:
-        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium chromium-driver)")
-    return browser, driver
-
-
 def test_browser_shows_the_dag_and_its_last_run(standalone, tmp_path):
-    browser, driver_path = _chromium()
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -93,13 +83,7 @@ def test_browser_shows_the_dag_and_its_last_run(standalone, tmp_path):
     sa = standalone
     if not sa.run_id:
         pytest.skip("the REST test did not trigger a run")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        opts.add_argument(arg)
-    drv = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    drv = headless_chromium(tmp_path)
     shot = tmp_path / "airflow-ui.png"
     try:
         wait = WebDriverWait(drv, 60)

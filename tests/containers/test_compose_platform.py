@@ -14,7 +14,6 @@ and bronze_to_silver merges every Bronze object that Silver has not seen (the in
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from datetime import datetime
@@ -142,21 +141,7 @@ def test_spark_stages_ran_on_the_standalone_cluster(platform):
     assert master.get("aliveworkers", len(master.get("workers", []))) >= 1
 
 
-def _chrome(tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not browser or not driver:
-        pytest.skip("Chromium is not installed (Debian: apt-get install -y chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+from tests.helpers import headless_chromium as _chrome  # noqa: E402
 
 
 def test_airflow_and_mlflow_uis_load_in_chromium(platform, tmp_path):
