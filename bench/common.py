@@ -80,14 +80,10 @@ def scenario_lake(root: Path, shared_lake: Path, hours: list[datetime]) -> Path:
 
 
 def bronze_files(settings, interval) -> list[str]:
-    """The Parquet files the Spark stage reads for the interval (same partition listing)."""
-    from mdp.core.lake import bronze_partitions_in
+    """The Parquet files the Spark stage reads for the interval (the same listing a backfill uses)."""
+    from mdp.core.lake import bronze_files_in
 
-    files = []
-    for uri in bronze_partitions_in(settings, interval):
-        path = Path(uri.removeprefix("file://"))
-        files += sorted(str(p) for p in path.glob("*.parquet"))
-    return files
+    return sorted(uri.removeprefix("file://") for uri in bronze_files_in(settings, interval))
 
 
 # ---- checksums: the same function for every engine's Parquet output --------------------------------

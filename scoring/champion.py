@@ -15,8 +15,7 @@ import pandas as pd
 
 from mdp.core.contract import Contract
 from mdp.core.errors import StageError
-from training.model import feature_names, model_input, positive_scores
-from training.train import CHAMPION, _mlflow, champion_version, mlflow_errors
+from training.registry import CHAMPION, _mlflow, champion_version, mlflow_errors
 
 SCORE = "score"  # P(label is the contract's positive value), from the champion's predict_proba
 META = ("model_name", "model_version", "gold_snapshot")  # on every score row: what scored it, from what
@@ -65,6 +64,8 @@ def check_inputs(path: str, ref: ChampionRef, contract: Contract, available: lis
     """The champion must read features the current Gold has (a contract change can break that)."""
     from mlflow.models import Model
 
+    from training.model import feature_names
+
     schema = Model.load(path).get_input_schema()
     needed = schema.input_names() if schema else feature_names(contract)
     missing = [c for c in needed if c not in available]
@@ -87,6 +88,8 @@ def load(path: str):
 
 def score_frame(model, rows: pd.DataFrame, contract: Contract) -> np.ndarray:
     """Scores of Gold-shaped rows: the model's input as training prepared it, then P(positive)."""
+    from training.model import model_input, positive_scores
+
     if rows.empty:
         return np.empty(0, dtype="float64")
     return positive_scores(model.predict(model_input(rows, contract)))

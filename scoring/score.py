@@ -103,7 +103,7 @@ def run(ctx: RunContext) -> dict:
             dataset.gc()
             new = True
     figures = {"scored": rows, "scores_version": version, "gold_snapshot": gold["version"], "model_version": ref.version,
-               "new_scores": new}
+               "new_scores": new, **({} if new else {"nothing_new": True})}
     if settings.postgres_dsn:
         from scoring.postgres import sync
 

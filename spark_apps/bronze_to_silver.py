@@ -30,7 +30,9 @@ from mdp.core.contract import incompatibilities, schema_of
 from mdp.core.errors import ConfigError, ConservationError, StageError
 from mdp.core.lake import (
     BRONZE_SCHEMA,
+    Interval,
     VersionedDataset,
+    all_bronze_hours,
     bronze_files_in,
     bronze_table_uri,
     new_version,
@@ -38,6 +40,7 @@ from mdp.core.lake import (
     silver_dataset,
     spark_uri,
 )
+from mdp.core.storage import join
 from spark_apps.session import get_spark
 from spark_apps.transforms import (
     POSITION,
@@ -66,7 +69,9 @@ def _lake_uri(spark_path: str) -> str:
     from urllib.parse import unquote, urlparse
 
     if spark_path.startswith("s3a://"):
-        return "s3://" + spark_path[len("s3a://"):]
+        return "s3://" + unquote(spark_path[len("s3a://"):])
+    if spark_path.startswith("s3://"):
+        return "s3://" + unquote(spark_path[len("s3://"):])
     parsed = urlparse(spark_path)
     return f"file://{unquote(parsed.path)}" if parsed.scheme == "file" else spark_path
 
@@ -92,7 +97,7 @@ class Merge:
         return uri
 
     def __call__(self, bronze: DataFrame, files: list[str]) -> dict:
-        c, spark = self.contract, self.spark
+        c = self.contract
         parsed = parse_events(bronze, c)
         # Only quarantined rows keep their raw bytes, so the cached frame is a fraction of Bronze's size.
         parsed = parsed.withColumn("value", F.when(F.size("_reasons") > 0, F.col("value"))).persist()
@@ -117,7 +122,7 @@ class Merge:
         batch_uri = self._write(batch, "batch")
 
         figures = self._count(parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri)
-        figures["profile"] = self._profile(spark.read.parquet(spark_uri(state_uri)))
+        figures["profile"] = self._profile(merged)  # cached: what was just written, without reading it back
         for df in (parsed, accepted, quarantined, merged):
             df.unpersist()
         self.figures = figures
@@ -125,11 +130,12 @@ class Merge:
 
     def _count(self, parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri) -> dict:
         c, s = self.contract, self.settings
-        per_reason = {r["reason"]: r["n"] for r in quarantined.groupBy("reason").agg(F.count(F.lit(1)).alias("n")).collect()}
+        # One job for the quarantine's figures: per reason, rows and copies.
+        by_reason = quarantined.groupBy("reason").agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).collect()
+        per_reason = {r["reason"]: r["n"] for r in by_reason}
         a = accepted.agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).first()
-        q = quarantined.agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).first()
         acc, acc_copies = int(a["n"]), int(a["copies"] or 0)
-        quar, quar_copies = int(q["n"]), int(q["copies"] or 0)
+        quar, quar_copies = sum(r["n"] for r in by_reason), sum(int(r["copies"] or 0) for r in by_reason)
         # Quarantined records already in the quarantine table (landed again, or a backfill) are copies too.
         q_again = quarantined.join(old_q.select(*POSITION), POSITION, "left_semi").count() if old_q is not None else 0
         new_keys = (accepted.select(c.primary_key).distinct().join(existing.select(c.primary_key), c.primary_key, "left_anti").count()
@@ -182,6 +188,51 @@ class Merge:
                 "columns": {n: {"nulls": int(r[f"n:{n}"] or 0), "distinct": int(r[f"d:{n}"] or 0)} for n in c.names}}
 
 
+def seen_by_checkpoint(store, checkpoint: str) -> set[str] | None:
+    """The Bronze objects a file-source checkpoint has read, as the store names them, from Spark's
+    own logs (`sources/0/<batch>[.compact]`: a "v1" line, then one JSON entry per file). None when
+    the log cannot be read as expected or its last batch is not committed: then only a Spark run can
+    tell what is new. Reading the log lets a quiet hour skip the Spark session altogether."""
+    import json
+
+    def batches(folder: str) -> dict[int, str]:
+        out = {}
+        for name in store.list_files(join(checkpoint, folder)):
+            stem = name.removesuffix(".compact")
+            if stem.isdigit():
+                out[int(stem)] = name
+        return out
+
+    sources, offsets, commits = batches("sources/0"), batches("offsets"), batches("commits")
+    if not offsets or max(offsets) not in commits:
+        return None
+    # A compacted file holds every entry up to its batch; later batches each add their own.
+    start = max((b for b, n in sources.items() if n.endswith(".compact")), default=0)
+    seen = set()
+    for b in sorted(b for b in sources if b >= start):
+        lines = (store.get_text(join(checkpoint, "sources/0", sources[b])) or "").splitlines()
+        if not lines or lines[0] != "v1":
+            return None
+        try:
+            seen.update(_lake_uri(json.loads(line)["path"]) for line in lines[1:] if line.strip())
+        except (ValueError, KeyError):
+            return None
+    return seen
+
+
+def has_new_objects(ctx: RunContext, checkpoint: str) -> bool:
+    """Whether Bronze holds an object the checkpoint has not read (True when unsure)."""
+    seen = seen_by_checkpoint(ctx.store, checkpoint)
+    if seen is None:
+        return True
+    bronze = bronze_files_in(ctx.settings, Interval(*_span(all_bronze_hours(ctx.settings, ctx.store))), ctx.store)
+    return any(_lake_uri(uri) not in seen for uri in bronze)
+
+
+def _span(hours: list) -> tuple:
+    return hours[0], Interval.hour_of(hours[-1]).end
+
+
 def _stream_new_objects(ctx: RunContext, checkpoint: str, on_batch) -> bool:
     """Run the Bronze file source once over everything available now. Returns True when a batch ran."""
     spark = get_spark(ctx.settings)
@@ -232,6 +283,12 @@ def run(ctx: RunContext) -> dict:
             silver.stage(ctx.run_id, None, {"bronze_in": 0})
             return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None}
 
+        if current and not ctx.backfill and not has_new_objects(ctx, silver.table_uri("_checkpoint", current["version"])):
+            # Spark's own checkpoint says every Bronze object is in Silver: no session, no job.
+            silver.stage(ctx.run_id, None, {"bronze_in": 0})
+            log.info("bronze_to_silver: nothing new since Silver %s", current["version"])
+            return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None, "nothing_new": True}
+
         version = new_version()
         checkpoint = silver.table_uri("_checkpoint", version)
         if current:
@@ -255,7 +312,7 @@ def run(ctx: RunContext) -> dict:
             ctx.store.delete_prefix(checkpoint)  # nothing new: this version does not exist
             silver.stage(ctx.run_id, None, {"bronze_in": 0})
             log.info("bronze_to_silver: nothing new since Silver %s", current and current["version"])
-            return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None}
+            return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None, "nothing_new": True}
 
         figures = merge.figures
         silver.stage(ctx.run_id, version, {

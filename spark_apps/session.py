@@ -15,6 +15,7 @@ from mdp.core.errors import ConfigError
 from mdp.core.settings import Settings
 
 _session: SparkSession | None = None
+_lock = threading.Lock()  # the runner may start the session in a background thread (mdp/shell/runner.py)
 
 LOG4J2 = Path(__file__).with_name("log4j2.properties")
 # Printed by the JVM itself at start (no flag turns it off) and asking nothing of the user.
@@ -104,8 +105,13 @@ def quiet(settings: Settings) -> bool:
 
 def get_spark(settings: Settings) -> SparkSession:
     """The process-wide session; created on first use, reused by every stage after it."""
-    global _session
     require_s3a(settings)
+    with _lock:
+        return _get_spark(settings)
+
+
+def _get_spark(settings: Settings) -> SparkSession:
+    global _session
     if _session is not None and _session.sparkContext._jsc is not None:
         _apply_s3(_session, settings)
         return _session
@@ -159,6 +165,7 @@ def _apply_s3(spark: SparkSession, settings: Settings) -> None:
 
 def stop_spark() -> None:
     global _session
-    if _session is not None:
-        _session.stop()
-        _session = None
+    with _lock:
+        if _session is not None:
+            _session.stop()
+            _session = None

@@ -25,7 +25,7 @@ def run(ctx: RunContext) -> dict:
         if current and (current.get("silver_version"), current.get("contract")) == (silver["version"], contract.fingerprint):
             # The same Silver and contract give the same Gold: nothing to do (a rerun, or nothing new).
             return {"gold_snapshot": current["version"], "gold_rows": current["rows"], "silver_version": silver["version"],
-                    "new_snapshot": False}
+                    "new_snapshot": False, "nothing_new": True}
         spark = get_spark(settings)
         state = spark.read.schema(silver_schema(contract)).parquet(
             spark_uri(silver_dataset(settings, ctx.store).table_uri("state", silver["version"])))

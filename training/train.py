@@ -27,12 +27,9 @@ An MLflow that does not answer raises Unavailable (exit 5, retried); it never co
 from __future__ import annotations
 
 import logging
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from mdp.core.context import RunContext, StageError
@@ -40,70 +37,18 @@ from mdp.core.contract import Contract
 from mdp.core.errors import Unavailable
 from mdp.core.lake import gold_dataset, read_parquet, silver_dataset
 from mdp.core.settings import check_reachable
-from training.model import (
-    SKOPS_TRUSTED,
-    build_pipeline,
-    candidates,
-    compare,
-    evaluate,
-    feature_names,
-    hyperparameters,
-    labelled,
-    plots,
-    positive_scores,
-    signature,
-    split,
+from training.registry import (  # noqa: F401  (re-exported: scoring and tests import them from here)
+    CHAMPION,
+    _mlflow,
+    champion_version,
+    ensure_experiment,
+    is_unreachable,
+    mlflow_errors,
+    version_trained_on,
 )
 
 log = logging.getLogger(__name__)
-CHAMPION = "champion"
 SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
-
-
-# ---- MLflow access: errors that mean "not reachable" become Unavailable ----------------------------
-def _mlflow(settings):
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(30, settings.connect_timeout_s))))
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.mlflow_uri)
-    mlflow.set_registry_uri(settings.mlflow_uri)
-    return mlflow
-
-
-def is_unreachable(exc: BaseException) -> bool:
-    """True when the error (or one it came from) is a connection failure, a timeout or a 503."""
-    import requests
-
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)):
-            return True
-        if getattr(seen, "error_code", None) == "TEMPORARILY_UNAVAILABLE":
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-@contextmanager
-def mlflow_errors(uri: str, what: str):
-    try:
-        yield
-    except Unavailable:
-        raise
-    except Exception as exc:
-        if is_unreachable(exc):
-            raise Unavailable(f"MLflow at {uri} did not answer while {what}: {str(exc)[:300]}") from exc
-        raise
-
-
-def ensure_experiment(mlflow, settings) -> str:
-    exp = mlflow.get_experiment_by_name(settings.experiment)
-    if exp:
-        return exp.experiment_id
-    # A local store keeps artifacts in the lake's `mlflow` layer; a server decides for itself.
-    location = settings.layer_uri("mlflow") if settings.mlflow_uri.startswith("sqlite") else None
-    return mlflow.create_experiment(settings.experiment, artifact_location=location)
 
 
 # ---- the champion ---------------------------------------------------------------------------------
@@ -114,30 +59,26 @@ class Champion:
     cannot_score: str | None = None  # why it cannot score the current features
 
 
-def champion_version(client, name: str) -> str | None:
-    """The version the alias names; None when the model or the alias does not exist. Any other
-    MLflow error propagates (an unreachable MLflow is not "no champion")."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        registered = client.get_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-    version = (registered.aliases or {}).get(CHAMPION)
-    return str(version) if version is not None else None
-
-
 def score_champion(mlflow, client, name: str, X_test: pd.DataFrame, y_test: pd.Series) -> Champion:
     """Load `models:/<name>@champion` and score it on the challenger's test rows."""
     from mlflow.exceptions import MlflowException
 
+    from training.model import evaluate, positive_scores
+
     version = champion_version(client, name)
     if version is None:
         return Champion()
-    expected_run = client.get_model_version(name, version).run_id
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    expected = client.get_model_version(name, version)
+    expected_run = expected.run_id
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    except Exception as exc:
+        if is_unreachable(exc):
+            raise
+        # The registry names a champion whose files are gone (a new lake beside an old MLflow store).
+        raise StageError(f"{name} v{version} ({CHAMPION}) cannot be loaded from {expected.source}: "
+                         f"{type(exc).__name__}: {str(exc)[:200]}. Keep the MLflow store and its artifacts together "
+                         f"(the lake's mlflow layer), or remove the alias: `{CHAMPION}` of {name}") from exc
     if expected_run and model.metadata.run_id and model.metadata.run_id != expected_run:
         raise Unavailable(f"the {CHAMPION} alias of {name} moved while it was evaluated (another training?): retry")
     schema = model.metadata.get_input_schema()
@@ -205,6 +146,8 @@ def trusted_types(model) -> list[str]:
     """The skops types the fitted model holds beyond skops' defaults; each must be in SKOPS_TRUSTED."""
     import skops.io
 
+    from training.model import SKOPS_TRUSTED
+
     found = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
     unknown = [t for t in found if t not in SKOPS_TRUSTED]
     if unknown:
@@ -214,6 +157,8 @@ def trusted_types(model) -> list[str]:
 
 # ---- the stage --------------------------------------------------------------------------------------
 def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
+    from training.model import feature_names
+
     settings, contract = ctx.settings, ctx.contract
     dataset = gold_dataset(settings, ctx.store)
     current = dataset.current()
@@ -241,12 +186,68 @@ def register(client, name: str, info, run_id: str, uri: str) -> str:
         return str(client.create_model_version(name, info.model_uri, run_id=run_id, model_id=info.model_id).version)
 
 
-def run(ctx: RunContext) -> dict:
-    from threadpoolctl import threadpool_limits
+def already_trained(ctx: RunContext) -> dict | None:
+    """The figures of the version already trained on the current Gold snapshot, or None. A quiet
+    hour leaves Gold as it was: training again would register the same model as a new version."""
+    from mlflow.tracking import MlflowClient
 
-    settings, contract = ctx.settings, ctx.contract
+    settings = ctx.settings
+    current = gold_dataset(settings, ctx.store).current()
+    if not current:
+        return None
+    _mlflow(settings)
+    uri, name = settings.mlflow_uri, settings.model_name
+    client = MlflowClient(uri, uri)
+    with mlflow_errors(uri, "looking up the versions trained on this Gold"):
+        done = version_trained_on(client, name, current["version"])
+        if done is None:
+            return None
+        champion = champion_version(client, name)
+    tags = done.tags
+    return {
+        "gold_snapshot": current["version"],
+        "model_version": done.version,
+        "model": tags.get("model"),
+        "champion": champion,
+        "promoted": False,
+        "decision": "not trained",
+        "reason": f"v{done.version} was trained on Gold snapshot {current['version']} already; nothing new",
+        "roc_auc": float(tags["roc_auc"]) if tags.get("roc_auc") else None,
+        "nothing_new": True,
+    }
+
+
+def run(ctx: RunContext) -> dict:
+    settings = ctx.settings
     # An MLflow server that is down fails here, in seconds, naming the setting (not after training).
     check_reachable("mlflow_tracking_uri", settings.mlflow_uri, settings.connect_timeout_s)
+    done = already_trained(ctx)
+    if done:
+        log.info("train_model: %s", done["reason"])
+        return done
+    return train(ctx)
+
+
+def train(ctx: RunContext) -> dict:
+    from threadpoolctl import threadpool_limits
+
+    from training.model import (
+        build_pipeline,
+        candidates,
+        compare,
+        evaluate,
+        feature_names,
+        hyperparameters,
+        labelled,
+        plots,
+        positive_scores,
+        signature,
+        split,
+    )
+
+    import matplotlib.pyplot as plt  # after training.model, which picks the headless backend
+
+    settings, contract = ctx.settings, ctx.contract
     current, gold = read_gold(ctx)
     snapshot, label = current["version"], contract.label.column
     rows = labelled(gold, contract)

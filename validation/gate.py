@@ -20,20 +20,22 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-import great_expectations as gx  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+
+if TYPE_CHECKING:
+    import great_expectations as gx
 
 from mdp.core.context import RunContext  # noqa: E402
 from mdp.core.contract import Contract  # noqa: E402
 from mdp.core.errors import GateFailed, StageError  # noqa: E402
 from mdp.core.lake import arrow_filesystem, read_parquet, silver_dataset  # noqa: E402
 from mdp.core.storage import Store, join  # noqa: E402
-from validation.suite import batch_suite, changes_suite, table_suite  # noqa: E402
 
 log = logging.getLogger(__name__)
 ARROW_TYPES = {"string": pa.string(), "int": pa.int32(), "double": pa.float64(), "boolean": pa.bool_(), "date": pa.date32()}
@@ -52,8 +54,10 @@ def schema_mismatches(schema: pa.Schema, contract: Contract) -> list[str]:
     return out
 
 
-def validate_frames(frames: dict[str, tuple[pd.DataFrame, gx.ExpectationSuite]], docs_dir: str) -> tuple[bool, list[dict]]:
+def validate_frames(frames: dict[str, tuple[pd.DataFrame, "gx.ExpectationSuite"]], docs_dir: str) -> tuple[bool, list[dict]]:
     """Run each (frame, suite) pair through one GX checkpoint; Data Docs and result JSON go to docs_dir."""
+    import great_expectations as gx  # seconds of imports: paid only when there is something to validate
+
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = {"globally": False}
     ctx.add_data_docs_site(
@@ -134,10 +138,11 @@ def run(ctx: RunContext) -> dict:
     if staged["status"] == "rejected":  # the same data gets the same answer
         raise GateFailed(staged["rejection"]["message"])
     if staged["version"] is None:
-        return {"validated_version": None, "published": False, "reason": "nothing new in Bronze"}
+        return {"validated_version": None, "published": False, "reason": "nothing new in Bronze", "nothing_new": True}
     version = staged["version"]
     if staged["status"] == "published":
         return {"validated_version": version, "published": True, "silver_rows": staged.get("silver_rows")}
+    from validation.suite import batch_suite, changes_suite, table_suite
 
     batch = read_parquet(settings, silver.table_uri("batch", version)).to_pandas()
     changes = read_parquet(settings, silver.table_uri("changes", version)).to_pandas()

@@ -24,6 +24,8 @@ class RunContext:
     interval: Interval
     run_id: str = "manual"
     backfill: bool = False
+    # `--all`: the interval is Bronze's own span. Silver reprocesses it; a generator makes up no hours for it.
+    all_bronze: bool = False
     _store: Store | None = field(default=None, repr=False)
 
     @cached_property

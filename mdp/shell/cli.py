@@ -75,7 +75,10 @@ def summary_table(report) -> Table:
     table.add_column("figures")
     for r in report.results:
         shown = {k: v for k, v in r.figures.items() if not isinstance(v, (dict, list)) and k in SHOWN}
-        table.add_row(r.stage, f"{r.seconds:.1f}", ", ".join(f"{k}={v}" for k, v in shown.items()))
+        text = ", ".join(f"{k}={v}" for k, v in shown.items())
+        if r.figures.get("nothing_new"):  # a quiet hour: the stage found nothing to do, and did nothing
+            text = "nothing new" + (f" ({text})" if text else "")
+        table.add_row(r.stage, f"{r.seconds:.1f}", text)
     table.add_row("total", f"{report.total_seconds:.1f}", "")
     return table
 
@@ -90,8 +93,10 @@ def rows_table(report) -> Table:
     return table
 
 
-def execute(settings, interval: Interval, stages, quiet: bool = False, backfill: bool = False, run_id: str | None = None):
-    ctx = RunContext(settings=settings, interval=interval, run_id=run_id or uuid.uuid4().hex[:12], backfill=backfill)
+def execute(settings, interval: Interval, stages, quiet: bool = False, backfill: bool = False, run_id: str | None = None,
+            all_bronze: bool = False):
+    ctx = RunContext(settings=settings, interval=interval, run_id=run_id or uuid.uuid4().hex[:12], backfill=backfill,
+                     all_bronze=all_bronze)
     from mdp.shell.runner import run_pipeline
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=quiet) as progress:
@@ -138,7 +143,7 @@ def run(
     interval, backfill = _interval(settings, since, until, all_hours)
     scope = f"backfill {interval}" if backfill else "new Bronze objects"
     console.print(f"profile [bold]{settings.profile}[/], contract {settings.data_contract.entity}, {scope}, lake {settings.lake_base}")
-    report = execute(settings, interval, chosen, backfill=backfill, run_id=run_id)
+    report = execute(settings, interval, chosen, backfill=backfill, run_id=run_id, all_bronze=all_hours)
     console.print(summary_table(report))
     console.print(rows_table(report))
     print_input(report)
@@ -197,7 +202,8 @@ def generate(
     ctx = RunContext(settings=settings, interval=_interval(settings, since, until)[0])
     with console.status(f"generating {settings.events} events per hour for {ctx.interval}"):
         figures = land_from_generator(ctx)
-    console.print(f"landed {figures['landed']} events ({figures['dirty_generated']} deliberately dirty) in {settings.layer_uri('bronze')}")
+    already = f"; {figures['already_landed']} already there (same hours and parameters)" if figures.get("already_landed") else ""
+    console.print(f"landed {figures['landed']} events ({figures['dirty_generated']} deliberately dirty){already} in {settings.layer_uri('bronze')}")
 
 
 @app.command()

@@ -6,6 +6,8 @@ in a pod, which lands here too.
 
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,6 +38,63 @@ class RunReport:
     @property
     def total_seconds(self) -> float:
         return sum(r.seconds for r in self.results)
+
+
+class Warmup:
+    """Fixed costs paid beside the work instead of before it, in a run of several stages: the Spark
+    session starts while a Python stage (land_bronze) runs, and the later Python stages' modules
+    load while Spark works. A stage waits for what it needs (get_spark waits for a session being
+    started); a warm-up that fails is ignored, and the stage meets the error itself."""
+
+    GRACE_S = 1.0
+
+    def __init__(self, ctx: RunContext, stages: list[Stage]):
+        self.ctx, self.stages = ctx, stages
+        self.session: threading.Thread | None = None
+        self.imports: threading.Thread | None = None
+        self._quiet = threading.Event()
+        if len(stages) > 1 and stages[0].kind != "spark" and any(s.kind == "spark" for s in stages):
+            self.session = self._start(self._spark, "warm-spark")
+
+    @staticmethod
+    def _start(target, name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def _spark(self) -> None:
+        # A first stage that finds nothing new ends within a second; then no Spark stage may need a
+        # session at all (a quiet hour), and a JVM starting beside it would only take CPU.
+        if self._quiet.wait(self.GRACE_S):
+            return
+        try:
+            from spark_apps.session import get_spark
+
+            get_spark(self.ctx.settings)
+        except Exception:  # noqa: BLE001 - the Spark stage starts its own session and reports the error
+            pass
+
+    def _modules(self, later: list[Stage]) -> None:
+        for stage in later:
+            try:
+                importlib.import_module(stage.module)
+            except Exception:  # noqa: BLE001 - the stage imports it again and reports the error
+                pass
+
+    def after(self, result: StageResult) -> None:
+        if result.stage == self.stages[0].name and result.figures.get("nothing_new"):
+            self._quiet.set()
+
+    def before(self, stage: Stage) -> None:
+        i = self.stages.index(stage)
+        if stage.kind == "spark":
+            # No join on the session: get_spark waits for it, and a stage with nothing new never asks.
+            importlib.import_module(stage.module)  # its imports done here, before another thread imports
+            later = [s for s in self.stages[i + 1:] if s.kind == "python"]
+            if later and self.imports is None and len(self.stages) > 1:
+                self.imports = self._start(lambda: self._modules(later), "warm-imports")
+        elif self.imports is not None:
+            self.imports.join()  # one importer at a time: no two threads inside the same package
 
 
 def run_stage(stage: Stage, ctx: RunContext) -> StageResult:
@@ -83,10 +142,13 @@ def run_pipeline(
     ctx.report = report  # type: ignore[attr-defined]  # lets a caller show partial results on failure
     stages = list(stages)
     preflight(ctx.settings, stages)
+    warm = Warmup(ctx, stages)
     for stage in stages:
         if on_start:
             on_start(stage)
+        warm.before(stage)
         result = run_stage(stage, ctx)
+        warm.after(result)
         report.results.append(result)
         if on_done:
             on_done(result)
