@@ -38,12 +38,15 @@ images: ## build mdp-airflow, mdp-spark and mdp-jobs (build context: the repo ro
 	done
 
 # `kind load docker-image` fails under Docker 29's containerd image store (kind issue 3795):
-# save an archive and load that instead.
+# save an archive and load that instead. The Tiltfile loads its images through this target too
+# (KIND_LOAD_REFS=<one ref>, its own KIND_ARCHIVE, so parallel Tilt builds do not share a file).
+KIND_LOAD_REFS ?= $(foreach r,$(IMAGES),mdp-$(r):$(IMAGE_TAG))
+KIND_ARCHIVE   ?= .cache/kind/mdp-images.tar
 kind-load: ## copy the images into the kind node (no registry needed)
-	@mkdir -p .cache/kind
-	$(DOCKER) save -o .cache/kind/mdp-images.tar $(foreach r,$(IMAGES),mdp-$(r):$(IMAGE_TAG))
-	$(KIND) load image-archive --name $(CLUSTER) .cache/kind/mdp-images.tar
-	rm -f .cache/kind/mdp-images.tar
+	@mkdir -p $(dir $(KIND_ARCHIVE))
+	$(DOCKER) save -o $(KIND_ARCHIVE) $(KIND_LOAD_REFS)
+	$(KIND) load image-archive --name $(CLUSTER) $(KIND_ARCHIVE)
+	rm -f $(KIND_ARCHIVE)
 
 deploy: ## namespaces, operators, then the platform overlay, then Airflow
 	# spark-operator creates its Roles in the job namespace (mdp-jobs), so the namespaces come first.

@@ -451,17 +451,9 @@ class LocalServices:
 
     def bootstrap_s3(self, buckets: tuple[str, ...] = LAYERS) -> list[str]:
         """Create the layer buckets that are missing. Idempotent; returns the ones it created."""
-        client = self.s3_client()
-        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-        created = []
-        for b in buckets:
-            if b not in existing:
-                try:
-                    client.create_bucket(Bucket=b)
-                    created.append(b)
-                except (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
-                    pass
-        return created
+        from mdp.shell.s3_buckets import ensure_buckets
+
+        return ensure_buckets(self.s3_client(), buckets)
 
     # ---- MLflow server -----------------------------------------------------------------------
     def mlflow_env(self) -> dict[str, str]:

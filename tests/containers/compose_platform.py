@@ -22,22 +22,45 @@ sys.path.insert(0, str(REPO / "scripts"))
 import compose_wait  # noqa: E402  (scripts/compose_wait.py: also `make compose-up`)
 PROJECT = "mdp"  # docker-compose.yml: name: mdp
 DAG_ID = "customers_end_to_end"
-HOST_PORTS = {"airflow": 8088, "spark-ui": 8080, "spark": 7077, "s3": 9000, "minio-console": 9001,
-              "mlflow": 5001, "postgres": 5432, "kafka-host": 29092}
+# Every port docker-compose.yml publishes (on 127.0.0.1 unless MDP_BIND_ADDRESS says otherwise).
+HOST_PORTS = {"airflow": 8088, "spark-ui": 8080, "spark": 7077, "s3": 9000, "s3-admin-ui": 9001,
+              "mlflow": 5001, "model-serving": 5002, "postgres": 5432, "kafka-host": 29092}
 AIRFLOW = "http://localhost:8088"
 MLFLOW = "http://localhost:5001"
 SPARK_UI = "http://localhost:8080"
 S3 = "http://localhost:9000"
 
 
+def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """A TCP connect to host:port succeeds within timeout seconds."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.settimeout(timeout)
+        return s.connect_ex((host, port)) == 0
+
+
 def busy_ports() -> list[str]:
-    out = []
-    for name, port in HOST_PORTS.items():
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                out.append(f"{name} {port}")
-    return out
+    return [f"{name} {port}" for name, port in HOST_PORTS.items() if port_answers("127.0.0.1", port, 0.5)]
+
+
+def own_addresses() -> list[str]:
+    """This machine's own non-loopback IPv4 addresses: every global-scope interface address (`ip`),
+    and the source address of the default route (a UDP connect, which sends no packet)."""
+    found: list[str] = []
+    ip = shutil.which("ip")
+    if ip:
+        out = subprocess.run([ip, "-4", "-o", "addr", "show", "scope", "global"], capture_output=True,
+                             text=True, timeout=10).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if "inet" in parts:
+                found.append(parts[parts.index("inet") + 1].split("/")[0])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the route, nothing is sent
+            found.append(s.getsockname()[0])
+        except OSError:
+            pass  # no default route
+    return [a for a in dict.fromkeys(found) if not a.startswith("127.")]
 
 
 def fresh_copy(dest: Path) -> Path:

@@ -133,3 +133,57 @@ def test_dev_logins_live_only_in_env_example(dotenv_example):
     text = (REPO / "docker-compose.yml").read_text()
     for secret in ("minio12345", dotenv_example["POSTGRES_PASSWORD"], dotenv_example["AIRFLOW_JWT_SECRET"]):
         assert secret not in text
+
+
+def _render_all_profiles(tmp_path, extra_env: str = "") -> dict:
+    """`docker-compose config --format json` with every profile, from .env.example without MDP_BIND_ADDRESS."""
+    import json
+
+    env = tmp_path / "bind.env"
+    lines = [ln for ln in (REPO / ".env.example").read_text().splitlines() if not ln.startswith("MDP_BIND_ADDRESS=")]
+    env.write_text("\n".join(lines) + "\n" + extra_env)
+    proc = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env),
+                           "--profile", "*", "config", "--format", "json"], capture_output=True, text=True,
+                          timeout=60, cwd=REPO, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["services"]
+
+
+def test_published_ports_bind_loopback_by_default(tmp_path):
+    """The dev logins must not reach the network: every published port has host_ip 127.0.0.1."""
+    services = _render_all_profiles(tmp_path)
+    ports = [(name, p) for name, svc in services.items() for p in svc.get("ports", [])]
+    assert len(ports) >= 9  # 8088, 8080, 7077, 9000, 9001, 5001, 5002, 5432, 29092
+    for name, p in ports:
+        assert p.get("host_ip") == "127.0.0.1", f"{name}: {p.get('published')} is published on {p.get('host_ip') or 'every interface'}"
+
+
+def test_one_setting_exposes_every_port(tmp_path):
+    """MDP_BIND_ADDRESS (documented in .env.example) moves every published port at once."""
+    assert "MDP_BIND_ADDRESS=127.0.0.1" in (REPO / ".env.example").read_text().splitlines()
+    services = _render_all_profiles(tmp_path, "MDP_BIND_ADDRESS=0.0.0.0\n")
+    hosts = {p.get("host_ip") for svc in services.values() for p in svc.get("ports", [])}
+    assert hosts == {"0.0.0.0"}
+
+
+def test_no_image_from_the_deleted_minio_repositories(compose_config):
+    """minio/minio and minio/mc left Docker Hub in September 2026 (docs/DEPLOYMENT.md, "S3 server")."""
+    import yaml
+
+    chart = yaml.safe_load((REPO / "charts/mdp-platform/values.yaml").read_text())["images"]
+    images = [svc["image"] for svc in compose_config["services"].values()] + [v for k, v in chart.items() if k != "pullPolicy"]
+    assert not [i for i in images if i.split(":")[0] in {"minio/minio", "minio/mc", "quay.io/minio/minio", "quay.io/minio/mc"}]
+    assert compose_config["services"]["minio"]["image"] == chart["minio"]
+
+
+def test_every_upstream_image_has_a_standin_named_after_it():
+    """The stand-in of each upstream image exists, and its Dockerfile says which image it imitates."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "containers" / "standins"))
+    import base_images
+
+    for image in base_images.upstream_images():
+        kind = base_images.standin_kind(image)
+        first = (base_images.HERE / kind / "Dockerfile").read_text().splitlines()[0]
+        assert first.startswith(f"# Stand-in for {base_images.repository(image)}:"), (image, first)

@@ -3,6 +3,7 @@ and every image, path, chart, values file, workload and object it names must exi
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 import yaml
@@ -39,7 +40,8 @@ def run_tiltfile(context: str) -> Recorder:
     rec = Recorder(context)
     m = sl.Module()
     stubs = {
-        "allow_k8s_contexts": None, "update_settings": None, "docker_build": None, "local_resource": None,
+        "allow_k8s_contexts": None, "update_settings": None, "docker_build": None, "custom_build": None,
+        "local_resource": None,
         "k8s_yaml": None, "k8s_resource": None, "local": "", "sync": lambda src, dest: ("sync", src, dest),
         "port_forward": lambda local, container=None, **kw: ("pf", local, container),
         "link": lambda url, name=None: ("link", url),
@@ -68,13 +70,14 @@ def other_run() -> Recorder:
 
 
 def test_images_and_live_update(kind_run):
-    builds = {a[0]: (a, k) for a, k in (c for c in kind_run.of("docker_build"))}
+    assert kind_run.of("docker_build") == []  # Tilt's own build would load with `kind load docker-image`
+    builds = {a[0]: (a, k) for a, k in kind_run.of("custom_build")}
     assert set(builds) == {"mdp-airflow"}
     (args, kw) = builds["mdp-airflow"]
-    assert (REPO / args[1] / kw["dockerfile"]).is_file()
+    assert "-f images/airflow/Dockerfile -t $EXPECTED_REF ." in args[1]
     assert ["sync", "dags", "/opt/airflow/dags"] in kw["live_update"]
-    for path in kw["only"]:
-        assert (REPO / path).exists() or path in ("dags", "spark_apps"), path
+    for path in kw["deps"]:
+        assert (REPO / path).exists(), path
     images = {a[0]: k for a, k in kind_run.of("local_resource") if a[0].startswith("image-")}
     assert set(images) == {"image-spark", "image-jobs"}
     assert "spark_apps" in images["image-spark"]["deps"]
@@ -82,6 +85,30 @@ def test_images_and_live_update(kind_run):
         role = name.removeprefix("image-")
         assert f"images/{role}/Dockerfile" in kw["deps"] and (REPO / "images" / role / "Dockerfile").is_file()
         assert f"mdp-{role}:0.1.0" in kw["cmd"]
+
+
+def test_tilt_loads_images_the_way_make_kind_load_does(kind_run, other_run):
+    """One way to load images: `make -f mk/deploy.mk kind-load` (an archive), never `kind load docker-image`."""
+    import subprocess
+
+    (args, kw), = kind_run.of("custom_build")
+    cmds = {"mdp-airflow": args[1]} | {a[0]: k["cmd"] for a, k in kind_run.of("local_resource") if a[0].startswith("image-")}
+    archives = set()
+    for name, cmd in cmds.items():
+        assert "load docker-image" not in cmd, name
+        assert "make -f mk/deploy.mk kind-load CLUSTER=mdp KIND_LOAD_REFS=" in cmd, name
+        archives.add(cmd.split("KIND_ARCHIVE=")[1].split()[0])
+    assert len(archives) == 3, "parallel builds need their own archive"
+    assert kw["disable_push"] is True  # the command loaded it; Tilt must not load it again
+    # Off kind (Docker Desktop shares the engine's images) there is nothing to load.
+    (oargs, okw), = other_run.of("custom_build")
+    assert "kind-load" not in oargs[1] and okw["disable_push"] is False
+    # The target takes one ref and an archive path, as the Tiltfile passes them.
+    dry = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "kind-load", "CLUSTER=mdp", "KIND_LOAD_REFS=mdp-airflow:tilt-1",
+                          "KIND_ARCHIVE=.cache/kind/tilt-airflow.tar"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert dry.returncode == 0, dry.stderr
+    assert "save -o .cache/kind/tilt-airflow.tar mdp-airflow:tilt-1" in dry.stdout
+    assert "load image-archive --name mdp .cache/kind/tilt-airflow.tar" in dry.stdout
 
 
 def test_charts_and_overlay_exist(kind_run):
@@ -143,3 +170,66 @@ def test_only_the_kind_context_is_allowed(kind_run):
     (args, _), = kind_run.of("allow_k8s_contexts")
     kind_cfg = yaml.safe_load((REPO / "kind/cluster.yaml").read_text())
     assert args[0] == ["kind-" + kind_cfg["name"]]
+
+
+# --- every path a Dockerfile COPYs lies inside what Tilt gives its build ---------------------------
+
+def dockerfile_sources(dockerfile: Path) -> list[str]:
+    """The build-context paths that COPY/ADD read (not --from=stage), with ARG defaults filled in."""
+    import json
+    import re
+    import shlex
+
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    args: dict[str, str] = {}
+    out: list[str] = []
+    for line in text.splitlines():
+        words = line.strip().split(None, 1)
+        if not words or words[0].startswith("#"):
+            continue
+        op, rest = words[0].upper(), (words[1] if len(words) > 1 else "")
+        if op == "ARG" and "=" in rest:
+            k, v = rest.split("=", 1)
+            args[k.strip()] = v.strip().strip('"')
+        if op not in ("COPY", "ADD"):
+            continue
+        parts = json.loads(rest) if rest.lstrip().startswith("[") else shlex.split(rest)
+        flags = [w for w in parts if w.startswith("--")]
+        if any(f.startswith("--from=") for f in flags):
+            continue
+        for src in [w for w in parts if not w.startswith("--")][:-1]:
+            src = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), src)
+            out.append(src.removeprefix("./").rstrip("/") or ".")
+    return out
+
+
+def inside(path: str, roots) -> bool:
+    return any(r in (".", "") or path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def tilt_builds(rec: Recorder) -> list[tuple[str, str, list[str]]]:
+    """(image or resource, Dockerfile, the paths Tilt gives or watches) for each image build."""
+    import re
+
+    builds = []
+    for args, kw in rec.of("docker_build"):  # the context is cut down to only=
+        context = args[1]
+        roots = [f"{context.rstrip('/')}/{p}".removeprefix("./") for p in kw.get("only", [])] or [context]
+        builds.append((args[0], f"{context}/{kw.get('dockerfile', 'Dockerfile')}", roots))
+    customs = [(a[0], a[1] if len(a) > 1 else kw["command"], kw) for a, kw in rec.of("custom_build")]
+    locals_ = [(a[0], kw.get("cmd", ""), kw) for a, kw in rec.of("local_resource")]
+    for name, cmd, kw in customs + locals_:  # a `docker build` command: the context is its last path;
+        for m in re.finditer(r"docker build\b[^&;|]*?-f (\S+)[^&;|]*? (\S+)(?:\s*$|\s*&&)", cmd):
+            # the files that trigger a rebuild are deps=, so each COPY source must be watched too
+            builds.append((name, m.group(1), list(kw.get("deps", []))))
+    return builds
+
+
+@pytest.mark.parametrize("context", ["kind-mdp", "docker-desktop"])
+def test_dockerfile_copies_lie_inside_what_tilt_gives_the_build(context):
+    rec = run_tiltfile(context)
+    builds = tilt_builds(rec)
+    assert {Path(d).parent.name for _, d, _ in builds} == {"airflow", "spark", "jobs"}
+    for name, dockerfile, roots in builds:
+        missing = [src for src in dockerfile_sources(REPO / dockerfile) if not inside(src, roots)]
+        assert not missing, f"{name}: {dockerfile} copies {missing}, outside what Tilt gives it ({roots})"

