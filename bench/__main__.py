@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -36,9 +37,16 @@ TARGETS = {
     "landing_events_per_s": 50_000,
 }
 FULL = dict(events_per_hour=50_000, e2e=[100_000, 1_000_000], compare=[1_000_000, 2_000_000], scaling=[250_000, 1_000_000, 4_000_000],
-            landing_batches=[1_000, 10_000, 50_000], landing_events=100_000, pandas_max=250_000)
+            incremental=[1_000_000, 4_000_000], landing_batches=[1_000, 10_000, 50_000], landing_events=100_000, pandas_max=250_000,
+            cli_events=100_000, cli_file_rows=7_000)
 QUICK = dict(events_per_hour=10_000, e2e=[20_000, 50_000], compare=[50_000, 100_000], scaling=[20_000, 50_000, 100_000],
-             landing_batches=[1_000, 10_000], landing_events=20_000, pandas_max=100_000)
+             incremental=[50_000, 100_000], landing_batches=[1_000, 10_000], landing_events=20_000, pandas_max=100_000,
+             cli_events=20_000, cli_file_rows=2_000)
+# The test suite runs this one (tests/unit/test_bench.py): every code path and equality check, at toy sizes.
+TINY = dict(events_per_hour=1_000, e2e=[1_000], compare=[2_000], scaling=[1_000, 2_000], incremental=[2_000],
+            landing_batches=[500], landing_events=1_000, pandas_max=2_000, cli_events=1_000, cli_file_rows=300)
+MODES = {"full": FULL, "quick": QUICK, "tiny": TINY}
+CLI_TARGETS = {"fresh": 30.0, "quiet": 8.0, "file": 20.0}
 
 
 def log(msg: str) -> None:
@@ -268,6 +276,60 @@ def run_landing(cfg: dict, work: Path) -> dict:
     return out
 
 
+def _timed(cmd: list[str], cwd: Path, env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return round(wall, 2)
+
+
+def _state(home: Path) -> dict:
+    """What a quiet rerun must leave as it was: Silver, Gold, scores and the registry's versions."""
+    from mlflow.tracking import MlflowClient
+
+    from mdp.core.lake import gold_dataset, scores_dataset, silver_dataset
+    from mdp.core.settings import get_settings
+
+    s = get_settings(home=home)
+    client = MlflowClient(s.mlflow_uri, s.mlflow_uri)
+    return {"silver": (silver_dataset(s).current() or {}).get("version"), "gold": (gold_dataset(s).current() or {}).get("version"),
+            "scores": (scores_dataset(s).current() or {}).get("version"),
+            "model_versions": len(client.search_model_versions(f"name = '{s.model_name}'"))}
+
+
+def run_cli(cfg: dict, work: Path) -> dict:
+    """Whole-process wall times of `mdp run` as a user types it: a fresh lake (Spark session start
+    included), a rerun with nothing new, and a file of your own (`mdp run --input`)."""
+    mdp = str(Path(sys.executable).with_name("mdp"))
+    out: dict = {"events": cfg["cli_events"], "file_rows": cfg["cli_file_rows"]}
+    home = work / "cli"
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    env = {"MDP_EVENTS": str(cfg["cli_events"])}
+    log(f"cli: mdp run, {cfg['cli_events']} events, fresh lake")
+    out["fresh_s"] = _timed([mdp, "run"], home, env)
+    before = _state(home)
+    log("cli: mdp run again, nothing new")
+    out["quiet_s"] = _timed([mdp, "run"], home, env)
+    after = _state(home)
+    out["quiet_changed_nothing"] = before == after
+    out["state_before_after"] = [before, after]
+    byod = work / "cli-file"
+    if byod.exists():
+        shutil.rmtree(byod)
+    byod.mkdir(parents=True)
+    _timed([mdp, "example", "subscribers", "--rows", str(cfg["cli_file_rows"]), "--out", "subscribers.csv"], byod)
+    _timed([mdp, "contract", "infer", "subscribers.csv", "--entity", "subscribers", "--key", "account_no", "--label", "churn",
+            "--out", "subscribers.yaml"], byod)
+    log(f"cli: mdp run --input, {cfg['cli_file_rows']} rows")
+    out["file_s"] = _timed([mdp, "run", "--input", "subscribers.csv"], byod, {"MDP_CONTRACT": "subscribers.yaml"})
+    log(f"cli: {out}")
+    return out
+
+
 def linear_fit(points: list[tuple[int, float]]) -> dict | None:
     if len(points) < 2:
         return None
@@ -302,9 +364,18 @@ def summarise(doc: dict, cfg: dict) -> None:
         pts = [(e, sc[e]["spark"]) for e in sorted(sc) if e >= min(cfg["scaling"]) and not sc[e]["land_included"]]
         doc["linear_fit"] = {"pipeline_total": linear_fit([(e, r["total_s"]) for e, r in pts]),
                              "spark_stages": linear_fit([(e, r["spark_s"]) for e, r in pts])}
-    inc = next((s["incremental"] for s in doc["scenarios"] if "incremental" in s), None)
-    if inc:
+    incs = [s for s in doc["scenarios"] if "incremental" in s]
+    if incs:
+        inc = incs[-1]["incremental"]  # the largest size
         t["incremental"] = {"fraction": inc["fraction_of_full"], "spark_stages_fraction": inc["spark_stages_fraction"]}
+        t["incremental_gate_s"] = {s["events"]: s["incremental"]["spark"]["stages"].get("validate_silver") for s in incs}
+    big = max(cfg["scaling"])
+    if big in sc:
+        st = sc[big]["spark"]["stages"]
+        t["gate_share"] = {"events": big, "share": round(st["validate_silver"] / st["bronze_to_silver"], 3)}
+    cli = doc.get("cli") or {}
+    if "fresh_s" in cli:
+        t["cli"] = cli
     runs = doc.get("landing", {}).get("runs") or []
     if runs:
         best = max(runs, key=lambda r: r["batch_records"])
@@ -316,8 +387,8 @@ def markdown(doc: dict) -> str:
     m = doc["machine"]
     lines = [f"Run {doc['started']} on {m['cores']} cores, {m['ram_gb']} GB RAM ({m['platform']}); "
              f"load average at start {doc['loadavg_start']}, at end {doc['loadavg_end']}; mode {doc['mode']}.", ""]
-    lines += ["| events | land | b2s | validate | s2g | train | total s | events/s | driver RSS MB | JVM RSS MB | DuckDB b2s | DuckDB s2g | Spark/DuckDB b2s | s2g | both | pandas b2s+s2g | equal |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+    lines += ["| events | land | b2s | validate | gate/b2s | s2g | train | score | total s | events/s | driver RSS MB | JVM RSS MB | DuckDB b2s | DuckDB s2g | Spark/DuckDB b2s | s2g | both | pandas b2s+s2g | equal |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
     for s in doc["scenarios"]:
         st = s["spark"]["stages"]
         d = s["duckdb"]["stages"]
@@ -325,15 +396,15 @@ def markdown(doc: dict) -> str:
         p = s.get("pandas", {}).get("stages")
         eq = s["duckdb"]["equality"]["equal"] and s["duckdb"]["figures_equal"] and s.get("pandas", {}).get("equality", {"equal": True})["equal"]
         f = lambda k: f"{st[k]:.1f}" if k in st else "-"  # noqa: E731
-        lines.append(f"| {s['events']:,} | {f('land_bronze')} | {f('bronze_to_silver')} | {f('validate_silver')} | {f('silver_to_gold')} | {f('train_model')} | "
+        share = f"{st['validate_silver'] / st['bronze_to_silver']:.0%}" if st.get("bronze_to_silver") else "-"
+        lines.append(f"| {s['events']:,} | {f('land_bronze')} | {f('bronze_to_silver')} | {f('validate_silver')} | {share} | {f('silver_to_gold')} | {f('train_model')} | {f('score_customers')} | "
                      f"{s['spark']['total_s']:.1f} | {s['spark']['events_per_s']:,} | {s['spark']['driver_rss_mb']} | {s['spark']['jvm_rss_mb']} | "
                      f"{d['bronze_to_silver']:.1f} | {d['silver_to_gold']:.2f} | {r['bronze_to_silver']} | {r['silver_to_gold']} | {r['both']} | "
                      f"{f'{sum(p.values()):.1f}' if p else '-'} |")
         lines[-1] += f" {'yes' if eq else '**NO**'} |"
     lines.append("")
     lines.append(f"Spark session start: {doc['spark_session_start_s']} s. Bronze generation: {doc['bronze']}.")
-    inc = next((s["incremental"] for s in doc["scenarios"] if "incremental" in s), None)
-    if inc:
+    for inc in [s["incremental"] for s in doc["scenarios"] if "incremental" in s]:
         lines.append(f"Incremental (+{inc['new_events']:,} events, one new hour): stages {inc['spark']['stages']}, total {inc['spark']['total_s']} s = "
                      f"{inc['fraction_of_full']:.1%} of the full run (Spark stages alone: {inc['spark_stages_fraction']:.1%}); equal to DuckDB: {inc['equality_vs_duckdb']['equal']}.")
     fit = doc.get("linear_fit")
@@ -362,6 +433,19 @@ def markdown(doc: dict) -> str:
     if "incremental" in t:
         v = t["incremental"]
         lines.append(f"| incremental 1% / full run (all stages; Spark stages) | <= {TARGETS['incremental_fraction']:.0%} | {v['fraction']:.1%}; {v['spark_stages_fraction']:.1%} | {'yes' if v['fraction'] <= TARGETS['incremental_fraction'] else 'no'} |")
+    if "gate_share" in t:
+        v = t["gate_share"]
+        lines.append(f"| gate / bronze_to_silver at {v['events']:,} | <= 25% | {v['share']:.0%} | {'yes' if v['share'] <= 0.25 else 'no'} |")
+    if "incremental_gate_s" in t:
+        lines.append(f"| incremental hour's gate, by full size | flat | {', '.join(f'{e:,}: {g} s' for e, g in t['incremental_gate_s'].items())} | - |")
+    if "cli" in t:
+        v = t["cli"]
+        for k, what in (("fresh", f"`mdp run`, {v['events']:,} events, fresh lake (whole process)"),
+                        ("quiet", "`mdp run` again, nothing new (whole process)"),
+                        ("file", f"`mdp run --input`, {v['file_rows']:,}-row file (whole process)")):
+            lines.append(f"| {what} | <= {CLI_TARGETS[k]:.0f} s | {v[f'{k}_s']} s | {'yes' if v[f'{k}_s'] <= CLI_TARGETS[k] else 'no'} |")
+        lines.append(f"| nothing new writes nothing (Silver, Gold, scores, model versions) | same | {v['state_before_after'][1]} | "
+                     f"{'yes' if v['quiet_changed_nothing'] else '**NO**'} |")
     if "landing" in t:
         v = t["landing"]
         lines.append(f"| landing, batch {v['batch_records']:,} | >= {TARGETS['landing_events_per_s']:,}/s | {v['events_per_s']:,}/s | {'yes' if v['events_per_s'] >= TARGETS['landing_events_per_s'] else 'no'} |")
@@ -370,26 +454,31 @@ def markdown(doc: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes: a ~2-minute smoke run")
-    ap.add_argument("--work", type=Path, default=RESULTS / "work", help="scratch folder (shared Bronze is kept here and reused)")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
+    ap.add_argument("--tiny", action="store_true", help="toy sizes: every code path and check, no meaningful times (the suite runs it)")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (shared Bronze is kept here and reused)")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and Markdown results go")
+    ap.add_argument("--skip-cli", action="store_true", help="skip the whole-process `mdp run` timings")
     ap.add_argument("--fresh-bronze", action="store_true", help="regenerate the shared Bronze even if a matching one exists")
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], help="override: run only these sizes (events)")
     ap.add_argument("--skip-landing", action="store_true")
     ap.add_argument("--skip-pandas", action="store_true")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="processes generating Bronze")
     args = ap.parse_args(argv)
-    cfg = dict(QUICK if args.quick else FULL)
+    mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    cfg = dict(MODES[mode])
     if args.skip_pandas:
         cfg["pandas_max"] = 0
     sizes = sorted(set(args.sizes or (cfg["e2e"] + cfg["compare"] + cfg["scaling"])))
-    work = args.work / ("quick" if args.quick else "full")
+    results = args.results
+    work = (args.work or results / "work") / mode
     shared = work / "shared-lake"
     if args.fresh_bronze and shared.exists():
         shutil.rmtree(shared)
     shared.mkdir(parents=True, exist_ok=True)
-    RESULTS.mkdir(exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
 
-    doc: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "mode": "quick" if args.quick else "full",
+    doc: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "mode": mode,
                  "config": cfg, "sizes": sizes, "loadavg_start": loadavg(), "machine": machine(),
                  "spark_driver_memory": os.environ.get("MDP_SPARK_DRIVER_MEMORY", "3g (default)"), "scenarios": []}
     t_start = time.perf_counter()
@@ -407,11 +496,10 @@ def main(argv: list[str] | None = None) -> int:
     get_spark(get_settings(home=work))
     doc["spark_session_start_s"] = round(time.perf_counter() - t0, 2)
     failed = False
-    incremental_at = max(cfg["scaling"])
     for events in sizes:
         try:
             s = run_scenario(events, cfg, work, shared, sampler, with_land=(events == min(cfg["e2e"]) and not args.sizes),
-                             pandas_max=cfg["pandas_max"], incremental=(events == incremental_at))
+                             pandas_max=cfg["pandas_max"], incremental=(events in cfg["incremental"]))
         except Exception:  # noqa: BLE001 - record, go on, fail at the end
             log(f"scenario {events} failed:\n{traceback.format_exc()}")
             doc.setdefault("errors", []).append({"events": events, "error": traceback.format_exc()})
@@ -437,15 +525,26 @@ def main(argv: list[str] | None = None) -> int:
             doc["landing"] = {"error": f"{type(exc).__name__}: {exc}"}
             log(f"landing failed:\n{traceback.format_exc()}")
 
+    if args.skip_cli:
+        doc["cli"] = {"skipped": "--skip-cli"}
+    else:
+        try:
+            doc["cli"] = run_cli(cfg, work)
+            failed |= not doc["cli"]["quiet_changed_nothing"]
+        except Exception as exc:  # noqa: BLE001 - recorded; the exit code says it
+            doc["cli"] = {"error": f"{type(exc).__name__}: {exc}"}
+            log(f"cli timings failed:\n{traceback.format_exc()}")
+            failed = True
+
     doc["loadavg_end"] = loadavg()
     doc["seconds"] = round(time.perf_counter() - t_start, 1)
     summarise(doc, cfg)
     doc["equality_ok"] = not failed
     md = markdown(doc) + f"\nBenchmark wall time {doc['seconds']} s; equality checks {'passed' if not failed else 'FAILED'}.\n"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    (RESULTS / f"bench-{doc['mode']}-{stamp}.json").write_text(json.dumps(doc, indent=1, default=str))
-    (RESULTS / f"latest-{doc['mode']}.json").write_text(json.dumps(doc, indent=1, default=str))
-    (RESULTS / f"latest-{doc['mode']}.md").write_text(md)
+    (results / f"bench-{doc['mode']}-{stamp}.json").write_text(json.dumps(doc, indent=1, default=str))
+    (results / f"latest-{doc['mode']}.json").write_text(json.dumps(doc, indent=1, default=str))
+    (results / f"latest-{doc['mode']}.md").write_text(md)
     print(md)
     return 1 if failed else 0
 

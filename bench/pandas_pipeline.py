@@ -132,13 +132,18 @@ def bronze_to_silver(files: list[str], out: Path, contract: Contract) -> dict:
     q["reason"] = q["_reasons"].map(lambda r: r[0])
     q["reasons"] = q.pop("_reasons")
     valid = parsed[~bad].drop(columns=["_reasons", "value"])
-    valid = valid.sort_values(["ingest_ts", "partition", "offset"], kind="stable")
-    dup = valid.duplicated(contract.event_id, keep="first")
+    # Arrival order: ingest time, offset, partition, source (the first arrival is kept of exact copies).
+    valid = valid.sort_values(["ingest_ts", "offset", "partition", "source"], kind="stable")
+    dup = valid.duplicated([contract.event_id, *[n for n in contract.names if n != contract.event_id]], keep="first")
     rows = valid[~dup]
     rows = rows.rename(columns={"source": "_source", "partition": "_partition", "offset": "_offset", "ingest_ts": "_ingest_ts"})
     rows = rows[contract.names + ["_source", "_partition", "_offset", "_ingest_ts"]]
-    rows = rows.sort_values(["_ingest_ts", "_source", "_partition", "_offset"], kind="stable").drop_duplicates(contract.event_id)
-    rows = rows.sort_values([contract.event_time, "_offset", contract.event_id], kind="stable")
+    # The latest state: the maximum by (event time, content field by field with NULL smallest, earliest
+    # arrival), as spark_apps/transforms.py: latest_state defines it.
+    when = contract.event_time or "_ingest_ts"
+    arrival = ["_ingest_ts", "_offset", "_partition", "_source"]
+    rows = rows.sort_values([when, *contract.names, *arrival], ascending=[True] * (1 + len(contract.names)) + [False] * 4,
+                            na_position="first", kind="stable")
     state = rows.drop_duplicates(contract.primary_key, keep="last")
     cols = [pa.field(c.name, ARROW[c.type]) for c in contract.columns]
     silver_schema = pa.schema(cols + [pa.field("_source", pa.string()), pa.field("_partition", pa.int32()),
