@@ -93,6 +93,7 @@ def validate_frames(frames: dict[str, tuple[pd.DataFrame, "gx.ExpectationSuite"]
                         "column": cfg.kwargs.get("column"),
                         "threshold": (cfg.meta or {}).get("threshold"),
                         "limit": (cfg.meta or {}).get("limit"),
+                        "small_batch": (cfg.meta or {}).get("small_batch"),
                         "unexpected_percent": r.result.get("unexpected_percent"),
                         "observed": r.result.get("observed_value"),
                         "sample": [str(v) for v in (r.result.get("partial_unexpected_list") or [])[:3]],
@@ -116,6 +117,8 @@ def describe(failures: list[dict]) -> str:
             what += f" observed {f['observed']}"
         if f.get("threshold"):
             what += f" > {f['threshold']} = {f['limit']}"
+        if f.get("small_batch"):
+            what += f" ({f['small_batch']})"
         if f.get("sample"):
             what += f", e.g. {f['sample']}"
         lines.append(f"  - {what}")
@@ -149,11 +152,12 @@ def run(ctx: RunContext) -> dict:
     profile = (silver.current() or {}).get("profile")
     facts = pd.DataFrame([{"rows": staged["profile"]["rows"], "keys": staged["profile"]["keys"]}])
     accepted = int((~batch["_quarantined"]).sum()) if len(batch) else 0
+    parsed = int((~batch["_unparseable"]).sum()) if len(batch) else 0
     report_uri = silver.reports_uri(version)
     with tempfile.TemporaryDirectory(prefix="mdp-gx-") as docs:
         mismatches = schema_mismatches(_schema(settings, silver.table_uri("state", version)), contract)
         success, failures = validate_frames({
-            f"{contract.entity}_batch": (batch, batch_suite(contract, profile, accepted)),
+            f"{contract.entity}_batch": (batch, batch_suite(contract, profile, accepted, rows=len(batch), parsed_rows=parsed)),
             f"{contract.entity}_changes": (changes, changes_suite(contract)),
             f"{contract.entity}_table": (facts, table_suite(contract)),
         }, docs)

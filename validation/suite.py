@@ -4,8 +4,9 @@ Three suites, each over what one run changed, never over the whole Silver table:
 - `<entity>_batch`: the run's distinct deliveries as parsed (exact copies already removed, so
   at-least-once redelivery never counts against a batch), tolerant up to the contract's
   `quality` thresholds: the total quarantined share, unparseable messages, unknown fields, values
-  that do not cast, each other rule, conflicting duplicates of an event id; and a drift check of
-  each column's null share and distinct count against the published Silver's profile.
+  that do not cast, each other rule, conflicting duplicates of an event id (a batch smaller than
+  `quality.min_batch_rows` by counts instead of shares); and a drift check of each column's null
+  share, and each free-text column's distinct ratio, against the published Silver's profile.
 - `<entity>_changes`: the Silver rows this run changed, strict (every rule, unique key).
 - `<entity>_table`: whole-table facts that bronze_to_silver computed in Spark when it wrote the
   version (rows, distinct keys), so the gate never loads the table.
@@ -42,6 +43,22 @@ def _threshold(name: str, value: float) -> dict:
     return {"threshold": f"quality.{name}", "limit": value}
 
 
+def share_check(contract: Contract, name: str, rows: int | None) -> dict:
+    """`mostly` and `meta` for the share threshold quality.<name> over an expectation's `rows` rows.
+
+    From quality.min_batch_rows rows on (or rows unknown), the share itself. Below, a count: the
+    rows the share allows in a batch of min_batch_rows, at most half of the batch, at least the share."""
+    limit, smallest = getattr(contract.quality, name), contract.quality.min_batch_rows
+    meta = _threshold(name, limit)
+    if rows is None or rows >= smallest or rows == 0:
+        return {"mostly": round(1 - limit, 6), "meta": meta}
+    cap = math.floor(limit * smallest)
+    allowed = max(limit, min(cap / rows, 0.5))
+    meta["small_batch"] = (f"{rows} rows < quality.min_batch_rows = {smallest}: "
+                           f"at most {math.floor(allowed * rows + 1e-9)} rows")
+    return {"mostly": round(1 - allowed, 6), "meta": meta}
+
+
 def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) -> list[gxe.Expectation]:
     """One expectation per contract rule (type rules are the Parquet schema's job)."""
     exps: list[gxe.Expectation] = []
@@ -62,28 +79,29 @@ def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) ->
 
 
 def batch_suite(contract: Contract, profile: dict | None = None, accepted_rows: int = 0,
-                now: datetime | None = None) -> gx.ExpectationSuite:
+                now: datetime | None = None, rows: int | None = None, parsed_rows: int | None = None) -> gx.ExpectationSuite:
+    """`rows`, `parsed_rows`, `accepted_rows`: the batch's rows, those whose columns could be read,
+    and those accepted; a share threshold over fewer than quality.min_batch_rows becomes a count."""
     now = now or datetime.now(UTC)
-    q = contract.quality
     exps: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
     exps += [gxe.ExpectColumnToExist(column=n) for n in contract.names]
     for flag, name in (("_quarantined", "max_quarantined"), ("_unparseable", "max_unparseable"),
                        ("_unknown_field", "max_unknown_fields"), ("_bad_type", "max_bad_type")):
-        limit = getattr(q, name)
-        exps.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[False], mostly=round(1 - limit, 6),
-                                                    meta=_threshold(name, limit)))
-    parsed = {"row_condition": PARSED, "condition_parser": "pandas", "meta": _threshold("max_per_rule", q.max_per_rule)}
-    exps += rule_expectations(contract, round(1 - q.max_per_rule, 6), now, **parsed)
+        exps.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[False], **share_check(contract, name, rows)))
+    per_rule = share_check(contract, "max_per_rule", parsed_rows)
+    exps += rule_expectations(contract, per_rule["mostly"], now, row_condition=PARSED, condition_parser="pandas",
+                              meta=per_rule["meta"])
     exps.append(gxe.ExpectColumnValuesToBeUnique(
-        column=contract.event_id, mostly=round(1 - q.max_conflicting_duplicates, 6), row_condition=ACCEPTED,
-        condition_parser="pandas", meta=_threshold("max_conflicting_duplicates", q.max_conflicting_duplicates)))
+        column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
+        **share_check(contract, "max_conflicting_duplicates", accepted_rows if rows is not None else None)))
     exps += drift_expectations(contract, profile, accepted_rows)
     return gx.ExpectationSuite(name=f"{contract.entity}_batch", expectations=exps)
 
 
 def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: int) -> list[gxe.Expectation]:
-    """Each column's null share and distinct count in the batch's accepted rows, against the
-    published Silver's profile. Only when both have at least `drift.min_rows` rows."""
+    """Each column's null share in the batch's accepted rows, and each free-text column's ratio of
+    distinct to non-null values, against the published Silver's profile (see contract.Drift).
+    Only when both have at least `drift.min_rows` rows."""
     d = contract.quality.drift
     if not profile or profile.get("rows", 0) < d.min_rows or accepted_rows < d.min_rows:
         return []
@@ -99,13 +117,14 @@ def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: 
                 column=c.name, mostly=round(1 - allowed, 6), row_condition=ACCEPTED, condition_parser="pandas",
                 meta={"threshold": "quality.drift.max_null_share_increase", "limit": d.max_null_share_increase,
                       "silver_null_share": round(col["nulls"] / rows, 4)}))
-        expected = min(col["distinct"], accepted_rows)
-        if expected >= 2:
-            exps.append(gxe.ExpectColumnUniqueValueCountToBeBetween(
-                column=c.name, min_value=max(1, math.floor(d.min_distinct_ratio * expected)), row_condition=ACCEPTED,
+        values = rows - col["nulls"]
+        if c.type == "string" and not c.allowed and values >= d.min_rows:
+            silver_ratio = min(1.0, col["distinct"] / values)  # approximate distinct count: may exceed 1 a little
+            exps.append(gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(
+                column=c.name, min_value=round(d.min_distinct_ratio * silver_ratio, 6), row_condition=ACCEPTED,
                 condition_parser="pandas",
                 meta={"threshold": "quality.drift.min_distinct_ratio", "limit": d.min_distinct_ratio,
-                      "silver_distinct": col["distinct"]}))
+                      "silver_distinct_ratio": round(silver_ratio, 4)}))
     return exps
 
 

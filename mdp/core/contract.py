@@ -81,7 +81,13 @@ class PostgresSource(_Strict):
 
 
 class Drift(_Strict):
-    """Batch against published Silver, per column. Checked only when both have `min_rows` rows."""
+    """Batch against published Silver, per column. Checked only when both have `min_rows` rows.
+
+    Null share: the batch's may exceed Silver's by `max_null_share_increase`. Distinct values: only
+    for free-text string columns (no `allowed` set: ids, emails, names), as a ratio of distinct to
+    non-null values, which a batch keeps whatever the table's size: the batch's must be at least
+    `min_distinct_ratio` x Silver's. Numbers, dates, booleans and enumerations are not judged by
+    their distinct count: a batch of new accounts all at tenure 0, or one day's logins, is legitimate."""
 
     max_null_share_increase: float = Field(default=0.3, ge=0, le=1)
     min_distinct_ratio: float = Field(default=0.1, ge=0, le=1)
@@ -89,7 +95,12 @@ class Drift(_Strict):
 
 
 class Quality(_Strict):
-    """The gate's thresholds, each a share of the run's distinct deliveries (exact copies removed)."""
+    """The gate's thresholds, each a share of the run's distinct deliveries (exact copies removed).
+
+    A batch smaller than `min_batch_rows` is judged by counts: each threshold allows the rows it
+    would allow in a batch of `min_batch_rows` (10% of 200: 20 rows), but never more than half of
+    the batch, and never fewer than its share. So one bad record in a quiet hour does not stop the
+    line, and a small batch mostly broken still does."""
 
     max_quarantined: float = Field(default=0.10, ge=0, le=1)  # all reasons together
     max_unparseable: float = Field(default=0.05, ge=0, le=1)  # not a JSON object / not UTF-8
@@ -97,6 +108,7 @@ class Quality(_Strict):
     max_bad_type: float = Field(default=0.05, ge=0, le=1)  # a value that does not cast to its type
     max_per_rule: float = Field(default=0.10, ge=0, le=1)  # any one other rule (missing, format, set, range)
     max_conflicting_duplicates: float = Field(default=0.01, ge=0, le=1)  # one event id, two contents
+    min_batch_rows: int = Field(default=200, ge=1)  # below this, shares become counts (see above)
     drift: Drift = Field(default_factory=Drift)
 
 
@@ -161,6 +173,10 @@ class Contract(_Strict):
                 raise ValueError(f"columns.{c.name}.allowed: only for string columns")
             if c.feature == "boolean" and c.type not in ("boolean", "int"):
                 raise ValueError(f"columns.{c.name}.feature: boolean needs type boolean or int (a 0/1 flag), not {c.type}")
+            if c.regex is not None:
+                problem = regex_problem(c.regex)
+                if problem:
+                    raise ValueError(f"columns.{c.name}.regex: {problem}")
         derived_names = [d.name for d in self.derived]
         for d in self.derived:
             if d.name in names or derived_names.count(d.name) > 1:
@@ -289,6 +305,33 @@ def anchored(regex: str, engine: Literal["java", "python", "re2"]) -> str:
     """
     end = {"java": r"\z", "python": r"\Z", "re2": r"\z"}[engine]
     return f"^(?:{regex}){end}"
+
+
+# Python-only syntax that Java's java.util.regex (Spark's rlike) refuses. Java cannot be asked
+# without a JVM, so this is an approximation: the constructs Python accepts and Java does not.
+_PYTHON_ONLY = (
+    (re.compile(r"\(\?P[<=>]"), "a Python named group (?P<name>...) / (?P=name); write (?<name>...) / \\k<name>"),
+    (re.compile(r"\(\?#"), "an inline comment (?#...)"),
+    (re.compile(r"\(\?\("), "a conditional group (?(id)yes|no)"),
+    (re.compile(r"\(\?[imsux]*[aL][a-zA-Z]*[:)]"), "the Python-only flag a or L"),
+)
+
+
+def regex_problem(regex: str) -> str | None:
+    """Why a contract regex would not compile in both engines it runs in, or None.
+
+    Spark checks it with Java's regex (`anchored(..., "java")`), the gate's GX pandas suite with
+    Python's `re` (`anchored(..., "python")`). Python is compiled here; Java is approximated by
+    refusing the Python-only constructs (a JVM-only construct such as \\p{Lu} fails Python's compile)."""
+    try:
+        re.compile(anchored(regex, "python"))
+    except re.error as exc:
+        return f"Python's re (the gate's GX suite) refuses {regex!r}: {exc}"
+    unescaped = re.sub(r"\\.", "", regex)  # an escaped '(' is a literal, not a group
+    for pattern, what in _PYTHON_ONLY:
+        if pattern.search(unescaped):
+            return f"Java's regex (Spark, bronze_to_silver) refuses {regex!r}: {what}"
+    return None
 
 
 def schema_of(contract: Contract) -> dict:

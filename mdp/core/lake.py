@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from mdp.core.errors import Busy, StageError
 from mdp.core.settings import Settings
-from mdp.core.storage import Store, join, store_for
+from mdp.core.storage import LocalStore, Store, join, store_for
 
 # Bronze is raw and unchanged: the message bytes plus where and when they came from.
 BRONZE_SCHEMA = pa.schema(
@@ -414,13 +414,16 @@ def arrow_filesystem(settings: Settings):
 
 
 def _arrow_path(uri: str) -> str:
-    """A lake URI as pyarrow's filesystems name it: a local path, or bucket/key."""
-    from urllib.parse import unquote, urlparse
+    """A lake URI as pyarrow's filesystems name it: a local path (taken literally, as the store
+    does), or bucket/key."""
+    from urllib.parse import urlparse
 
+    if uri.startswith("file:"):
+        return str(LocalStore._path(uri))
     parsed = urlparse(uri)
     if parsed.scheme in ("s3", "s3a"):
         return f"{parsed.netloc}{parsed.path}"
-    return unquote(parsed.path) if parsed.scheme == "file" else uri
+    return uri
 
 
 def read_parquet(settings: Settings, uri: str, columns: list[str] | None = None) -> pa.Table:

@@ -14,7 +14,7 @@ import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -181,12 +181,16 @@ class Settings(BaseSettings):
 
     @cached_property
     def lake_base(self) -> str:
-        """The lake root as an absolute URI (file:///... or s3://...)."""
+        """The lake root as an absolute URI (file:///... or s3://...).
+
+        A local lake's URI is `file://` + the absolute path as it is, not percent-encoded: Hadoop's
+        Path (Spark), pyarrow and the local store all take it literally, so a folder with a space or
+        a non-ASCII letter is one folder for all of them (a `file://` root given encoded is decoded)."""
         if self.lake_is_s3:
             return self.lake_root
-        root = self.lake_root.removeprefix("file://")
+        root = unquote(self.lake_root[len("file://"):]) if self.lake_root.startswith("file://") else self.lake_root
         path = Path(root) if Path(root).is_absolute() else (self.home / root)
-        return path.resolve().as_uri()
+        return f"file://{path.resolve()}"
 
     def layer_uri(self, layer: str) -> str:
         """bronze/silver/gold/mlflow: a bucket on S3 ('s3://' root), else a sub-folder."""

@@ -54,7 +54,11 @@ def _token(data: bytes) -> str:
 class LocalStore(Store):
     @staticmethod
     def _path(uri: str) -> Path:
-        return Path(urlparse(uri).path if uri.startswith("file:") else uri)
+        # A lake URI names the path literally (Settings.lake_base): no percent-decoding, no urlparse
+        # (which would cut a folder name at '#' or '?').
+        if uri.startswith("file://"):
+            return Path(uri[len("file://"):])
+        return Path(uri.removeprefix("file:"))
 
     def put_bytes(self, uri: str, data: bytes) -> None:
         # Write a temp file in the same folder, fsync, rename: readers see all or nothing.

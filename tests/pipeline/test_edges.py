@@ -1,0 +1,122 @@
+"""The data path at its edges (issue 20), each met through the CLI as a user would meet it.
+
+- item 10: a regex one engine accepts and the other refuses fails `mdp contract check`, naming the
+  column and the setting, instead of failing the gate on every run;
+- item 11: a lake folder with a space and a non-ASCII letter is one lake, not two;
+- item 7: a batch smaller than `quality.min_batch_rows` is not stopped by one bad record, while a
+  batch mostly broken still is;
+- item 8: a batch of new accounts, all with the same tenure, is not refused as distinct-count drift.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mdp.core.contract import CONTRACTS_DIR
+from tests.helpers import clean_events
+from tests.reliability.harness import cli_env, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+SILVER = ["--stage", "land_bronze", "--stage", "bronze_to_silver", "--stage", "validate_silver"]
+
+
+def _contract_with(tmp_path: Path, column: str | None = None, base: str = "customers", quality: dict | None = None,
+                   **changes) -> Path:
+    data = yaml.safe_load((CONTRACTS_DIR / f"{base}.yaml").read_text())
+    for c in data["columns"]:
+        if c["name"] == column:
+            c.update(changes)
+    for key, value in (quality or {}).items():
+        data.setdefault("quality", {})[key] = value
+    path = tmp_path / "contract.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("regex, engine", [
+    (r"^\p{Lu}[a-z]+$", "Python"),  # Java's Unicode classes: Spark accepts it, Python's re does not
+    (r"^(?P<first>[a-z]+)$", "Java"),  # Python's named group: GX accepts it, Spark's Java regex does not
+    (r"^[a-z+$", "Python"),  # refused everywhere
+])
+def test_a_regex_one_engine_refuses_fails_the_contract_check(tmp_path, regex, engine):
+    path = _contract_with(tmp_path, "country", regex=regex)
+    r = run_cli(["contract", "check", str(path)], cli_env(tmp_path))
+    assert r.returncode == 2, r.text[-2000:]
+    assert "columns.country.regex" in r.text and engine in r.text, r.text[-2000:]
+
+
+def test_the_bundled_regexes_compile_in_both_engines(tmp_path):
+    r = run_cli(["contract", "check", "customers"], cli_env(tmp_path))
+    assert r.returncode == 0, r.text[-2000:]
+
+
+def test_a_lake_folder_with_a_space_and_an_accent_is_one_lake(tmp_path):
+    root = tmp_path / "my lake é"
+    env = cli_env(tmp_path, MDP_LAKE_ROOT=str(root), MDP_EVENTS="60")
+    r = run_cli(["run", "--stage", "land_bronze", "--stage", "bronze_to_silver", "--stage", "validate_silver"],
+                env, timeout=600)
+    assert r.returncode == 0, r.text[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("my")) == ["my lake é"]
+    assert (root / "bronze" / "customers").is_dir() and (root / "silver" / "customers" / "_CURRENT.json").is_file()
+
+
+def _csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows([{k: "" if v is None else str(v).lower() if isinstance(v, bool) else v for k, v in r.items()}
+                     for r in rows])
+    return path
+
+
+def _customers(seed: int, n: int, bad_emails: int) -> list[dict]:
+    events = clean_events(seed, datetime(2026, 3, 2, 9, tzinfo=UTC), n)
+    for e in events[:bad_emails]:
+        e["email"] = "not-an-email"
+    return events
+
+
+@pytest.mark.parametrize("n, bad, code", [
+    (5, 1, 0),  # a quiet hour with one bad email: 20% of 5, but under the cap of 20 rows (10% of 200)
+    (5, 5, 3),  # a small batch wholly broken still stops the line
+])
+def test_a_small_batch_is_judged_by_counts_not_shares(tmp_path, n, bad, code):
+    events = _csv(tmp_path / "events.csv", _customers(7, n, bad))
+    r = run_cli(["run", "--input", str(events), *SILVER], cli_env(tmp_path), timeout=600)
+    assert r.returncode == code, r.text[-3000:]
+    if code == 3:
+        assert "quality.max_per_rule" in r.text and "quality.min_batch_rows" in r.text, r.text[-3000:]
+
+
+def test_min_batch_rows_is_validated(tmp_path):
+    path = _contract_with(tmp_path, quality={"min_batch_rows": 0})
+    r = run_cli(["contract", "check", str(path)], cli_env(tmp_path))
+    assert r.returncode == 2 and "quality.min_batch_rows" in r.text, r.text[-2000:]
+
+
+def test_a_batch_of_new_accounts_with_one_tenure_is_not_drift(tmp_path):
+    """Drift against a published Silver of 40 accounts with varied tenure: 40 new accounts, all at
+    tenure 0, are legitimate (min_rows lowered so that tiny files reach the drift check)."""
+    contract = _contract_with(tmp_path, base="subscribers", quality={"drift": {"min_rows": 20}})
+    first = _subscribers(0, 40)
+    new = [{**r, "tenure_months": 0, "total_charges": r["monthly_charges"]} for r in _subscribers(1000, 40)]
+    env = cli_env(tmp_path, MDP_CONTRACT=str(contract))
+    for name, rows in (("first", first), ("new", new)):
+        r = run_cli(["run", "--input", str(_csv(tmp_path / f"{name}.csv", rows)), *SILVER], env, timeout=600)
+        assert r.returncode == 0, f"{name}: " + r.text[-3000:]
+
+
+def _subscribers(first_account: int, n: int) -> list[dict]:
+    regions, contracts, internet = ["Central", "East", "North", "South", "West"], ["Month-to-month", "One year", "Two year"], \
+        ["DSL", "Fiber optic", "No internet"]
+    return [{"account_no": first_account + i + 1, "region": regions[i % 5], "contract_type": contracts[i % 3],
+             "internet_service": internet[i % 3], "tenure_months": 1 + (i * 7) % 72, "monthly_charges": 20.0 + i,
+             "total_charges": (20.0 + i) * (1 + (i * 7) % 72), "support_calls": i % 4, "paperless_billing": i % 2,
+             "email": f"a{first_account + i}@example.com", "churn": "Yes" if i % 3 == 0 else "No"} for i in range(n)]
