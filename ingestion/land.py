@@ -63,8 +63,7 @@ def land_from_generator(ctx: RunContext) -> dict:
         write_bronze(s, ctx.store, records, source=source, topic=s.topic)
         total += len(events)
         dirty += sum(e.dirty is not None for e in events)
-    return {"landed": total, "dirty_generated": dirty, **({"already_landed": already} if already else {}),
-            **({"nothing_new": True} if not total else {})}
+    return {"landed": total, "dirty_generated": dirty, **({"already_landed": already} if already else {})}
 
 
 def input_path(ctx: RunContext) -> Path:
@@ -106,4 +105,5 @@ SOURCES = {"generator": land_from_generator, "kafka": land_from_kafka, "file": l
 
 
 def run(ctx: RunContext) -> dict:
-    return SOURCES[ctx.settings.source](ctx)
+    figures = SOURCES[ctx.settings.source](ctx)
+    return {**figures, "nothing_new": True} if not figures.get("landed") else figures

@@ -54,6 +54,7 @@ class Warmup:
         self.imports: threading.Thread | None = None
         self._quiet = threading.Event()
         if len(stages) > 1 and stages[0].kind != "spark" and any(s.kind == "spark" for s in stages):
+            importlib.import_module("spark_apps.session")  # pyspark imported here, not beside land_bronze's imports
             self.session = self._start(self._spark, "warm-spark")
 
     @staticmethod
@@ -75,9 +76,9 @@ class Warmup:
             pass
 
     def _modules(self, later: list[Stage]) -> None:
-        for stage in later:
+        for name in [m for stage in later for m in (stage.module, *stage.warm)]:
             try:
-                importlib.import_module(stage.module)
+                importlib.import_module(name)
             except Exception:  # noqa: BLE001 - the stage imports it again and reports the error
                 pass
 
@@ -91,7 +92,7 @@ class Warmup:
             # No join on the session: get_spark waits for it, and a stage with nothing new never asks.
             importlib.import_module(stage.module)  # its imports done here, before another thread imports
             later = [s for s in self.stages[i + 1:] if s.kind == "python"]
-            if later and self.imports is None and len(self.stages) > 1:
+            if later and self.imports is None and self.session is not None and not self._quiet.is_set():
                 self.imports = self._start(lambda: self._modules(later), "warm-imports")
         elif self.imports is not None:
             self.imports.join()  # one importer at a time: no two threads inside the same package
