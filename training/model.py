@@ -12,11 +12,8 @@ categoricals are strings. `model_input` turns a Gold frame into exactly that.
 
 from __future__ import annotations
 
-import matplotlib
+from typing import TYPE_CHECKING
 
-matplotlib.use("Agg")  # headless: plots are files, never windows
-
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.compose import ColumnTransformer  # noqa: E402
@@ -38,6 +35,9 @@ from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler  # noqa: E402
 
 from mdp.core.contract import Contract  # noqa: E402
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 TEST_SIZE = 0.25
 CV_FOLDS = 5
@@ -188,7 +188,12 @@ def evaluate(proba: np.ndarray, y: pd.Series) -> dict[str, float]:
     }
 
 
-def plots(model: Pipeline, X_test: pd.DataFrame, y_test: pd.Series, seed: int) -> dict[str, plt.Figure]:
+def plots(model: Pipeline, X_test: pd.DataFrame, y_test: pd.Series, seed: int) -> dict[str, "plt.Figure"]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: plots are files, never windows (imported here: scoring needs no matplotlib)
+    import matplotlib.pyplot as plt
+
     figs = {}
     fig, ax = plt.subplots(figsize=(5, 5))
     RocCurveDisplay.from_estimator(model, X_test, y_test, ax=ax)

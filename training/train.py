@@ -245,8 +245,6 @@ def train(ctx: RunContext) -> dict:
         split,
     )
 
-    import matplotlib.pyplot as plt  # after training.model, which picks the headless backend
-
     settings, contract = ctx.settings, ctx.contract
     current, gold = read_gold(ctx)
     snapshot, label = current["version"], contract.label.column
@@ -302,6 +300,8 @@ def train(ctx: RunContext) -> dict:
             if champion.roc_auc is not None:
                 mlflow.log_metric("champion_roc_auc_same_rows", champion.roc_auc)
             mlflow.log_table(pd.DataFrame(comparison), artifact_file="model_comparison.json")
+            import matplotlib.pyplot as plt  # plots() chose the headless backend
+
             for fname, fig in figs.items():
                 mlflow.log_figure(fig, f"plots/{fname}")
                 plt.close(fig)

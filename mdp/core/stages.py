@@ -19,7 +19,6 @@ class Stage:
     summary: str
     outputs: tuple[str, ...] = ()  # names of what it publishes ({entity}, {model}, {scores} from the contract): Airflow Assets
     off_when: str | None = None  # a boolean setting that turns the stage off in a deployment
-    warm: tuple[str, ...] = ()  # heavy modules it imports when it has work: `mdp run` loads them while Spark works
 
     def output_names(self, settings) -> tuple[str, ...]:
         contract = settings.data_contract
@@ -43,11 +42,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("bronze_to_silver", "spark", "spark_apps.bronze_to_silver",
           "new Bronze objects: parse, quarantine, drop copies, merge latest state (staged)"),
     Stage("validate_silver", "python", "validation.gate", "GX gate on the staged Silver; publish on success",
-          outputs=("silver/{entity}",), warm=("great_expectations", "validation.suite")),
+          outputs=("silver/{entity}",)),
     Stage("silver_to_gold", "spark", "spark_apps.silver_to_gold", "one feature row per entity, versioned snapshot",
           outputs=("gold/{entity}/features",)),
     Stage("train_model", "python", "training.train", "train, log to MLflow, register, move `champion`",
-          outputs=("mlflow/{model}",), warm=("training.model", "mlflow.sklearn")),
+          outputs=("mlflow/{model}",)),
     Stage("score_customers", "spark", "scoring.score",
           "the champion scores every Gold entity; versioned scores, mirrored to Postgres",
           outputs=("gold/{entity}/{scores}",)),

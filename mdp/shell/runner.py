@@ -41,27 +41,20 @@ class RunReport:
 
 
 class Warmup:
-    """Fixed costs paid beside the work instead of before it, in a run of several stages: the Spark
-    session starts while a Python stage (land_bronze) runs, and the later Python stages' modules
-    load while Spark works. A stage waits for what it needs (get_spark waits for a session being
-    started); a warm-up that fails is ignored, and the stage meets the error itself."""
+    """In a run of several stages, the Spark session (6-8 s here) starts while the first, Python
+    stage (land_bronze) runs, instead of after it. get_spark waits for a session being started; a
+    warm-up that fails is ignored, and the Spark stage meets the error itself. Measured and dropped:
+    importing the later stages' libraries while Spark works (2 cores: it slowed Spark as much as it
+    saved, bench/README.md)."""
 
     GRACE_S = 1.0
 
     def __init__(self, ctx: RunContext, stages: list[Stage]):
         self.ctx, self.stages = ctx, stages
-        self.session: threading.Thread | None = None
-        self.imports: threading.Thread | None = None
         self._quiet = threading.Event()
         if len(stages) > 1 and stages[0].kind != "spark" and any(s.kind == "spark" for s in stages):
             importlib.import_module("spark_apps.session")  # pyspark imported here, not beside land_bronze's imports
-            self.session = self._start(self._spark, "warm-spark")
-
-    @staticmethod
-    def _start(target, name: str) -> threading.Thread:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        return thread
+            threading.Thread(target=self._spark, name="warm-spark", daemon=True).start()
 
     def _spark(self) -> None:
         # A first stage that finds nothing new ends within a second; then no Spark stage may need a
@@ -75,27 +68,9 @@ class Warmup:
         except Exception:  # noqa: BLE001 - the Spark stage starts its own session and reports the error
             pass
 
-    def _modules(self, later: list[Stage]) -> None:
-        for name in [m for stage in later for m in (stage.module, *stage.warm)]:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the stage imports it again and reports the error
-                pass
-
     def after(self, result: StageResult) -> None:
         if result.stage == self.stages[0].name and result.figures.get("nothing_new"):
             self._quiet.set()
-
-    def before(self, stage: Stage) -> None:
-        i = self.stages.index(stage)
-        if stage.kind == "spark":
-            # No join on the session: get_spark waits for it, and a stage with nothing new never asks.
-            importlib.import_module(stage.module)  # its imports done here, before another thread imports
-            later = [s for s in self.stages[i + 1:] if s.kind == "python"]
-            if later and self.imports is None and self.session is not None and not self._quiet.is_set():
-                self.imports = self._start(lambda: self._modules(later), "warm-imports")
-        elif self.imports is not None:
-            self.imports.join()  # one importer at a time: no two threads inside the same package
 
 
 def run_stage(stage: Stage, ctx: RunContext) -> StageResult:
@@ -147,7 +122,6 @@ def run_pipeline(
     for stage in stages:
         if on_start:
             on_start(stage)
-        warm.before(stage)
         result = run_stage(stage, ctx)
         warm.after(result)
         report.results.append(result)
