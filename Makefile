@@ -1,7 +1,7 @@
 # The two everyday commands; both set themselves up first.
 #   make run    the whole pipeline on the embedded profile (no servers, no Docker)
 #   make test   every test: unit, pipeline, real local servers, Airflow, offline deployment checks
-.PHONY: run test setup bench mutation mlflow-ui airflow services-up services-down clean \
+.PHONY: run test test-fast setup bench mutation mlflow-ui airflow services-up services-down clean \
         base-images compose-up compose-e2e compose-down
 
 run:
@@ -11,6 +11,12 @@ run:
 test:
 	@scripts/setup.sh --test
 	.venv/bin/python -m pytest
+
+# The inner loop: pure tests (unit, contract, transforms) and one embedded run end to end, then
+# the quiet rerun. Minutes, not the hour of `make test`; CI still runs `make test`.
+test-fast:
+	@scripts/setup.sh
+	.venv/bin/python -m pytest tests/unit tests/pipeline/test_embedded_e2e.py tests/pipeline/test_quiet_and_all.py
 
 bench:
 	@scripts/setup.sh --test

@@ -10,7 +10,7 @@ and a rerun leaves exactly one row per entity.
 from __future__ import annotations
 
 from mdp.core.contract import Contract
-from mdp.core.lake import VersionedDataset, arrow_filesystem, _arrow_path
+from mdp.core.lake import VersionedDataset, arrow_filesystem, arrow_path
 from ingestion.postgres_source import PG_TYPES, connect, q
 from scoring.champion import META, SCORE
 
@@ -58,7 +58,7 @@ def sync(settings, dataset: VersionedDataset, version: str) -> dict:
         key_type = PG_TYPES[contract.column(contract.primary_key).type]
         conn.execute(f"CREATE TEMP TABLE {q(staging)} ({q(contract.primary_key)} {key_type}, {SCORE} double precision, "
                      + ", ".join(f"{m} text" for m in META) + ") ON COMMIT DROP")
-        files = ds.dataset(_arrow_path(dataset.table_uri("", version)), format="parquet", filesystem=arrow_filesystem(settings))
+        files = ds.dataset(arrow_path(dataset.table_uri("", version)), format="parquet", filesystem=arrow_filesystem(settings))
         with conn.cursor().copy(f"COPY {q(staging)} ({', '.join(q(c) for c in cols)}) FROM STDIN") as copy:
             for batch in files.to_batches(columns=cols, batch_size=BATCH_ROWS):
                 for row in zip(*(batch.column(c).to_pylist() for c in cols), strict=True):

@@ -2,7 +2,8 @@
 
 1. Resolve `<model>@champion` to a version (none yet: the stage is a no-op that says so).
 2. Skip when the scores dataset already holds this (Gold snapshot, model version): a rerun is free.
-3. Otherwise score in Spark: the model's files are shipped to the workers as one archive
+3. Otherwise score: in the driver for a Gold snapshot up to `score_in_driver_max_rows` (the model
+   loaded once, no Python worker to start), else in Spark: the model's files are shipped to the workers as one archive
    (SparkContext.addArchive: a cluster master refuses a local directory) and each partition is
    scored by mapInPandas, with the same input preparation as training
    (training.model.model_input). Nothing is collected to the driver.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from mdp.core.context import RunContext
 from mdp.core.errors import ConservationError, StageError
-from mdp.core.lake import gold_dataset, new_version, parquet_rows, scores_dataset, spark_uri
+from mdp.core.lake import arrow_filesystem, arrow_path, gold_dataset, new_version, parquet_rows, read_parquet, scores_dataset, spark_uri
 from scoring import champion
 from scoring.champion import META, SCORE
 
@@ -54,24 +55,57 @@ def scores_schema(gold_schema, contract):
                        *[StructField(m, StringType(), False) for m in META]])
 
 
-def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: dict, target: str) -> None:
-    """Score the Gold snapshot in Spark and write the scores to `target`."""
+def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: dict, target: str) -> str:
+    """Score the Gold snapshot and write the scores to `target`: in the driver up to
+    score_in_driver_max_rows (a Python worker's start and imports cost more than scoring a few
+    hundred thousand rows), else in Spark's workers. Returns where it scored."""
+    settings = ctx.settings
+    source = gold_dataset(settings, ctx.store).table_uri("features", gold["version"])
+    meta = {"model_name": ref.name, "model_version": ref.version, "gold_snapshot": gold["version"]}
+    local = champion.download(settings, ref).rstrip("/")
+    try:
+        if gold["rows"] <= settings.score_in_driver_max_rows:
+            _score_in_driver(ctx, local, ref, source, target, meta)
+            return "driver"
+        _score_in_spark(ctx, local, ref, source, target, meta)
+        return "spark"
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+        Path(f"{local}.zip").unlink(missing_ok=True)
+
+
+def _score_in_driver(ctx: RunContext, local: str, ref: champion.ChampionRef, source: str, target: str, meta: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    settings, contract = ctx.settings, ctx.contract
+    gold = read_parquet(settings, source)
+    champion.check_inputs(local, ref, contract, gold.column_names)
+    key = contract.primary_key
+    frame = gold.to_pandas()
+    scores = champion.score_frame(champion.load(local), frame, contract)
+    # The schema scores_schema gives Spark's writer: the key as in Gold, a score, the meta strings.
+    fields = [gold.schema.field(key), pa.field(SCORE, pa.float64(), nullable=False),
+              *[pa.field(m, pa.string(), nullable=False) for m in META]]
+    table = pa.table([gold.column(key), pa.array(scores, pa.float64()), *[pa.array([meta[m]] * len(frame), pa.string()) for m in META]],
+                     schema=pa.schema(fields))
+    fs = arrow_filesystem(settings)
+    folder = arrow_path(target)
+    fs.create_dir(folder, recursive=True)
+    pq.write_table(table, f"{folder}/part-00000.parquet", filesystem=fs, compression="zstd")
+
+
+def _score_in_spark(ctx: RunContext, local: str, ref: champion.ChampionRef, source: str, target: str, meta: dict) -> None:
     from spark_apps.session import get_spark
 
     settings, contract = ctx.settings, ctx.contract
     spark = get_spark(settings)
-    frame = spark.read.parquet(spark_uri(gold_dataset(settings, ctx.store).table_uri("features", gold["version"])))
-    local = champion.download(settings, ref).rstrip("/")
-    try:
-        champion.check_inputs(local, ref, contract, frame.columns)
-        archive = shutil.make_archive(local, "zip", root_dir=local)
-        spark.sparkContext.addArchive(archive)
-        meta = {"model_name": ref.name, "model_version": ref.version, "gold_snapshot": gold["version"]}
-        scored = frame.mapInPandas(score_partitions(Path(archive).name, contract, meta), scores_schema(frame.schema, contract))
-        scored.write.mode("overwrite").parquet(spark_uri(target))
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
-        Path(f"{local}.zip").unlink(missing_ok=True)
+    frame = spark.read.parquet(spark_uri(source))
+    champion.check_inputs(local, ref, contract, frame.columns)
+    archive = shutil.make_archive(local, "zip", root_dir=local)
+    spark.sparkContext.addArchive(archive)
+    scored = frame.mapInPandas(score_partitions(Path(archive).name, contract, meta), scores_schema(frame.schema, contract))
+    scored.write.mode("overwrite").parquet(spark_uri(target))
 
 
 def run(ctx: RunContext) -> dict:
@@ -89,11 +123,11 @@ def run(ctx: RunContext) -> dict:
         current = dataset.current()
         done = current and (current.get("gold_snapshot"), current.get("model_name"), current.get("model_version"))
         if done == (gold["version"], ref.name, ref.version):
-            version, rows, new = current["version"], current["rows"], False
+            version, rows, new, scored_in = current["version"], current["rows"], False, None
         else:
             version = new_version()
             target = dataset.table_uri("", version)
-            write_scores(ctx, ref, gold, target)
+            scored_in = write_scores(ctx, ref, gold, target)
             rows = parquet_rows(settings, [target])
             if rows != gold["rows"]:  # every Gold entity has exactly one score
                 raise ConservationError(f"scored {rows} rows of Gold snapshot {gold['version']}, which has {gold['rows']}; "
@@ -103,7 +137,7 @@ def run(ctx: RunContext) -> dict:
             dataset.gc()
             new = True
     figures = {"scored": rows, "scores_version": version, "gold_snapshot": gold["version"], "model_version": ref.version,
-               "new_scores": new, **({} if new else {"nothing_new": True})}
+               "new_scores": new, **({"scored_in": scored_in} if new else {"nothing_new": True})}
     if settings.postgres_dsn:
         from scoring.postgres import sync
 

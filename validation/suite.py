@@ -79,7 +79,8 @@ def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) ->
 
 
 def batch_suite(contract: Contract, profile: dict | None = None, accepted_rows: int = 0,
-                now: datetime | None = None, rows: int | None = None, parsed_rows: int | None = None) -> gx.ExpectationSuite:
+                now: datetime | None = None, rows: int | None = None, parsed_rows: int | None = None,
+                accepted_keys: int | None = None) -> gx.ExpectationSuite:
     """`rows`, `parsed_rows`, `accepted_rows`: the batch's rows, those whose columns could be read,
     and those accepted; a share threshold over fewer than quality.min_batch_rows becomes a count."""
     now = now or datetime.now(UTC)
@@ -94,14 +95,15 @@ def batch_suite(contract: Contract, profile: dict | None = None, accepted_rows: 
     exps.append(gxe.ExpectColumnValuesToBeUnique(
         column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
         **share_check(contract, "max_conflicting_duplicates", accepted_rows if rows is not None else None)))
-    exps += drift_expectations(contract, profile, accepted_rows)
+    exps += drift_expectations(contract, profile, accepted_rows, accepted_keys)
     return gx.ExpectationSuite(name=f"{contract.entity}_batch", expectations=exps)
 
 
-def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: int) -> list[gxe.Expectation]:
-    """Each column's null share in the batch's accepted rows, and each free-text column's ratio of
-    distinct to non-null values, against the published Silver's profile (see contract.Drift).
-    Only when both have at least `drift.min_rows` rows."""
+def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: int,
+                       accepted_keys: int | None = None) -> list[gxe.Expectation]:
+    """Each column's null share in the batch's accepted rows, and each free-text column's distinct
+    values per key (the batch's against its own distinct keys, `accepted_keys`), against the
+    published Silver's profile (see contract.Drift). Only when both have at least `drift.min_rows` rows."""
     d = contract.quality.drift
     if not profile or profile.get("rows", 0) < d.min_rows or accepted_rows < d.min_rows:
         return []
@@ -117,14 +119,16 @@ def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: 
                 column=c.name, mostly=round(1 - allowed, 6), row_condition=ACCEPTED, condition_parser="pandas",
                 meta={"threshold": "quality.drift.max_null_share_increase", "limit": d.max_null_share_increase,
                       "silver_null_share": round(col["nulls"] / rows, 4)}))
-        values = rows - col["nulls"]
-        if c.type == "string" and not c.allowed and values >= d.min_rows:
-            silver_ratio = min(1.0, col["distinct"] / values)  # approximate distinct count: may exceed 1 a little
-            exps.append(gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(
-                column=c.name, min_value=round(d.min_distinct_ratio * silver_ratio, 6), row_condition=ACCEPTED,
+        if c.type == "string" and not c.allowed and c.name != contract.primary_key and rows - col["nulls"] >= d.min_rows:
+            # Distinct values per key: Silver holds one row per key; a batch holds any number of
+            # events per key (a catch-up of a day: dozens), so its values are counted against its keys.
+            silver_ratio = min(1.0, col["distinct"] / rows)  # approximate distinct count: may exceed 1 a little
+            keys = accepted_rows if accepted_keys is None else accepted_keys
+            exps.append(gxe.ExpectColumnUniqueValueCountToBeBetween(
+                column=c.name, min_value=max(1, math.floor(d.min_distinct_ratio * silver_ratio * keys)), row_condition=ACCEPTED,
                 condition_parser="pandas",
                 meta={"threshold": "quality.drift.min_distinct_ratio", "limit": d.min_distinct_ratio,
-                      "silver_distinct_ratio": round(silver_ratio, 4)}))
+                      "silver_distinct_per_key": round(silver_ratio, 4), "batch_keys": keys}))
     return exps
 
 

@@ -84,10 +84,11 @@ class Drift(_Strict):
     """Batch against published Silver, per column. Checked only when both have `min_rows` rows.
 
     Null share: the batch's may exceed Silver's by `max_null_share_increase`. Distinct values: only
-    for free-text string columns (no `allowed` set: ids, emails, names), as a ratio of distinct to
-    non-null values, which a batch keeps whatever the table's size: the batch's must be at least
-    `min_distinct_ratio` x Silver's. Numbers, dates, booleans and enumerations are not judged by
-    their distinct count: a batch of new accounts all at tenure 0, or one day's logins, is legitimate."""
+    for free-text string columns other than the key (no `allowed` set: emails, names, phones), per
+    key: the batch's distinct values over its distinct keys must be at least `min_distinct_ratio` x
+    Silver's (Silver holds one row per key). That holds whatever the table's size and however many
+    events a key has in the batch (a day's catch-up). Numbers, dates, booleans and enumerations are
+    not judged by their distinct count: a batch of new accounts all at tenure 0 is legitimate."""
 
     max_null_share_increase: float = Field(default=0.3, ge=0, le=1)
     min_distinct_ratio: float = Field(default=0.1, ge=0, le=1)

@@ -413,7 +413,7 @@ def arrow_filesystem(settings: Settings):
     )
 
 
-def _arrow_path(uri: str) -> str:
+def arrow_path(uri: str) -> str:
     """A lake URI as pyarrow's filesystems name it: a local path (taken literally, as the store
     does), or bucket/key."""
     from urllib.parse import urlparse
@@ -429,7 +429,7 @@ def _arrow_path(uri: str) -> str:
 def read_parquet(settings: Settings, uri: str, columns: list[str] | None = None) -> pa.Table:
     import pyarrow.dataset as ds
 
-    return ds.dataset(_arrow_path(uri), format="parquet", filesystem=arrow_filesystem(settings)).to_table(columns=columns)
+    return ds.dataset(arrow_path(uri), format="parquet", filesystem=arrow_filesystem(settings)).to_table(columns=columns)
 
 
 def parquet_rows(settings: Settings, uris: list[str]) -> int:
@@ -441,6 +441,6 @@ def parquet_rows(settings: Settings, uris: list[str]) -> int:
     fs = arrow_filesystem(settings)
     total = 0
     for uri in uris:
-        dataset = ds.dataset(_arrow_path(uri), format="parquet", filesystem=fs)
+        dataset = ds.dataset(arrow_path(uri), format="parquet", filesystem=fs)
         total += sum(f.metadata.num_rows for f in dataset.get_fragments())
     return total

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         default="WARNING", description="INFO or DEBUG also shows the libraries' logs (Spark, GX, MLflow); `mdp --verbose`"
     )
     spark_shuffle_partitions: int = Field(default=4, ge=1)
+    score_in_driver_max_rows: int = Field(
+        default=250_000, ge=0,
+        description="score_customers scores a Gold snapshot of up to this many rows in the driver, with the model "
+                    "loaded once (no Python workers to start); larger ones in Spark's workers (mapInPandas). 0: always Spark",
+    )
     source: Literal["generator", "kafka", "file"] = "generator"
     input_file: str | None = Field(
         default=None, validate_default=True,

@@ -120,3 +120,17 @@ def _subscribers(first_account: int, n: int) -> list[dict]:
              "internet_service": internet[i % 3], "tenure_months": 1 + (i * 7) % 72, "monthly_charges": 20.0 + i,
              "total_charges": (20.0 + i) * (1 + (i * 7) % 72), "support_calls": i % 4, "paperless_billing": i % 2,
              "email": f"a{first_account + i}@example.com", "churn": "Yes" if i % 3 == 0 else "No"} for i in range(n)]
+
+
+def test_a_catch_up_with_many_events_per_customer_is_not_drift(tmp_path):
+    """Three hours of events for the same 1,000 customers in one run (a paused DAG catching up):
+    12 events per customer in the batch. Distinct emails per event would be 1/12 of Silver's one
+    per customer and look like drift; per customer, the batch is like Silver."""
+    env = cli_env(tmp_path, MDP_EVENTS="4000", MDP_DIRTY_FRACTION="0")
+    stages = ["-s", "bronze_to_silver", "-s", "validate_silver"]
+    assert run_cli(["generate", "--since", "2026-01-05T00"], env).returncode == 0
+    first = run_cli(["run", *stages], env, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert run_cli(["generate", "--since", "2026-01-05T01", "--until", "2026-01-05T04"], env).returncode == 0
+    catch_up = run_cli(["run", *stages], env, timeout=600)
+    assert catch_up.returncode == 0, catch_up.stdout + catch_up.stderr

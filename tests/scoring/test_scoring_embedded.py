@@ -136,3 +136,29 @@ def test_no_champion_is_a_clear_noop(make_settings, monkeypatch, spark):
     monkeypatch.setenv("MDP_HOME", str(settings.home))
     result = CliRunner().invoke(app, ["score", "--customer", "C0000001"], terminal_width=200)
     assert result.exit_code == 1 and "has no `champion` alias yet" in " ".join(result.output.split())
+
+
+def test_the_driver_and_spark_workers_give_the_same_scores(scored, tmp_path):
+    """A small Gold snapshot is scored in the driver; past score_in_driver_max_rows, Spark's Python
+    workers score it (mapInPandas, the model shipped as an archive). Both ways, the same scores."""
+    from mdp.core.lake import gold_dataset
+    from scoring import champion
+    from scoring.score import write_scores
+
+    settings, gold, snapshot, _, first = scored
+    assert first["scored_in"] == "driver"
+    on_spark = settings.model_copy(update={"score_in_driver_max_rows": 0})
+    ref = champion.resolve(on_spark)
+    target = (tmp_path / "spark-scores").as_uri()
+    assert write_scores(RunContext(on_spark, first_interval()), ref, gold_dataset(on_spark).current(), target) == "spark"
+    by_spark = read_parquet(on_spark, target).to_pandas().set_index(KEY).sort_index()
+    by_driver = read_scores(settings, first["scores_version"]).set_index(KEY).sort_index()
+    assert list(by_spark.columns) == list(by_driver.columns) and by_spark.index.equals(by_driver.index)
+    assert np.abs(by_spark[SCORE].to_numpy() - by_driver[SCORE].to_numpy()).max() <= 1e-12
+    assert (by_spark.drop(columns=SCORE) == by_driver.drop(columns=SCORE)).all().all()
+
+
+def first_interval():
+    from mdp.core.lake import Interval
+
+    return Interval.hour_of(HOUR)

@@ -68,15 +68,22 @@ def test_a_zero_tolerance_contract_still_accepts_a_clean_batch():
 
 def test_drift_checks_follow_the_published_profile():
     c = load_contract()
-    profile = {"rows": 5000, "keys": 5000, "columns": {n: {"nulls": 0, "distinct": 16} for n in c.names}}
-    drift = [e for e in batch_suite(c, profile, accepted_rows=2000).expectations
-             if (e.meta or {}).get("threshold", "").startswith("quality.drift")]
+    profile = {"rows": 5000, "keys": 5000, "columns": {n: {"nulls": 0, "distinct": 4000} for n in c.names}}
+
+    def drift_of(**kw):
+        return [e for e in batch_suite(c, profile, **kw).expectations if (e.meta or {}).get("threshold", "").startswith("quality.drift")]
+
+    drift = drift_of(accepted_rows=2000)
     assert {e.column for e in drift if type(e).__name__ == "ExpectColumnValuesToNotBeNull"} == {x.name for x in c.columns if x.nullable}
-    # Distinct values: only free-text columns, as a ratio (distinct / non-null), which a batch keeps
-    # whatever the table's size; a number, a date or an enumeration may concentrate in a legitimate batch.
-    distinct = {e.column: e.min_value for e in drift if type(e).__name__ == "ExpectColumnProportionOfUniqueValuesToBeBetween"}
-    assert set(distinct) == {x.name for x in c.columns if x.type == "string" and not x.allowed}
-    assert distinct["email"] == round(c.quality.drift.min_distinct_ratio * 16 / 5000, 6)
+    # Distinct values: only free-text columns other than the key, per key (Silver holds one row per
+    # key); a number, a date or an enumeration may concentrate in a legitimate batch.
+    distinct = {e.column: e.min_value for e in drift if type(e).__name__ == "ExpectColumnUniqueValueCountToBeBetween"}
+    assert set(distinct) == {x.name for x in c.columns if x.type == "string" and not x.allowed} - {c.primary_key}
+    assert distinct["email"] == int(c.quality.drift.min_distinct_ratio * 4000 / 5000 * 2000)
+    # A day's catch-up: 100 events per key. The bound follows the batch's keys, not its events.
+    catch_up = {e.column: e.min_value for e in drift_of(accepted_rows=200_000, accepted_keys=2000)
+                if type(e).__name__ == "ExpectColumnUniqueValueCountToBeBetween"}
+    assert catch_up == distinct
     small = [e for e in batch_suite(c, profile, accepted_rows=10).expectations if (e.meta or {}).get("threshold", "").startswith("quality.drift")]
     assert small == []  # below drift.min_rows the signal is noise
 
