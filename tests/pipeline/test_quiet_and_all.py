@@ -14,7 +14,7 @@ import pytest
 from tests.reliability.harness import cli_env, run_cli
 
 pytestmark = pytest.mark.integration
-EVENTS = "300"
+EVENTS = "2000"
 
 
 def _state(home) -> dict:
@@ -27,7 +27,7 @@ def _state(home) -> dict:
     client = MlflowClient(s.mlflow_uri, s.mlflow_uri)
     return {"silver": (silver_dataset(s).current() or {}).get("version"), "gold": (gold_dataset(s).current() or {}).get("version"),
             "scores": (scores_dataset(s).current() or {}).get("version"),
-            "versions": sorted(v.version for v in client.search_model_versions(f"name = '{s.model_name}'")),
+            "versions": sorted(str(v.version) for v in client.search_model_versions(f"name = '{s.model_name}'")),
             "bronze_hours": [h.isoformat() for h in all_bronze_hours(s)]}
 
 
@@ -35,12 +35,12 @@ STAGES = ["-s", "bronze_to_silver", "-s", "validate_silver", "-s", "silver_to_go
 
 
 def test_a_rerun_with_nothing_new_does_nothing_and_says_so(tmp_path):
-    env = cli_env(tmp_path, MDP_EVENTS=EVENTS)
+    env = cli_env(tmp_path, MDP_EVENTS=EVENTS, MDP_MIN_TEST_ROWS="50")  # 500 customers: a champion, then scores
     # The hour is named, so that the test does not depend on the clock (the hourly run lands "now").
     landed = run_cli(["generate", "--since", "2026-01-05T08"], env)
     again = run_cli(["generate", "--since", "2026-01-05T08"], env)
     assert landed.returncode == again.returncode == 0, landed.stdout + again.stdout + again.stderr
-    assert "landed 300 events" in landed.stdout and "landed 0 events" in again.stdout and "300 already there" in again.stdout
+    assert "landed 2000 events" in landed.stdout and "landed 0 events" in again.stdout and "2000 already there" in again.stdout
     first = run_cli(["run", *STAGES], env, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     before = _state(tmp_path)
@@ -68,4 +68,4 @@ def test_all_reprocesses_bronze_and_makes_up_no_hours(tmp_path):
     from mdp.core.lake import silver_dataset
     from mdp.core.settings import get_settings
 
-    assert silver_dataset(get_settings(home=tmp_path)).current()["bronze_in"] == 600  # both hours read, nothing else
+    assert silver_dataset(get_settings(home=tmp_path)).current()["bronze_in"] == 4000  # both hours read, nothing else
