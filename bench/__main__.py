@@ -44,7 +44,8 @@ QUICK = dict(events_per_hour=10_000, e2e=[20_000, 50_000], compare=[50_000, 100_
              cli_events=20_000, cli_file_rows=2_000)
 # The test suite runs this one (tests/unit/test_bench.py): every code path and equality check, at toy sizes.
 TINY = dict(events_per_hour=1_000, e2e=[1_000], compare=[2_000], scaling=[1_000, 2_000], incremental=[2_000],
-            landing_batches=[500], landing_events=1_000, pandas_max=2_000, cli_events=1_000, cli_file_rows=300)
+            landing_batches=[500], landing_events=1_000, pandas_max=2_000, cli_events=1_000, cli_file_rows=300,
+            cli_env={"MDP_MIN_TEST_ROWS": "20"})  # 250 customers: still a champion, so scoring runs too
 MODES = {"full": FULL, "quick": QUICK, "tiny": TINY}
 CLI_TARGETS = {"fresh": 30.0, "quiet": 8.0, "file": 20.0}
 
@@ -308,7 +309,7 @@ def run_cli(cfg: dict, work: Path) -> dict:
     if home.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True)
-    env = {"MDP_EVENTS": str(cfg["cli_events"])}
+    env = {"MDP_EVENTS": str(cfg["cli_events"]), **cfg.get("cli_env", {})}
     def hour() -> datetime:
         return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -333,7 +334,7 @@ def run_cli(cfg: dict, work: Path) -> dict:
     _timed([mdp, "contract", "infer", "subscribers.csv", "--entity", "subscribers", "--key", "account_no", "--label", "churn",
             "--out", "subscribers.yaml"], byod)
     log(f"cli: mdp run --input, {cfg['cli_file_rows']} rows")
-    out["file_s"] = _timed([mdp, "run", "--input", "subscribers.csv"], byod, {"MDP_CONTRACT": "subscribers.yaml"})
+    out["file_s"] = _timed([mdp, "run", "--input", "subscribers.csv"], byod, {"MDP_CONTRACT": "subscribers.yaml", **cfg.get("cli_env", {})})
     log(f"cli: {out}")
     return out
 
