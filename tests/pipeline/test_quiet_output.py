@@ -35,10 +35,11 @@ def test_a_run_prints_only_its_own_lines(tmp_path):
     first = _run(tmp_path, "run")
     assert "row conservation OK" in first and "Rows per layer" in first
     assert not NOISE.findall(first), first
-    # The second training registers a version of a model that exists: MLflow would say so.
-    second = _run(tmp_path, "run", "--stage", "train_model")
+    # Another hour: a new Gold snapshot, and a second version of a model that exists (MLflow would
+    # say so). The same Gold again would train nothing: a quiet hour registers no version.
+    second = _run(tmp_path, "run", "--since", "2026-01-05T10")
     assert "model customers-churn v2" in second
     assert not NOISE.findall(second), second
     # --verbose brings the libraries back: what hides them is the project's configuration.
-    verbose = _run(tmp_path, "--verbose", "run", "--stage", "bronze_to_silver")
+    verbose = _run(tmp_path, "--verbose", "run", "--stage", "bronze_to_silver", "--since", "2026-01-05T10")  # a backfill: Spark runs
     assert "log4j" in verbose and "WARNING: Using incubator modules" in verbose, verbose
