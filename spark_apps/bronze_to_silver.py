@@ -30,9 +30,7 @@ from mdp.core.contract import incompatibilities, schema_of
 from mdp.core.errors import ConfigError, ConservationError, StageError
 from mdp.core.lake import (
     BRONZE_SCHEMA,
-    Interval,
     VersionedDataset,
-    all_bronze_hours,
     bronze_files_in,
     bronze_table_uri,
     new_version,
@@ -68,10 +66,9 @@ def _lake_uri(spark_path: str) -> str:
     """A file Spark read, as the store names it (s3a:// -> s3://, file:/x -> file:///x)."""
     from urllib.parse import unquote, urlparse
 
-    if spark_path.startswith("s3a://"):
-        return "s3://" + unquote(spark_path[len("s3a://"):])
-    if spark_path.startswith("s3://"):
-        return "s3://" + unquote(spark_path[len("s3://"):])
+    for scheme in ("s3a://", "s3://"):
+        if spark_path.startswith(scheme):
+            return "s3://" + unquote(spark_path[len(scheme):])
     parsed = urlparse(spark_path)
     return f"file://{unquote(parsed.path)}" if parsed.scheme == "file" else spark_path
 
@@ -225,12 +222,8 @@ def has_new_objects(ctx: RunContext, checkpoint: str) -> bool:
     seen = seen_by_checkpoint(ctx.store, checkpoint)
     if seen is None:
         return True
-    bronze = bronze_files_in(ctx.settings, Interval(*_span(all_bronze_hours(ctx.settings, ctx.store))), ctx.store)
-    return any(_lake_uri(uri) not in seen for uri in bronze)
-
-
-def _span(hours: list) -> tuple:
-    return hours[0], Interval.hour_of(hours[-1]).end
+    base = bronze_table_uri(ctx.settings)  # one listing of the table, not one per hour of its span
+    return any(_lake_uri(join(base, p)) not in seen for p in ctx.store.walk_files(base) if p.endswith(".parquet"))
 
 
 def _stream_new_objects(ctx: RunContext, checkpoint: str, on_batch) -> bool:
