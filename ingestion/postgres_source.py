@@ -9,7 +9,8 @@ key of any type), plus the watermark column (`contract.postgres.watermark_column
   the published event carries as its event time;
 - `<table>_xid` sets `mdp_xid` to pg_current_xact_id(): the writing (top-level) transaction;
 - `<table>_delete` (when the contract has a tombstone) copies a deleted row's last state, with the
-  delete's time and transaction, into `mdp_deleted_<table>`.
+  delete's time and transaction, into `mdp_deleted_<table>`; `<table>_rekey` does the same for the
+  old key of an UPDATE that changes the primary key (without a tombstone it refuses that UPDATE).
 
 Commit order, not timestamps. A timestamp watermark skips a transaction that commits after a
 later one was published: its timestamps are older than the watermark by the time it is visible.
@@ -132,8 +133,26 @@ def table_ddl(contract: Contract | None = None) -> str:
             f"    VALUES ({old}{', ' if old else ''}clock_timestamp(), pg_current_xact_id()); RETURN OLD; END $$;",
             f"CREATE OR REPLACE TRIGGER {q(t + '_delete')} AFTER DELETE ON {q(t)}\n"
             f"    FOR EACH ROW EXECUTE FUNCTION {q('mdp_delete_' + t)}();",
+            # An UPDATE of the key moves the entity: the old key is deleted (a tombstone), or it would
+            # stay in Silver and Gold for ever.
+            f"CREATE OR REPLACE TRIGGER {q(t + '_rekey')} AFTER UPDATE OF {q(pk)} ON {q(t)}\n"
+            f"    FOR EACH ROW WHEN (OLD.{q(pk)} IS DISTINCT FROM NEW.{q(pk)}) EXECUTE FUNCTION {q('mdp_delete_' + t)}();",
+        ]
+    else:
+        # No tombstone in the contract: an old key could never leave Silver, so a key UPDATE is refused.
+        stmts += [
+            f"CREATE OR REPLACE FUNCTION {q('mdp_rekey_' + t)}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN RAISE EXCEPTION 'mdp: %.% cannot change (% to %): contract {contract.entity} has no tombstone, so the old key "
+            f"would never leave Silver; insert a new row instead', TG_TABLE_NAME, {_lit(pk)}, OLD.{q(pk)}, NEW.{q(pk)}; END $$;",
+            f"CREATE OR REPLACE TRIGGER {q(t + '_rekey')} BEFORE UPDATE OF {q(pk)} ON {q(t)}\n"
+            f"    FOR EACH ROW WHEN (OLD.{q(pk)} IS DISTINCT FROM NEW.{q(pk)}) EXECUTE FUNCTION {q('mdp_rekey_' + t)}();",
         ]
     return "\n".join(stmts)
+
+
+def _lit(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _redact(dsn: str) -> str:

@@ -4,7 +4,8 @@ The table's name and key come from the contract (`Contract.scores_table`, `prima
 type). One transaction per sync: the lake's rows are copied into a temporary table, upserted with
 ON CONFLICT on the key (a row changes only when its values do), and the rows of entities that left
 Gold (or were scored from another snapshot) are deleted. Readers see the old table or the new one,
-and a rerun leaves exactly one row per entity.
+and a rerun leaves exactly one row per entity. Syncs run outside the scores' lease (Postgres may be
+slow), so they order themselves: see `sync`.
 """
 
 from __future__ import annotations
@@ -41,13 +42,21 @@ def upsert_sql(contract: Contract, staging: str) -> str:
 
 
 def sync(settings, dataset: VersionedDataset, version: str) -> dict:
-    """Make the Postgres table hold exactly the scores of `version`. Skipped when it already does."""
+    """Make the Postgres table hold exactly the scores of `version`. Skipped when it already does,
+    and when `version` is no longer the published one: syncs of one table take turns (an advisory
+    lock held by the transaction), and each copies only what is published when its turn comes, so
+    a slow sync of an older version cannot overwrite a newer one."""
     import pyarrow.dataset as ds
 
     contract = settings.data_contract
-    doc = dataset.current() or {}
     table, cols = contract.scores_table, columns(contract)
     with connect(settings) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"mdp-scores-sync:{table}",))
+        doc = dataset.current() or {}
+        if doc.get("version") != version:
+            conn.rollback()
+            return {"postgres_table": table, "postgres_upserted": 0, "postgres_deleted": 0,
+                    "postgres_skipped": f"scores {version} were superseded by {doc.get('version')}"}
         conn.execute(table_ddl(contract))
         held = conn.execute(f"SELECT count(*), count(*) FILTER (WHERE model_version = %s AND gold_snapshot = %s) FROM {q(table)}",
                             (doc.get("model_version"), doc.get("gold_snapshot"))).fetchone()

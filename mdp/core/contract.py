@@ -343,7 +343,9 @@ def schema_of(contract: Contract) -> dict:
 
 def incompatibilities(contract: Contract, published: dict | None) -> list[str]:
     """Why Silver written under `published` (schema_of of an earlier contract) cannot be merged under
-    `contract`. Adding a nullable column or dropping one is compatible; the rest is named here."""
+    `contract`. Adding a nullable column is compatible, and so is dropping one when the contract
+    ignores unknown fields; the rest is named here. A rename is a drop and an add: history would
+    read NULL under the new name, so it is named too."""
     if not published:
         return []
     out = []
@@ -351,6 +353,19 @@ def incompatibilities(contract: Contract, published: dict | None) -> list[str]:
         if published.get(key) != getattr(contract, key):
             out.append(f"{key}: was {published.get(key)!r}, now {getattr(contract, key)!r}")
     old = published.get("columns", {})
+    added = {c.name: c.type for c in contract.columns if c.name not in old}
+    for name, before in old.items():
+        if name in contract.names:
+            continue
+        like = sorted(n for n, t in added.items() if t == before["type"])
+        if like:
+            out.append(f"columns.{name}: dropped while {', '.join(like)} ({before['type']}) was added: a rename is not "
+                       f"compatible (published rows would read NULL under the new name); keep {name} declared "
+                       "(feature: excluded stops the model using it) beside the new column")
+        elif contract.unknown_fields == "quarantine":
+            out.append(f"columns.{name}: dropped, but messages that still carry it would be quarantined as unknown_field "
+                       "(and stop the gate at quality.max_unknown_fields); keep it declared (feature: excluded stops "
+                       "the model using it), or set unknown_fields: ignore")
     for c in contract.columns:
         before = old.get(c.name)
         if before is None:

@@ -24,10 +24,12 @@ folder that readers never see and `gc` removes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +40,8 @@ import pyarrow as pa
 from mdp.core.errors import Busy, StageError
 from mdp.core.settings import Settings
 from mdp.core.storage import LocalStore, Store, join, store_for
+
+log = logging.getLogger(__name__)
 
 # Bronze is raw and unchanged: the message bytes plus where and when they came from.
 BRONZE_SCHEMA = pa.schema(
@@ -154,14 +158,21 @@ def pid_alive(pid: int | None) -> bool:
 
 class Lease:
     """One writer per dataset: a lease object created with put-if-absent, renewed by compare-and-swap
-    while the holder works, and released at the end. A lease whose holder died (it lapsed, or its
-    process is gone on this host) can be taken over; a live one makes the newcomer fail with Busy."""
+    while the holder works, and released at the end.
+
+    No two hosts' clocks are compared. The holder fences itself: `check()` fails once `ttl_s` has
+    passed on its own clock since its last successful renewal (a renewal that errors, an S3 503 or
+    a timeout, is retried and does not count). A newcomer takes a lease over only when its holder
+    is a dead process on this host, or when the lease looks expired and has then not changed for
+    `ttl_s` on the newcomer's own clock: by then the holder, if alive, has stopped writing."""
 
     def __init__(self, store: Store, uri: str, holder: str, ttl_s: float):
         self.store, self.uri, self.holder, self.ttl_s = store, uri, holder, ttl_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.token: str | None = None
         self.lost = False
+        self.last_error: str | None = None
+        self._valid_until = 0.0  # time.monotonic() after which this holder must not write
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -169,43 +180,66 @@ class Lease:
         return json.dumps({"holder": self.holder, "owner": self.owner,
                            "expires_at": (utcnow() + timedelta(seconds=self.ttl_s)).isoformat()}).encode()
 
-    def _stale(self, doc: dict) -> bool:
-        if datetime.fromisoformat(doc["expires_at"]) < utcnow():
-            return True
+    def _dead_here(self, doc: dict) -> bool:
         host, pid, _ = doc["owner"].split(":", 2)
         return host == socket.gethostname() and not pid_alive(int(pid))
 
+    def _unchanged_for_ttl(self, token: str) -> bool:
+        """Watch a lease that looks expired: False as soon as its holder renews it."""
+        deadline = time.monotonic() + self.ttl_s
+        while time.monotonic() < deadline:
+            self._stop.wait(min(self.ttl_s / 10, max(0.0, deadline - time.monotonic())))
+            if self.store.get_versioned(self.uri)[1] != token:
+                return False
+        return True
+
+    def _busy(self, doc: dict) -> Busy:
+        return Busy(f"{self.uri} is held by run {doc['holder']!r} ({doc['owner']}) until {doc['expires_at']}: "
+                    "another writer is working on this dataset; retry when it is done")
+
     def acquire(self) -> "Lease":
-        data = self._doc()
+        started, data = time.monotonic(), self._doc()
         if self.store.put_if_absent(self.uri, data):
             self.token = self.store.get_versioned(self.uri)[1]
         else:
             current, token = self.store.get_versioned(self.uri)
             doc = json.loads(current) if current else None
-            if doc is not None and not self._stale(doc):
-                raise Busy(
-                    f"{self.uri} is held by run {doc['holder']!r} ({doc['owner']}) until {doc['expires_at']}: "
-                    "another writer is working on this dataset; retry when it is done"
-                )
+            if doc is not None and not self._dead_here(doc):
+                if datetime.fromisoformat(doc["expires_at"]) >= utcnow() or not self._unchanged_for_ttl(token):
+                    raise self._busy(doc)
+            started, data = time.monotonic(), self._doc()
             ok = self.store.put_if_match(self.uri, data, token) if token else self.store.put_if_absent(self.uri, data)
             if not ok:
                 raise Busy(f"{self.uri}: another writer took the lease first; retry")
             self.token = self.store.get_versioned(self.uri)[1]
+        self._valid_until = started + self.ttl_s
         self._thread = threading.Thread(target=self._renew, name="lease-renewal", daemon=True)
         self._thread.start()
         return self
 
     def _renew(self) -> None:
-        while not self._stop.wait(self.ttl_s / 3):
-            if not self.store.put_if_match(self.uri, self._doc(), self.token):
-                self.lost = True
-                return
-            self.token = self.store.get_versioned(self.uri)[1]
+        wait = self.ttl_s / 3
+        while not self._stop.wait(wait):
+            started = time.monotonic()
+            try:
+                if not self.store.put_if_match(self.uri, self._doc(), self.token):
+                    self.lost = True  # another writer took it: never retried
+                    return
+                self.token = self.store.get_versioned(self.uri)[1]
+            except Exception as exc:  # a transient store error: retry soon; check() fences if it lasts
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("lease %s: renewal failed (%s); retrying", self.uri, self.last_error)
+                wait = self.ttl_s / 10
+                continue
+            self._valid_until, self.last_error, wait = started + self.ttl_s, None, self.ttl_s / 3
 
     def check(self) -> None:
         """Before a commit: still ours?"""
         if self.lost:
             raise Busy(f"{self.uri}: this writer lost its lease (it lapsed and another writer took it); nothing was published")
+        if time.monotonic() >= self._valid_until:
+            raise Busy(f"{self.uri}: this writer's lease lapsed (not renewed for {self.ttl_s:g} s: "
+                       f"{self.last_error or 'renewal stalled'}); nothing was published")
 
     def release(self) -> None:
         self._stop.set()
@@ -353,6 +387,8 @@ class VersionedDataset:
     def gc(self, keep: int = 3) -> list[str]:
         """Delete versions (and their Data Docs) that no pointer, pin or recent staged entry names,
         beyond the last `keep` published ones. Staged entries older than STAGED_TTL go too."""
+        if self._lease:
+            self._lease.check()  # a writer whose lease lapsed must not delete another's new version
         live = self.live_versions(keep)
         removed = []
         for table in (*self.tables, "_checkpoint"):

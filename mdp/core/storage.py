@@ -228,7 +228,8 @@ class S3Store(Store):
             kwargs = {"Bucket": bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
             for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
                 dirs += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
-                files += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
+                # A folder marker (pyarrow writes `<prefix>/` itself) is not a file.
+                files += [o["Key"][len(prefix):] for o in page.get("Contents", []) if o["Key"] != prefix]
         return sorted(dirs), sorted(files)
 
     def list_dirs(self, uri: str) -> list[str]:

@@ -134,3 +134,24 @@ def test_a_catch_up_with_many_events_per_customer_is_not_drift(tmp_path):
     assert run_cli(["generate", "--since", "2026-01-05T01", "--until", "2026-01-05T04"], env).returncode == 0
     catch_up = run_cli(["run", *stages], env, timeout=600)
     assert catch_up.returncode == 0, catch_up.stdout + catch_up.stderr
+
+
+def test_a_renamed_column_is_refused_before_silver_changes(tmp_path):
+    """Item 5: a rename (drop one, add one of the same type) would read NULL for all history, and
+    Gold's derived feature would silently move to the new column. The run stops naming it, and the
+    published Silver stays as it was."""
+    events = _csv(tmp_path / "events.csv", _customers(3, 40, 0))
+    assert run_cli(["run", "--input", str(events), *SILVER], cli_env(tmp_path), timeout=600).returncode == 0
+    current = (tmp_path / ".mdp" / "lake" / "silver" / "customers" / "_CURRENT.json").read_text()
+
+    data = yaml.safe_load((CONTRACTS_DIR / "customers.yaml").read_text())
+    next(c for c in data["columns"] if c["name"] == "last_login_date")["name"] = "last_seen_date"
+    next(d for d in data["derived"] if d["column"] == "last_login_date")["column"] = "last_seen_date"
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(yaml.safe_dump(data, sort_keys=False))
+    later = _csv(tmp_path / "later.csv", [{**{k: v for k, v in r.items() if k != "last_login_date"},
+                                           "last_seen_date": r["last_login_date"]} for r in _customers(4, 40, 0)])
+    r = run_cli(["run", "--input", str(later), *SILVER], cli_env(tmp_path, MDP_CONTRACT=str(renamed)), timeout=600)
+    assert r.returncode == 2, r.text[-3000:]
+    assert "columns.last_login_date: dropped while last_seen_date (date) was added: a rename is not compatible" in r.text
+    assert (tmp_path / ".mdp" / "lake" / "silver" / "customers" / "_CURRENT.json").read_text() == current

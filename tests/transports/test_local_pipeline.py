@@ -122,6 +122,17 @@ def test_buckets_are_bootstrapped_idempotently(s3, uid):
     assert s3.bootstrap_s3((*LAYERS, extra)) == []
 
 
+def test_a_folder_marker_is_not_a_file(stack, s3, uid, tmp_path):
+    """pyarrow writes `<folder>/` marker objects on S3: listing and copying a folder skip them."""
+    from mdp.core.storage import store_for
+
+    store = store_for(get_settings(**{**stack.settings_overrides(), "home": tmp_path}))
+    s3.s3_client().put_object(Bucket="gold", Key=f"markers-{uid}/v=1/", Body=b"")
+    store.put_bytes(f"s3://gold/markers-{uid}/v=1/part-0.parquet", b"x")
+    assert store.walk_files(f"s3://gold/markers-{uid}/v=1") == store.list_files(f"s3://gold/markers-{uid}/v=1") == ["part-0.parquet"]
+    assert store.copy_prefix(f"s3://gold/markers-{uid}/v=1", f"s3://gold/markers-{uid}/v=2") == 1
+
+
 def test_wrong_secret_key_fails_with_a_clear_error(s3, local_settings, topic):
     s = local_settings(source="kafka", kafka_topic=topic, AWS_SECRET_ACCESS_KEY="not-the-secret")
     ctx = RunContext(settings=s, interval=Interval.hour_of(datetime.now(UTC)))
@@ -195,3 +206,41 @@ def test_scores_reach_postgres_and_a_rerun_upserts(pipeline_run):
     repaired = rerun()
     assert (repaired["postgres_upserted"], repaired["postgres_deleted"]) == (10, 1)
     assert _score_table(settings) == (expected, len(expected))
+
+
+def test_a_slow_sync_of_older_scores_does_not_overwrite_newer_ones(pipeline_run):
+    """Issue 20 item 13: syncs run outside the scores' lease. One that waits its turn while a newer
+    version is published copies nothing: the table keeps the newer scores."""
+    import threading
+
+    from ingestion.postgres_source import connect
+    from mdp.core.lake import new_version, scores_dataset
+    from scoring.postgres import sync
+
+    settings = pipeline_run["settings"]
+    dataset = scores_dataset(settings)
+    older = dataset.current()
+    table_before = _score_table(settings)
+    newer = new_version()  # the same rows under a newer version, as a later scoring run would publish
+    dataset.store.copy_prefix(dataset.table_uri("", older["version"]), dataset.table_uri("", newer))
+    manifest = {k: older[k] for k in ("gold_snapshot", "model_name", "model_version", "rows")}
+
+    results: dict = {}
+    with connect(settings) as holder:  # another sync holds the table's turn
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"mdp-scores-sync:{settings.data_contract.scores_table}",))
+        slow = threading.Thread(target=lambda: results.update(sync(settings, dataset, older["version"])))
+        slow.start()
+        with connect(settings) as probe:  # the older sync is waiting on the lock, not done
+            for _ in range(600):
+                waiting = probe.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]
+                if waiting or not slow.is_alive():
+                    break
+                probe.execute("SELECT pg_sleep(0.05)")
+        assert waiting == 1 and slow.is_alive()
+        dataset.commit(newer, manifest, based_on=older["version"])
+        holder.rollback()  # the turn passes
+    slow.join(timeout=120)
+    assert results["postgres_skipped"] == f"scores {older['version']} were superseded by {newer}"
+    assert results["postgres_upserted"] == results["postgres_deleted"] == 0
+    assert _score_table(settings) == table_before
+    assert sync(settings, dataset, newer)["postgres_table"] == settings.data_contract.scores_table

@@ -276,6 +276,29 @@ def test_delete_is_published_as_a_tombstone(pg_settings):
         assert conn.execute("select count(*) from customers where customer_id = any(%s)", (gone,)).fetchone()[0] == 0
 
 
+def test_an_update_of_the_key_deletes_the_old_key(pg_settings):
+    """Issue 20 item 6: the old key leaves as a tombstone, or it would stay in Silver and Gold."""
+    contract = load_contract()
+    seed(pg_settings, customers=5)
+    pub = WatermarkPublisher(pg_settings)
+    try:
+        pub.poll_once()
+        before = published(pg_settings)
+        old = sorted(m["customer_id"] for m in before)[0]
+        with connect(pg_settings) as conn:
+            conn.execute("update customers set customer_id = 'C9999999' where customer_id = %s", (old,))
+        assert pub.poll_once() == 2
+    finally:
+        pub.close()
+    moved = {m["customer_id"]: m for m in newer(published(pg_settings), before)}
+    assert sorted(moved) == sorted([old, "C9999999"])
+    assert moved[old]["event_type"] == contract.tombstone.value
+    assert moved["C9999999"]["event_type"] != contract.tombstone.value
+    assert _state(moved[old], contract) | {"customer_id": "C9999999"} == _state(moved["C9999999"], contract)
+    for m in moved.values():
+        assert contract_violations(body(m), contract) == []
+
+
 ACCOUNTS = """
 entity: accounts
 version: 1
@@ -341,6 +364,22 @@ def test_any_contract_integer_key_and_another_watermark_column(local_settings, p
     assert tomb["changed_at"] > next(m for m in first if m["account_no"] == 3)["changed_at"]
     for m in (update, tomb):
         assert contract_violations(body(m), contract) == []
+
+
+def test_without_a_tombstone_an_update_of_the_key_is_refused(local_settings, pg_database, topic, tmp_path):
+    """Issue 20 item 6: with no tombstone the old key could never leave Silver, so Postgres refuses."""
+    import psycopg
+
+    path = tmp_path / "accounts.yaml"
+    path.write_text(ACCOUNTS.replace("tombstone: {column: status, value: closed}\n", ""))
+    s = local_settings(postgres_dsn=pg_database, kafka_topic=topic, contract=str(path))
+    ensure_schema(s)
+    with connect(s) as conn:
+        conn.execute("insert into crm_accounts (account_no, opened, status, churned) values (1, '2024-01-01', 'open', 'no')")
+        conn.execute("update crm_accounts set balance = 5 where account_no = 1")  # other columns still change
+    with pytest.raises(psycopg.errors.RaiseException, match=r"crm_accounts\.account_no cannot change \(1 to 2\).*no tombstone"):
+        with connect(s) as conn:
+            conn.execute("update crm_accounts set account_no = 2 where account_no = 1")
 
 
 def test_unreachable_postgres_is_unavailable(local_settings):

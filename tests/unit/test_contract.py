@@ -144,6 +144,25 @@ def test_contract_evolution_adding_a_nullable_column_is_compatible_and_the_rest_
     assert incompatibilities(Contract.model_validate(data), published) == ["columns.age: type changed from int to double"]
 
 
+def test_contract_evolution_a_drop_is_named_unless_unknown_fields_are_ignored_and_a_rename_always():
+    """Issue 20 item 5: a rename passed as 'drop one, add one nullable'."""
+    c = load_contract()
+    published = schema_of(c)
+    data = c.model_dump()
+    data["columns"] = [x for x in data["columns"] if x["name"] != "phone"]
+    data["derived"] = [d for d in data["derived"] if d["column"] != "phone"]
+    dropped = Contract.model_validate(data)
+    [problem] = incompatibilities(dropped, published)
+    assert problem.startswith("columns.phone: dropped, but messages that still carry it would be quarantined")
+    assert incompatibilities(Contract.model_validate({**data, "unknown_fields": "ignore"}), published) == []
+    data["columns"].append({"name": "mobile", "type": "string"})
+    for unknown in ("quarantine", "ignore"):
+        [problem] = incompatibilities(Contract.model_validate({**data, "unknown_fields": unknown}), published)
+        assert problem.startswith("columns.phone: dropped while mobile (string) was added: a rename is not compatible")
+    data["columns"][-1]["type"] = "int"  # another type: not a rename, a drop and an add
+    assert incompatibilities(Contract.model_validate({**data, "unknown_fields": "ignore"}), published) == []
+
+
 @pytest.mark.parametrize("value", ["C0000001", "C0000001\n", "C0000001\r", "C0000001\u2028", "C0000001\u0085", "xC0000001"])
 def test_spark_and_gx_agree_on_full_match(spark, value):
     """The same contract regex, anchored per engine, gives the same verdict in Java (Spark) and Python (GX)."""
