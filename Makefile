@@ -8,15 +8,18 @@ run:
 	@scripts/setup.sh
 	.venv/bin/mdp run
 
+# Two workers: the Docker tests in one, beside the rest (groups: tests/conftest.py). `-n 0` for one process.
+PYTEST_WORKERS ?= -n 2 --dist loadgroup --no-loadscope-reorder
+
 test:
 	@scripts/setup.sh --test
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest $(PYTEST_WORKERS)
 
 # The inner loop: pure tests (unit, contract, transforms) and one embedded run end to end, then
 # the quiet rerun. Minutes, not the hour of `make test`; CI still runs `make test`.
 test-fast:
 	@scripts/setup.sh
-	.venv/bin/python -m pytest tests/unit tests/pipeline/test_embedded_e2e.py tests/pipeline/test_quiet_and_all.py
+	.venv/bin/python -m pytest $(PYTEST_WORKERS) tests/unit tests/pipeline/test_embedded_e2e.py tests/pipeline/test_quiet_and_all.py
 
 bench:
 	@scripts/setup.sh --test

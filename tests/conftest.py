@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,56 @@ for _k in [k for k in os.environ if k.startswith("MDP_")]:
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MDP_SPARK_DRIVER_MEMORY", "2g")
+
+
+# `make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup --no-loadscope-reorder`): the
+# tests that wait on Docker go to one worker while the other runs the rest. One group per file, or
+# per folder where a session fixture is costly (servers, a reference lake). The Docker tests and
+# `mdp airflow standalone` both publish host port 8088, so they share one group and never overlap.
+_BY_FOLDER = {"transports", "airflow", "reliability", "deploy", "cluster", "training", "scoring"}
+# The longest groups first, so that no worker is left with a long one at the end.
+_FIRST = ("docker", "reliability", "transports", "tests/oracle/test_oracle_sequences.py", "airflow",
+          "tests/pipeline/test_bench_tiny.py")
+
+
+def _group(item) -> str:
+    rel = Path(str(item.fspath)).resolve().relative_to(ROOT / "tests")
+    folder = rel.parts[0] if len(rel.parts) > 1 else ""
+    if folder == "containers" or rel.name == "test_airflow_standalone.py":
+        return "docker"
+    return folder if folder in _BY_FOLDER else f"tests/{rel}"
+
+
+def pytest_collection_modifyitems(config, items):
+    groups = {}
+    for item in items:
+        groups[item] = _group(item)
+        item.add_marker(pytest.mark.xdist_group(groups[item]))
+    rank = {g: i for i, g in enumerate(_FIRST)}
+    items.sort(key=lambda it: rank.get(groups[it], len(rank)))  # stable: collection order otherwise
+
+
+_FOLDER_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    folder = report.nodeid.split("/")[1] if report.nodeid.startswith("tests/") else "?"
+    _FOLDER_SECONDS[folder] = _FOLDER_SECONDS.get(folder, 0.0) + report.duration
+
+
+_STARTED = time.time()
+_CONTAINER_TIMINGS = ROOT / ".cache" / "container-timings.json"  # written by tests/containers
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _CONTAINER_TIMINGS.is_file() and _CONTAINER_TIMINGS.stat().st_mtime >= _STARTED:
+        terminalreporter.write_sep("-", "container phases (seconds)")
+        for k, v in json.loads(_CONTAINER_TIMINGS.read_text()).items():
+            terminalreporter.write_line(f"{k:<40} {v:8.1f}")
+    if _FOLDER_SECONDS:
+        terminalreporter.write_sep("-", "seconds per folder (setup + call + teardown, summed over tests)")
+        for folder, seconds in sorted(_FOLDER_SECONDS.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{folder:<16} {seconds:8.1f}")
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Container tests: a Docker engine, the upstream base images (real or stand-ins), the mdp images.
 
 Everything here skips, with the reason, where no Docker engine answers. Phase times go to
-.cache/container-timings.json and to the end of the pytest report.
+.cache/container-timings.json, which tests/conftest.py prints at the end of the pytest report (the
+controller under xdist does not load this file).
 """
 
 from __future__ import annotations
@@ -36,13 +37,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
-
-
-def pytest_terminal_summary(terminalreporter):
-    if TIMINGS:
-        terminalreporter.write_sep("-", "container phases (seconds)")
-        for k, v in TIMINGS.items():
-            terminalreporter.write_line(f"{k:<40} {v:8.1f}")
 
 
 class Phase:
