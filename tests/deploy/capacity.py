@@ -172,16 +172,18 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def upstream_values(release: dict) -> dict:
+def upstream_values(release: dict, overlay: str | None = None) -> dict:
+    files = list(release.get("values", [])) + list((release.get("overlay_values") or {}).get(overlay, []))
     merged: dict = {}
-    for f in release.get("values", []):
+    for f in files:
         merged = _merge(merged, yaml.safe_load((REPO / f).read_text()) or {})
     return merged
 
 
-def upstream_items(releases: list[dict], values: dict[str, dict] | None = None) -> list[Item]:
+def upstream_items(releases: list[dict], values: dict[str, dict] | None = None,
+                   overlay: str | None = None) -> list[Item]:
     """`values`: merged values per release name (default: read from the release's files)."""
-    by_name = {r["name"]: upstream_values(r) for r in releases}
+    by_name = {r["name"]: upstream_values(r, overlay) for r in releases}
     by_name.update(values or {})
     out = []
     for rel, comp, replicas_key, enabled_key, paths in UPSTREAM_COMPONENTS:

@@ -14,7 +14,7 @@ RELEASES = yaml.safe_load((REPO / "charts" / "upstream" / "releases.yaml").read_
 
 def overlay_items(overlay_docs, overlay: str) -> list[capacity.Item]:
     return (capacity.control_plane_items() + capacity.platform_items(overlay_docs[overlay])
-            + capacity.upstream_items(RELEASES) + capacity.stage_items())
+            + capacity.upstream_items(RELEASES, overlay=overlay) + capacity.stage_items())
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
