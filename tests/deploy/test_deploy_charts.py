@@ -341,8 +341,11 @@ def test_default_credentials_are_generated_and_shared(chart_renders):
 
 
 def test_existing_secrets_are_used_not_created():
+    # Airflow's DB URL needs the password, so the user brings that Secret too
+    # (test_deploy_existing_secrets.py checks every reference end to end).
     docs = render_chart({"credentials": {"s3": {"existingSecret": "my-s3"},
-                                         "postgres": {"existingSecret": "my-pg", "user": "mdp"}}})
+                                         "postgres": {"existingSecret": "my-pg", "user": "mdp"},
+                                         "airflowMetadata": {"create": False}}})
     assert not [d for d in docs if d["kind"] == "Secret"]
     minio = find(docs, "Deployment", "mdp-minio")
     refs = json.dumps(minio)
