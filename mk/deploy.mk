@@ -55,6 +55,8 @@ kind-load: ## copy the images into the kind node (no registry needed)
 deploy: ## namespaces, operators, then the platform overlay, then Airflow
 	# spark-operator creates its Roles in the job namespace (mdp-jobs), so the namespaces come first.
 	$(KUBECTL) apply --server-side -f k8s/base/namespaces.yaml
+	# Generated credentials live in the cluster, made once: a render would make new ones each time.
+	KUBECTL=$(KUBECTL) $(PYTHON) scripts/kind_secrets.py --overlay $(OVERLAY)
 	$(PYTHON) scripts/upstream_charts.py install --phase operators --overlay $(OVERLAY)
 	$(KUSTOMIZE_KUBECTL) kustomize --enable-helm --helm-command $(HELM) k8s/overlays/$(OVERLAY) \
 	  | $(KUBECTL) apply --server-side --force-conflicts -f -

@@ -75,7 +75,8 @@ def test_dev_airflow_values_only_for_kind_overlays(overlay, dev_login):
     assert ("airflow-values-dev.yaml" in out) is dev_login
     mk = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "deploy", "OVERLAY=ci"], cwd=REPO, capture_output=True,
                         text=True, timeout=30, check=True).stdout
-    assert mk.count("--overlay ci") == 2
+    assert mk.count("upstream_charts.py install --phase operators --overlay ci") == 1
+    assert mk.count("upstream_charts.py install --phase apps --overlay ci") == 1
 
 
 def test_cluster_kubectl_within_version_skew():
