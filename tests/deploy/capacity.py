@@ -45,8 +45,8 @@ KIND_CONTROL_PLANE = {
 }
 
 # Upstream components that our values turn on: (release, component, replicas key or None,
-# enabled key or None, [values paths of each container's resources]). Keys checked against the
-# charts at the pinned versions (docs/DEPLOYMENT.md, "Upstream charts").
+# enabled key or None, [values paths of each container's resources]). Where the keys were checked
+# against the pinned charts, and where not: docs/DEPLOYMENT.md, "Upstream charts".
 UPSTREAM_COMPONENTS = [
     ("strimzi", "cluster-operator", "replicas", None, ["resources"]),
     ("spark-operator", "controller", "controller.replicas", None, ["controller.resources"]),
