@@ -67,3 +67,16 @@ def test_stage_spark_application_matches_crd():
     for stage in STAGES:
         if stage.kind == "spark":
             k8s_schemas.validate_custom_resource(k8s.spark_application(settings, stage, "", ""))
+
+
+def test_the_sizes_before_issue_22_do_not_fit(overlay_docs, monkeypatch):
+    """The check has teeth: the SparkApplication sizes before the fix (cores: 1 and no coreRequest,
+    so a whole CPU each; a 2g driver) put the ci overlay over its CPU budget."""
+    from mdp.shell import k8s
+
+    monkeypatch.setattr(k8s, "SPARK_DRIVER", {"cores": 1, "coreLimit": "1200m", "memory": "2g"})
+    monkeypatch.setattr(k8s, "SPARK_EXECUTOR", {"instances": 1, "cores": 1, "coreLimit": "1200m", "memory": "1g"})
+    cpu, mem = capacity.peak(overlay_items(overlay_docs, "ci"))
+    assert cpu > capacity.BUDGETS["ci"]["cpu_m"] * (1 - capacity.MARGIN)
+    _, dev_mem = capacity.peak(overlay_items(overlay_docs, "dev"))
+    assert dev_mem > capacity.BUDGETS["dev"]["mem_mi"] * (1 - capacity.MARGIN)

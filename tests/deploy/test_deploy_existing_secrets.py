@@ -4,13 +4,22 @@ rendered by the chart in that namespace or one the user declared as existing."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
 import yaml
 
 import capacity
-from deploy_helpers import REPO, find, render_chart
+from deploy_helpers import REPO, find, overlay_values, render_chart
+
+_spec = importlib.util.spec_from_file_location("kind_secrets", REPO / "scripts" / "kind_secrets.py")
+kind_secrets = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kind_secrets)
+
+
+def made_by_kind_secrets(overlay: str) -> set[tuple[str, str]]:
+    return {(m["metadata"]["namespace"], m["metadata"]["name"]) for m in kind_secrets.plan(overlay, lambda ns, n: None)}
 
 AIRFLOW_VALUES = yaml.safe_load((REPO / "charts" / "upstream" / "airflow-values.yaml").read_text())
 EXISTING = {
@@ -63,11 +72,14 @@ def dag_pod_refs(airflow_env: dict[str, str]) -> set[str]:
     return refs
 
 
-@pytest.mark.parametrize("values,declared", [({}, set()), (EXISTING, DECLARED)], ids=["generated", "existingSecret"])
-def test_every_secret_reference_resolves(values, declared):
+@pytest.mark.parametrize("case", ["generated", "existingSecret", "ci-overlay"])
+def test_every_secret_reference_resolves(case):
+    values, declared = {"generated": ({}, set()), "existingSecret": (EXISTING, DECLARED),
+                        "ci-overlay": (overlay_values("ci"), made_by_kind_secrets("ci"))}[case]
     docs = render_chart(values)
     rendered = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Secret"}
-    available = rendered | declared
+    # The Airflow chart's own keys (fernet, JWT, API secret key): scripts/kind_secrets.py, any overlay.
+    available = rendered | declared | made_by_kind_secrets("other")
     refs = set()
     for d in docs:
         ns = d["metadata"].get("namespace", "mdp")
@@ -75,8 +87,9 @@ def test_every_secret_reference_resolves(values, declared):
     env_cm = find(docs, "ConfigMap", "mdp-airflow-env", "airflow")
     refs |= {("mdp-jobs", n) for n in dag_pod_refs(env_cm["data"])}
     refs.add(("airflow", AIRFLOW_VALUES["data"]["metadataSecretName"]))
+    refs |= {("airflow", AIRFLOW_VALUES[k]) for k in ("fernetKeySecretName", "jwtSecretName", "apiSecretKeySecretName")}
     assert refs - available == set(), f"referenced but neither rendered nor declared: {sorted(refs - available)}"
-    if values:
+    if case == "existingSecret":
         assert {("mdp-jobs", "corp-s3"), ("mdp-jobs", "corp-postgres")} <= refs
         assert not {n for _, n in rendered} & {"mdp-s3", "mdp-postgres"}
     # The Airflow pods read that ConfigMap.
