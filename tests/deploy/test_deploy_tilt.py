@@ -157,7 +157,15 @@ def host_ports(rec: Recorder) -> set[int]:
 
 
 def test_ports_forwarded_off_kind(other_run):
-    assert host_ports(other_run) == {8088, 8080, 9000, 9001, 5001}
+    """Off kind, Tilt forwards every host port that kind/cluster.yaml maps (5002 was missing)."""
+    kind_cfg = yaml.safe_load((REPO / "kind" / "cluster.yaml").read_text())
+    mapped = {m["hostPort"] for n in kind_cfg["nodes"] for m in n.get("extraPortMappings", [])}
+    assert host_ports(other_run) == mapped == {8088, 8080, 9000, 9001, 5001, 5002}
+
+
+def test_tilt_uses_the_dev_overlay_values(kind_run):
+    (airflow,) = [kw for args, kw in kind_run.of("helm") if kw["name"] == "airflow"]
+    assert airflow["values"] == ["charts/upstream/airflow-values.yaml", "charts/upstream/airflow-values-dev.yaml"]
 
 
 def test_ports_served_by_kind_mappings(kind_run):

@@ -38,9 +38,9 @@ def test_make_targets_exist_and_dry_run():
 def test_upstream_charts_are_pinned_and_installed_in_order():
     releases = yaml.safe_load((REPO / "charts/upstream/releases.yaml").read_text())["releases"]
     versions = {r["chart"]: r["version"] for r in releases}
-    assert versions == {"strimzi-kafka-operator": "1.2.0", "spark-operator": "2.5.2", "airflow": "1.18.0"}
+    assert versions == {"strimzi-kafka-operator": "1.2.0", "spark-operator": "2.5.2", "airflow": "1.22.0"}
     for r in releases:
-        for v in r["values"]:
+        for v in r["values"] + [f for fs in (r.get("overlay_values") or {}).values() for f in fs]:
             assert (REPO / v).is_file(), v
     out = subprocess.run([sys.executable, "scripts/upstream_charts.py", "install", "--dry-run"], cwd=REPO,
                          capture_output=True, text=True, timeout=60, check=True).stdout
@@ -54,6 +54,47 @@ def test_upstream_charts_are_pinned_and_installed_in_order():
     assert mk.index("-f k8s/base/namespaces.yaml") < ops
     ops_values = yaml.safe_load((REPO / "charts/upstream/spark-operator-values.yaml").read_text())
     assert ops_values["spark"]["jobNamespaces"] == ["mdp-jobs"]
+
+
+def test_strimzi_chart_comes_from_its_oci_artifact():
+    # Strimzi 0.36.0's CHANGELOG deprecates https://strimzi.io/charts/ for the OCI artifacts.
+    out = subprocess.run([sys.executable, "scripts/upstream_charts.py", "install", "--dry-run", "--release", "strimzi"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "upgrade --install strimzi oci://quay.io/strimzi-helm/strimzi-kafka-operator --version 1.2.0" in out
+    assert "--repo" not in out
+    pull = subprocess.run([sys.executable, "scripts/upstream_charts.py", "pull", "--dry-run", "--dest", "/nonexistent"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "pull oci://quay.io/strimzi-helm/strimzi-kafka-operator --version 1.2.0 --untar" in pull
+
+
+@pytest.mark.parametrize("overlay,dev_login", [("dev", True), ("ci", True), (None, False), ("shared", False)])
+def test_dev_airflow_values_only_for_kind_overlays(overlay, dev_login):
+    cmd = [sys.executable, "scripts/upstream_charts.py", "install", "--dry-run", "--release", "airflow"]
+    out = subprocess.run(cmd + (["--overlay", overlay] if overlay else []), cwd=REPO, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert ("airflow-values-dev.yaml" in out) is dev_login
+    mk = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "deploy", "OVERLAY=ci"], cwd=REPO, capture_output=True,
+                        text=True, timeout=30, check=True).stdout
+    assert mk.count("upstream_charts.py install --phase operators --overlay ci") == 1
+    assert mk.count("upstream_charts.py install --phase apps --overlay ci") == 1
+
+
+def test_cluster_kubectl_within_version_skew():
+    """kubectl supports one minor version either side of the API server; the venv's 1.37 only renders."""
+    kind_cfg = yaml.safe_load((REPO / "kind" / "cluster.yaml").read_text())
+    (node,) = {n["image"] for n in kind_cfg["nodes"]}
+    node_minor = int(node.split(":v")[1].split(".")[1])
+    wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
+    kubectl_minor = int(wf["env"]["KUBECTL_VERSION"].lstrip("v").split(".")[1])
+    assert abs(kubectl_minor - node_minor) <= 1, (wf["env"]["KUBECTL_VERSION"], node)
+    tools = "\n".join(s.get("run", "") for s in wf["jobs"]["kind-e2e"]["steps"])
+    assert "dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/amd64/kubectl" in tools
+    mk = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "deploy", "KUBECTL=cluster-kubectl"], cwd=REPO,
+                        capture_output=True, text=True, timeout=30, check=True).stdout
+    talks = [l for l in mk.splitlines() if " apply " in l or " rollout " in l or " wait " in l]
+    assert talks and all("cluster-kubectl" in l and ".venv/bin/kubectl apply" not in l for l in talks)
+    tilt = (REPO / "Tiltfile").read_text()
+    assert "KUBECTL = 'kubectl'" in tilt
 
 
 def test_kind_load_uses_an_image_archive():

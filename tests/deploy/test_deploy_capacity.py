@@ -1,0 +1,82 @@
+"""Blocker 1 of issue 22: what each overlay deploys fits the node it runs on (capacity.py)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+import capacity
+import k8s_schemas
+from deploy_helpers import OVERLAYS, REPO, load_docs
+
+RELEASES = yaml.safe_load((REPO / "charts" / "upstream" / "releases.yaml").read_text())["releases"]
+
+
+def overlay_items(overlay_docs, overlay: str) -> list[capacity.Item]:
+    return (capacity.control_plane_items() + capacity.platform_items(overlay_docs[overlay])
+            + capacity.upstream_items(RELEASES, overlay=overlay) + capacity.stage_items())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_fits_its_node(overlay_docs, overlay):
+    items = overlay_items(overlay_docs, overlay)
+    text = capacity.report(overlay, items)
+    print(text)
+    cpu, mem = capacity.peak(items)
+    b = capacity.BUDGETS[overlay]
+    assert cpu <= b["cpu_m"] * (1 - capacity.MARGIN), text
+    assert mem <= b["mem_mi"] * (1 - capacity.MARGIN), text
+
+
+def test_every_upstream_component_has_explicit_requests():
+    capacity.upstream_items(RELEASES)  # raises MissingRequest naming the values key
+    (airflow,) = [r for r in RELEASES if r["name"] == "airflow"]
+    values = capacity.upstream_values(airflow)
+    del values["scheduler"]["resources"]["requests"]
+    with pytest.raises(capacity.MissingRequest, match="scheduler.resources"):
+        capacity.upstream_items(RELEASES, {"airflow": values})
+
+
+def test_platform_pod_without_requests_fails():
+    docs = load_docs("""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: x}
+spec:
+  template:
+    spec:
+      containers: [{name: c, image: i}]
+""")
+    with pytest.raises(capacity.MissingRequest, match="Deployment/x"):
+        capacity.platform_items(docs)
+
+
+def test_spark_pod_sizes():
+    assert capacity.spark_pod({"cores": 1, "memory": "2g"}, "d") == (1000, 2048 + 0.4 * 2048)
+    assert capacity.spark_pod({"cores": 1, "coreRequest": "250m", "memory": "512m"}, "d") == (250, 512 + 384)
+
+
+def test_stage_spark_application_matches_crd():
+    """The SparkApplication that mdp/shell/k8s.py builds (coreRequest included) is valid v1beta2."""
+    if k8s_schemas.schemas_dir() is None:
+        pytest.skip(k8s_schemas.missing_reason())
+    from mdp.core.stages import STAGES
+    from mdp.shell import k8s
+
+    settings = capacity.kind_settings()
+    for stage in STAGES:
+        if stage.kind == "spark":
+            k8s_schemas.validate_custom_resource(k8s.spark_application(settings, stage, "", ""))
+
+
+def test_the_sizes_before_issue_22_do_not_fit(overlay_docs, monkeypatch):
+    """The check has teeth: the SparkApplication sizes before the fix (cores: 1 and no coreRequest,
+    so a whole CPU each; a 2g driver) put the ci overlay over its CPU budget."""
+    from mdp.shell import k8s
+
+    monkeypatch.setattr(k8s, "SPARK_DRIVER", {"cores": 1, "coreLimit": "1200m", "memory": "2g"})
+    monkeypatch.setattr(k8s, "SPARK_EXECUTOR", {"instances": 1, "cores": 1, "coreLimit": "1200m", "memory": "1g"})
+    cpu, mem = capacity.peak(overlay_items(overlay_docs, "ci"))
+    assert cpu > capacity.BUDGETS["ci"]["cpu_m"] * (1 - capacity.MARGIN)
+    _, dev_mem = capacity.peak(overlay_items(overlay_docs, "dev"))
+    assert dev_mem > capacity.BUDGETS["dev"]["mem_mi"] * (1 - capacity.MARGIN)
