@@ -152,13 +152,18 @@ def test_contract_evolution_a_drop_is_named_unless_unknown_fields_are_ignored_an
     data["columns"] = [x for x in data["columns"] if x["name"] != "phone"]
     data["derived"] = [d for d in data["derived"] if d["column"] != "phone"]
     dropped = Contract.model_validate(data)
-    [problem] = incompatibilities(dropped, published)
-    assert problem.startswith("columns.phone: dropped, but messages that still carry it would be quarantined")
+    assert incompatibilities(dropped, published) == [
+        "columns.phone: dropped, but messages that still carry it would be quarantined as unknown_field (and stop the "
+        "gate at quality.max_unknown_fields); keep it declared (feature: excluded stops the model using it), or set "
+        "unknown_fields: ignore"]
     assert incompatibilities(Contract.model_validate({**data, "unknown_fields": "ignore"}), published) == []
-    data["columns"].append({"name": "mobile", "type": "string"})
+    data["columns"] += [{"name": "mobile", "type": "string"}, {"name": "landline", "type": "string"}]
     for unknown in ("quarantine", "ignore"):
-        [problem] = incompatibilities(Contract.model_validate({**data, "unknown_fields": unknown}), published)
-        assert problem.startswith("columns.phone: dropped while mobile (string) was added: a rename is not compatible")
+        assert incompatibilities(Contract.model_validate({**data, "unknown_fields": unknown}), published) == [
+            "columns.phone: dropped while landline, mobile (string) was added: a rename is not compatible (published "
+            "rows would read NULL under the new name); keep phone declared (feature: excluded stops the model using it) "
+            "beside the new column"]
+    data["columns"] = data["columns"][:-1]
     data["columns"][-1]["type"] = "int"  # another type: not a rename, a drop and an add
     assert incompatibilities(Contract.model_validate({**data, "unknown_fields": "ignore"}), published) == []
 
@@ -282,3 +287,13 @@ def test_zero_tolerance_stays_strict_in_a_small_batch():
     data = load_contract().model_dump()
     data["quality"]["max_per_rule"] = 0
     assert share_check(Contract.model_validate(data), "max_per_rule", 5)["mostly"] == 1.0
+
+
+def test_regex_problem_names_the_engine_that_refuses():
+    from mdp.core.contract import regex_problem
+
+    assert regex_problem(r"^[a-z]+$") is None
+    assert regex_problem(r"^[a-z+$").startswith("Python's re (the gate's GX suite) refuses")
+    assert regex_problem(r"^(?P<first>[a-z]+)$").startswith("Java's regex (Spark, bronze_to_silver) refuses")
+    assert regex_problem(r"^\(?P<first>\)$") is None  # escaped parentheses are literals, not a group
+    assert regex_problem(r"^a\\(?P<first>b)$").startswith("Java's regex")  # an escaped backslash, then a group
