@@ -1,13 +1,14 @@
 """Fixtures for tests/airflow. The throwaway AIRFLOW_HOME is set by airflow_helpers at import.
 
-To keep the wall time down, the slow start-ups begin in the background as soon as collection
-is done: `airflow db migrate` (for dag.test) and `mdp airflow standalone` (for the REST and
-browser tests), each only when tests that need it were selected.
+To keep the wall time down in one process, the slow start-ups begin in the background as soon as
+collection is done: `airflow db migrate` (for dag.test) and `mdp airflow standalone` (for the REST
+and browser tests), each only when tests that need it were selected. Not under pytest-xdist.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -29,6 +30,10 @@ def _selected(session, module: str) -> bool:
 
 
 def pytest_collection_finish(session):
+    # Under pytest-xdist every worker collects every test, and only one runs them: start nothing
+    # early there (two standalones would race for port 8088); the fixtures start what they need.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     if _selected(session, "test_airflow_dag_run.py"):
         _MIGRATE["proc"] = subprocess.Popen(
             [str(VENV_BIN / "airflow"), "db", "migrate"], env=airflow_cli_env(),
