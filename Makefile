@@ -54,11 +54,16 @@ base-images:
 	@scripts/setup.sh --test
 	.venv/bin/python tests/containers/standins/base_images.py
 
-# OFFLINE=1 builds from .cache/build-inputs (wheels, S3A jars, CA bundle) instead of PyPI and Maven.
+# OFFLINE=1 builds from .cache/build-inputs (wheels, S3A jars, CA bundle) instead of PyPI and Maven,
+# the wheels and jars served over HTTP on the Docker bridge while each command runs.
+OFFLINE_BUILD = $(if $(filter 1,$(OFFLINE)),.venv/bin/python tests/containers/standins/base_images.py --build-inputs --)
+# mdp-spark is built before `up` builds mdp-jobs: the classic builder then takes their shared deps stage
+# from its layer cache (built side by side, each would install it).
 compose-up: base-images
 	@test -f .env || cp .env.example .env
-	$(if $(filter 1,$(OFFLINE)),eval "$$(.venv/bin/python tests/containers/standins/base_images.py --build-inputs)" &&) \
-	  docker compose build airflow-init airflow-webserver airflow-scheduler && docker compose up -d
+	$(OFFLINE_BUILD) docker compose build airflow-init airflow-webserver airflow-scheduler
+	$(OFFLINE_BUILD) docker compose build spark-master
+	$(OFFLINE_BUILD) docker compose up -d
 	.venv/bin/python scripts/compose_wait.py
 
 # Events into the topic (the producer step), then one customers_end_to_end run through the REST API v2.

@@ -94,8 +94,10 @@ def base_images(docker_engine, phase) -> None:
 
 
 @pytest.fixture(scope="session")
-def build_args(base_images) -> dict[str, str]:
-    """Build args for an offline build of the mdp images (wheelhouse, S3A jars, CA bundle)."""
+def build_args(base_images):
+    """Build args for an offline build of the mdp images (wheelhouse, S3A jars, CA bundle), with the
+    wheels and jars served over HTTP on the Docker bridge for the whole session."""
     import base_images as bi
 
-    return bi.prepare_build_inputs()
+    with bi.serve_build_inputs() as url:
+        yield bi.prepare_build_inputs(url)

@@ -43,13 +43,16 @@ def platform(build_args, phase, tmp_path_factory):
     if stale:
         pytest.skip(f"a compose project named {PROJECT!r} already has containers; `docker compose down -v` it first")
     p = Platform(fresh_copy(tmp_path_factory.mktemp("compose") / "mdp"), build_env=build_args)
-    # mdp-spark and mdp-jobs as on a first start (`up` builds them); --no-prune keeps the layer cache.
+    # mdp-spark and mdp-jobs as on a first start (`up` builds mdp-jobs); --no-prune keeps the layer cache.
     subprocess.run(["docker", "rmi", "--no-prune", "mdp-spark:0.1.0", "mdp-jobs:0.1.0"], capture_output=True)
     try:
         p.sh("cp", ".env.example", ".env")
         with phase("compose build airflow-*"):
             p.compose("build", "airflow-init", "airflow-webserver", "airflow-scheduler", timeout=3600)
-        with phase("compose up -d (builds mdp-spark, mdp-jobs)"):
+        # As `make compose-up`: mdp-spark first, so mdp-jobs takes their shared deps stage from the cache.
+        with phase("compose build spark-master"):
+            p.compose("build", "spark-master", timeout=3600)
+        with phase("compose up -d (builds mdp-jobs)"):
             p.compose("up", "-d", timeout=3600)
         with phase("compose services healthy"):
             p.wait_healthy(900)

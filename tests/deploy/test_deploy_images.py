@@ -75,6 +75,11 @@ def test_root_dockerignore_sends_what_each_image_copies(role):
         assert any(src.rstrip("/") == a or src.startswith(a + "/") for a in allowed), f"{role}: {src} not sent"
     assert {".venv", ".cache", ".mdp"}.isdisjoint(allowed)
     assert {"images/build-inputs", ".cache/build-inputs"} <= allowed  # BUILD_INPUTS (offline builds)
+    # The offline wheels and jars are served over HTTP (WHEELS_URL, S3A_JARS_DIR=http://...), so no
+    # context carries them: excluded again after the folder is allowed (the last matching line wins).
+    allow = lines.index("!.cache/build-inputs/")
+    for heavy in (".cache/build-inputs/wheels/", ".cache/build-inputs/jars/"):
+        assert heavy in lines and lines.index(heavy) > allow, heavy
 
 
 def installed_hadoop_version() -> str:
@@ -105,7 +110,7 @@ def test_jobs_image_has_no_java_or_s3a_jars():
 
 def test_spark_image_layout():
     text = (REPO / "images" / "spark" / "Dockerfile").read_text()
-    assert "COPY spark_apps ./spark_apps" in text and "WORKDIR /opt/mdp" in text  # local:///opt/mdp/spark_apps
+    assert re.search(r"^COPY (--\S+ )*spark_apps \./spark_apps$", text, re.M) and "WORKDIR /opt/mdp" in text  # local:///opt/mdp/spark_apps
     assert 'ENTRYPOINT ["/opt/entrypoint.sh"]' in text
     # Only Java, tini and the Kubernetes entrypoint come from the Spark image: a published 4.x tag.
     assert re.search(r"^ARG SPARK_IMAGE=apache/spark:4\.\d+\.\d+-scala2\.13-java17-ubuntu$", text, re.M)
@@ -115,6 +120,76 @@ def test_spark_image_layout():
     airflow = (REPO / "images" / "airflow" / "Dockerfile").read_text()
     assert "/opt/airflow/dags/" in airflow and "apache/airflow:3.3.2-python3.11" in airflow
     assert re.search(r"^apache-airflow==3\.3\.2$", lock, re.M)
+
+
+# --- layers that a source change keeps ---------------------------------------------------------
+
+SOURCES = ("mdp", "ingestion", "spark_apps", "validation", "training", "scoring")
+
+
+def instructions(text: str) -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_dependencies_install_before_the_sources_are_copied(role):
+    steps = instructions((REPO / "images" / role / "Dockerfile").read_text())
+    deps = [i for i, s in enumerate(steps) if s.startswith("RUN") and "--constraint requirements.lock" in s]
+    assert len(deps) == 1, f"{role}: one locked dependency install"
+    assert "project_deps.py" in steps[deps[0]] and "-r /tmp/requirements.txt" in steps[deps[0]]
+    # Before it, only the lock and pyproject.toml of the repo's own files (plus the build inputs).
+    before = [s for s in steps[:deps[0]] if s.startswith("COPY") and "--from=" not in s]
+    for step in before:
+        srcs = step.split()[1:-1]
+        assert all(w.startswith("--") or w in ("requirements.lock", "pyproject.toml", "images/common/")
+                   or w.startswith("${BUILD_INPUTS}") for w in srcs), f"{role}: {step} before the dependency install"
+    copies = [i for i, s in enumerate(steps) if s.startswith("COPY") and any(f" {d} ./{d}" in s for d in SOURCES)]
+    assert len(copies) == len(SOURCES) and min(copies) > deps[0], f"{role}: sources copied before the dependencies"
+    project = [s for s in steps[max(copies):] if s.startswith("RUN") and "pip install" in s]
+    assert len(project) == 1 and "--no-deps" in project[0] and project[0].split("&&")[0].rstrip().endswith(" ."), project
+
+
+def deps_stage(text: str) -> str:
+    m = re.search(r"^FROM \S+ AS deps$.*?(?=^FROM )", text, re.M | re.S)
+    assert m, "no deps stage"
+    return m.group(0)
+
+
+def test_spark_and_jobs_share_one_deps_stage():
+    """Byte for byte the same stage, so the second sequential build (make images, make compose-up) takes
+    its layers from the classic builder's cache instead of installing the lock again."""
+    spark = (REPO / "images" / "spark" / "Dockerfile").read_text()
+    jobs = (REPO / "images" / "jobs" / "Dockerfile").read_text()
+    assert deps_stage(spark) == deps_stage(jobs)
+    assert re.search(r"^ARG PYTHON_IMAGE=(\S+)$", spark, re.M).group(1) == re.search(r"^ARG PYTHON_IMAGE=(\S+)$", jobs, re.M).group(1)
+    assert "fetch_s3a_jars" not in deps_stage(spark)  # the jars are Spark's only: a stage of their own
+    for text in (spark, jobs):
+        assert "COPY --from=deps /opt/venv /opt/venv" in text
+
+
+def test_project_deps_lists_the_dependencies_extras_and_build_backend(tmp_path):
+    import tomllib
+
+    out = tmp_path / "req.txt"
+    proc = subprocess.run([sys.executable, str(REPO / "images" / "common" / "project_deps.py"), str(REPO / "pyproject.toml"),
+                           "--extra", "airflow", "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    want = (data["project"]["dependencies"] + data["project"]["optional-dependencies"]["airflow"]
+            + data["build-system"]["requires"])
+    assert out.read_text().splitlines() == want
+
+
+def test_with_build_inputs_takes_a_wheelhouse_url(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "WHEELS_URL": "http://172.17.0.1:18765/wheels/", "PIP_OFFLINE": "1"}
+    proc = subprocess.run(["sh", str(REPO / "images" / "common" / "with_build_inputs.sh"), "env"], capture_output=True,
+                          text=True, timeout=30, env=env)
+    assert proc.returncode == 0, proc.stderr
+    got = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    assert got["PIP_FIND_LINKS"] == "http://172.17.0.1:18765/wheels/"
+    assert got["PIP_TRUSTED_HOST"] == "172.17.0.1" and got["PIP_NO_INDEX"] == "1"
 
 
 # --- the build-time downloader, against a fake Maven repo (file://) ------------------------------
@@ -193,6 +268,38 @@ def test_fetch_s3a_jars_from_a_folder_checks_sha256(tmp_path, case):
     assert {"wrong-sha": "SHA-256 is", "missing": "hadoop-aws-3.4.0.jar: not in",
             "no-pins": "S3A_JARS_SHA256"}[case] in proc.stderr
     assert not (tmp_path / "jars" / "hadoop-aws-3.3.1.jar").exists()
+
+
+@pytest.mark.parametrize("case", ["ok", "wrong-sha"])
+def test_fetch_s3a_jars_from_a_url_checks_sha256(tmp_path, case):
+    """S3A_JARS_DIR=http://...: the jars served by base_images.serve_build_inputs, not in the context."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    src = tmp_path / "inputs" / "jars"
+    src.mkdir(parents=True)
+    (src / "hadoop-aws-3.3.1.jar").write_bytes(b"aws")
+    sha = hashlib.sha256(b"aws" if case == "ok" else b"other").hexdigest()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path / "inputs")))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = run_from_dir(f"http://127.0.0.1:{server.server_address[1]}/jars", tmp_path / "dest",
+                            f"hadoop-aws-3.3.1.jar={sha}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    if case == "ok":
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / "dest" / "hadoop-aws-3.3.1.jar").read_bytes() == b"aws"
+    else:
+        assert proc.returncode != 0 and "SHA-256 is" in proc.stderr
+        assert not (tmp_path / "dest" / "hadoop-aws-3.3.1.jar").exists()
 
 
 @pytest.mark.parametrize("case", ["sdk-mismatch", "bad-checksum", "hadoop-mismatch"])

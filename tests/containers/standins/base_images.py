@@ -6,16 +6,21 @@ upstream name from a debootstrapped Debian root (tests/containers/standins/<kind
 The stand-ins exist for the tests only; the Dockerfiles and the compose file stay as users get them.
 
     python tests/containers/standins/base_images.py [--mode auto|pull|standin] [--list]
+    python tests/containers/standins/base_images.py --build-inputs [COMMAND ...]
 
 Caches, outside the repo so that a fresh clone or `git clean` keeps them (MDP_CACHE_DIR, default
 ~/.cache/mdp): standins/rootfs-<hash>.tar (the Debian root) and wheelhouse/ (the wheels that the
 stand-ins and the offline image builds install). The offline build's inputs go to the repo's
-.cache/build-inputs (gitignored; a build context cannot reach outside the repo), hard-linked from there.
+.cache/build-inputs (gitignored), hard-linked from there. Its wheels and jars are served to the builds
+over HTTP on the Docker bridge (`--build-inputs COMMAND` runs COMMAND with the build args while serving),
+so that no build context carries them; only the CA bundle goes into the context.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -24,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,7 +39,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 CACHE = Path(os.environ.get("MDP_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mdp")
 WHEELHOUSE = CACHE / "wheelhouse"
-BUILD_INPUTS = ROOT / ".cache" / "build-inputs"  # inside the build context
+BUILD_INPUTS = ROOT / ".cache" / "build-inputs"  # inside the build context (its CA bundle; .dockerignore)
+# The wheels and jars are served on this port: fixed, because the URL is a build arg and build args are
+# part of the classic builder's cache key for each RUN.
+SERVE_PORT = int(os.environ.get("MDP_BUILD_INPUTS_PORT") or 18765)
 SUITE = "bookworm"
 # One root for every stand-in: what the upstream images carry that this project uses.
 ROOT_PACKAGES = [
@@ -74,7 +83,8 @@ def upstream_images(root: Path = ROOT) -> list[str]:
     for dockerfile in sorted((root / "images").glob("*/Dockerfile")):
         text = dockerfile.read_text()
         found += re.findall(r"^ARG\s+\w+_IMAGE=(\S+)", text, flags=re.M)
-        found += [m for m in re.findall(r"^FROM\s+(\S+)", text, flags=re.M) if "$" not in m]
+        stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", text, flags=re.M | re.I))
+        found += [m for m in re.findall(r"^FROM\s+(\S+)", text, flags=re.M) if "$" not in m and m not in stages]
     compose = yaml.safe_load((root / "docker-compose.yml").read_text())
     found += [s["image"] for s in compose["services"].values() if "image" in s]
     out = []
@@ -235,10 +245,41 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def prepare_build_inputs() -> dict[str, str]:
+def bridge_address() -> str:
+    """The host's address on Docker's default bridge, which build containers (RUN steps) can reach."""
+    r = docker("network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
+               check=False, capture=True)
+    return next((a for a in r.stdout.split() if "." in a), "172.17.0.1")
+
+
+@contextlib.contextmanager
+def serve_build_inputs(directory: Path = BUILD_INPUTS, port: int = SERVE_PORT):
+    """Serve directory over HTTP on the bridge address while the block runs; yields its base URL."""
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    host = bridge_address()
+    try:
+        server = ThreadingHTTPServer((host, port), functools.partial(Quiet, directory=str(directory)))
+    except OSError as e:
+        raise SystemExit(f"base-images: cannot serve the build inputs on {host}:{port} ({e}); "
+                         "another build may be serving them, or set MDP_BUILD_INPUTS_PORT") from e
+    threading.Thread(target=server.serve_forever, name="build-inputs", daemon=True).start()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def prepare_build_inputs(url: str) -> dict[str, str]:
     """The repo's .cache/build-inputs for an offline build of the mdp images; returns the build args that use it.
 
     wheels/ (the wheelhouse), jars/ (the S3A jars from sagemaker-pyspark) and the host's CA bundle.
+    url is where serve_build_inputs() serves the folder: the builds take the wheels and jars from there.
     """
     from importlib.util import find_spec
 
@@ -261,7 +302,8 @@ def prepare_build_inputs() -> dict[str, str]:
     return {
         "BUILD_INPUTS": str(out.relative_to(ROOT)),
         "PIP_OFFLINE": "1",
-        "S3A_JARS_DIR": "jars",
+        "WHEELS_URL": f"{url}/wheels/",
+        "S3A_JARS_DIR": f"{url}/jars",
         "S3A_JARS_SHA256": " ".join(f"{k}={v}" for k, v in SAGEMAKER_S3A_JARS.items()),
     }
 
@@ -297,11 +339,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="auto: pull, else a stand-in; pull: real images only; standin: stand-ins only")
     p.add_argument("--list", action="store_true", help="print the upstream images and exit")
     p.add_argument("--build-inputs", action="store_true",
-                   help="also fill .cache/build-inputs for an offline build and print its build args")
+                   help="fill .cache/build-inputs for an offline build and serve it; run COMMAND with its build "
+                        "args in the environment (docker compose reads them), or print them and serve until Ctrl-C")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="with --build-inputs: the build command to run")
     a = p.parse_args(argv)
     if a.build_inputs:
-        for k, v in prepare_build_inputs().items():
-            print(f"export {k}='{v}'")
+        command = a.command[1:] if a.command[:1] == ["--"] else a.command
+        with serve_build_inputs() as url:
+            args = prepare_build_inputs(url)
+            if command:
+                return subprocess.run(command, env={**os.environ, **args}, check=False).returncode
+            for k, v in args.items():
+                print(f"export {k}='{v}'", flush=True)
+            log(f"serving {BUILD_INPUTS} on {url} until Ctrl-C")
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
         return 0
     images = upstream_images()
     if a.list:
