@@ -8,8 +8,8 @@ run:
 	@scripts/setup.sh
 	.venv/bin/mdp run
 
-# Two workers: the Docker tests in one, beside the rest (groups: tests/conftest.py). `-n 0` for one process.
-PYTEST_WORKERS ?= -n 2 --dist loadgroup --no-loadscope-reorder
+# Two workers: the Docker tests in one, beside the rest (groups and scheduler: tests/conftest.py). `-n 0` for one process.
+PYTEST_WORKERS ?= -n 2 --dist loadscope --no-loadscope-reorder
 
 test:
 	@scripts/setup.sh --test

@@ -21,31 +21,42 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MDP_SPARK_DRIVER_MEMORY", "2g")
 
 
-# `make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup --no-loadscope-reorder`): the
-# tests that wait on Docker go to one worker while the other runs the rest. One group per file, or
-# per folder where a session fixture is costly (servers, a reference lake). The Docker tests and
-# `mdp airflow standalone` both publish host port 8088, so they share one group and never overlap.
+# `make test` runs two pytest-xdist workers (`-n 2 --dist loadscope --no-loadscope-reorder`): the
+# tests that wait on Docker go to one worker while the other runs the rest. The scheduler below
+# keeps each group in one worker: one group per file, or per folder where a session fixture is
+# costly (servers, a reference lake). The Docker tests and `mdp airflow standalone` both publish
+# host port 8088, so they share one group and never overlap. (xdist's own `xdist_group` marks do
+# not work with pytest 9, which no longer lets a plugin rename a node id.)
 _BY_FOLDER = {"transports", "airflow", "reliability", "deploy", "cluster", "training", "scoring"}
 # The longest groups first, so that no worker is left with a long one at the end.
 _FIRST = ("docker", "reliability", "transports", "tests/oracle/test_oracle_sequences.py", "airflow",
           "tests/pipeline/test_bench_tiny.py")
 
 
-def _group(item) -> str:
-    rel = Path(str(item.fspath)).resolve().relative_to(ROOT / "tests")
-    folder = rel.parts[0] if len(rel.parts) > 1 else ""
-    if folder == "containers" or rel.name == "test_airflow_standalone.py":
+def _group(path: str) -> str:
+    """The group of a test file, from its path relative to the repo (`tests/<folder>/<file>.py`)."""
+    parts = path.split("/")
+    folder = parts[1] if len(parts) > 2 else ""
+    if folder == "containers" or parts[-1] == "test_airflow_standalone.py":
         return "docker"
-    return folder if folder in _BY_FOLDER else f"tests/{rel}"
+    return folder if folder in _BY_FOLDER else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid.split("::", 1)[0])
+
+    return ByGroup(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    groups = {}
-    for item in items:
-        groups[item] = _group(item)
-        item.add_marker(pytest.mark.xdist_group(groups[item]))
     rank = {g: i for i, g in enumerate(_FIRST)}
-    items.sort(key=lambda it: rank.get(groups[it], len(rank)))  # stable: collection order otherwise
+    items.sort(key=lambda it: rank.get(_group(it.nodeid.split("::", 1)[0]), len(rank)))  # stable otherwise
 
 
 _FOLDER_SECONDS: dict[str, float] = {}
