@@ -7,8 +7,10 @@ each Silver version (`_checkpoint/v=<version>`). A run copies the published vers
 so it reads every object that version had not seen, whichever hour it sits in (late records, a
 paused DAG, a failed landing), exactly once. A version the gate rejects is never published, and
 neither is its checkpoint: the next run reads the same objects again. A rerun with nothing new
-stages nothing. A backfill (`--since/--until`) also reprocesses the chosen hours' objects; the merge
-is idempotent, so that only matters when the contract or the code changed.
+stages nothing. A backfill (`--since/--until`) also reprocesses the chosen hours' objects into the
+published state; the merge is idempotent. Under a contract that shapes Silver otherwise than the
+published version's, a backfill rebuilds Silver from all of Bronze instead, and so does `--all`:
+that gives exactly what a from-scratch run under the current contract gives.
 
 Row conservation is checked from independent sources before anything is staged: Bronze rows from
 the Parquet footers the landing wrote, accepted and duplicate rows as Spark counted them, and
@@ -43,12 +45,14 @@ from spark_apps.session import get_spark
 from spark_apps.transforms import (
     POSITION,
     QUARANTINE_COLUMNS,
+    content_hash,
     distinct_deliveries,
     latest_state,
     merge_quarantine,
     parse_events,
     reason_flags,
     silver_schema,
+    spark_schema,
     to_silver_rows,
 )
 
@@ -74,7 +78,8 @@ def _lake_uri(spark_path: str) -> str:
 
 
 class Merge:
-    """One Silver version: what a micro-batch of Bronze (plus any backfill objects) merges into."""
+    """One Silver version: what a micro-batch of Bronze (plus any backfill objects) merges into.
+    `current` is the version merged into (None: a rebuild from Bronze alone)."""
 
     def __init__(self, ctx: RunContext, silver: VersionedDataset, current: dict | None, version: str):
         self.ctx, self.silver, self.current, self.version = ctx, silver, current, version
@@ -103,7 +108,7 @@ class Merge:
 
         # Silver state written with the contract's schema: a column added to the contract reads as NULL.
         existing = self._read("state", silver_schema(c))
-        merged = latest_state(to_silver_rows(accepted, c), existing, c).persist()
+        merged = latest_state(to_silver_rows(self._unseen(accepted), c), existing, c).persist()
         state_uri = self._write(merged.drop("_changed"), "state")
         changes_uri = self._write(merged.where("_changed").drop("_changed"), "changes")
 
@@ -124,6 +129,23 @@ class Merge:
             df.unpersist()
         self.figures = figures
         return figures
+
+    def _unseen(self, accepted: DataFrame) -> DataFrame:
+        """Accepted events less those an earlier version already merged. Only without an event time:
+        the state is then ordered by first arrival, and a copy landed in a later run (a file ingested
+        again) would arrive anew and win. With an event time a copy ties with its original and the
+        earlier arrival keeps the state, so no history is needed. `seen` holds every distinct event's
+        contract columns; the hash is recomputed on read, so an added column reads NULL on both sides."""
+        c = self.contract
+        if c.event_time is not None:
+            return accepted
+        key = [c.event_id, "_hash"]
+        old = self._read("seen", spark_schema(c))
+        fresh = accepted if old is None else accepted.join(
+            old.select(c.event_id, content_hash(c).alias("_hash")), key, "left_anti")
+        seen = fresh.select(*c.names) if old is None else old.unionByName(fresh.select(*c.names))
+        self._write(seen, "seen")
+        return fresh
 
     def _count(self, parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri) -> dict:
         c, s = self.contract, self.settings
@@ -261,6 +283,21 @@ def _stream_new_objects(ctx: RunContext, checkpoint: str, on_batch) -> bool:
     return "figures" in ran
 
 
+def _rebuild_reason(ctx: RunContext, current: dict | None) -> str | None:
+    """Why this run rebuilds Silver from all of Bronze instead of merging into `current`, or None.
+    `--all` asks for it. A backfill under a contract that shapes Silver otherwise than the one
+    `current` was built with needs it: merged into the old state, a re-parsed event ties with its
+    old row, so a new normaliser or a tightened rule would not reach it; and only a rebuild gives
+    what a from-scratch run gives (the chosen hours are a subset of Bronze)."""
+    if not ctx.backfill or current is None:
+        return None
+    if ctx.all_bronze:
+        return "--all"
+    if current.get("contract") != ctx.contract.silver_fingerprint:
+        return f"a backfill under a contract that changed since Silver {current['version']}"
+    return None
+
+
 def run(ctx: RunContext) -> dict:
     settings, contract = ctx.settings, ctx.contract
     silver = silver_dataset(settings, ctx.store)
@@ -284,10 +321,14 @@ def run(ctx: RunContext) -> dict:
 
         version = new_version()
         checkpoint = silver.table_uri("_checkpoint", version)
-        if current:
+        rebuild = _rebuild_reason(ctx, current)
+        if rebuild:
+            # A fresh checkpoint reads every Bronze object, and nothing of the old version is merged.
+            log.info("bronze_to_silver: rebuilding Silver from all of Bronze (%s)", rebuild)
+        elif current:
             ctx.store.copy_prefix(silver.table_uri("_checkpoint", current["version"]), checkpoint)
-        merge = Merge(ctx, silver, current, version)
-        backfill = bronze_files_in(settings, ctx.interval, ctx.store) if ctx.backfill else []
+        merge = Merge(ctx, silver, None if rebuild else current, version)
+        backfill = bronze_files_in(settings, ctx.interval, ctx.store) if ctx.backfill and not rebuild else []
 
         def on_batch(df: DataFrame, files: list[str]) -> dict:
             extra = sorted(set(backfill) - set(files))
@@ -310,7 +351,9 @@ def run(ctx: RunContext) -> dict:
         figures = merge.figures
         silver.stage(ctx.run_id, version, {
             "schema": schema_of(contract),
+            "contract": contract.silver_fingerprint,
             "backfill": str(ctx.interval) if ctx.backfill else None,
+            "rebuilt": rebuild,
             **figures,
         })
         silver.gc()

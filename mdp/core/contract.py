@@ -232,6 +232,18 @@ class Contract(_Strict):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
     @property
+    def silver_fingerprint(self) -> str:
+        """Changes when what Silver holds for the same Bronze would change: columns, their types,
+        normalisers and rules, the key, the event id and time, unknown fields, the future skew.
+        A backfill under another one rebuilds Silver (spark_apps/bronze_to_silver.py)."""
+        import hashlib
+        import json
+
+        shaping = self.model_dump(include={"primary_key", "event_id", "event_time", "unknown_fields", "max_future_skew_hours"})
+        shaping["columns"] = [c.model_dump(exclude={"feature", "impute"}) for c in self.columns]
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @property
     def source_table(self) -> str:
         return self.postgres.table or self.entity
 

@@ -408,7 +408,8 @@ class VersionedDataset:
         return removed
 
 
-SILVER_TABLES = ("state", "quarantine", "batch", "changes")
+# `seen`: every distinct event, kept only when the contract has no event time (see Merge._unseen).
+SILVER_TABLES = ("state", "quarantine", "batch", "changes", "seen")
 GOLD_TABLES = ("features",)
 
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
 
 from ingestion.generator import generate_hour
 from mdp.core.context import RunContext
+from mdp.core.contract import CONTRACTS_DIR
 from mdp.core.errors import MdpError
 from mdp.core.lake import Interval
 from mdp.core.settings import get_settings
@@ -72,12 +74,14 @@ class Story:
         self.offset += n
         return list(range(self.offset - n, self.offset))
 
-    def run(self, name: str, why: str, backfill: Interval | None = None) -> Step:
+    def run(self, name: str, why: str, backfill: Interval | None = None, rebuild: bool = False) -> Step:
+        """`rebuild`: the run rebuilds Silver from all of Bronze (a backfill under a changed
+        contract), so its figures are those of a from-scratch run."""
         step = Step(name, why)
         now = bronze_objects(self.settings)
         reread = [f for f in now if backfill and any(f"ingest_date={h:%Y-%m-%d}/ingest_hour={h:%H}/" in f for h in backfill.hours())]
         new = sorted(set(now) - set(self.seen))
-        run_files = sorted(set(new) | set(reread))
+        run_files = now if rebuild else sorted(set(new) | set(reread))
         ctx = RunContext(self.settings, backfill or Interval.hour_of(H[0]), run_id=f"story-{name}", backfill=backfill is not None)
         try:
             report = run_pipeline(ctx, [get_stage(s) for s in STAGES])
@@ -85,7 +89,7 @@ class Story:
         except MdpError as exc:
             step.error = f"{type(exc).__name__}: {exc}"
         else:
-            exp = expected(self.settings, self.seen, run_files, self.work / name)
+            exp = expected(self.settings, [] if rebuild else self.seen, run_files, self.work / name)
             actual = published(self.settings)
             staged = step.figures.get("staged") is not None
             if not staged:  # nothing new: no version, no batch; the tables must still equal the oracle's
@@ -176,11 +180,30 @@ def story(tmp_path_factory, spark) -> Story:
 
     # 10. Nothing new at all.
     s.run("nothing_new", "a rerun with nothing new")
+
+    # 11. A backfill of one hour under a changed contract (a tightened range, a new normaliser):
+    #     Silver is rebuilt, and equals the oracle from scratch under the new contract.
+    s.settings = get_settings(home=home, seed=SEED, contract=str(changed_contract(home)))
+    s.run("backfill_changed_contract", "age max 82 and full_name upper, backfill of H1", backfill=Interval.hour_of(H[1]),
+          rebuild=True)
     return s
 
 
+def changed_contract(where) -> str:
+    data = yaml.safe_load((CONTRACTS_DIR / "customers.yaml").read_text())
+    for c in data["columns"]:
+        if c["name"] == "age":
+            c["max"] = 82
+        if c["name"] == "full_name":
+            c["normalise"] = ["trim", "upper"]
+    path = where / "changed.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 STEPS = ["in_order", "out_of_order_later_hour_first", "out_of_order_earlier_hour_after", "redelivered_records",
-         "producer_resend", "late_records", "conflicting_copies", "tombstones", "event_time_ties", "backfill", "nothing_new"]
+         "producer_resend", "late_records", "conflicting_copies", "tombstones", "event_time_ties", "backfill", "nothing_new",
+         "backfill_changed_contract"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -212,3 +235,9 @@ def test_the_story_exercises_what_it_claims(story):
     assert tied[story.tie_customers[0]]["support_tickets"] == 9 and tied[story.tie_customers[1]]["plan"] == "pro"
     assert f["backfill"]["bronze_in"] > 0 and f["backfill"]["changed"] == 0
     assert f["nothing_new"]["bronze_in"] == 0
+    rebuilt = story.steps["backfill_changed_contract"]
+    assert f["backfill_changed_contract"]["bronze_objects"] == len(bronze_objects(story.settings))
+    assert max(r["age"] for r in rebuilt.state.values()) <= 82
+    assert all(r["full_name"] is None or r["full_name"].isupper() for r in rebuilt.state.values())
+    assert sum(r == "out_of_range:age" for r, _ in rebuilt.reasons) > sum(
+        r == "out_of_range:age" for r, _ in story.steps["nothing_new"].reasons)
