@@ -171,3 +171,28 @@ def test_the_landing_reads_committed_records_only(local_settings, kafka, uid):
     assert sorted(read_parquet(s, bronze_table_uri(s))["value"].to_pylist()) == [b"c1", b"c2", b"c3"]
     assert figures["landed"] == 3
     assert consumer_config(s, "g", 100)["isolation_level"] == "read_committed"
+
+
+def test_a_topic_recreated_under_a_running_lander_lands_nothing_of_it(local_settings, kafka, uid):
+    """The lander learnt the topic's id when it started; the topic is recreated before it polls.
+    Whose lifetime its records are is then unknown: it lands and commits nothing, and says so.
+    The next run lands the new lifetime under its own id."""
+    from ingestion.landing import Lander
+    from mdp.core.errors import MdpError
+
+    topic = f"customers-{uid}"
+    ensure_topic(kafka.kafka_bootstrap, topic, partitions=1)
+    s = local_settings(kafka_topic=topic, source="kafka", lake_root=".mdp/lake")
+    produce(s, [b"old-1", b"old-2"])
+    store = store_for(s)
+    opts = LandingOptions(max_wait_s=2, group=f"g-{uid}")
+    lander = Lander(s, store, opts)
+    recreate(kafka.kafka_bootstrap, topic)
+    produce(s, [b"new-1", b"new-2", b"new-3"])
+    with pytest.raises(MdpError, match="was recreated while landing"):
+        lander.run()
+    assert not store.walk_files(bronze_table_uri(s))
+    figures = land(s, store, opts)
+    assert figures["landed"] == 3
+    (tagged,) = set(read_parquet(s, bronze_table_uri(s))["topic"].to_pylist())
+    assert tagged.split("@")[1] != lander.topic_id
