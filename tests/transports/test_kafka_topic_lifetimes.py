@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from _transport_helpers import committed_offsets
 from ingestion.landing import LandingOptions, consumer_config, land
 from ingestion.producer import ensure_topic, make_producer, publish
 from mdp.core.context import RunContext
@@ -145,6 +146,7 @@ def test_the_landing_refuses_to_overwrite_a_different_bronze_object(local_settin
     with pytest.raises(StageError, match="refusing to overwrite"):
         land(s, store, LandingOptions(max_wait_s=2, group=f"b-{uid}"))
     assert read_parquet(s, uri)["value"].to_pylist() == [b"uno", b"dos"]  # left as it was
+    assert committed_offsets(kafka.kafka_bootstrap, topic, f"b-{uid}") == {0: None}  # redelivered to the next run
 
 
 def test_the_landing_reads_committed_records_only(local_settings, kafka, uid):
