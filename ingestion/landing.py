@@ -6,7 +6,8 @@ the next run; the redelivered copy lands again (under a name from its own offset
 drops the duplicate event ids. Nothing is committed that is not in Bronze, so nothing is lost.
 
 Records land in the Bronze hour of their Kafka timestamp (broker or producer time). Only committed
-records land (read_committed): a transaction still open holds a run back at it until it ends.
+records land (read_committed): a run lands what precedes a transaction still open, stops after
+`max_wait_s` short of its snapshot, and a later run lands the rest once it is committed.
 
 Each creation of a topic is a lifetime with its own Kafka topic id; Bronze object names and the
 `topic` column carry it (mdp.core.lake.bronze_topic), so a recreated topic, whose offsets restart at

@@ -115,8 +115,8 @@ def bronze_topic(topic: str, topic_id: str | None = None) -> str:
 
 
 def bronze_file_name(source: str, partition: int, first: int, last: int, topic_id: str | None = None) -> str:
-    # Deterministic names: a redelivered batch with the same bounds overwrites, never doubles.
-    # The topic id keeps a recreated topic's objects from taking an old lifetime's names; names
+    # Deterministic names: a redelivered batch with the same bounds lands the same object, never a
+    # second one. The topic id keeps a recreated topic's objects from taking an old lifetime's names; names
     # without one (written before it, or by the other sources) are read as before.
     lifetime = f"-t{topic_id}" if topic_id else ""
     return f"part-{source}{lifetime}-p{partition}-o{first:012d}-{last:012d}.parquet"
