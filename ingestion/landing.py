@@ -5,7 +5,14 @@ Guarantees: at least once. A crash after the write and before the commit redeliv
 the next run; the redelivered copy lands again (under a name from its own offsets) and Silver
 drops the duplicate event ids. Nothing is committed that is not in Bronze, so nothing is lost.
 
-Records land in the Bronze hour of their Kafka timestamp (broker or producer time).
+Records land in the Bronze hour of their Kafka timestamp (broker or producer time). Only committed
+records land (read_committed): a run lands what precedes a transaction still open, stops after
+`max_wait_s` short of its snapshot, and a later run lands the rest once it is committed.
+
+Each creation of a topic is a lifetime with its own Kafka topic id; Bronze object names and the
+`topic` column carry it (mdp.core.lake.bronze_topic), so a recreated topic, whose offsets restart at
+0, never takes an old lifetime's names or positions. An existing object is never replaced by other
+records: the landing stops instead (Spark's file source would never read them).
 
 Two ways to run:
 - A landing run (`land`, the land_bronze stage, `mdp kafka land`) ends. When it starts it takes a
@@ -91,6 +98,8 @@ def consumer_config(settings: Settings, group_id: str, batch_records: int) -> di
         "bootstrap_timeout_ms": bootstrap_timeout_ms(settings),
         "group_id": group_id,
         "enable_auto_commit": False,  # commit only after Bronze is durable
+        # A transactional producer's records land once committed, never while open or after an abort.
+        "isolation_level": "read_committed",
         "auto_offset_reset": "earliest",
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1000,
@@ -105,6 +114,14 @@ def consumer_config(settings: Settings, group_id: str, batch_records: int) -> di
         "check_crcs": True,  # cheap with the crc32c C extension
         "request_timeout_ms": 30_000,
     }
+
+
+def topic_id(consumer, topic: str) -> str | None:
+    """The id of this creation of the topic (Metadata v10+, Kafka 2.8+), as 32 hex digits; None if the
+    broker gives none. kafka-python keeps it in the consumer's cluster metadata (no public getter)."""
+    cluster = getattr(consumer, "_cluster", None)
+    tid = cluster.topic_id(topic) if cluster is not None and hasattr(cluster, "topic_id") else None
+    return tid.hex if tid is not None and tid.int else None  # the all-zero id means "none"
 
 
 def _record_time(rec) -> datetime:
@@ -158,6 +175,12 @@ class Lander:
             raise ConfigError(f"Kafka at {bootstrap} has no topic {self.topic!r} (kafka_topic, MDP_KAFKA_TOPIC): "
                               "create it with `mdp services bootstrap`, or produce to it first")
         self.partitions = sorted(partitions)
+        # The topic's lifetime: Bronze names and positions carry it, since a recreated topic's
+        # offsets start at 0 again (see mdp.core.lake.bronze_topic).
+        self.topic_id = topic_id(self.consumer, self.topic)
+        if self.topic_id is None:
+            log.warning("Kafka at %s gives no topic id for %r: Bronze cannot tell a recreated topic's records "
+                        "from the old ones (a batch that would take an old object's name is refused)", bootstrap, self.topic)
         self.assigned: set | None = None  # set when the group gives us partitions; None while rebalancing
         self.end: dict | None = None  # the snapshot of end offsets a bounded run stops at
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
@@ -285,7 +308,8 @@ class Lander:
             if t is None:
                 t = times[r.timestamp] = _record_time(r)
             records.append(RawRecord(r.value, r.key, r.partition, r.offset, t))
-        uris = write_bronze(self.settings, self.store, records, source="kafka", topic=self.topic)
+        uris = write_bronze(self.settings, self.store, records, source="kafka", topic=self.topic, topic_id=self.topic_id,
+                            refuse_changes=True)
         # The write returned: every object is whole in the store (rename locally, a PUT on S3).
         if os.environ.get("MDP_TEST_CRASH_AFTER_WRITE") == "1":
             sys.stderr.write(f"MDP_TEST_CRASH_AFTER_WRITE: killing myself after writing {len(uris)} objects\n")
@@ -305,6 +329,12 @@ class Lander:
         ranges, self.batch_ranges = self.batch_ranges, {}
         if not batch:
             return
+        now_id = topic_id(self.consumer, self.topic)
+        if now_id and self.topic_id and now_id != self.topic_id:
+            # Recreated under a running lander: whose lifetime these records are is unknown. Land
+            # nothing, commit nothing; a new run lands the new topic under its own id.
+            raise MdpError(f"Kafka topic {self.topic!r} was recreated while landing (topic id {self.topic_id} "
+                           f"is now {now_id}): nothing of this batch was landed; run the landing again")
         offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(last + 1, "", -1) for p, (_, last) in ranges.items()}
         self.pending.append((self.writer.submit(self._write, batch), offsets, len(batch), ranges, time.perf_counter()))
         self._commit_written(block_until=1)

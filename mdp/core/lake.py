@@ -104,9 +104,22 @@ def bronze_partition(hour: datetime) -> str:
     return f"ingest_date={hour:%Y-%m-%d}/ingest_hour={hour:%H}"
 
 
-def bronze_file_name(source: str, partition: int, first: int, last: int) -> str:
-    # Deterministic names: a redelivered batch with the same bounds overwrites, never doubles.
-    return f"part-{source}-p{partition}-o{first:012d}-{last:012d}.parquet"
+def bronze_topic(topic: str, topic_id: str | None = None) -> str:
+    """Bronze's `topic` column: the name, and for Kafka the topic's lifetime, `<name>@<topic id>`.
+
+    A recreated topic (`mdp services down && up` empties the broker) restarts at offset 0: only its
+    id tells its records from the old lifetime's at the same (partition, offset). The id rides in
+    a column the quarantine's position key already holds, so the schema is unchanged. '@' cannot
+    occur in a Kafka topic name."""
+    return f"{topic}@{topic_id}" if topic_id else topic
+
+
+def bronze_file_name(source: str, partition: int, first: int, last: int, topic_id: str | None = None) -> str:
+    # Deterministic names: a redelivered batch with the same bounds lands the same object, never a
+    # second one. The topic id keeps a recreated topic's objects from taking an old lifetime's names; names
+    # without one (written before it, or by the other sources) are read as before.
+    lifetime = f"-t{topic_id}" if topic_id else ""
+    return f"part-{source}{lifetime}-p{partition}-o{first:012d}-{last:012d}.parquet"
 
 
 def bronze_files_in(settings: Settings, interval: Interval, store: Store | None = None) -> list[str]:
