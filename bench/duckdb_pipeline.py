@@ -90,9 +90,14 @@ def parse_sql(bronze_files: list[str], contract: Contract, with_file: bool = Fal
     checks = [(UNPARSEABLE, "_not_object")]
     if contract.unknown_fields == "quarantine":
         checks.append((UNKNOWN_FIELD, "_unknown"))
+    t = contract.tombstone
+    deleting = f"coalesce({q(t.column)} = {lit(t.value)}, false)" if t else "false"
     for rule in contract.rules():
         c = contract.column(rule.column)
-        checks.append((rule.code, _failure(rule, c, q("_raw_" + c.name), q(c.name), contract.max_future_skew_hours)))
+        cond = _failure(rule, c, q("_raw_" + c.name), q(c.name), contract.max_future_skew_hours)
+        if rule.kind == "not_null" and c.name in contract.tombstone_may_omit:
+            cond = f"({cond} AND NOT {deleting})"  # a delete need not carry the entity's fields
+        checks.append((rule.code, cond))
     reasons = "list_filter([" + ", ".join(f"CASE WHEN {cond} THEN {lit(code)} END" for code, cond in checks) + "], lambda x: x IS NOT NULL)"
     return f"""
     WITH src AS (

@@ -91,6 +91,8 @@ def parse(bronze: pd.DataFrame, contract: Contract, skew: pd.Timedelta) -> pd.Da
         present = t.notna()
         if rule.kind == "not_null":
             bad = r.isna()
+            if c.name in contract.tombstone_may_omit:  # a delete need not carry the entity's fields
+                bad = bad & ~(typed[contract.tombstone.column] == contract.tombstone.value).fillna(False)
         elif rule.kind == "type":
             bad = r.notna() & t.isna()
         elif rule.kind == "regex":

@@ -121,9 +121,13 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
     checks = [(UNPARSEABLE, F.col("_not_object"))]
     if contract.unknown_fields == "quarantine":
         checks.append((UNKNOWN_FIELD, F.col("_unknown")))
+    t = contract.tombstone
+    deleting = F.coalesce(F.col(t.column) == F.lit(t.value), F.lit(False)) if t else F.lit(False)
     for rule in contract.rules():
         c = contract.column(rule.column)
         cond = _failure(rule, c, F.col(f"_raw_{c.name}"), F.col(c.name), F.col("ingest_ts"), contract.max_future_skew_hours)
+        if rule.kind == "not_null" and c.name in contract.tombstone_may_omit:
+            cond = cond & ~deleting
         checks.append((rule.code, cond))
     reasons = F.filter(F.array(*[F.when(cond, F.lit(code)) for code, cond in checks]), lambda x: x.isNotNull())
     # A message that is not a JSON object can only fail one way; its other checks are noise.

@@ -59,6 +59,17 @@ def share_check(contract: Contract, name: str, rows: int | None) -> dict:
     return {"mostly": round(1 - allowed, 6), "meta": meta}
 
 
+def _but_deletes(contract: Contract, column: str, kw: dict) -> dict:
+    """`kw` with rows that delete left out, for a column a delete need not carry (the same rule as
+    Spark's, Contract.tombstone_may_omit)."""
+    if column not in contract.tombstone_may_omit:
+        return kw
+    t = contract.tombstone
+    cond = f"{t.column} != {t.value!r}"
+    return {**kw, "row_condition": f"({kw['row_condition']}) & ({cond})" if kw.get("row_condition") else cond,
+            "condition_parser": "pandas"}
+
+
 def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) -> list[gxe.Expectation]:
     """One expectation per contract rule (type rules are the Parquet schema's job)."""
     exps: list[gxe.Expectation] = []
@@ -66,7 +77,7 @@ def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) ->
     for rule in contract.rules():
         c = contract.column(rule.column)
         if rule.kind == "not_null":
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=mostly, **kw))
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=mostly, **_but_deletes(contract, c.name, kw)))
         elif rule.kind == "regex":
             exps.append(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=anchored(c.regex, "python"), mostly=mostly, **kw))
         elif rule.kind == "in_set":

@@ -220,6 +220,14 @@ class Contract(_Strict):
         return [n for n in (self.event_id, self.event_time, self.event_type) if n]
 
     @property
+    def tombstone_may_omit(self) -> set[str]:
+        """Required columns a delete need not carry: all but the key, the envelope and the
+        tombstone column. A delete of only those is a delete, not a record missing its fields."""
+        if not self.tombstone:
+            return set()
+        return {c.name for c in self.columns if c.name not in {self.primary_key, *self.envelope, self.tombstone.column}}
+
+    @property
     def state_columns(self) -> list[Column]:
         """The columns an entity row holds: everything but the envelope."""
         return [c for c in self.columns if c.name not in self.envelope]

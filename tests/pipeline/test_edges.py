@@ -225,3 +225,33 @@ def test_all_under_a_changed_contract_gives_the_silver_of_a_fresh_run(tmp_path):
     kept = {(r["_source"], r["_partition"], r["_offset"]) for r in state}
     quarantined = {(r["source"], r["partition"], r["offset"]) for r in _published(tmp_path / "lake", "customers", "quarantine")}
     assert not kept & quarantined, "a record both accepted and quarantined"
+
+
+def test_a_minimal_tombstone_deletes_the_customer(tmp_path):
+    """A delete that carries only what a delete needs (event id, type, time, key) is a delete, not a
+    record quarantined as missing:<column>; an ordinary event with a blank required cell still is."""
+    events = _customers(5, 40, 0)
+    assert run_cli(["run", "--input", str(_csv(tmp_path / "first.csv", events)), *SILVER, "-s", "silver_to_gold"],
+                   cli_env(tmp_path), timeout=600).returncode == 0
+    gone, later = events[0]["customer_id"], "2026-03-02T11:00:00.000000Z"
+    tombstone = {k: None for k in events[0]} | {"event_id": "00000000-0000-4000-8000-000000000001", "event_type": "customer_deleted",
+                                                "event_ts": later, "customer_id": gone}
+    blank_email = {**events[1], "event_id": "00000000-0000-4000-8000-000000000002", "event_ts": later, "email": None}
+    updates = [{**e, "event_id": f"00000000-0000-4000-8000-00000000001{i}", "event_ts": later, "support_tickets": 7}
+               for i, e in enumerate(events[2:5])]
+    r = run_cli(["run", "--input", str(_csv(tmp_path / "deletes.csv", [tombstone, blank_email, *updates])), *SILVER,
+                 "-s", "silver_to_gold"],
+                cli_env(tmp_path), timeout=600)
+    assert r.returncode == 0, r.text[-3000:]
+    state = {row["customer_id"]: row for row in _published(tmp_path, "customers")}
+    assert state[gone]["event_type"] == "customer_deleted" and state[gone]["email"] is None
+    reasons = [row["reason"] for row in _published(tmp_path, "customers", "quarantine")]
+    assert reasons == ["missing:email"], reasons
+    import json
+
+    import pyarrow.parquet as pq
+
+    gold = tmp_path / ".mdp" / "lake" / "gold" / "customers"
+    version = json.loads((gold / "_CURRENT.json").read_text())["version"]
+    ids = pq.read_table(gold / "features" / f"v={version}").column("customer_id").to_pylist()
+    assert gone not in ids and events[1]["customer_id"] in ids and len(ids) == len(state) - 1
