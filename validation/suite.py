@@ -7,36 +7,53 @@ Three suites, each over what one run changed, never over the whole Silver table:
   that do not cast, each other rule, conflicting duplicates of an event id (a batch smaller than
   `quality.min_batch_rows` by counts instead of shares); and a drift check of each column's null
   share, and each free-text column's distinct ratio, against the published Silver's profile.
+  A batch of several ingest hours (a catch-up) is also judged hour by hour on each share
+  threshold (`hour_suites`), so many clean hours cannot dilute one broken hour.
 - `<entity>_changes`: the Silver rows this run changed, strict (every rule, unique key).
 - `<entity>_table`: whole-table facts that bronze_to_silver computed in Spark when it wrote the
   version (rows, distinct keys), so the gate never loads the table.
 Each tolerant expectation carries the contract threshold it enforces in `meta.threshold`.
+
+"Future" has one clock, as in Spark: a `not_future` value may not be later than the row's own
+ingest time (`_ingest_ts`, which the batch and the changes carry) + `max_future_skew_hours`. The
+limit is a column of the frame (`with_future_limit`), compared by GX column against column.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import pandas as pd
 
 from mdp.core.contract import Contract, anchored
 
 PARSED = "_unparseable == False"  # rows whose columns could be read at all
 ACCEPTED = "_quarantined == False"
+INGEST_TS, INGEST_DATE, INGEST_HOUR = "_ingest_ts", "_ingest_date", "_ingest_hour"  # the row's Bronze arrival
+# The latest value a not_future column may hold in a row: its ingest time + max_future_skew_hours.
+FUTURE_LIMIT = {"timestamp": "_future_limit", "date": "_future_limit_date"}
 
 
-def _bounds(contract: Contract, name: str, now: datetime) -> tuple[object, object]:
+def _bounds(contract: Contract, name: str) -> tuple[object, object]:
     c = contract.column(name)
     low, high = c.min, c.max
     if c.type == "timestamp":  # the contract writes dates; pandas compares timestamps with datetimes
         low, high = (datetime.combine(v, datetime.min.time(), UTC) if isinstance(v, date) else v for v in (low, high))
-    if c.not_future:
-        limit = now + timedelta(hours=contract.max_future_skew_hours)
-        limit = limit.date() if c.type == "date" else limit
-        high = limit if high is None else min(high, limit)
     return low, high
+
+
+def with_future_limit(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The frame with the limit columns its not_future expectations compare against, from the
+    row's own ingest time. A date is future when its midnight is later than the limit, i.e. when it
+    is later than the limit's date (Spark casts the date to a timestamp, in UTC)."""
+    types = {c.type for c in contract.columns if c.not_future}
+    if not types:
+        return df
+    limit = df[INGEST_TS] + pd.Timedelta(hours=contract.max_future_skew_hours)
+    return df.assign(**{FUTURE_LIMIT[t]: limit.dt.date if t == "date" else limit for t in types})
 
 
 def _threshold(name: str, value: float) -> dict:
@@ -59,10 +76,10 @@ def share_check(contract: Contract, name: str, rows: int | None) -> dict:
     return {"mostly": round(1 - allowed, 6), "meta": meta}
 
 
-def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) -> list[gxe.Expectation]:
-    """One expectation per contract rule (type rules are the Parquet schema's job)."""
+def rule_expectations(contract: Contract, mostly: float, **kw) -> list[gxe.Expectation]:
+    """One expectation per contract rule (type rules are the Parquet schema's job). A not_future
+    rule reads the frame's limit column (see with_future_limit)."""
     exps: list[gxe.Expectation] = []
-    seen_between = set()
     for rule in contract.rules():
         c = contract.column(rule.column)
         if rule.kind == "not_null":
@@ -71,32 +88,90 @@ def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) ->
             exps.append(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=anchored(c.regex, "python"), mostly=mostly, **kw))
         elif rule.kind == "in_set":
             exps.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=mostly, **kw))
-        elif rule.kind in ("between", "not_future") and c.name not in seen_between:
-            seen_between.add(c.name)  # one range per column, the tighter of max and "not future"
-            low, high = _bounds(contract, c.name, now)
+        elif rule.kind == "between":
+            low, high = _bounds(contract, c.name)
             exps.append(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=mostly, **kw))
+        elif rule.kind == "not_future":  # a null value is the not_null rule's business
+            exps.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A=FUTURE_LIMIT[c.type], column_B=c.name, or_equal=True, ignore_row_if="either_value_is_missing",
+                mostly=mostly, **kw))
+    return exps
+
+
+def share_expectations(contract: Contract, rows: int | None, parsed_rows: int | None, accepted_rows: int | None,
+                       **meta) -> list[gxe.Expectation]:
+    """One expectation per share threshold of contract.quality over a frame of the batch: `rows`,
+    `parsed_rows`, `accepted_rows` are its rows, those whose columns could be read, and those
+    accepted (None: unknown, the share itself); `meta` is added to each (the hour it judges)."""
+    def check(name: str, n: int | None) -> dict:
+        c = share_check(contract, name, n)
+        return {**c, "meta": {**c["meta"], **meta}}
+
+    exps: list[gxe.Expectation] = []
+    for flag, name in (("_quarantined", "max_quarantined"), ("_unparseable", "max_unparseable"),
+                       ("_unknown_field", "max_unknown_fields"), ("_bad_type", "max_bad_type")):
+        exps.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[False], **check(name, rows)))
+    per_rule = check("max_per_rule", parsed_rows)
+    exps += rule_expectations(contract, per_rule["mostly"], row_condition=PARSED, condition_parser="pandas",
+                              meta=per_rule["meta"])
+    exps.append(gxe.ExpectColumnValuesToBeUnique(
+        column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
+        **check("max_conflicting_duplicates", accepted_rows)))
     return exps
 
 
 def batch_suite(contract: Contract, profile: dict | None = None, accepted_rows: int = 0,
-                now: datetime | None = None, rows: int | None = None, parsed_rows: int | None = None,
+                rows: int | None = None, parsed_rows: int | None = None,
                 accepted_keys: int | None = None) -> gx.ExpectationSuite:
     """`rows`, `parsed_rows`, `accepted_rows`: the batch's rows, those whose columns could be read,
     and those accepted; a share threshold over fewer than quality.min_batch_rows becomes a count."""
-    now = now or datetime.now(UTC)
     exps: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
     exps += [gxe.ExpectColumnToExist(column=n) for n in contract.names]
-    for flag, name in (("_quarantined", "max_quarantined"), ("_unparseable", "max_unparseable"),
-                       ("_unknown_field", "max_unknown_fields"), ("_bad_type", "max_bad_type")):
-        exps.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[False], **share_check(contract, name, rows)))
-    per_rule = share_check(contract, "max_per_rule", parsed_rows)
-    exps += rule_expectations(contract, per_rule["mostly"], now, row_condition=PARSED, condition_parser="pandas",
-                              meta=per_rule["meta"])
-    exps.append(gxe.ExpectColumnValuesToBeUnique(
-        column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
-        **share_check(contract, "max_conflicting_duplicates", accepted_rows if rows is not None else None)))
+    exps += share_expectations(contract, rows, parsed_rows, accepted_rows if rows is not None else None)
     exps += drift_expectations(contract, profile, accepted_rows, accepted_keys)
     return gx.ExpectationSuite(name=f"{contract.entity}_batch", expectations=exps)
+
+
+def hour_suites(contract: Contract, batch: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, gx.ExpectationSuite]]:
+    """The ingest hours of a batch that spans several, each with the share expectations over its
+    own rows (an hour smaller than quality.min_batch_rows judged by counts, as a small batch is).
+    A batch of one hour is its hour: the batch suite judges it. Keyed by a name that says the hour.
+
+    Only the hours that could fail get a suite (`could_fail`): GX's cost is per expectation, not per
+    row, so a day's catch-up judged hour by hour in full would take the gate 24 times as long."""
+    if batch.empty or batch[[INGEST_DATE, INGEST_HOUR]].drop_duplicates().shape[0] < 2:
+        return {}
+    out = {}
+    for (day, hour), rows in batch.groupby([INGEST_DATE, INGEST_HOUR], sort=True):
+        counts = len(rows), int((~rows["_unparseable"]).sum()), int((~rows["_quarantined"]).sum())
+        if not could_fail(contract, rows, *counts):
+            continue
+        label = f"{day}T{hour}"
+        name = f"{contract.entity}_batch, ingest hour {label}"
+        out[name] = (rows, gx.ExpectationSuite(name=name, expectations=share_expectations(contract, *counts, ingest_hour=label)))
+    return out
+
+
+def could_fail(contract: Contract, rows: pd.DataFrame, n: int, parsed: int, accepted: int) -> bool:
+    """Whether some share expectation could fail over these rows, by an upper bound of the rows each
+    counts against the least it allows (share_check's `mostly` over the smallest set of values it
+    can be taken over). A flag counts its flagged rows; a column rule at most the parsed rows Spark
+    quarantined (a rule GX and Spark both apply; the whole batch and the changes are still judged
+    in full by GX); conflicting duplicates the accepted rows whose event id repeats."""
+    def allowed(name: str, count: int, over: int) -> float:
+        return (1 - share_check(contract, name, count)["mostly"]) * over + 1e-9
+
+    flags = {"max_quarantined": "_quarantined", "max_unparseable": "_unparseable",
+             "max_unknown_fields": "_unknown_field", "max_bad_type": "_bad_type"}
+    if any(int(rows[flag].sum()) > allowed(name, n, n) for name, flag in flags.items()):
+        return True
+    ok = rows[~rows["_unparseable"]]
+    columns = sorted({r.column for r in contract.rules() if r.kind != "type"})
+    fewest = int(ok[columns].count().min()) if columns else parsed  # a rule's share is over its non-null values
+    if int(ok["_quarantined"].sum()) > allowed("max_per_rule", parsed, min(fewest, parsed)):
+        return True
+    ids = rows.loc[~rows["_quarantined"], contract.event_id]
+    return int(ids.duplicated(keep=False).sum()) > allowed("max_conflicting_duplicates", accepted, accepted)
 
 
 def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: int,
@@ -132,11 +207,10 @@ def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: 
     return exps
 
 
-def changes_suite(contract: Contract, now: datetime | None = None) -> gx.ExpectationSuite:
-    now = now or datetime.now(UTC)
+def changes_suite(contract: Contract) -> gx.ExpectationSuite:
     exps: list[gxe.Expectation] = [gxe.ExpectColumnToExist(column=n) for n in contract.names]
     exps.append(gxe.ExpectColumnValuesToBeUnique(column=contract.primary_key))
-    exps += rule_expectations(contract, 1.0, now)
+    exps += rule_expectations(contract, 1.0)
     return gx.ExpectationSuite(name=f"{contract.entity}_changes", expectations=exps)
 
 
