@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import numpy as np
 import pandas as pd
 
 from mdp.core.contract import Contract, anchored
@@ -53,7 +54,11 @@ def with_future_limit(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     if not types:
         return df
     limit = df[INGEST_TS] + pd.Timedelta(hours=contract.max_future_skew_hours)
-    return df.assign(**{FUTURE_LIMIT[t]: limit.dt.date if t == "date" else limit for t in types})
+    if "date" in types:  # date objects, as pyarrow gives a date column; made once per distinct day
+        codes, days = pd.factorize(limit.dt.normalize())
+        # A missing ingest time (code -1) picks the None appended last.
+        dates = pd.Series(np.array([d.date() for d in days] + [None], dtype=object)[codes], index=df.index)
+    return df.assign(**{FUTURE_LIMIT[t]: dates if t == "date" else limit for t in types})
 
 
 def _threshold(name: str, value: float) -> dict:
@@ -137,41 +142,58 @@ def hour_suites(contract: Contract, batch: pd.DataFrame) -> dict[str, tuple[pd.D
     own rows (an hour smaller than quality.min_batch_rows judged by counts, as a small batch is).
     A batch of one hour is its hour: the batch suite judges it. Keyed by a name that says the hour.
 
-    Only the hours that could fail get a suite (`could_fail`): GX's cost is per expectation, not per
-    row, so a day's catch-up judged hour by hour in full would take the gate 24 times as long."""
-    if batch.empty or batch[[INGEST_DATE, INGEST_HOUR]].drop_duplicates().shape[0] < 2:
+    Only the hours that could fail get a suite (see hour_bounds): GX's cost is per expectation, not
+    per row, so a day's catch-up judged hour by hour in full would take the gate 24 times as long."""
+    hour = [INGEST_DATE, INGEST_HOUR]
+    if batch.empty or batch[hour].drop_duplicates().shape[0] < 2:
         return {}
     out = {}
-    for (day, hour), rows in batch.groupby([INGEST_DATE, INGEST_HOUR], sort=True):
-        counts = len(rows), int((~rows["_unparseable"]).sum()), int((~rows["_quarantined"]).sum())
-        if not could_fail(contract, rows, *counts):
-            continue
-        label = f"{day}T{hour}"
+    for (day, hh), b in hour_bounds(contract, batch).iterrows():
+        allowed = {name: (1 - share_check(contract, name, int(b[over]))["mostly"]) * int(b[of]) + 1e-9
+                   for name, over, of in _BOUNDED}
+        if all(b[name] <= allowed[name] for name, _, _ in _BOUNDED):
+            continue  # no share expectation can fail over this hour's rows
+        label = f"{day}T{hh}"
         name = f"{contract.entity}_batch, ingest hour {label}"
+        rows = batch[(batch[INGEST_DATE] == day) & (batch[INGEST_HOUR] == hh)]
+        counts = int(b["rows"]), int(b["parsed"]), int(b["accepted"])
         out[name] = (rows, gx.ExpectationSuite(name=name, expectations=share_expectations(contract, *counts, ingest_hour=label)))
     return out
 
 
-def could_fail(contract: Contract, rows: pd.DataFrame, n: int, parsed: int, accepted: int) -> bool:
-    """Whether some share expectation could fail over these rows, by an upper bound of the rows each
-    counts against the least it allows (share_check's `mostly` over the smallest set of values it
-    can be taken over). A flag counts its flagged rows; a column rule at most the parsed rows Spark
-    quarantined (a rule GX and Spark both apply; the whole batch and the changes are still judged
-    in full by GX); conflicting duplicates the accepted rows whose event id repeats."""
-    def allowed(name: str, count: int, over: int) -> float:
-        return (1 - share_check(contract, name, count)["mostly"]) * over + 1e-9
+# Per share threshold: the bound's column in hour_bounds, the rows its `mostly` is computed for
+# (share_check), and the fewest values its share can be taken over.
+_BOUNDED = [("max_quarantined", "rows", "rows"), ("max_unparseable", "rows", "rows"),
+            ("max_unknown_fields", "rows", "rows"), ("max_bad_type", "rows", "rows"),
+            ("max_per_rule", "parsed", "fewest"), ("max_conflicting_duplicates", "accepted", "accepted")]
 
-    flags = {"max_quarantined": "_quarantined", "max_unparseable": "_unparseable",
-             "max_unknown_fields": "_unknown_field", "max_bad_type": "_bad_type"}
-    if any(int(rows[flag].sum()) > allowed(name, n, n) for name, flag in flags.items()):
-        return True
-    ok = rows[~rows["_unparseable"]]
-    columns = sorted({r.column for r in contract.rules() if r.kind != "type"})
-    fewest = int(ok[columns].count().min()) if columns else parsed  # a rule's share is over its non-null values
-    if int(ok["_quarantined"].sum()) > allowed("max_per_rule", parsed, min(fewest, parsed)):
-        return True
-    ids = rows.loc[~rows["_quarantined"], contract.event_id]
-    return int(ids.duplicated(keep=False).sum()) > allowed("max_conflicting_duplicates", accepted, accepted)
+
+def hour_bounds(contract: Contract, batch: pd.DataFrame) -> pd.DataFrame:
+    """Per ingest hour: its rows, parsed and accepted rows, and for each share threshold an upper
+    bound of the rows GX can count against it. A flag counts its flagged rows; a column rule at most
+    the parsed rows Spark quarantined (GX and Spark apply the same rules; the whole batch and the
+    changes are still judged in full by GX), over at least the fewest non-null values a rule reads
+    (`fewest`: GX takes a rule's share over non-null values; a null where the contract forbids one
+    is a quarantined row); conflicting duplicates at most the accepted rows whose event id repeats
+    in the batch. One pass of counts over the batch, however many hours it spans."""
+    g = batch.groupby([INGEST_DATE, INGEST_HOUR], sort=True)
+    codes, keys = g.ngroup().to_numpy(), g.size().index
+
+    def per_hour(mask) -> np.ndarray:
+        return np.bincount(codes, weights=np.asarray(mask, dtype=np.float64), minlength=len(keys)).astype(np.int64)
+
+    parsed, accepted = ~batch["_unparseable"], ~batch["_quarantined"]
+    out = pd.DataFrame({
+        "rows": per_hour(np.ones(len(batch))), "parsed": per_hour(parsed), "accepted": per_hour(accepted),
+        "max_quarantined": per_hour(batch["_quarantined"]), "max_unparseable": per_hour(batch["_unparseable"]),
+        "max_unknown_fields": per_hour(batch["_unknown_field"]), "max_bad_type": per_hour(batch["_bad_type"]),
+        "max_per_rule": per_hour(parsed & batch["_quarantined"]),
+        "max_conflicting_duplicates": per_hour(accepted & batch[contract.event_id].duplicated(keep=False)),
+    }, index=keys)
+    nullable = sorted({r.column for r in contract.rules() if r.kind != "type" and contract.column(r.column).nullable})
+    out["fewest"] = np.minimum.reduce([out["parsed"] - out["max_per_rule"],
+                                       *[per_hour(parsed & batch[c].notna()) for c in nullable]])
+    return out
 
 
 def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: int,
