@@ -144,11 +144,11 @@ def hour_suites(contract: Contract, batch: pd.DataFrame) -> dict[str, tuple[pd.D
 
     Only the hours that could fail get a suite (see hour_bounds): GX's cost is per expectation, not
     per row, so a day's catch-up judged hour by hour in full would take the gate 24 times as long."""
-    hour = [INGEST_DATE, INGEST_HOUR]
-    if batch.empty or batch[hour].drop_duplicates().shape[0] < 2:
+    bounds = hour_bounds(contract, batch) if len(batch) else pd.DataFrame()
+    if len(bounds) < 2:
         return {}
     out = {}
-    for (day, hh), b in hour_bounds(contract, batch).iterrows():
+    for (day, hh), b in bounds.iterrows():
         allowed = {name: (1 - share_check(contract, name, int(b[over]))["mostly"]) * int(b[of]) + 1e-9
                    for name, over, of in _BOUNDED}
         if all(b[name] <= allowed[name] for name, _, _ in _BOUNDED):
