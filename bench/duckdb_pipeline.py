@@ -240,12 +240,14 @@ def bronze_to_silver(con, bronze_files: list[str], out: Path, contract: Contract
     _copy(con, t["state_after"], out / "customers")
     _copy(con, f"SELECT {', '.join(q(m) for m in BRONZE_META)}, value, reason, reasons FROM ({t['quarantine_after']})",
           out / "quarantine")
-    # The gate's batch: the run's distinct deliveries as parsed, with per-family reason flags.
+    # The gate's batch: the run's distinct deliveries as parsed, with the arrival each keeps (its
+    # ingest time and hour: "future" and per-hour shares are judged on them) and per-family reason flags.
+    arrival = "ingest_ts AS _ingest_ts, ingest_date AS _ingest_date, ingest_hour AS _ingest_hour"
     _copy(con, f"""
-        SELECT {names}, false AS _quarantined, false AS _unparseable, false AS _unknown_field, false AS _bad_type,
-               CAST(NULL AS VARCHAR) AS _reason FROM {t['accepted_run']}
+        SELECT {names}, {arrival}, false AS _quarantined, false AS _unparseable, false AS _unknown_field,
+               false AS _bad_type, CAST(NULL AS VARCHAR) AS _reason FROM {t['accepted_run']}
         UNION ALL
-        SELECT {names}, true, list_contains(reasons, {lit(UNPARSEABLE)}), list_contains(reasons, {lit(UNKNOWN_FIELD)}),
+        SELECT {names}, {arrival}, true, list_contains(reasons, {lit(UNPARSEABLE)}), list_contains(reasons, {lit(UNKNOWN_FIELD)}),
                len(list_filter(reasons, lambda r: starts_with(r, 'bad_type:'))) > 0, reason
         FROM ({t['quarantine_run']})""", out / "batch")
     one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731

@@ -45,6 +45,7 @@ from spark_apps.session import get_spark
 from spark_apps.transforms import (
     POSITION,
     QUARANTINE_COLUMNS,
+    batch_arrival,
     content_hash,
     distinct_deliveries,
     latest_state,
@@ -120,7 +121,8 @@ class Merge:
         # What the gate checks: the run's distinct deliveries as parsed, with per-family reason flags.
         flags_ok = [F.lit(False).alias("_quarantined"), F.lit(False).alias("_unparseable"), F.lit(False).alias("_unknown_field"),
                     F.lit(False).alias("_bad_type"), F.lit(None).cast("string").alias("_reason")]
-        batch = accepted.select(*c.names, *flags_ok).unionByName(quarantined.select(*c.names, *reason_flags(F.col("reasons"))))
+        batch = accepted.select(*c.names, *batch_arrival(), *flags_ok).unionByName(
+            quarantined.select(*c.names, *batch_arrival(), *reason_flags(F.col("reasons"))))
         batch_uri = self._write(batch, "batch")
 
         figures = self._count(parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri)

@@ -164,6 +164,13 @@ def reason_flags(reasons: SparkColumn) -> list[SparkColumn]:
     ]
 
 
+def batch_arrival() -> list[SparkColumn]:
+    """The arrival a batch row keeps (the first for an accepted event, the earliest landing for a
+    quarantined record): the gate judges "future" against its ingest time, and shares per ingest hour."""
+    return [F.col("ingest_ts").alias("_ingest_ts"), F.col("ingest_date").alias("_ingest_date"),
+            F.col("ingest_hour").alias("_ingest_hour")]
+
+
 def distinct_deliveries(parsed: DataFrame, contract: Contract) -> tuple[DataFrame, DataFrame]:
     """(accepted, quarantined): each without exact copies.
 

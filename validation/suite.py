@@ -7,36 +7,58 @@ Three suites, each over what one run changed, never over the whole Silver table:
   that do not cast, each other rule, conflicting duplicates of an event id (a batch smaller than
   `quality.min_batch_rows` by counts instead of shares); and a drift check of each column's null
   share, and each free-text column's distinct ratio, against the published Silver's profile.
+  A batch of several ingest hours (a catch-up) is also judged hour by hour on each share
+  threshold (`hour_suites`), so many clean hours cannot dilute one broken hour.
 - `<entity>_changes`: the Silver rows this run changed, strict (every rule, unique key).
 - `<entity>_table`: whole-table facts that bronze_to_silver computed in Spark when it wrote the
   version (rows, distinct keys), so the gate never loads the table.
 Each tolerant expectation carries the contract threshold it enforces in `meta.threshold`.
+
+"Future" has one clock, as in Spark: a `not_future` value may not be later than the row's own
+ingest time (`_ingest_ts`, which the batch and the changes carry) + `max_future_skew_hours`. The
+limit is a column of the frame (`with_future_limit`), compared by GX column against column.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import numpy as np
+import pandas as pd
 
 from mdp.core.contract import Contract, anchored
 
 PARSED = "_unparseable == False"  # rows whose columns could be read at all
 ACCEPTED = "_quarantined == False"
+INGEST_TS, INGEST_DATE, INGEST_HOUR = "_ingest_ts", "_ingest_date", "_ingest_hour"  # the row's Bronze arrival
+# The latest value a not_future column may hold in a row: its ingest time + max_future_skew_hours.
+FUTURE_LIMIT = {"timestamp": "_future_limit", "date": "_future_limit_date"}
 
 
-def _bounds(contract: Contract, name: str, now: datetime) -> tuple[object, object]:
+def _bounds(contract: Contract, name: str) -> tuple[object, object]:
     c = contract.column(name)
     low, high = c.min, c.max
     if c.type == "timestamp":  # the contract writes dates; pandas compares timestamps with datetimes
         low, high = (datetime.combine(v, datetime.min.time(), UTC) if isinstance(v, date) else v for v in (low, high))
-    if c.not_future:
-        limit = now + timedelta(hours=contract.max_future_skew_hours)
-        limit = limit.date() if c.type == "date" else limit
-        high = limit if high is None else min(high, limit)
     return low, high
+
+
+def with_future_limit(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """The frame with the limit columns its not_future expectations compare against, from the
+    row's own ingest time. A date is future when its midnight is later than the limit, i.e. when it
+    is later than the limit's date (Spark casts the date to a timestamp, in UTC)."""
+    types = {c.type for c in contract.columns if c.not_future}
+    if not types:
+        return df
+    limit = df[INGEST_TS] + pd.Timedelta(hours=contract.max_future_skew_hours)
+    if "date" in types:  # date objects, as pyarrow gives a date column; made once per distinct day
+        codes, days = pd.factorize(limit.dt.normalize())
+        # A missing ingest time (code -1) picks the None appended last.
+        dates = pd.Series(np.array([d.date() for d in days] + [None], dtype=object)[codes], index=df.index)
+    return df.assign(**{FUTURE_LIMIT[t]: dates if t == "date" else limit for t in types})
 
 
 def _threshold(name: str, value: float) -> dict:
@@ -70,10 +92,10 @@ def _but_deletes(contract: Contract, column: str, kw: dict) -> dict:
             "condition_parser": "pandas"}
 
 
-def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) -> list[gxe.Expectation]:
-    """One expectation per contract rule (type rules are the Parquet schema's job)."""
+def rule_expectations(contract: Contract, mostly: float, **kw) -> list[gxe.Expectation]:
+    """One expectation per contract rule (type rules are the Parquet schema's job). A not_future
+    rule reads the frame's limit column (see with_future_limit)."""
     exps: list[gxe.Expectation] = []
-    seen_between = set()
     for rule in contract.rules():
         c = contract.column(rule.column)
         if rule.kind == "not_null":
@@ -82,32 +104,107 @@ def rule_expectations(contract: Contract, mostly: float, now: datetime, **kw) ->
             exps.append(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=anchored(c.regex, "python"), mostly=mostly, **kw))
         elif rule.kind == "in_set":
             exps.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=mostly, **kw))
-        elif rule.kind in ("between", "not_future") and c.name not in seen_between:
-            seen_between.add(c.name)  # one range per column, the tighter of max and "not future"
-            low, high = _bounds(contract, c.name, now)
+        elif rule.kind == "between":
+            low, high = _bounds(contract, c.name)
             exps.append(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=mostly, **kw))
+        elif rule.kind == "not_future":  # a null value is the not_null rule's business
+            exps.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A=FUTURE_LIMIT[c.type], column_B=c.name, or_equal=True, ignore_row_if="either_value_is_missing",
+                mostly=mostly, **kw))
+    return exps
+
+
+def share_expectations(contract: Contract, rows: int | None, parsed_rows: int | None, accepted_rows: int | None,
+                       **meta) -> list[gxe.Expectation]:
+    """One expectation per share threshold of contract.quality over a frame of the batch: `rows`,
+    `parsed_rows`, `accepted_rows` are its rows, those whose columns could be read, and those
+    accepted (None: unknown, the share itself); `meta` is added to each (the hour it judges)."""
+    def check(name: str, n: int | None) -> dict:
+        c = share_check(contract, name, n)
+        return {**c, "meta": {**c["meta"], **meta}}
+
+    exps: list[gxe.Expectation] = []
+    for flag, name in (("_quarantined", "max_quarantined"), ("_unparseable", "max_unparseable"),
+                       ("_unknown_field", "max_unknown_fields"), ("_bad_type", "max_bad_type")):
+        exps.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[False], **check(name, rows)))
+    per_rule = check("max_per_rule", parsed_rows)
+    exps += rule_expectations(contract, per_rule["mostly"], row_condition=PARSED, condition_parser="pandas",
+                              meta=per_rule["meta"])
+    exps.append(gxe.ExpectColumnValuesToBeUnique(
+        column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
+        **check("max_conflicting_duplicates", accepted_rows)))
     return exps
 
 
 def batch_suite(contract: Contract, profile: dict | None = None, accepted_rows: int = 0,
-                now: datetime | None = None, rows: int | None = None, parsed_rows: int | None = None,
+                rows: int | None = None, parsed_rows: int | None = None,
                 accepted_keys: int | None = None) -> gx.ExpectationSuite:
     """`rows`, `parsed_rows`, `accepted_rows`: the batch's rows, those whose columns could be read,
     and those accepted; a share threshold over fewer than quality.min_batch_rows becomes a count."""
-    now = now or datetime.now(UTC)
     exps: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
     exps += [gxe.ExpectColumnToExist(column=n) for n in contract.names]
-    for flag, name in (("_quarantined", "max_quarantined"), ("_unparseable", "max_unparseable"),
-                       ("_unknown_field", "max_unknown_fields"), ("_bad_type", "max_bad_type")):
-        exps.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[False], **share_check(contract, name, rows)))
-    per_rule = share_check(contract, "max_per_rule", parsed_rows)
-    exps += rule_expectations(contract, per_rule["mostly"], now, row_condition=PARSED, condition_parser="pandas",
-                              meta=per_rule["meta"])
-    exps.append(gxe.ExpectColumnValuesToBeUnique(
-        column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
-        **share_check(contract, "max_conflicting_duplicates", accepted_rows if rows is not None else None)))
+    exps += share_expectations(contract, rows, parsed_rows, accepted_rows if rows is not None else None)
     exps += drift_expectations(contract, profile, accepted_rows, accepted_keys)
     return gx.ExpectationSuite(name=f"{contract.entity}_batch", expectations=exps)
+
+
+def hour_suites(contract: Contract, batch: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, gx.ExpectationSuite]]:
+    """The ingest hours of a batch that spans several, each with the share expectations over its
+    own rows (an hour smaller than quality.min_batch_rows judged by counts, as a small batch is).
+    A batch of one hour is its hour: the batch suite judges it. Keyed by a name that says the hour.
+
+    Only the hours that could fail get a suite (see hour_bounds): GX's cost is per expectation, not
+    per row, so a day's catch-up judged hour by hour in full would take the gate 24 times as long."""
+    bounds = hour_bounds(contract, batch) if len(batch) else pd.DataFrame()
+    if len(bounds) < 2:
+        return {}
+    out = {}
+    for (day, hh), b in bounds.iterrows():
+        allowed = {name: (1 - share_check(contract, name, int(b[over]))["mostly"]) * int(b[of]) + 1e-9
+                   for name, over, of in _BOUNDED}
+        if all(b[name] <= allowed[name] for name, _, _ in _BOUNDED):
+            continue  # no share expectation can fail over this hour's rows
+        label = f"{day}T{hh}"
+        name = f"{contract.entity}_batch, ingest hour {label}"
+        rows = batch[(batch[INGEST_DATE] == day) & (batch[INGEST_HOUR] == hh)]
+        counts = int(b["rows"]), int(b["parsed"]), int(b["accepted"])
+        out[name] = (rows, gx.ExpectationSuite(name=name, expectations=share_expectations(contract, *counts, ingest_hour=label)))
+    return out
+
+
+# Per share threshold: the bound's column in hour_bounds, the rows its `mostly` is computed for
+# (share_check), and the fewest values its share can be taken over.
+_BOUNDED = [("max_quarantined", "rows", "rows"), ("max_unparseable", "rows", "rows"),
+            ("max_unknown_fields", "rows", "rows"), ("max_bad_type", "rows", "rows"),
+            ("max_per_rule", "parsed", "fewest"), ("max_conflicting_duplicates", "accepted", "accepted")]
+
+
+def hour_bounds(contract: Contract, batch: pd.DataFrame) -> pd.DataFrame:
+    """Per ingest hour: its rows, parsed and accepted rows, and for each share threshold an upper
+    bound of the rows GX can count against it. A flag counts its flagged rows; a column rule at most
+    the parsed rows Spark quarantined (GX and Spark apply the same rules; the whole batch and the
+    changes are still judged in full by GX), over at least the fewest non-null values a rule reads
+    (`fewest`: GX takes a rule's share over non-null values; a null where the contract forbids one
+    is a quarantined row); conflicting duplicates at most the accepted rows whose event id repeats
+    in the batch. One pass of counts over the batch, however many hours it spans."""
+    g = batch.groupby([INGEST_DATE, INGEST_HOUR], sort=True)
+    codes, keys = g.ngroup().to_numpy(), g.size().index
+
+    def per_hour(mask) -> np.ndarray:
+        return np.bincount(codes, weights=np.asarray(mask, dtype=np.float64), minlength=len(keys)).astype(np.int64)
+
+    parsed, accepted = ~batch["_unparseable"], ~batch["_quarantined"]
+    out = pd.DataFrame({
+        "rows": per_hour(np.ones(len(batch))), "parsed": per_hour(parsed), "accepted": per_hour(accepted),
+        "max_quarantined": per_hour(batch["_quarantined"]), "max_unparseable": per_hour(batch["_unparseable"]),
+        "max_unknown_fields": per_hour(batch["_unknown_field"]), "max_bad_type": per_hour(batch["_bad_type"]),
+        "max_per_rule": per_hour(parsed & batch["_quarantined"]),
+        "max_conflicting_duplicates": per_hour(accepted & batch[contract.event_id].duplicated(keep=False)),
+    }, index=keys)
+    nullable = sorted({r.column for r in contract.rules() if r.kind != "type" and contract.column(r.column).nullable})
+    out["fewest"] = np.minimum.reduce([out["parsed"] - out["max_per_rule"],
+                                       *[per_hour(parsed & batch[c].notna()) for c in nullable]])
+    return out
 
 
 def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: int,
@@ -143,11 +240,10 @@ def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: 
     return exps
 
 
-def changes_suite(contract: Contract, now: datetime | None = None) -> gx.ExpectationSuite:
-    now = now or datetime.now(UTC)
+def changes_suite(contract: Contract) -> gx.ExpectationSuite:
     exps: list[gxe.Expectation] = [gxe.ExpectColumnToExist(column=n) for n in contract.names]
     exps.append(gxe.ExpectColumnValuesToBeUnique(column=contract.primary_key))
-    exps += rule_expectations(contract, 1.0, now)
+    exps += rule_expectations(contract, 1.0)
     return gx.ExpectationSuite(name=f"{contract.entity}_changes", expectations=exps)
 
 

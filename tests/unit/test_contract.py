@@ -36,8 +36,11 @@ def test_changes_suite_is_strict_and_derived_from_the_contract():
     assert by_type["ExpectColumnValuesToNotBeNull"] == {x.name for x in c.columns if not x.nullable}
     assert by_type["ExpectColumnValuesToMatchRegex"] == {x.name for x in c.columns if x.regex}
     assert by_type["ExpectColumnValuesToBeInSet"] == {x.name for x in c.columns if x.allowed}
-    ranged = {x.name for x in c.columns if x.min is not None or x.max is not None or x.not_future}
-    assert by_type["ExpectColumnValuesToBeBetween"] == ranged
+    assert by_type["ExpectColumnValuesToBeBetween"] == {x.name for x in c.columns if x.min is not None or x.max is not None}
+    # "Not future": each value against its row's ingest time + skew, a column the gate adds to the frame.
+    future = [e for e in changes_suite(c).expectations if type(e).__name__ == "ExpectColumnPairValuesAToBeGreaterThanB"]
+    assert {(e.column_B, e.column_A) for e in future} == {
+        (x.name, "_future_limit_date" if x.type == "date" else "_future_limit") for x in c.columns if x.not_future}
     assert by_type["ExpectColumnValuesToBeUnique"] == {c.primary_key}
     assert all(getattr(e, "mostly", 1.0) == 1.0 for e in changes_suite(c).expectations)
 
