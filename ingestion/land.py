@@ -10,7 +10,6 @@ Sources are adapters chosen by `settings.source`; each writes Bronze in the same
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from pathlib import Path
 
 from mdp.core.context import RunContext
@@ -71,17 +70,14 @@ def input_path(ctx: RunContext) -> Path:
     return path if path.is_absolute() else ctx.settings.home / path
 
 
-def ingest_time(ctx: RunContext) -> datetime:
-    """Now, or the interval's start when now is outside it: the run's own hours hold the file."""
-    now = datetime.now(UTC)
-    return now if ctx.interval.start <= now < ctx.interval.end else ctx.interval.start
-
-
 def land_from_file(ctx: RunContext) -> dict:
-    """The input file's rows, one event each, straight to Bronze (see ingestion/file_source.py)."""
+    """The input file's rows, one event each, straight to Bronze (see ingestion/file_source.py).
+    Their ingest time is now, whatever hours the run backfills: "future" is judged against it, and
+    a file stamped with an old hour would have its recent events quarantined as future. Silver
+    reads the file's objects as new ones in any case."""
     from ingestion.file_source import ingest_file
 
-    figures = ingest_file(ctx.settings, ctx.store, input_path(ctx), at=ingest_time(ctx))
+    figures = ingest_file(ctx.settings, ctx.store, input_path(ctx))
     return {"landed": figures["events"], **_file_figures(figures)}
 
 

@@ -59,3 +59,21 @@ def test_the_same_clean_hours_alone_pass(tmp_path, make_settings):
     _land_hours(make_settings(), 12)
     r = run_cli(["run", *STAGES], cli_env(tmp_path), timeout=600)
     assert r.returncode == 0, r.text[-3000:]
+
+
+def test_a_recent_file_ingested_with_an_old_since_is_not_future(tmp_path):
+    """Item 9: `mdp run --input FILE --since <old hour>` used to stamp the file with that hour, so its
+    recent events were quarantined as future. A file's ingest time is when it is ingested."""
+    import csv
+
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    events = clean_events(9, now - timedelta(hours=1), 20)
+    path = tmp_path / "recent.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(events[0]))
+        w.writeheader()
+        w.writerows([{k: "" if v is None else str(v).lower() if isinstance(v, bool) else v for k, v in e.items()} for e in events])
+    old = (now - timedelta(days=30)).strftime("%Y-%m-%dT%H")
+    r = run_cli(["run", "--input", str(path), "--since", old, "-s", "land_bronze", *STAGES], cli_env(tmp_path), timeout=600)
+    assert r.returncode == 0, r.text[-3000:]
+    assert "quarantined=0" in r.text, r.text[-3000:]
