@@ -242,13 +242,18 @@ def bronze_to_silver(con, bronze_files: list[str], out: Path, contract: Contract
           out / "quarantine")
     # The gate's batch: the run's distinct deliveries as parsed, with the arrival each keeps (its
     # ingest time and hour: "future" and per-hour shares are judged on them) and per-family reason flags.
+    # `_conflict`: an accepted event whose id is its key's state before the run, with other content.
     arrival = "ingest_ts AS _ingest_ts, ingest_date AS _ingest_date, ingest_hour AS _ingest_hour"
+    eid, row = q(contract.event_id), lambda t: "(" + ", ".join(f"{t}.{q(n)}" for n in contract.names) + ")"
+    conflict = f"""EXISTS (SELECT 1 FROM ({t['state_before']}) s WHERE s.{pk} = a.{pk} AND s.{eid} = a.{eid}
+                           AND {row('s')} IS DISTINCT FROM {row('a')})"""
     _copy(con, f"""
-        SELECT {names}, {arrival}, false AS _quarantined, false AS _unparseable, false AS _unknown_field,
-               false AS _bad_type, CAST(NULL AS VARCHAR) AS _reason FROM {t['accepted_run']}
+        SELECT {', '.join('a.' + q(n) for n in contract.names)}, {arrival}, false AS _quarantined, false AS _unparseable,
+               false AS _unknown_field, false AS _bad_type, CAST(NULL AS VARCHAR) AS _reason, {conflict} AS _conflict
+        FROM {t['accepted_run']} a
         UNION ALL
         SELECT {names}, {arrival}, true, list_contains(reasons, {lit(UNPARSEABLE)}), list_contains(reasons, {lit(UNKNOWN_FIELD)}),
-               len(list_filter(reasons, lambda r: starts_with(r, 'bad_type:'))) > 0, reason
+               len(list_filter(reasons, lambda r: starts_with(r, 'bad_type:'))) > 0, reason, false
         FROM ({t['quarantine_run']})""", out / "batch")
     one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
     position = ", ".join(q(k) for k in POSITION)

@@ -46,6 +46,7 @@ from spark_apps.transforms import (
     POSITION,
     QUARANTINE_COLUMNS,
     batch_arrival,
+    conflicts_with_state,
     content_hash,
     distinct_deliveries,
     latest_state,
@@ -121,9 +122,9 @@ class Merge:
         # What the gate checks: the run's distinct deliveries as parsed, with per-family reason flags.
         flags_ok = [F.lit(False).alias("_quarantined"), F.lit(False).alias("_unparseable"), F.lit(False).alias("_unknown_field"),
                     F.lit(False).alias("_bad_type"), F.lit(None).cast("string").alias("_reason")]
-        batch = accepted.select(*c.names, *batch_arrival(), *flags_ok).unionByName(
-            quarantined.select(*c.names, *batch_arrival(), *reason_flags(F.col("reasons"))))
-        batch_uri = self._write(batch, "batch")
+        batch = conflicts_with_state(accepted, existing, c).select(*c.names, *batch_arrival(), *flags_ok, "_conflict").unionByName(
+            quarantined.select(*c.names, *batch_arrival(), *reason_flags(F.col("reasons")), F.lit(False).alias("_conflict")))
+        self._write(batch, "batch")
 
         figures = self._count(parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri)
         figures["profile"] = self._profile(merged)  # cached: what was just written, without reading it back

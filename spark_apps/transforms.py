@@ -171,6 +171,19 @@ def batch_arrival() -> list[SparkColumn]:
             F.col("ingest_hour").alias("_ingest_hour")]
 
 
+def conflicts_with_state(accepted: DataFrame, state: DataFrame | None, contract: Contract) -> DataFrame:
+    """`accepted` with `_conflict`: the event id is that of its key's published state, with other
+    content. A conflicting copy arriving in a later run is then bounded by
+    quality.max_conflicting_duplicates like one within a batch."""
+    if state is None:
+        return accepted.withColumn("_conflict", F.lit(False))
+    c = contract
+    old = state.select(c.primary_key, F.col(c.event_id).alias("_state_id"), content_hash(c).alias("_state_hash"))
+    same_id_other_content = (F.col("_state_id") == F.col(c.event_id)) & (F.col("_state_hash") != F.col("_hash"))
+    return (accepted.join(old, c.primary_key, "left")
+            .withColumn("_conflict", F.coalesce(same_id_other_content, F.lit(False))).drop("_state_id", "_state_hash"))
+
+
 def distinct_deliveries(parsed: DataFrame, contract: Contract) -> tuple[DataFrame, DataFrame]:
     """(accepted, quarantined): each without exact copies.
 

@@ -130,9 +130,12 @@ def share_expectations(contract: Contract, rows: int | None, parsed_rows: int | 
     per_rule = check("max_per_rule", parsed_rows)
     exps += rule_expectations(contract, per_rule["mostly"], row_condition=PARSED, condition_parser="pandas",
                               meta=per_rule["meta"])
-    exps.append(gxe.ExpectColumnValuesToBeUnique(
-        column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
-        **check("max_conflicting_duplicates", accepted_rows)))
+    conflicts = check("max_conflicting_duplicates", accepted_rows)
+    exps.append(gxe.ExpectColumnValuesToBeUnique(column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
+                                                 **conflicts))
+    # A copy arriving in a later run, with other content than the state it is the event of.
+    exps.append(gxe.ExpectColumnValuesToBeInSet(column="_conflict", value_set=[False], row_condition=ACCEPTED,
+                                                condition_parser="pandas", **conflicts))
     return exps
 
 
@@ -186,7 +189,7 @@ def hour_bounds(contract: Contract, batch: pd.DataFrame) -> pd.DataFrame:
     changes are still judged in full by GX), over at least the fewest non-null values a rule reads
     (`fewest`: GX takes a rule's share over non-null values; a null where the contract forbids one
     is a quarantined row); conflicting duplicates at most the accepted rows whose event id repeats
-    in the batch. One pass of counts over the batch, however many hours it spans."""
+    in the batch or conflicts with the published state (`_conflict`). One pass of counts over the batch, however many hours it spans."""
     g = batch.groupby([INGEST_DATE, INGEST_HOUR], sort=True)
     codes, keys = g.ngroup().to_numpy(), g.size().index
 
@@ -199,7 +202,7 @@ def hour_bounds(contract: Contract, batch: pd.DataFrame) -> pd.DataFrame:
         "max_quarantined": per_hour(batch["_quarantined"]), "max_unparseable": per_hour(batch["_unparseable"]),
         "max_unknown_fields": per_hour(batch["_unknown_field"]), "max_bad_type": per_hour(batch["_bad_type"]),
         "max_per_rule": per_hour(parsed & batch["_quarantined"]),
-        "max_conflicting_duplicates": per_hour(accepted & batch[contract.event_id].duplicated(keep=False)),
+        "max_conflicting_duplicates": per_hour(accepted & (batch[contract.event_id].duplicated(keep=False) | batch["_conflict"])),
     }, index=keys)
     nullable = sorted({r.column for r in contract.rules() if r.kind != "type" and contract.column(r.column).nullable})
     out["fewest"] = np.minimum.reduce([out["parsed"] - out["max_per_rule"],

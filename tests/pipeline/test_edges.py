@@ -255,3 +255,19 @@ def test_a_minimal_tombstone_deletes_the_customer(tmp_path):
     version = json.loads((gold / "_CURRENT.json").read_text())["version"]
     ids = pq.read_table(gold / "features" / f"v={version}").column("customer_id").to_pylist()
     assert gone not in ids and events[1]["customer_id"] in ids and len(ids) == len(state) - 1
+
+
+def test_a_conflicting_copy_in_a_later_run_counts_against_max_conflicting_duplicates(tmp_path):
+    """Smaller finding: an event id already in Silver, sent again with other content in a later run,
+    is a conflict like two contents within one batch. Fifteen of them in a batch of 35 stop the gate
+    (under min_batch_rows, max_conflicting_duplicates (5%) allows 10 rows)."""
+    first = _customers(11, 300, 0)
+    assert run_cli(["run", "--input", str(_csv(tmp_path / "first.csv", first)), *SILVER], cli_env(tmp_path),
+                   timeout=600).returncode == 0
+    states = sorted(_published(tmp_path, "customers"), key=lambda r: r["customer_id"])[:15]
+    by_id = {e["event_id"]: e for e in first}
+    conflicting = [{**by_id[s["event_id"]], "monthly_spend": by_id[s["event_id"]]["monthly_spend"] + 1} for s in states]
+    later = _csv(tmp_path / "later.csv", [*conflicting, *_customers(12, 20, 0)])
+    r = run_cli(["run", "--input", str(later), *SILVER], cli_env(tmp_path), timeout=600)
+    assert r.returncode == 3, r.text[-3000:]
+    assert "quality.max_conflicting_duplicates" in r.text and "_conflict" in r.text, r.text[-3000:]

@@ -72,7 +72,7 @@ def _batch(hours: int, per_hour: int = 30, broken: dict[int, dict] | None = None
         events = [{**e, **change} if i < n else e for i, e in enumerate(events)]
         df = _frame(events, hour)
         df["_ingest_date"], df["_ingest_hour"] = f"{hour:%Y-%m-%d}", f"{hour:%H}"
-        for flag in ("_quarantined", "_unparseable", "_unknown_field", "_bad_type"):
+        for flag in ("_quarantined", "_unparseable", "_unknown_field", "_bad_type", "_conflict"):
             df[flag] = False
         df.loc[: n - 1, "_quarantined"] = n > 0
         parts.append(df)
