@@ -1,12 +1,16 @@
-"""Test helpers: write hand-made Bronze batches in the landing's exact layout."""
+"""Test helpers: write hand-made Bronze batches in the landing's exact layout; a changed contract."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
+
+import yaml
 
 from ingestion.bronze import RawRecord, write_bronze
 from ingestion.generator import generate_hour, ingest_time
+from mdp.core.contract import CONTRACTS_DIR
 from mdp.core.storage import store_for
 
 
@@ -52,3 +56,17 @@ def headless_chromium(tmp_path):
                 "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+
+
+def changed_contract(where: Path) -> Path:
+    """The customers contract with a tightened range (age at most 82) and a new normaliser
+    (full_name upper-cased): what a backfill under a changed contract must apply to every row."""
+    data = yaml.safe_load((CONTRACTS_DIR / "customers.yaml").read_text())
+    for c in data["columns"]:
+        if c["name"] == "age":
+            c["max"] = 82
+        if c["name"] == "full_name":
+            c["normalise"] = ["trim", "upper"]
+    path = where / "changed.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -19,16 +19,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import yaml
 
 from ingestion.generator import generate_hour
 from mdp.core.context import RunContext
-from mdp.core.contract import CONTRACTS_DIR
 from mdp.core.errors import MdpError
 from mdp.core.lake import Interval
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.shell.runner import run_pipeline
+from tests.helpers import changed_contract
 from tests.oracle.oracle import as_json, bronze_objects, compare, expected, land, published
 
 pytestmark = pytest.mark.integration
@@ -192,18 +191,6 @@ def story(tmp_path_factory, spark) -> Story:
     s.run("backfill_changed_contract", "age max 82 and full_name upper, backfill of H1", backfill=Interval.hour_of(H[1]),
           rebuild=True)
     return s
-
-
-def changed_contract(where) -> str:
-    data = yaml.safe_load((CONTRACTS_DIR / "customers.yaml").read_text())
-    for c in data["columns"]:
-        if c["name"] == "age":
-            c["max"] = 82
-        if c["name"] == "full_name":
-            c["normalise"] = ["trim", "upper"]
-    path = where / "changed.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 STEPS = ["in_order", "out_of_order_later_hour_first", "out_of_order_earlier_hour_after", "redelivered_records",

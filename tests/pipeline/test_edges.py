@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mdp.core.contract import CONTRACTS_DIR
-from tests.helpers import clean_events
+from tests.helpers import changed_contract, clean_events
 from tests.reliability.harness import cli_env, run_cli
 
 pytestmark = pytest.mark.integration
@@ -196,14 +196,7 @@ def test_all_under_a_changed_contract_gives_the_silver_of_a_fresh_run(tmp_path):
     assert first.returncode == 0, first.text[-3000:]
     assert any(r["age"] > 82 for r in _published(tmp_path / "lake", "customers")), "the story needs old customers"
 
-    data = yaml.safe_load((CONTRACTS_DIR / "customers.yaml").read_text())
-    for c in data["columns"]:
-        if c["name"] == "age":
-            c["max"] = 82
-        if c["name"] == "full_name":
-            c["normalise"] = ["trim", "upper"]
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(data, sort_keys=False))
+    changed = changed_contract(tmp_path)
     r = run_cli(["run", "--all", *stages], {**env, "MDP_CONTRACT": str(changed)}, timeout=600)
     assert r.returncode == 0, r.text[-3000:]
 
