@@ -56,6 +56,20 @@ def _normalise(expr: str, c: Column) -> str:
     return expr
 
 
+def _typed(expr: str, c: Column) -> str:
+    """The value as its type, NULL where it does not cast or is one no store downstream can hold:
+    text with U+0000, a date or time outside years 1-9999 (DuckDB itself reads years past 9999)."""
+    if c.type == "string":
+        return f"CASE WHEN NOT contains({expr}, chr(0)) THEN {expr} END"
+    cast = f"TRY_CAST({expr} AS {SQL_TYPES[c.type]})"
+    if c.type == "date":
+        return f"CASE WHEN {cast} BETWEEN DATE '0001-01-01' AND DATE '9999-12-31' THEN {cast} END"
+    if c.type == "timestamp":  # the day in UTC, as Spark's session sees it
+        day = f"CAST(timezone('UTC', {cast}) AS DATE)"
+        return f"CASE WHEN {day} BETWEEN DATE '0001-01-01' AND DATE '9999-12-31' THEN {cast} END"
+    return cast
+
+
 def _failure(rule: Rule, c: Column, raw: str, typed: str, skew_hours: int) -> str:
     """SQL that is true when the row breaks the rule: the same branches as transforms._failure."""
     if rule.kind == "not_null":
@@ -83,10 +97,7 @@ def parse_sql(bronze_files: list[str], contract: Contract, with_file: bool = Fal
     paths = "[" + ", ".join(lit("$." + q(c.name)) for c in contract.columns) + "]"
     known = "[" + ", ".join(lit(n) for n in contract.names) + "]"
     raw_cols = ", ".join(f"_vals[{i + 1}] AS {q('_raw_' + c.name)}" for i, c in enumerate(contract.columns))
-    typed_cols = []
-    for c in contract.columns:
-        expr = _normalise(q("_raw_" + c.name), c)
-        typed_cols.append(f"{expr if c.type == 'string' else f'TRY_CAST({expr} AS {SQL_TYPES[c.type]})'} AS {q(c.name)}")
+    typed_cols = [f"{_typed(_normalise(q('_raw_' + c.name), c), c)} AS {q(c.name)}" for c in contract.columns]
     checks = [(UNPARSEABLE, "_not_object")]
     if contract.unknown_fields == "quarantine":
         checks.append((UNKNOWN_FIELD, "_unknown"))
@@ -193,14 +204,18 @@ def silver_tables(contract: Contract) -> dict[str, str]:
     independently of spark_apps/transforms.py:
     - exact copies: one row per (event id, content) among valid rows and per source position among
       quarantined rows, the first arrival (ingest time, offset, partition, source) kept;
-    - latest state per key: the maximum over (event time [ingest time without one], the contract
-      columns in contract order with NULL smallest, then the earliest arrival);
+    - latest state per key: the maximum over (event time, the contract columns in contract order
+      with NULL smallest, then the earliest arrival); without an event time, over (the arrival:
+      ingest time, offset, partition, source; then the contract columns);
     - quarantine: every bad source position, from its earliest landing.
     """
     eid, pk = q(contract.event_id), q(contract.primary_key)
     names = ", ".join(q(n) for n in contract.names)
-    when = q(contract.event_time) if contract.event_time else "ingest_ts"
     content_desc = ", ".join(f"{q(n)} DESC NULLS LAST" for n in contract.names)
+    # With an event time: the latest event, then the greatest content, then the earliest arrival.
+    # Without: the latest arrival (ingest time, then offset, partition, source), then the content.
+    latest = (f"{q(contract.event_time)} DESC NULLS LAST, {content_desc}, {ARRIVAL}" if contract.event_time else
+              f'ingest_ts DESC, "offset" DESC, "partition" DESC, source DESC, {content_desc}')
     meta = ", ".join(q(m) for m in BRONZE_META)
     position = ", ".join(q(k) for k in POSITION)
     out = {}
@@ -211,7 +226,7 @@ def silver_tables(contract: Contract) -> dict[str, str]:
         out[f"state_{scope}"] = f"""
             SELECT {names}, source AS _source, "partition" AS _partition, "offset" AS _offset, ingest_ts AS _ingest_ts
             FROM {accepted}
-            QUALIFY row_number() OVER (PARTITION BY {pk} ORDER BY {when} DESC NULLS LAST, {content_desc}, {ARRIVAL}) = 1"""
+            QUALIFY row_number() OVER (PARTITION BY {pk} ORDER BY {latest}) = 1"""
         out[f"quarantine_{scope}"] = f"""
             SELECT {meta}, value, _reasons[1] AS reason, _reasons AS reasons, {names}
             FROM parsed WHERE len(_reasons) > 0 AND {where}
@@ -254,7 +269,11 @@ def bronze_to_silver(con, bronze_files: list[str], out: Path, contract: Contract
         UNION ALL
         SELECT {names}, {arrival}, true, list_contains(reasons, {lit(UNPARSEABLE)}), list_contains(reasons, {lit(UNKNOWN_FIELD)}),
                len(list_filter(reasons, lambda r: starts_with(r, 'bad_type:'))) > 0, reason, false
-        FROM ({t['quarantine_run']})""", out / "batch")
+        FROM ({t['quarantine_run']})
+        -- one row per bad event (event id and bytes; a resend under other positions is a copy);
+        -- a record without an event id is its own position
+        QUALIFY row_number() OVER (PARTITION BY {eid}, value, {', '.join(f'CASE WHEN {eid} IS NULL THEN {q(k)} END' for k in POSITION)}
+                                   ORDER BY {ARRIVAL}) = 1""", out / "batch")
     one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
     position = ", ".join(q(k) for k in POSITION)
     bronze_in = one("SELECT count(*) FROM parsed WHERE _run")

@@ -47,8 +47,8 @@ def _parse(value: bytes | None):
 
 
 def _cast(s: pd.Series, c: Column) -> pd.Series:
-    if c.type == "string":
-        return s
+    if c.type == "string":  # text with U+0000 is held by no SQL store: it does not cast
+        return s.where(~s.str.contains("\x00", regex=False, na=False))
     if c.type == "int":
         ok = s.str.match(_INT.pattern, na=False)
         n = pd.to_numeric(s.where(ok), errors="coerce")
@@ -142,10 +142,13 @@ def bronze_to_silver(files: list[str], out: Path, contract: Contract) -> dict:
     rows = rows[contract.names + ["_source", "_partition", "_offset", "_ingest_ts"]]
     # The latest state: the maximum by (event time, content field by field with NULL smallest, earliest
     # arrival), as spark_apps/transforms.py: latest_state defines it.
-    when = contract.event_time or "_ingest_ts"
+    # Without an event time: the latest arrival, then the content.
     arrival = ["_ingest_ts", "_offset", "_partition", "_source"]
-    rows = rows.sort_values([when, *contract.names, *arrival], ascending=[True] * (1 + len(contract.names)) + [False] * 4,
-                            na_position="first", kind="stable")
+    if contract.event_time:
+        by, up = [contract.event_time, *contract.names, *arrival], [True] * (1 + len(contract.names)) + [False] * 4
+    else:
+        by, up = [*arrival, *contract.names], [True] * (4 + len(contract.names))
+    rows = rows.sort_values(by, ascending=up, na_position="first", kind="stable")
     state = rows.drop_duplicates(contract.primary_key, keep="last")
     cols = [pa.field(c.name, ARROW[c.type]) for c in contract.columns]
     silver_schema = pa.schema(cols + [pa.field("_source", pa.string()), pa.field("_partition", pa.int32()),

@@ -33,12 +33,12 @@ class RawRecord:
 
 
 def write_bronze(settings: Settings, store: Store, records: list[RawRecord], source: str, topic: str,
-                 topic_id: str | None = None, refuse_changes: bool = False) -> list[str]:
+                 topic_id: str | None = None, refuse_changes: bool = False, same_but: tuple[str, ...] = ()) -> list[str]:
     """Write records to Bronze, one object per (ingest hour, source partition). Returns the URIs.
 
     `topic_id` (Kafka's id of this creation of the topic) goes into the names and the `topic` column.
-    With `refuse_changes`, an existing object of the same name must hold the same records: it is
-    then left as it is, and otherwise a StageError stops the write."""
+    With `refuse_changes`, an existing object of the same name must hold the same records (the
+    columns `same_but` aside): it is then left as it is, and otherwise a StageError stops the write."""
     groups: dict[tuple[datetime, int], list[RawRecord]] = defaultdict(list)
     for r in records:
         groups[(hour_floor(r.ingest_ts), r.partition)].append(r)
@@ -61,13 +61,13 @@ def write_bronze(settings: Settings, store: Store, records: list[RawRecord], sou
         pq.write_table(table, buf, compression="zstd")
         name = bronze_file_name(source, partition, rows[0].offset, rows[-1].offset, topic_id)
         uri = join(base, bronze_partition(hour), name)
-        if not (refuse_changes and _already_there(store, uri, table)):
+        if not (refuse_changes and _already_there(store, uri, table, same_but)):
             store.put_bytes(uri, buf.getvalue())
         written.append(uri)
     return written
 
 
-def _already_there(store: Store, uri: str, table: pa.Table) -> bool:
+def _already_there(store: Store, uri: str, table: pa.Table, same_but: tuple[str, ...] = ()) -> bool:
     """True if `uri` holds `table`'s records (a redelivery); False if it is absent; raises if it differs.
 
     A read before the put, not a conditional put: two writers of one name are two members of one
@@ -76,7 +76,7 @@ def _already_there(store: Store, uri: str, table: pa.Table) -> bool:
     existing = store.get_bytes(uri)
     if existing is None:
         return False
-    if pq.read_table(io.BytesIO(existing)).equals(table):
+    if pq.read_table(io.BytesIO(existing)).drop_columns(list(same_but)).equals(table.drop_columns(list(same_but))):
         return True
     raise StageError(f"Bronze object {uri} exists with other records: refusing to overwrite it (Spark would "
                      "never read the new ones). Was the topic recreated on a broker without topic ids?")

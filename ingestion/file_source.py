@@ -263,5 +263,8 @@ def ingest_file(settings: Settings, store: Store, path: str | Path, fmt: str | N
     start = (at or datetime.now(UTC)).astimezone(UTC)
     # One microsecond apart: arrival order is file order, which orders states without an event time.
     records = [RawRecord(v, k, 0, pos, start + timedelta(microseconds=pos)) for pos, k, v in events.messages]
-    written = write_bronze(settings, store, records, source=data.source, topic=settings.topic)
+    # Bronze objects are immutable: the same file again within the hour has the same object name,
+    # and its first landing stays (its ingest time orders the states; a rewrite would move it).
+    written = write_bronze(settings, store, records, source=data.source, topic=settings.topic,
+                           refuse_changes=True, same_but=("ingest_ts",))
     return {**figures, "destination": "bronze", "bronze_objects": written}

@@ -48,6 +48,7 @@ from spark_apps.transforms import (
     batch_arrival,
     conflicts_with_state,
     content_hash,
+    distinct_bad_messages,
     distinct_deliveries,
     latest_state,
     merge_quarantine,
@@ -119,11 +120,13 @@ class Merge:
         old_q = self._read("quarantine")
         q_uri = self._write(merge_quarantine(quarantined.select(*QUARANTINE_COLUMNS), old_q), "quarantine")
 
-        # What the gate checks: the run's distinct deliveries as parsed, with per-family reason flags.
+        # What the gate checks: the run's distinct deliveries as parsed (a bad event once, by id and bytes),
+        # with per-family reason flags.
         flags_ok = [F.lit(False).alias("_quarantined"), F.lit(False).alias("_unparseable"), F.lit(False).alias("_unknown_field"),
                     F.lit(False).alias("_bad_type"), F.lit(None).cast("string").alias("_reason")]
         batch = conflicts_with_state(accepted, existing, c).select(*c.names, *batch_arrival(), *flags_ok, "_conflict").unionByName(
-            quarantined.select(*c.names, *batch_arrival(), *reason_flags(F.col("reasons")), F.lit(False).alias("_conflict")))
+            distinct_bad_messages(quarantined, c).select(*c.names, *batch_arrival(), *reason_flags(F.col("reasons")),
+                                                      F.lit(False).alias("_conflict")))
         self._write(batch, "batch")
 
         figures = self._count(parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri)
@@ -135,8 +138,8 @@ class Merge:
 
     def _unseen(self, accepted: DataFrame) -> DataFrame:
         """Accepted events less those an earlier version already merged. Only without an event time:
-        the state is then ordered by first arrival, and a copy landed in a later run (a file ingested
-        again) would arrive anew and win. With an event time a copy ties with its original and the
+        the state is then the latest arrival (each event at its first), and a copy landed in a later
+        run (a file ingested again) would arrive anew and win. With an event time a copy ties with its original and the
         earlier arrival keeps the state, so no history is needed. `seen` holds every distinct event's
         contract columns; the hash is recomputed on read, so an added column reads NULL on both sides."""
         c = self.contract
@@ -306,7 +309,8 @@ def run(ctx: RunContext) -> dict:
     silver = silver_dataset(settings, ctx.store)
     with silver.lease(ctx.run_id):
         current = silver.current()
-        problems = incompatibilities(contract, current and current.get("schema"))
+        rebuild = _rebuild_reason(ctx, current)
+        problems = incompatibilities(contract, current and current.get("schema"), rebuild=bool(rebuild))
         if problems:
             raise ConfigError(f"contract {contract.entity} v{contract.version} cannot extend the published Silver "
                               f"{current['version']}:\n  " + "\n  ".join(problems))
@@ -324,7 +328,6 @@ def run(ctx: RunContext) -> dict:
 
         version = new_version()
         checkpoint = silver.table_uri("_checkpoint", version)
-        rebuild = _rebuild_reason(ctx, current)
         if rebuild:
             # A fresh checkpoint reads every Bronze object, and nothing of the old version is merged.
             log.info("bronze_to_silver: rebuilding Silver from all of Bronze (%s)", rebuild)

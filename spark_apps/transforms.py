@@ -9,7 +9,8 @@ Semantics (docs/RELIABILITY.md states them for users):
   the same event sent twice has the same event id and content. Both are exact copies: one is kept
   (the first arrival), the others are counted as duplicates and never count against a batch.
 - The latest state per key is the maximum over a total order of all accepted events: event time,
-  then content (field by field, in contract order, NULL smallest), then first arrival. A maximum
+  then content (field by field, in contract order, NULL smallest), then first arrival; without an
+  event time, the latest arrival (ingest time, then position in the source), then content. A maximum
   does not depend on the order in which batches are processed, so redelivery, late data and
   out-of-order backfills give the same Silver.
 """
@@ -21,6 +22,7 @@ from datetime import date
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.window import Window
 from pyspark.sql.types import (
     BooleanType,
     DateType,
@@ -70,6 +72,22 @@ def _normalise(col: SparkColumn, c: Column) -> SparkColumn:
     return col
 
 
+# The values every engine and store downstream can hold (Contract.representable): a date or time
+# in years 1-9999 (Python's and pandas' range; Spark parses years of up to 7 digits), text without
+# U+0000 (no SQL text type takes it). Anything else does not cast: bad_type:<column>.
+_FIRST_DAY, _LAST_DAY = "0001-01-01", "9999-12-31"
+
+
+def _typed(col: SparkColumn, c: Column) -> SparkColumn:
+    if c.type == "string":
+        return F.when(~F.contains(col, F.lit("\u0000")), col)
+    typed = col.try_cast(DATA_TYPES[c.type]())
+    if c.type in ("date", "timestamp"):
+        day = F.to_date(typed) if c.type == "timestamp" else typed
+        typed = F.when(day.between(F.lit(_FIRST_DAY).cast("date"), F.lit(_LAST_DAY).cast("date")), typed)
+    return typed
+
+
 def _lit(value):
     return F.lit(value) if not isinstance(value, date) else F.lit(value).cast("date")
 
@@ -111,13 +129,7 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
         (F.size(F.array_except(F.map_keys("_m"), known)) > 0).alias("_unknown"),
         *[F.col("_m")[c.name].alias(f"_raw_{c.name}") for c in contract.columns],
     )
-    typed = raw.select(
-        "*",
-        *[
-            (_normalise(F.col(f"_raw_{c.name}"), c) if c.type == "string" else _normalise(F.col(f"_raw_{c.name}"), c).try_cast(DATA_TYPES[c.type]())).alias(c.name)
-            for c in contract.columns
-        ],
-    )
+    typed = raw.select("*", *[_typed(_normalise(F.col(f"_raw_{c.name}"), c), c).alias(c.name) for c in contract.columns])
     checks = [(UNPARSEABLE, F.col("_not_object"))]
     if contract.unknown_fields == "quarantine":
         checks.append((UNKNOWN_FIELD, F.col("_unknown")))
@@ -210,6 +222,19 @@ def distinct_deliveries(parsed: DataFrame, contract: Contract) -> tuple[DataFram
     return accepted, quarantined
 
 
+def distinct_bad_messages(quarantined: DataFrame, contract: Contract) -> DataFrame:
+    """Quarantined records for the gate's batch: one per bad event (event id and raw bytes), at its
+    earliest arrival. The quarantine keeps every source position, but the same event under another
+    position (a file ingested under two names, a producer's resend) is a copy, as a copy of a good
+    event is: a resend must not double a batch's bad share, nor leave an hour holding only its bad
+    records. A record without an event id (not JSON, or missing it) is its own position: the
+    same junk sent again and again is a broken producer, and counts each time."""
+    anonymous = F.col(contract.event_id).isNull()
+    order = ["ingest_ts", "offset", "partition", F.xxhash64("source")]
+    w = Window.partitionBy(contract.event_id, "value", *[F.when(anonymous, F.col(k)) for k in POSITION]).orderBy(*order)
+    return quarantined.withColumn("_n", F.row_number().over(w)).where(F.col("_n") == 1).drop("_n")
+
+
 def to_silver_rows(accepted: DataFrame, contract: Contract) -> DataFrame:
     """Accepted events in Silver's column layout (contract columns + lineage)."""
     return accepted.select(
@@ -227,13 +252,19 @@ def latest_state(events: DataFrame, existing: DataFrame | None, contract: Contra
     cols = [*contract.names, *SILVER_META]
     new = events.select(*cols, F.lit(True).alias("_changed"))
     rows = new if existing is None else existing.select(*cols, F.lit(False).alias("_changed")).unionByName(new)
-    when = F.col(contract.event_time) if contract.event_time else F.col("_ingest_ts")
     # max_by over a struct is a lexicographic maximum (NULL smallest). Content is compared field by
     # field in contract order: any engine can reproduce it (the DuckDB oracle in tests does).
-    order = F.struct(when.alias("t"), F.struct(*contract.names).alias("c"),
-                     _arrival("_ingest_ts", "_source", "_partition", "_offset", earliest_largest=True).alias("a"),
-                     (~F.col("_changed")).alias("kept"))  # the very same delivery again: Silver keeps its row
-    # An exact copy of the key's current state ties on (t, h); the earlier arrival keeps it.
+    content, kept = F.struct(*contract.names).alias("c"), (~F.col("_changed")).alias("kept")  # kept: the same delivery again
+    if contract.event_time:
+        # An exact copy of the key's current state ties on time and content; the earlier arrival keeps it.
+        order = F.struct(F.col(contract.event_time).alias("t"), content,
+                         _arrival("_ingest_ts", "_source", "_partition", "_offset", earliest_largest=True).alias("a"), kept)
+    else:
+        # Without an event time the state is the latest arrival: ingest time, then the position in
+        # its source (a file's row order, a Kafka partition's order, which holds every row of a key),
+        # whether or not the rows share a (Kafka: millisecond) timestamp.
+        order = F.struct(F.struct(F.col("_ingest_ts"), F.col("_offset"), F.col("_partition"), F.col("_source")).alias("a"),
+                         content, kept)
     return rows.groupBy(contract.primary_key).agg(F.max_by(F.struct(*cols, "_changed"), order).alias("_r")).select("_r.*")
 
 

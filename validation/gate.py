@@ -170,6 +170,37 @@ def describe(failures: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def records_behind(failures: list[dict], batch: pd.DataFrame, contract: Contract, limit: int = 3) -> str:
+    """Quarantined records of the batch behind the failed share thresholds: event id, key, reason
+    and ingest hour, so that one bad record that stops a run is named, not only counted."""
+    if not len(batch):
+        return ""
+    bad = batch[batch["_quarantined"]]
+    lines = []
+    for f in failures:
+        threshold = str(f.get("threshold") or "")
+        if not threshold.startswith("quality.max_") or threshold == "quality.max_conflicting_duplicates":
+            continue
+        rows = bad
+        if ", ingest hour " in f["table"]:
+            day, hh = f["table"].rsplit(", ingest hour ", 1)[1].split("T")
+            rows = rows[(rows["_ingest_date"] == day) & (rows["_ingest_hour"] == hh)]
+        if f.get("column"):
+            rows = rows[rows["_reason"].fillna("").str.endswith(f":{f['column']}")]
+        for _, r in rows.head(limit).iterrows():
+            line = (f"  - {contract.event_id}={r[contract.event_id]!r} {contract.primary_key}={r[contract.primary_key]!r} "
+                    f"reason={r['_reason']} ingest hour {r['_ingest_date']}T{r['_ingest_hour']} ({threshold})")
+            if line not in lines:
+                lines.append(line)
+    return "\n".join(lines)
+
+
+HOW_TO_GO_ON = ("To go on: the records are in Silver's quarantine with their reasons and raw bytes. Fix the producer "
+                "and send corrected events (a later event of a key wins), or, if this share is acceptable for this "
+                "data, raise the named quality.* threshold in the contract (then `mdp contract check`) and run again; "
+                "the next run reads the same Bronze objects with whatever else has landed.")
+
+
 def _schema(settings, uri: str) -> pa.Schema:
     import pyarrow.dataset as ds
 
@@ -190,7 +221,7 @@ def run(ctx: RunContext) -> dict:
     version = staged["version"]
     if staged["status"] == "published":
         return {"validated_version": version, "published": True, "silver_rows": staged.get("silver_rows")}
-    from validation.suite import batch_suite, changes_suite, hour_suites, table_suite, with_future_limit
+    from validation.suite import batch_suite, changes_suite, hour_suites, rule_values, table_suite, with_future_limit
 
     # Both carry each row's ingest time: "future" is judged against it, as Spark judges it.
     batch = with_future_limit(read_parquet(settings, silver.table_uri("batch", version)).to_pandas(), contract)
@@ -203,14 +234,13 @@ def run(ctx: RunContext) -> dict:
     report_uri = silver.reports_uri(version)
     with tempfile.TemporaryDirectory(prefix="mdp-gx-") as docs:
         mismatches = schema_mismatches(_schema(settings, silver.table_uri("state", version)), contract)
-        # A catch-up: each share threshold per ingest hour too. Not for a rebuild: its batch is all
-        # of history without copies, so an hour of resends keeps only its quarantined records
-        # (those are distinct by position, the good ones are copies of earlier hours') and would
-        # look wholly broken. A rebuild is judged over the whole batch.
-        hours = {} if staged.get("rebuilt") else hour_suites(contract, batch)
+        # A catch-up: each share threshold per ingest hour too; a rebuild and a first run alike, so
+        # that `--all` and a fresh run over the same Bronze give the same verdict. (A resend's bad
+        # records are copies in the batch, as its good ones are: its hour is not left wholly bad.)
+        hours = hour_suites(contract, batch)
         success, failures = validate_frames({
             f"{contract.entity}_batch": (batch, batch_suite(contract, profile, accepted, rows=len(batch), parsed_rows=parsed,
-                                                                   accepted_keys=keys)),
+                                                                   accepted_keys=keys, values=rule_values(contract, batch))),
             f"{contract.entity}_changes": (changes, changes_suite(contract)),
             f"{contract.entity}_table": (facts, table_suite(contract)),
             **hours,
@@ -224,9 +254,12 @@ def run(ctx: RunContext) -> dict:
         _upload_dir(ctx.store, docs, report_uri)
     docs_index = join(report_uri, "index.html")
     if not success:
+        behind = records_behind(failures, batch, contract)
         message = (f"GX validation failed for Silver version {version} (run {ctx.run_id}); Silver, Gold and the model "
                    f"are unchanged, and the same Bronze objects will be read again by the next run.\n"
-                   f"Failed expectations:\n{describe(failures)}\nData Docs: {docs_index}")
+                   f"Failed expectations:\n{describe(failures)}\n"
+                   + (f"Records behind them (up to 3 each):\n{behind}\n" if behind else "")
+                   + f"{HOW_TO_GO_ON}\nData Docs: {docs_index}")
         silver.reject(ctx.run_id, {"message": message, "failures": failures, "data_docs": docs_index})
         raise GateFailed(message)
     with silver.lease(ctx.run_id):

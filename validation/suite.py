@@ -1,13 +1,14 @@
 """GX expectation suites, derived from the data contract (nothing restated by hand).
 
 Three suites, each over what one run changed, never over the whole Silver table:
-- `<entity>_batch`: the run's distinct deliveries as parsed (exact copies already removed, so
-  at-least-once redelivery never counts against a batch), tolerant up to the contract's
-  `quality` thresholds: the total quarantined share, unparseable messages, unknown fields, values
-  that do not cast, each other rule, conflicting duplicates of an event id (a batch smaller than
-  `quality.min_batch_rows` by counts instead of shares); and a drift check of each column's null
-  share, and each free-text column's distinct ratio, against the published Silver's profile.
-  A batch of several ingest hours (a catch-up) is also judged hour by hour on each share
+- `<entity>_batch`: the run's distinct deliveries as parsed (exact copies already removed, a bad
+  event once by event id and bytes, so at-least-once redelivery and a resend never count against
+  a batch), tolerant up to the contract's `quality` thresholds: the total quarantined share,
+  unparseable messages, unknown fields, values that do not cast, each other rule (over the rows it
+  reads), conflicting duplicates of an event id (fewer rows than `quality.min_batch_rows` by counts
+  instead of shares); and a drift check of each nullable column's null share, and each free-text
+  column's distinct values per key, against the published Silver's profile. A batch of several
+  ingest hours (a catch-up, a first run, a rebuild) is also judged hour by hour on each share
   threshold (`hour_suites`), so many clean hours cannot dilute one broken hour.
 - `<entity>_changes`: the Silver rows this run changed, strict (every rule, unique key).
 - `<entity>_table`: whole-table facts that bronze_to_silver computed in Spark when it wrote the
@@ -22,6 +23,7 @@ limit is a column of the frame (`with_future_limit`), compared by GX column agai
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import great_expectations as gx
@@ -29,7 +31,7 @@ import great_expectations.expectations as gxe
 import numpy as np
 import pandas as pd
 
-from mdp.core.contract import Contract, anchored
+from mdp.core.contract import Contract, Rule, anchored
 
 PARSED = "_unparseable == False"  # rows whose columns could be read at all
 ACCEPTED = "_quarantined == False"
@@ -69,13 +71,15 @@ def share_check(contract: Contract, name: str, rows: int | None) -> dict:
     """`mostly` and `meta` for the share threshold quality.<name> over an expectation's `rows` rows.
 
     From quality.min_batch_rows rows on (or rows unknown), the share itself. Below, a count: the
-    rows the share allows in a batch of min_batch_rows, at most half of the batch, at least the share."""
+    rows the share allows in a batch of min_batch_rows (at least the share). A share of a few rows
+    says nothing of the producer that made them: a late record alone in its hour, or an hour that
+    holds only a resend's bad records, is one bad record, not a broken stream."""
     limit, smallest = getattr(contract.quality, name), contract.quality.min_batch_rows
     meta = _threshold(name, limit)
     if rows is None or rows >= smallest or rows == 0:
         return {"mostly": round(1 - limit, 6), "meta": meta}
     cap = math.floor(limit * smallest)
-    allowed = max(limit, min(cap / rows, 0.5))
+    allowed = min(1.0, max(limit, cap / rows))
     meta["small_batch"] = (f"{rows} rows < quality.min_batch_rows = {smallest}: "
                            f"at most {math.floor(allowed * rows + 1e-9)} rows")
     return {"mostly": round(1 - allowed, 6), "meta": meta}
@@ -92,33 +96,58 @@ def _but_deletes(contract: Contract, column: str, kw: dict) -> dict:
             "condition_parser": "pandas"}
 
 
-def rule_expectations(contract: Contract, mostly: float, **kw) -> list[gxe.Expectation]:
+def rule_expectations(contract: Contract, mostly: float | Callable[[Rule], dict], **kw) -> list[gxe.Expectation]:
     """One expectation per contract rule (type rules are the Parquet schema's job). A not_future
-    rule reads the frame's limit column (see with_future_limit)."""
+    rule reads the frame's limit column (see with_future_limit). `mostly` may be a function of the
+    rule that gives its `mostly` and `meta` (a share over the rows that rule reads: rule_values)."""
     exps: list[gxe.Expectation] = []
     for rule in contract.rules():
         c = contract.column(rule.column)
+        if callable(mostly):
+            spec = mostly(rule)
+            share, args = spec["mostly"], {**kw, "meta": {**kw.get("meta", {}), **spec["meta"]}}
+        else:
+            share, args = mostly, kw
         if rule.kind == "not_null":
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=mostly, **_but_deletes(contract, c.name, kw)))
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=share, **_but_deletes(contract, c.name, args)))
         elif rule.kind == "regex":
-            exps.append(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=anchored(c.regex, "python"), mostly=mostly, **kw))
+            exps.append(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=anchored(c.regex, "python"), mostly=share, **args))
         elif rule.kind == "in_set":
-            exps.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=mostly, **kw))
+            exps.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=share, **args))
         elif rule.kind == "between":
             low, high = _bounds(contract, c.name)
-            exps.append(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=mostly, **kw))
+            exps.append(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=share, **args))
         elif rule.kind == "not_future":  # a null value is the not_null rule's business
             exps.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                 column_A=FUTURE_LIMIT[c.type], column_B=c.name, or_equal=True, ignore_row_if="either_value_is_missing",
-                mostly=mostly, **kw))
+                mostly=share, **args))
     return exps
 
 
+def rule_values(contract: Contract, frame: pd.DataFrame) -> dict[str, int]:
+    """Per rule (by code), the parsed rows it reads. GX takes a rule's share over non-null values,
+    so a rule over a mostly-null column reads few rows (and is judged by counts below
+    quality.min_batch_rows); a not_null rule reads every parsed row, a delete aside where the
+    delete may omit the column."""
+    parsed = ~frame["_unparseable"]
+    t = contract.tombstone
+    deleting = (frame[t.column] == t.value).fillna(False) if t else pd.Series(False, index=frame.index)
+    out = {}
+    for rule in contract.rules():
+        if rule.kind == "not_null":
+            reads = parsed & ~deleting if rule.column in contract.tombstone_may_omit else parsed
+        else:
+            reads = parsed & frame[rule.column].notna()
+        out[rule.code] = int(reads.sum())
+    return out
+
+
 def share_expectations(contract: Contract, rows: int | None, parsed_rows: int | None, accepted_rows: int | None,
-                       **meta) -> list[gxe.Expectation]:
+                       values: dict[str, int] | None = None, **meta) -> list[gxe.Expectation]:
     """One expectation per share threshold of contract.quality over a frame of the batch: `rows`,
     `parsed_rows`, `accepted_rows` are its rows, those whose columns could be read, and those
-    accepted (None: unknown, the share itself); `meta` is added to each (the hour it judges)."""
+    accepted (None: unknown, the share itself); `values`, per rule, the rows it reads (rule_values;
+    None: the parsed rows); `meta` is added to each (the hour it judges)."""
     def check(name: str, n: int | None) -> dict:
         c = share_check(contract, name, n)
         return {**c, "meta": {**c["meta"], **meta}}
@@ -127,9 +156,10 @@ def share_expectations(contract: Contract, rows: int | None, parsed_rows: int | 
     for flag, name in (("_quarantined", "max_quarantined"), ("_unparseable", "max_unparseable"),
                        ("_unknown_field", "max_unknown_fields"), ("_bad_type", "max_bad_type")):
         exps.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[False], **check(name, rows)))
-    per_rule = check("max_per_rule", parsed_rows)
-    exps += rule_expectations(contract, per_rule["mostly"], row_condition=PARSED, condition_parser="pandas",
-                              meta=per_rule["meta"])
+    def per_rule(rule: Rule) -> dict:
+        return check("max_per_rule", parsed_rows if values is None else values[rule.code])
+
+    exps += rule_expectations(contract, per_rule, row_condition=PARSED, condition_parser="pandas")
     conflicts = check("max_conflicting_duplicates", accepted_rows)
     exps.append(gxe.ExpectColumnValuesToBeUnique(column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
                                                  **conflicts))
@@ -141,12 +171,13 @@ def share_expectations(contract: Contract, rows: int | None, parsed_rows: int | 
 
 def batch_suite(contract: Contract, profile: dict | None = None, accepted_rows: int = 0,
                 rows: int | None = None, parsed_rows: int | None = None,
-                accepted_keys: int | None = None) -> gx.ExpectationSuite:
+                accepted_keys: int | None = None, values: dict[str, int] | None = None) -> gx.ExpectationSuite:
     """`rows`, `parsed_rows`, `accepted_rows`: the batch's rows, those whose columns could be read,
-    and those accepted; a share threshold over fewer than quality.min_batch_rows becomes a count."""
+    and those accepted; `values`: per rule, the rows it reads (rule_values); a share threshold over
+    fewer than quality.min_batch_rows becomes a count."""
     exps: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
     exps += [gxe.ExpectColumnToExist(column=n) for n in contract.names]
-    exps += share_expectations(contract, rows, parsed_rows, accepted_rows if rows is not None else None)
+    exps += share_expectations(contract, rows, parsed_rows, accepted_rows if rows is not None else None, values)
     exps += drift_expectations(contract, profile, accepted_rows, accepted_keys)
     return gx.ExpectationSuite(name=f"{contract.entity}_batch", expectations=exps)
 
@@ -171,7 +202,8 @@ def hour_suites(contract: Contract, batch: pd.DataFrame) -> dict[str, tuple[pd.D
         name = f"{contract.entity}_batch, ingest hour {label}"
         rows = batch[(batch[INGEST_DATE] == day) & (batch[INGEST_HOUR] == hh)]
         counts = int(b["rows"]), int(b["parsed"]), int(b["accepted"])
-        out[name] = (rows, gx.ExpectationSuite(name=name, expectations=share_expectations(contract, *counts, ingest_hour=label)))
+        exps = share_expectations(contract, *counts, rule_values(contract, rows), ingest_hour=label)
+        out[name] = (rows, gx.ExpectationSuite(name=name, expectations=exps))
     return out
 
 
@@ -179,7 +211,7 @@ def hour_suites(contract: Contract, batch: pd.DataFrame) -> dict[str, tuple[pd.D
 # (share_check), and the fewest values its share can be taken over.
 _BOUNDED = [("max_quarantined", "rows", "rows"), ("max_unparseable", "rows", "rows"),
             ("max_unknown_fields", "rows", "rows"), ("max_bad_type", "rows", "rows"),
-            ("max_per_rule", "parsed", "fewest"), ("max_conflicting_duplicates", "accepted", "accepted")]
+            ("max_per_rule", "fewest", "fewest"), ("max_conflicting_duplicates", "accepted", "accepted")]
 
 
 def hour_bounds(contract: Contract, batch: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import re
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -98,10 +98,10 @@ class Drift(_Strict):
 class Quality(_Strict):
     """The gate's thresholds, each a share of the run's distinct deliveries (exact copies removed).
 
-    A batch smaller than `min_batch_rows` is judged by counts: each threshold allows the rows it
-    would allow in a batch of `min_batch_rows` (10% of 200: 20 rows), but never more than half of
-    the batch, and never fewer than its share. So one bad record in a quiet hour does not stop the
-    line, and a small batch mostly broken still does."""
+    A batch (or an ingest hour) smaller than `min_batch_rows` is judged by counts: each threshold
+    allows the rows it would allow in a batch of `min_batch_rows` (10% of 200: 20 rows), never
+    fewer than its share. So a late bad record alone in its hour does not stop the line, and 21 bad
+    emails in a batch of 30 still do. A threshold of 0 stays strict at any size."""
 
     max_quarantined: float = Field(default=0.10, ge=0, le=1)  # all reasons together
     max_unparseable: float = Field(default=0.05, ge=0, le=1)  # not a JSON object / not UTF-8
@@ -163,6 +163,13 @@ class Contract(_Strict):
             value = getattr(self, key)
             if value is not None and value not in names:
                 raise ValueError(f"{key}: {value!r} is not a declared column")
+        # The key and the event id identify a row and an event: never null, as a SQL PRIMARY KEY
+        # implies NOT NULL. Left out, `nullable` means false for them; stated true, it is refused.
+        for key in ("primary_key", "event_id"):
+            c = self.column(getattr(self, key))
+            if c.nullable and "nullable" in c.model_fields_set:
+                raise ValueError(f"columns.{c.name}.nullable: the {key} cannot be nullable (a null {key} identifies nothing)")
+            c.nullable = False
         if self.label.column not in names:
             raise ValueError(f"label.column: {self.label.column!r} is not a declared column")
         if self.tombstone and self.tombstone.column not in names:
@@ -239,16 +246,23 @@ class Contract(_Strict):
 
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
+    # What does not shape Silver: read only by the gate, Gold, the model, the Postgres source and
+    # the scores. Everything else does, so a field added to the contract is in the fingerprint
+    # unless it is named here (tests/unit/test_contract.py checks that each field is one or the other).
+    NOT_SILVER: ClassVar[frozenset[str]] = frozenset({"version", "label", "model_name", "quality", "postgres", "derived"})
+    NOT_SILVER_COLUMN: ClassVar[frozenset[str]] = frozenset({"feature", "impute"})
+
     @property
     def silver_fingerprint(self) -> str:
-        """Changes when what Silver holds for the same Bronze would change: columns, their types,
-        normalisers and rules, the key, the event id and time, unknown fields, the future skew.
+        """Changes when what Silver holds for the same Bronze could change: every field that parsing
+        and the merge read (the columns with their types, normalisers and rules, the key, the event
+        id, time and type, the tombstone, unknown fields, the future skew), i.e. all but NOT_SILVER.
         A backfill under another one rebuilds Silver (spark_apps/bronze_to_silver.py)."""
         import hashlib
         import json
 
-        shaping = self.model_dump(include={"primary_key", "event_id", "event_time", "unknown_fields", "max_future_skew_hours"})
-        shaping["columns"] = [c.model_dump(exclude={"feature", "impute"}) for c in self.columns]
+        shaping = self.model_dump(exclude={*self.NOT_SILVER, "columns"})
+        shaping["columns"] = [c.model_dump(exclude=set(self.NOT_SILVER_COLUMN)) for c in self.columns]
         return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -304,8 +318,9 @@ class Contract(_Strict):
         for c in self.columns:
             if not c.nullable:
                 out.append(Rule(code=f"missing:{c.name}", kind="not_null", column=c.name))
-            if c.type != "string":
-                out.append(Rule(code=f"bad_type:{c.name}", kind="type", column=c.name))
+            # Every column has a type rule: a text holding U+0000, a date beyond year 9999, a number
+            # that does not cast (the engines' `_typed`: values every store downstream can hold).
+            out.append(Rule(code=f"bad_type:{c.name}", kind="type", column=c.name))
             if c.regex:
                 out.append(Rule(code=f"bad_format:{c.name}", kind="regex", column=c.name))
             if c.allowed:
@@ -361,11 +376,12 @@ def schema_of(contract: Contract) -> dict:
             "columns": {c.name: {"type": c.type, "nullable": c.nullable} for c in contract.columns}}
 
 
-def incompatibilities(contract: Contract, published: dict | None) -> list[str]:
+def incompatibilities(contract: Contract, published: dict | None, rebuild: bool = False) -> list[str]:
     """Why Silver written under `published` (schema_of of an earlier contract) cannot be merged under
     `contract`. Adding a nullable column is compatible, and so is dropping one when the contract
     ignores unknown fields; the rest is named here. A rename is a drop and an add: history would
-    read NULL under the new name, so it is named too."""
+    read NULL under the new name, so it is named too. A `rebuild` (from Bronze alone, reading no
+    published row) may make a column non-nullable or add a non-nullable one: no old row is kept."""
     if not published:
         return []
     out = []
@@ -388,13 +404,14 @@ def incompatibilities(contract: Contract, published: dict | None) -> list[str]:
                        "the model using it), or set unknown_fields: ignore")
     for c in contract.columns:
         before = old.get(c.name)
+        rebuild_hint = "; `mdp run --all` rebuilds Silver from Bronze under the new contract"
         if before is None:
-            if not c.nullable:
-                out.append(f"columns.{c.name}: a new column must be nullable (published rows have no value for it)")
+            if not c.nullable and not rebuild:
+                out.append(f"columns.{c.name}: a new column must be nullable (published rows have no value for it){rebuild_hint}")
         elif before["type"] != c.type:
             out.append(f"columns.{c.name}: type changed from {before['type']} to {c.type}")
-        elif before["nullable"] and not c.nullable:
-            out.append(f"columns.{c.name}: became non-nullable; published rows may hold nulls")
+        elif before["nullable"] and not c.nullable and not rebuild:
+            out.append(f"columns.{c.name}: became non-nullable; published rows may hold nulls{rebuild_hint}")
     return out
 
 

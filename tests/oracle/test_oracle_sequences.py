@@ -74,15 +74,18 @@ class Story:
         self.offset += n
         return list(range(self.offset - n, self.offset))
 
-    def run(self, name: str, why: str, backfill: Interval | None = None, rebuild: bool = False) -> Step:
+    def run(self, name: str, why: str, backfill: Interval | None = None, rebuild: bool = False, all_bronze: bool = False) -> Step:
         """`rebuild`: the run rebuilds Silver from all of Bronze (a backfill under a changed
-        contract), so its figures are those of a from-scratch run."""
+        contract), so its figures are those of a from-scratch run. `all_bronze`: `--all`."""
+        if all_bronze:
+            backfill, rebuild = Interval(H[0], H[-1] + timedelta(hours=2)), True
         step = Step(name, why)
         now = bronze_objects(self.settings)
         reread = [f for f in now if backfill and any(f"ingest_date={h:%Y-%m-%d}/ingest_hour={h:%H}/" in f for h in backfill.hours())]
         new = sorted(set(now) - set(self.seen))
         run_files = now if rebuild else sorted(set(new) | set(reread))
-        ctx = RunContext(self.settings, backfill or Interval.hour_of(H[0]), run_id=f"story-{name}", backfill=backfill is not None)
+        ctx = RunContext(self.settings, backfill or Interval.hour_of(H[0]), run_id=f"story-{name}", backfill=backfill is not None,
+                         all_bronze=all_bronze)
         try:
             report = run_pipeline(ctx, [get_stage(s) for s in STAGES])
             step.figures = report.figures("bronze_to_silver")
@@ -179,6 +182,21 @@ def story(tmp_path_factory, spark) -> Story:
     land(st, [*hour, *as_json(ties[::-1])], s.offsets(len(hour) + len(ties)), H[7])
     s.run("event_time_ties", "same event time: content decides, field by field in contract order")
 
+    # 8b. A late bad record alone: one malformed record lands late into H1 (processed long ago), and
+    #     nothing else is new. 100% of its hour and of its batch, one record: it must not stop the line.
+    lone = {**json.loads(generated(H[1], n=1, seed=SEED + 3, dirty=0.0)[0]), "email": "not-an-email"}
+    land(st, as_json([lone]), s.offsets(1), H[1] + timedelta(minutes=55), partition=8)
+    s.run("late_bad_record_alone", "one malformed record, late into a processed hour, alone")
+
+    # 8c. An export sent twice under two names in two hours, read in one run: the second hour's good
+    #     events are copies of the first's, and so are its bad records (by event id and bytes).
+    export = [json.loads(m) for m in generated(H[8], n=N, seed=SEED + 4, dirty=0.0)]
+    for e in export[:24]:
+        e["email"] = "not-an-email"
+    land(st, as_json(export), list(range(N)), H[8], source="export-a")
+    land(st, as_json(export), list(range(N)), H[8] + timedelta(hours=1), source="export-b")
+    s.run("export_twice_in_one_run", "the same export under two names in two hours, one run")
+
     # 9. A backfill of H1 (read again on purpose), with nothing else new.
     s.run("backfill", "H1's objects read again", backfill=Interval.hour_of(H[1]))
 
@@ -194,8 +212,8 @@ def story(tmp_path_factory, spark) -> Story:
 
 
 STEPS = ["in_order", "out_of_order_later_hour_first", "out_of_order_earlier_hour_after", "redelivered_records",
-         "producer_resend", "late_records", "conflicting_copies", "tombstones", "event_time_ties", "backfill", "nothing_new",
-         "backfill_changed_contract"]
+         "producer_resend", "late_records", "conflicting_copies", "tombstones", "event_time_ties", "late_bad_record_alone",
+         "export_twice_in_one_run", "backfill", "nothing_new", "backfill_changed_contract"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -225,6 +243,9 @@ def test_the_story_exercises_what_it_claims(story):
     tied = story.steps["event_time_ties"].state
     assert [tied[c]["event_id"] for c in story.tie_customers] == [eid(3001), eid(3100)]
     assert tied[story.tie_customers[0]]["support_tickets"] == 9 and tied[story.tie_customers[1]]["plan"] == "pro"
+    assert f["late_bad_record_alone"]["bronze_in"] == 1 and f["late_bad_record_alone"]["quarantined"] == 1
+    twice = f["export_twice_in_one_run"]
+    assert twice["bronze_in"] == 2 * N and twice["quarantined"] == 48 and twice["duplicates"] == N - 24
     assert f["backfill"]["bronze_in"] > 0 and f["backfill"]["changed"] == 0
     assert f["nothing_new"]["bronze_in"] == 0
     rebuilt = story.steps["backfill_changed_contract"]
@@ -273,10 +294,29 @@ def subscribers_story(tmp_path_factory, spark) -> Story:
     ingest("file-a-again", a, H[2])  # the very same object again: nothing new
     s.run("nothing_new", "the same object landed again")
     s.run("backfill", "H0 read again", backfill=Interval.hour_of(H[0]))
+
+    # The real file source: file C, then an edited D, then C again under its own name within the
+    # same hour (its Bronze object stays as it was), then `--all`: D's edit stays.
+    from ingestion.file_source import ingest_file
+    from mdp.core.storage import store_for
+
+    c, d = subscriber_rows(100, 20), subscriber_rows(100, 20, tenure_shift=2)
+    for name, rows, minute in (("c", c, 0), ("d", d, 10), ("c", c, 20)):
+        path = home / f"{name}.csv"
+        path.write_text("account_no,region,contract_type,internet_service,tenure_months,monthly_charges,total_charges,"
+                        "support_calls,paperless_billing,email,churn\n" + "".join(
+                            ",".join("" if r[k] is None else str(r[k]) for k in (
+                                "account_no", "region", "contract_type", "internet_service", "tenure_months", "monthly_charges",
+                                "total_charges", "support_calls", "paperless_billing", "email", "churn")) + "\n" for r in rows))
+        ingest_file(st, store_for(st), path, at=H[3] + timedelta(minutes=minute))
+        s.run(f"file_{name}_{minute}", f"file {name} at minute {minute} of one hour")
+    s.run("all_after_same_name_reingest", "--all after C, D and C again within the hour", all_bronze=True)
+    s.d_rows = d
     return s
 
 
-SUBSCRIBER_STEPS = ["file_a", "edited_file_b", "file_a_again", "nothing_new", "backfill"]
+SUBSCRIBER_STEPS = ["file_a", "edited_file_b", "file_a_again", "nothing_new", "backfill", "file_c_0", "file_d_10",
+                    "file_c_20", "all_after_same_name_reingest"]
 
 
 @pytest.mark.parametrize("step", SUBSCRIBER_STEPS)
@@ -293,3 +333,7 @@ def test_without_an_event_time_a_reingest_keeps_the_edit(subscribers_story):
     assert steps["file_a_again"].figures["changed"] == 0 and steps["file_a_again"].figures["bronze_in"] == 40
     # The quarantine is per source position: the second file's bad row is another delivery.
     assert len(steps["file_a"].reasons) == 1 and len(steps["file_a_again"].reasons) == 2
+    # File C again within the hour, under its own name: nothing new in Bronze, and `--all` keeps D.
+    assert steps["file_c_20"].figures["bronze_in"] == 0
+    d = {r["account_no"]: r["tenure_months"] for r in subscribers_story.d_rows}
+    assert {k: r["tenure_months"] for k, r in steps["all_after_same_name_reingest"].state.items() if k in d} == d

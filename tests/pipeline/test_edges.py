@@ -3,8 +3,8 @@
 - item 10: a regex one engine accepts and the other refuses fails `mdp contract check`, naming the
   column and the setting, instead of failing the gate on every run;
 - item 11: a lake folder with a space and a non-ASCII letter is one lake, not two;
-- item 7: a batch smaller than `quality.min_batch_rows` is not stopped by one bad record, while a
-  batch mostly broken still is;
+- item 7: a batch smaller than `quality.min_batch_rows` is judged by counts: one bad record does
+  not stop it, more bad records than a batch of min_batch_rows may hold still do;
 - item 8: a batch of new accounts, all with the same tenure, is not refused as distinct-count drift.
 """
 
@@ -85,7 +85,8 @@ def _customers(seed: int, n: int, bad_emails: int) -> list[dict]:
 
 @pytest.mark.parametrize("n, bad, code", [
     (5, 1, 0),  # a quiet hour with one bad email: 20% of 5, but under the cap of 20 rows (10% of 200)
-    (5, 5, 3),  # a small batch wholly broken still stops the line
+    (1, 1, 0),  # a lone bad record: one record, not a broken producer
+    (30, 21, 3),  # more bad emails than a batch of min_batch_rows may hold still stop the line
 ])
 def test_a_small_batch_is_judged_by_counts_not_shares(tmp_path, n, bad, code):
     events = _csv(tmp_path / "events.csv", _customers(7, n, bad))

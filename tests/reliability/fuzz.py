@@ -89,7 +89,7 @@ def _unicode_soup(rng: random.Random, n: int = 40) -> str:
 
 
 def _controls(rng: random.Random, n: int = 12) -> str:
-    return "".join(chr(rng.choice([0, 1, 7, 8, 9, 10, 13, 27, 31, 127, 0x85])) for _ in range(n))
+    return "".join(chr(rng.choice([1, 7, 8, 9, 10, 13, 27, 31, 127, 0x85])) for _ in range(n))  # U+0000: nul_in_name
 
 
 def _big(rng: random.Random, alphabet: str = "abcdefghij ") -> str:
@@ -185,7 +185,8 @@ MUTATIONS: dict[str, Callable] = {
     "control_chars_in_name_ok": _set("full_name", lambda r: "A" + _controls(r) + "Z", expect="accept"),
     "unicode_email": _set("email", lambda r: _unicode_soup(r, 6) + "@example.com", code="bad_format:email"),
     "fullwidth_customer_id": _set("customer_id", "Ｃ０００１２３４", code="bad_format:customer_id"),
-    "nul_in_customer_id": _set("customer_id", "C000\x001234", code="bad_format:customer_id"),
+    "nul_in_customer_id": _set("customer_id", "C000\x001234", code="bad_type:customer_id"),
+    "nul_in_name": _set("full_name", "Ada\x00Lovelace", code="bad_type:full_name"),  # no SQL text type holds U+0000
     "bidi_plan": _set("plan", "\u202epro", code="bad_value:plan"),
     # -- 1 MB strings ---------------------------------------------------------------------------
     "megabyte_name_ok": _set("full_name", lambda r: _big(r, "abcdefghijklmnopqrstuvwxyz "), expect="accept"),
@@ -206,7 +207,10 @@ MUTATIONS: dict[str, Callable] = {
     "far_future_signup": _set("signup_date", lambda r: r.choice(["2999-01-01", "9999-12-31"]), code="future:signup_date"),
     "far_past_last_login": _set("last_login_date", "1970-01-01", code="out_of_range:last_login_date"),
     "far_future_event": _set("event_ts", lambda r: r.choice(["2999-06-01T00:00:00Z", "9999-12-31T23:59:59Z"]), code="future:event_ts"),
-    "year_10000_event": _set("event_ts", "+10000-01-01T00:00:00Z", expect="quarantine"),
+    "year_10000_event": _set("event_ts", "+10000-01-01T00:00:00Z", code="bad_type:event_ts"),
+    # Years past 9999 or before 1: Spark parses them, no store downstream holds them (pandas, Python).
+    "year_10000_signup": _set("signup_date", "10000-01-01", code="bad_type:signup_date"),
+    "year_minus_1_login": _set("last_login_date", "-0001-06-01", code="bad_type:last_login_date"),
     "far_past_event": _set("event_ts", lambda r: r.choice(["0001-01-01T00:00:00Z", "1066-10-14T09:00:00Z", "1899-12-31T23:59:59Z"]),
                            code="out_of_range:event_ts"),
     # -- enums and formats ----------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 A real broker (tansu, started on a free 127.0.0.1 port). Between clean events the topic carries a
 message that is not UTF-8, a several-MB message, an empty message and a tombstone (no value).
-Landing does not stop on them: every record reaches Bronze as its raw bytes; Bronze -> Silver puts
-the poison in quarantine with a reason (bytes unchanged) and merges the clean events.
+Two more are valid JSON with values no store downstream holds (a date of year 10000, text with
+U+0000). Landing does not stop on them: every record reaches Bronze as its raw bytes; Bronze ->
+Silver puts the poison in quarantine with a reason (bytes unchanged) and merges the clean events;
+the gate publishes that quarantine.
 Skipped, with the reason, when the tansu binary is not installed.
 """
 
@@ -60,8 +62,12 @@ def test_poison_messages_do_not_stop_landing_and_end_in_quarantine(broker, tmp_p
                                                        "kafka_topic": "poison-rel7"})
     ensure_topic(settings.kafka_bootstrap, settings.topic, partitions=1)
     now = datetime.now(UTC)
-    good = [json.dumps(e).encode() for e in clean_events(77, Interval.hour_of(now).start, 40)]
-    messages = good[:20] + list(POISON.values()) + good[20:]  # poison in the middle: what follows must land too
+    events = clean_events(77, Interval.hour_of(now).start, 42)
+    good = [json.dumps(e).encode() for e in events[:40]]
+    # Valid JSON with values no store downstream holds: a date of year 10000, text with U+0000.
+    values = {"year_10000": json.dumps({**events[40], "signup_date": "10000-01-01"}).encode(),
+              "nul_text": json.dumps({**events[41], "full_name": "Ada\u0000Lovelace"}).encode()}
+    messages = good[:20] + list(POISON.values()) + list(values.values()) + good[20:]  # what follows poison lands too
     producer = make_producer(settings)
     try:
         publish(producer, settings.topic, [(b"C9999999" if m is None else None, m) for m in messages])  # a tombstone has a key
@@ -78,9 +84,13 @@ def test_poison_messages_do_not_stop_landing_and_end_in_quarantine(broker, tmp_p
     ctx = RunContext(settings, Interval(min(hours), max(hours) + timedelta(hours=1)), run_id="poison")
     f = run_stage(get_stage("bronze_to_silver"), ctx).figures
     assert f["bronze_in"] == len(messages)
-    assert f["quarantine_reasons"] == {"unparseable_json": len(POISON)}
+    assert f["quarantine_reasons"] == {"unparseable_json": len(POISON), "bad_type:signup_date": 1, "bad_type:full_name": 1}
     assert f["accepted"] == len(good) and f["accepted"] + f["quarantined"] + f["duplicates"] == f["bronze_in"]
+    # The gate reads the batch with those values in it, and publishes: the poison ends in the
+    # published quarantine, bytes unchanged (the gate once died on the year 10000, on every run).
+    assert run_stage(get_stage("validate_silver"), ctx).figures["published"] is True
     silver = silver_dataset(settings)
-    q = read_parquet(settings, silver.table_uri("quarantine", silver.staged("poison")["version"])).to_pydict()
-    assert sorted(q["value"], key=lambda v: len(v or b"")) == sorted(POISON.values(), key=lambda v: len(v or b""))
-    assert set(q["reason"]) == {"unparseable_json"}
+    q = read_parquet(settings, silver.table_uri("quarantine", silver.current()["version"])).to_pydict()
+    poison = [*POISON.values(), *values.values()]
+    assert sorted(q["value"], key=lambda v: len(v or b"")) == sorted(poison, key=lambda v: len(v or b""))
+    assert sorted(q["reason"]) == sorted(["unparseable_json"] * len(POISON) + ["bad_type:full_name", "bad_type:signup_date"])

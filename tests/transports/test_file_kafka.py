@@ -48,3 +48,41 @@ def test_run_input_with_a_kafka_source_produces_then_lands(local_settings, topic
     assert table.num_rows == ROWS and set(table["source"].to_pylist()) == {"kafka"}
     expected = {v for _, _, v in to_events(read_file(path), load_contract("subscribers")).messages}
     assert set(table["value"].to_pylist()) == expected  # bytes unchanged through the broker
+
+
+def test_the_last_row_of_a_key_in_a_file_wins_on_both_paths(local_settings, topic, tmp_path):
+    """Issue 27 finding 5: without an event time the state is the latest arrival. Through Kafka the
+    rows of a file share a millisecond timestamp, and the content used to decide between two rows
+    of a key: about half the keys kept their older row. The last row wins, through Kafka as on the
+    embedded path, and the two Silvers are the same (contract columns; lineage differs by design)."""
+    import csv
+
+    from mdp.core.lake import silver_dataset
+    from mdp.core.stages import get_stage
+    from mdp.shell.runner import run_pipeline
+
+    path = write_example("subscribers", tmp_path / "s.csv", rows=60)
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    edits = [{**r, "tenure_months": str(int(r["tenure_months"]) + 1)} for r in rows[::2]]
+    both = tmp_path / "both.csv"
+    with both.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows + edits)  # each edited key: its original row first, its edit later in the file
+    want = {r["account_no"]: r["tenure_months"] for r in rows + edits}  # the last row of each key
+
+    def silver(**kw) -> dict:
+        s = local_settings(lake_root=".mdp/lake", contract="subscribers", input_file=str(both), **kw)
+        ctx = RunContext(s, Interval.hour_of(datetime.now(UTC)))
+        run_pipeline(ctx, [get_stage(n) for n in ("land_bronze", "bronze_to_silver", "validate_silver")])
+        ds = silver_dataset(s)
+        table = read_parquet(s, ds.table_uri("state", ds.current()["version"]))
+        names = load_contract("subscribers").names
+        return {str(r["account_no"]): tuple(r[n] for n in names) for r in table.to_pylist()}
+
+    kafka = silver(kafka_topic=topic, source="kafka", home=tmp_path / "kafka")
+    tenure = load_contract("subscribers").names.index("tenure_months")
+    assert {k: str(v[tenure]) for k, v in kafka.items()} == want
+    embedded = silver(source="file", home=tmp_path / "embedded")
+    assert embedded == kafka

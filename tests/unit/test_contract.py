@@ -140,8 +140,10 @@ def test_contract_evolution_adding_a_nullable_column_is_compatible_and_the_rest_
     data["columns"].append({"name": "referral_code", "type": "string"})
     assert incompatibilities(Contract.model_validate(data), published) == []
     data["columns"][-1]["nullable"] = False
-    assert ["columns.referral_code: a new column must be nullable (published rows have no value for it)"] == \
+    hint = "; `mdp run --all` rebuilds Silver from Bronze under the new contract"
+    assert ["columns.referral_code: a new column must be nullable (published rows have no value for it)" + hint] == \
         incompatibilities(Contract.model_validate(data), published)
+    assert incompatibilities(Contract.model_validate(data), published, rebuild=True) == []  # no old row is kept
     data = c.model_dump()
     next(x for x in data["columns"] if x["name"] == "age")["type"] = "double"
     assert incompatibilities(Contract.model_validate(data), published) == ["columns.age: type changed from int to double"]
@@ -201,16 +203,17 @@ def test_anchored_means_full_match_in_python_and_re2(regex, value, full):
     assert python == re2 == full
 
 
-def test_type_rules_are_for_typed_columns_only_and_rules_come_in_evaluation_order():
+def test_every_column_has_a_type_rule_and_rules_come_in_evaluation_order():
+    """Text has a type rule too: a value holding U+0000 does not cast (no SQL text type holds it)."""
     c = load_contract()
     typed = [r for r in c.rules() if r.kind == "type"]
-    assert {r.column for r in typed} == {x.name for x in c.columns if x.type != "string"}
+    assert [r.column for r in typed] == c.names
     assert all(r.code == f"bad_type:{r.column}" for r in typed)
     # Per column: missing, then type, then the value rules; the first failing one is the primary reason.
     assert [r.code for r in c.rules() if r.column == "signup_date"] == [
         "missing:signup_date", "bad_type:signup_date", "out_of_range:signup_date", "future:signup_date"]
-    assert [r.code for r in c.rules() if r.column == "email"] == ["missing:email", "bad_format:email"]
-    assert [r.code for r in c.rules() if r.column == "plan"] == ["missing:plan", "bad_value:plan"]
+    assert [r.code for r in c.rules() if r.column == "email"] == ["missing:email", "bad_type:email", "bad_format:email"]
+    assert [r.code for r in c.rules() if r.column == "plan"] == ["missing:plan", "bad_type:plan", "bad_value:plan"]
 
 
 def test_feature_roles_follow_the_contract():
@@ -255,7 +258,8 @@ def test_every_incompatible_change_is_named():
     assert incompatibilities(Contract.model_validate(data), published) == [
         "primary_key: was 'customer_id', now 'email'",
         "event_id: was 'event_id', now 'customer_id'",
-        "columns.phone: became non-nullable; published rows may hold nulls",
+        "columns.phone: became non-nullable; published rows may hold nulls; `mdp run --all` rebuilds Silver from Bronze "
+        "under the new contract",
     ]
     assert incompatibilities(c, None) == []
     # A manifest from before columns were recorded: every non-nullable column is new to it.
@@ -271,8 +275,9 @@ def test_a_bad_contract_names_every_failing_key():
 
 
 @pytest.mark.parametrize("rows, bad, passes", [
-    (5, 1, True), (5, 2, True), (5, 3, False),  # under min_batch_rows: a count, at most half the batch
-    (1, 1, False),  # a batch of one bad record is wholly broken
+    (5, 1, True), (5, 3, True), (5, 5, True),  # under min_batch_rows: a count (20 rows), whatever the share
+    (1, 1, True),  # one bad record alone (a late record in its hour) is one record, not a broken producer
+    (30, 20, True), (30, 21, False),
     (100, 20, True), (100, 21, False),  # the cap: what 10% allows in a batch of 200
     (200, 20, True), (200, 21, False), (1000, 100, True), (1000, 101, False),  # from 200 rows on: the share
 ])

@@ -146,7 +146,7 @@ def test_bad_files_are_config_errors_naming_the_file(tmp_path, name, content, me
         read_file(tmp_path / "missing.csv")
 
 
-def test_ingest_writes_bronze_and_a_reingest_replaces_its_own_objects(example, make_settings):
+def test_ingest_writes_bronze_and_a_reingest_within_the_hour_leaves_its_objects(example, make_settings):
     settings = make_settings(contract="subscribers")
     store = store_for(settings)
     at = datetime(2026, 5, 1, 10, 30, tzinfo=UTC)
@@ -159,7 +159,8 @@ def test_ingest_writes_bronze_and_a_reingest_replaces_its_own_objects(example, m
     assert table.schema == BRONZE_SCHEMA and table.num_rows == 400
     assert table.column("offset").to_pylist() == list(range(400))
     assert set(table.column("topic").to_pylist()) == {"subscribers"}
-    f2 = ingest_file(settings, store, example, at=at)  # the same file again, the same hour
+    # The same file again, later in the same hour: the object and its ingest times stay as they were.
+    f2 = ingest_file(settings, store, example, at=at.replace(minute=50))
     assert f2["bronze_objects"] == f1["bronze_objects"]
     assert pq.read_table(uri.removeprefix("file://")).equals(table)
 

@@ -104,16 +104,34 @@ def test_a_batch_of_one_hour_is_its_hour_and_a_clean_catch_up_is_not_judged_agai
 
 
 def test_the_bound_holds_for_a_rule_over_a_mostly_null_column():
-    """Two bad phones among three phones of an hour: 67% of the values the rule reads, though 2 of
-    30 rows. The hour is judged, and fails, while the whole batch does not."""
+    """25 bad phones among 220 phones of a 300-row hour: 8% of the rows, but 11% of the values the
+    rule reads (GX leaves nulls out). The hour is judged, and fails on the phone rule alone."""
     c = load_contract()
-    batch = _batch(12)
-    hour = batch["_ingest_hour"] == "05"
-    batch.loc[hour, "phone"] = None
-    rows = batch.index[hour]
-    batch.loc[rows[:3], "phone"] = ["bad", "bad", "+1 555 0100"]
-    batch.loc[rows[:2], "_quarantined"] = True
+    batch = _batch(2, per_hour=300)
+    rows = batch.index[batch["_ingest_hour"] == "01"]
+    batch.loc[rows, "phone"] = None
+    batch.loc[rows[:220], "phone"] = "+1 555 0100"
+    batch.loc[rows[:25], "phone"] = "bad"
+    batch.loc[rows[:25], "_quarantined"] = True
     hours = hour_suites(c, batch)
-    assert list(hours) == ["customers_batch, ingest hour 2026-03-02T05"]
+    assert list(hours) == ["customers_batch, ingest hour 2026-03-02T01"]
     ok, failures = _failures(hours, quick=frozenset(hours))
     assert not ok and {(f["column"], f["threshold"]) for f in failures} == {("phone", "quality.max_per_rule")}
+
+
+def test_a_rule_over_few_values_is_judged_by_counts_in_a_large_batch():
+    """One bad phone among three phones of a 300-row batch: a third of the values the rule reads,
+    but one value. A rule reading fewer values than quality.min_batch_rows is judged by counts, as
+    a small batch is (it used to stop a batch of any size)."""
+    from validation.suite import rule_values
+
+    c = load_contract()
+    batch = _batch(1, per_hour=300)
+    batch["phone"] = None
+    batch.loc[:2, "phone"] = ["bad", "+1 555 0100", "+1 555 0101"]
+    batch.loc[0, "_quarantined"] = True
+    parsed, accepted = int((~batch["_unparseable"]).sum()), int((~batch["_quarantined"]).sum())
+    suite = batch_suite(c, None, accepted, rows=len(batch), parsed_rows=parsed, values=rule_values(c, batch))
+    ok, failures = _failures({"customers_batch": (batch, suite)})
+    assert ok, failures
+    assert rule_values(c, batch)["bad_format:phone"] == 3
