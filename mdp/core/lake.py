@@ -18,7 +18,8 @@
 A version becomes visible only when `_CURRENT.json` names it, and `_CURRENT.json` only moves by a
 compare-and-swap from the version a writer started from, so readers never see a half-written
 table and two writers can never both publish. A crash before the pointer leaves an unreferenced
-folder that readers never see and `gc` removes.
+folder that readers never see and `gc` removes; a crash after it leaves a published version whose
+staged entry is marked on the next look (`staged`), so the retried run finds it published.
 """
 
 from __future__ import annotations
