@@ -13,8 +13,10 @@ paused DAG, a failed landing or late records are caught up by the next run. Para
 make it a backfill that also reprocesses those ingest hours. The generator source (embedded) lands
 the run's data interval, or the hour before a manual trigger. The stages of one run share its run
 id: validate_silver publishes exactly the version bronze_to_silver staged for this run.
-Retries: an unreachable dependency (exit 5) and unexpected errors are retried; a failed quality
-gate, a conservation failure, bad configuration or a StageError fail the task for good.
+Retries: one rule in both modes, by the `mdp stage` exit code (mdp/core/errors.py): an unreachable
+dependency (exit 5) and unexpected errors (exit 1) are retried; bad configuration (2), a failed
+quality gate (3), a conservation failure (4) and a stage that refuses its input or the lake's state
+(6, a StageError) fail the task for good.
 """
 
 from __future__ import annotations
@@ -47,8 +49,19 @@ RETRY_DELAY = timedelta(minutes=1)
 MAX_RETRY_DELAY = timedelta(minutes=10)
 EXECUTION_TIMEOUT = {"python": timedelta(minutes=30), "spark": timedelta(minutes=45)}
 DAGRUN_TIMEOUT = timedelta(hours=3)
-# `mdp stage` exit codes that a retry cannot fix: 2 configuration, 3 the GX gate, 4 conservation.
+# `mdp stage` exit codes that a retry cannot fix: 2 configuration, 3 the GX gate, 4 conservation,
+# 6 a stage refused. The inline mode decides by the same codes, so both modes retry the same errors.
 NO_RETRY_EXIT_CODES = errors.NO_RETRY_EXIT_CODES
+
+
+def task_failure(task_id: str, exc: BaseException) -> AirflowException:
+    """What an inline task raises for a stage's error: fail now (AirflowFailException) when its exit
+    code is one a retry cannot fix, else an AirflowException that Airflow retries with backoff."""
+    code = errors.exit_code_for(exc)
+    if code in NO_RETRY_EXIT_CODES:
+        # A failed gate names the failed expectations and the Data Docs; retrying cannot pass.
+        return AirflowFailException(f"{task_id}: exit code {code}, not retrying.\n{exc}")
+    return AirflowException(f"{task_id}: exit code {code}: {exc}")
 
 
 def is_backfill(params: dict | None) -> bool:
@@ -127,11 +140,7 @@ def inline_task(stage: Stage, settings):
             result = run_stage(stage, ctx)
         except MdpError as exc:
             log.error("%s failed (exit code %s): %s", stage.name, exc.exit_code, exc)
-            if exc.retryable:  # a dependency did not answer: Airflow retries with backoff
-                raise AirflowException(f"{stage.name}: {exc}") from exc
-            # A failed gate names the failed expectations and the Data Docs; retrying the same
-            # data cannot pass, nor can a bad setting: fail now, loudly.
-            raise AirflowFailException(f"{stage.name} failed: {exc}") from exc
+            raise task_failure(stage.name, exc) from exc
         log.info("%s done in %.1fs: %s", stage.name, result.seconds, result.figures)
         return json.loads(json.dumps(result.figures, default=str))
 

@@ -202,14 +202,19 @@ class Merge:
         }
 
     def _profile(self, state: DataFrame) -> dict:
-        """Whole-table facts for the gate (it never loads the table): rows, distinct keys, and per
-        column null count and approximate distinct count (the drift baseline)."""
+        """Whole-table facts for the gate (it never loads the table): rows, distinct keys, and the
+        drift baseline: live rows (not tombstones, which stay as their key's state but carry no
+        values) and per column their null count and approximate distinct count."""
         c = self.contract
-        aggs = [F.count(F.lit(1)).alias("rows"), F.countDistinct(c.primary_key).alias("keys")]
+        t = c.tombstone
+        live = F.lit(True) if t is None else ~F.col(t.column).eqNullSafe(F.lit(t.value))
+        aggs = [F.count(F.lit(1)).alias("rows"), F.countDistinct(c.primary_key).alias("keys"),
+                F.sum(live.cast("long")).alias("live_rows")]
         for n in c.names:
-            aggs += [F.sum(F.col(n).isNull().cast("long")).alias(f"n:{n}"), F.approx_count_distinct(n).alias(f"d:{n}")]
+            aggs += [F.sum((live & F.col(n).isNull()).cast("long")).alias(f"n:{n}"),
+                     F.approx_count_distinct(F.when(live, F.col(n))).alias(f"d:{n}")]
         r = state.agg(*aggs).first().asDict()
-        return {"rows": r["rows"], "keys": r["keys"],
+        return {"rows": r["rows"], "keys": r["keys"], "live_rows": int(r["live_rows"] or 0),
                 "columns": {n: {"nulls": int(r[f"n:{n}"] or 0), "distinct": int(r[f"d:{n}"] or 0)} for n in c.names}}
 
 

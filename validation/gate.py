@@ -221,7 +221,7 @@ def run(ctx: RunContext) -> dict:
     version = staged["version"]
     if staged["status"] == "published":
         return {"validated_version": version, "published": True, "silver_rows": staged.get("silver_rows")}
-    from validation.suite import batch_suite, changes_suite, hour_suites, rule_values, table_suite, with_future_limit
+    from validation.suite import batch_suite, changes_suite, hour_suites, live_counts, rule_values, table_suite, with_future_limit
 
     # Both carry each row's ingest time: "future" is judged against it, as Spark judges it.
     batch = with_future_limit(read_parquet(settings, silver.table_uri("batch", version)).to_pandas(), contract)
@@ -230,7 +230,7 @@ def run(ctx: RunContext) -> dict:
     facts = pd.DataFrame([{"rows": staged["profile"]["rows"], "keys": staged["profile"]["keys"]}])
     accepted = int((~batch["_quarantined"]).sum()) if len(batch) else 0
     parsed = int((~batch["_unparseable"]).sum()) if len(batch) else 0
-    keys = int(batch.loc[~batch["_quarantined"], contract.primary_key].nunique()) if len(batch) else 0
+    live_rows, live_keys = live_counts(contract, batch)  # drift leaves deletes out
     report_uri = silver.reports_uri(version)
     with tempfile.TemporaryDirectory(prefix="mdp-gx-") as docs:
         mismatches = schema_mismatches(_schema(settings, silver.table_uri("state", version)), contract)
@@ -240,7 +240,8 @@ def run(ctx: RunContext) -> dict:
         hours = hour_suites(contract, batch)
         success, failures = validate_frames({
             f"{contract.entity}_batch": (batch, batch_suite(contract, profile, accepted, rows=len(batch), parsed_rows=parsed,
-                                                                   accepted_keys=keys, values=rule_values(contract, batch))),
+                                                                   accepted_keys=live_keys, live_rows=live_rows,
+                                                                   values=rule_values(contract, batch))),
             f"{contract.entity}_changes": (changes, changes_suite(contract)),
             f"{contract.entity}_table": (facts, table_suite(contract)),
             **hours,

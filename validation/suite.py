@@ -171,14 +171,17 @@ def share_expectations(contract: Contract, rows: int | None, parsed_rows: int | 
 
 def batch_suite(contract: Contract, profile: dict | None = None, accepted_rows: int = 0,
                 rows: int | None = None, parsed_rows: int | None = None,
-                accepted_keys: int | None = None, values: dict[str, int] | None = None) -> gx.ExpectationSuite:
+                accepted_keys: int | None = None, live_rows: int | None = None,
+                values: dict[str, int] | None = None) -> gx.ExpectationSuite:
     """`rows`, `parsed_rows`, `accepted_rows`: the batch's rows, those whose columns could be read,
     and those accepted; `values`: per rule, the rows it reads (rule_values); a share threshold over
-    fewer than quality.min_batch_rows becomes a count."""
+    fewer than quality.min_batch_rows becomes a count. Drift is judged over the accepted rows that
+    are not deletes: `live_rows` of them (None: all accepted rows), with `accepted_keys` distinct
+    keys (see live_counts)."""
     exps: list[gxe.Expectation] = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
     exps += [gxe.ExpectColumnToExist(column=n) for n in contract.names]
     exps += share_expectations(contract, rows, parsed_rows, accepted_rows if rows is not None else None, values)
-    exps += drift_expectations(contract, profile, accepted_rows, accepted_keys)
+    exps += drift_expectations(contract, profile, accepted_rows if live_rows is None else live_rows, accepted_keys)
     return gx.ExpectationSuite(name=f"{contract.entity}_batch", expectations=exps)
 
 
@@ -242,16 +245,35 @@ def hour_bounds(contract: Contract, batch: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: int,
-                       accepted_keys: int | None = None) -> list[gxe.Expectation]:
-    """Each column's null share in the batch's accepted rows, and each free-text column's distinct
-    values per key (the batch's against its own distinct keys, `accepted_keys`), against the
-    published Silver's profile (see contract.Drift). Only when both have at least `drift.min_rows` rows."""
+def live_condition(contract: Contract) -> str:
+    """The accepted rows that are not deletes (the rows drift judges): a delete need carry no values
+    (Contract.tombstone_may_omit), so its nulls and absent values say nothing about the data."""
+    t = contract.tombstone
+    return ACCEPTED if t is None else f"({ACCEPTED}) & ({t.column} != {t.value!r})"
+
+
+def live_counts(contract: Contract, batch: pd.DataFrame) -> tuple[int, int]:
+    """The batch's rows under live_condition, and their distinct keys."""
+    if not len(batch):
+        return 0, 0
+    live = batch.eval(live_condition(contract), parser="pandas")
+    return int(live.sum()), int(batch.loc[live, contract.primary_key].nunique())
+
+
+def drift_expectations(contract: Contract, profile: dict | None, live_rows: int,
+                       live_keys: int | None = None) -> list[gxe.Expectation]:
+    """Each column's null share in the batch's accepted rows that are not deletes (`live_rows` of
+    them, see live_condition), and each free-text column's distinct values per key (the batch's
+    against its own distinct keys, `live_keys`), against the published Silver's profile over its
+    live keys (see contract.Drift, bronze_to_silver Merge._profile). Only when both have at least
+    `drift.min_rows` rows."""
     d = contract.quality.drift
-    if not profile or profile.get("rows", 0) < d.min_rows or accepted_rows < d.min_rows:
+    # A profile written before live rows were counted took its column figures over all rows.
+    rows = (profile or {}).get("live_rows", (profile or {}).get("rows", 0))
+    if not profile or rows < d.min_rows or live_rows < d.min_rows:
         return []
     exps: list[gxe.Expectation] = []
-    rows = profile["rows"]
+    where = {"row_condition": live_condition(contract), "condition_parser": "pandas"}
     for c in contract.columns:
         col = profile["columns"].get(c.name)
         if col is None:  # a column the published Silver did not have yet
@@ -259,17 +281,16 @@ def drift_expectations(contract: Contract, profile: dict | None, accepted_rows: 
         if c.nullable:
             allowed = min(1.0, col["nulls"] / rows + d.max_null_share_increase)
             exps.append(gxe.ExpectColumnValuesToNotBeNull(
-                column=c.name, mostly=round(1 - allowed, 6), row_condition=ACCEPTED, condition_parser="pandas",
+                column=c.name, mostly=round(1 - allowed, 6), **where,
                 meta={"threshold": "quality.drift.max_null_share_increase", "limit": d.max_null_share_increase,
                       "silver_null_share": round(col["nulls"] / rows, 4)}))
         if c.type == "string" and not c.allowed and c.name != contract.primary_key and rows - col["nulls"] >= d.min_rows:
             # Distinct values per key: Silver holds one row per key; a batch holds any number of
             # events per key (a catch-up of a day: dozens), so its values are counted against its keys.
             silver_ratio = min(1.0, col["distinct"] / rows)  # approximate distinct count: may exceed 1 a little
-            keys = accepted_rows if accepted_keys is None else accepted_keys
+            keys = live_rows if live_keys is None else live_keys
             exps.append(gxe.ExpectColumnUniqueValueCountToBeBetween(
-                column=c.name, min_value=max(1, math.floor(d.min_distinct_ratio * silver_ratio * keys)), row_condition=ACCEPTED,
-                condition_parser="pandas",
+                column=c.name, min_value=max(1, math.floor(d.min_distinct_ratio * silver_ratio * keys)), **where,
                 meta={"threshold": "quality.drift.min_distinct_ratio", "limit": d.min_distinct_ratio,
                       "silver_distinct_per_key": round(silver_ratio, 4), "batch_keys": keys}))
     return exps

@@ -6,15 +6,17 @@
     3  the quality gate stopped the run (a retry of the same data cannot help)
     4  the row-conservation check failed (rows were lost or doubled; investigate, do not retry)
     5  a dependency is unreachable or busy (S3, Kafka, MLflow, Postgres, a lease): retry later
+    6  a stage refused its input or the lake's state (the message says what to do; a retry cannot help)
 
-The CLI maps these to exit codes, the DAG to Airflow's retry or fail-now, the pods to exit codes
-that the pod operator reads.
+The exit code alone says whether a retry can help (NO_RETRY_EXIT_CODES), because a pod tells the
+pod operator nothing else: the CLI exits with it, and the DAG's two modes (inline and pods) both
+retry or fail now by it.
 """
 
 from __future__ import annotations
 
-EXIT_OK, EXIT_STAGE, EXIT_CONFIG, EXIT_GATE, EXIT_CONSERVATION, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4, 5
-NO_RETRY_EXIT_CODES = (EXIT_CONFIG, EXIT_GATE, EXIT_CONSERVATION)
+EXIT_OK, EXIT_STAGE, EXIT_CONFIG, EXIT_GATE, EXIT_CONSERVATION, EXIT_UNAVAILABLE, EXIT_REFUSED = 0, 1, 2, 3, 4, 5, 6
+NO_RETRY_EXIT_CODES = (EXIT_CONFIG, EXIT_GATE, EXIT_CONSERVATION, EXIT_REFUSED)
 
 
 class MdpError(Exception):
@@ -32,6 +34,7 @@ class ConfigError(MdpError, ValueError):
 class StageError(MdpError, RuntimeError):
     """A stage refused to go on: input it cannot handle, or a state a retry cannot change."""
 
+    exit_code = EXIT_REFUSED
     retryable = False
 
 

@@ -18,7 +18,8 @@
 A version becomes visible only when `_CURRENT.json` names it, and `_CURRENT.json` only moves by a
 compare-and-swap from the version a writer started from, so readers never see a half-written
 table and two writers can never both publish. A crash before the pointer leaves an unreferenced
-folder that readers never see and `gc` removes.
+folder that readers never see and `gc` removes; a crash after it leaves a published version whose
+staged entry is marked on the next look (`staged`), so the retried run finds it published.
 """
 
 from __future__ import annotations
@@ -292,7 +293,20 @@ class VersionedDataset:
         return self._read("_CURRENT.json")[0]
 
     def staged(self, run_id: str) -> dict | None:
-        return self._read(f"_staged/{run_id}.json")[0]
+        """A run's staged entry. One still "staged" whose version the pointer names (or named: its
+        history) was published by a process that died before marking it (see publish): it is
+        marked now, so a retry of the run finds what it published."""
+        doc = self._read(f"_staged/{run_id}.json")[0]
+        if doc and doc.get("status") == "staged" and doc.get("version"):
+            current = self.current() or {}
+            if doc["version"] in {current.get("version"), *current.get("history", [])}:
+                self._mark_published(doc, current.get("published_at") if current.get("version") == doc["version"] else None)
+        return doc
+
+    def _mark_published(self, doc: dict, published_at: str | None) -> None:
+        # Kept (until gc) so that running the gate again for this run finds it published.
+        doc.update(status="published", published_at=published_at)
+        self.store.put_text(join(self.root, "_staged", f"{doc['run_id']}.json"), json.dumps(doc, indent=1, default=str))
 
     def all_staged(self) -> list[dict]:
         docs = [self._read(f"_staged/{name}")[0] for name in self.store.list_files(join(self.root, "_staged"))]
@@ -302,6 +316,12 @@ class VersionedDataset:
         # Test hook (tests/reliability): MDP_TEST_CRASH_BEFORE_POINTER=<layer> SIGKILLs this process
         # after the data is written and before the pointer names it: the crash window to survive.
         if os.environ.get("MDP_TEST_CRASH_BEFORE_POINTER") == self.layer:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _after_pointer(self) -> None:
+        # Test hook (tests/pipeline/test_edges_deletes_and_retries.py): MDP_TEST_CRASH_AFTER_POINTER=<layer>
+        # SIGKILLs this process once the pointer names the new version, before anything else is recorded.
+        if os.environ.get("MDP_TEST_CRASH_AFTER_POINTER") == self.layer:
             os.kill(os.getpid(), signal.SIGKILL)
 
     # -- the writer's lease --
@@ -356,10 +376,13 @@ class VersionedDataset:
         ok = self.store.put_if_match(uri, data, token) if token else self.store.put_if_absent(uri, data)
         if not ok:
             raise StageError(f"{self.root}: another writer published first; {version} was not published")
+        self._after_pointer()
         return doc
 
     def publish(self, run_id: str) -> dict:
-        """Publish the version a run staged, exactly that one, if nothing moved since it was staged."""
+        """Publish the version a run staged, exactly that one, if nothing moved since it was staged.
+        Two writes: the pointer, then the staged entry marked published. A crash between them is
+        repaired by the next look at the entry (staged()): a retry finds the version published."""
         staged = self.staged(run_id)
         if not staged or not staged.get("version"):
             raise StageError(f"{self.root}: run {run_id} has no staged version")
@@ -367,9 +390,7 @@ class VersionedDataset:
             return self.current() or staged
         manifest = {k: v for k, v in staged.items() if k not in ("version", "status", "history", "rejection")}
         doc = self.commit(staged["version"], manifest, staged["based_on"])
-        # Kept (until gc) so that running the gate again for this run finds it published.
-        staged.update(status="published", published_at=doc["published_at"])
-        self.store.put_text(join(self.root, "_staged", f"{run_id}.json"), json.dumps(staged, indent=1, default=str))
+        self._mark_published(staged, doc["published_at"])
         return doc
 
     # -- retention --

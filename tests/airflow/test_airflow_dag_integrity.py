@@ -126,3 +126,22 @@ def test_interval_params_win(dag_module):
 def test_interval_manual_run_without_interval_is_previous_hour(dag_module):
     got = dag_module.run_interval({"since": None, "until": None}, _run(run_after=datetime(2026, 3, 1, 5, 42, tzinfo=UTC)))
     assert got == Interval(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
+
+
+def test_both_modes_retry_exactly_the_errors_a_retry_can_fix(dag_module):
+    """Issue 27: a StageError (a stage refusing its input or the lake's state: "a retry cannot
+    change it") failed an inline task at once, but exited 1 like an unexpected error, which the
+    Kubernetes pods retried. The exit code now carries the decision, and both modes read it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mdp.core import errors
+
+    classes = [errors.MdpError, errors.StageError, errors.ConfigError, errors.GateFailed, errors.ConservationError,
+               errors.Unavailable, errors.Busy]
+    for cls in classes:  # the pods see only the exit code: it must say what `retryable` says
+        assert (errors.exit_code_for(cls("x")) in dag_module.NO_RETRY_EXIT_CODES) == (not cls.retryable), cls.__name__
+    assert errors.exit_code_for(RuntimeError("unexpected")) not in dag_module.NO_RETRY_EXIT_CODES
+    for cls in classes:  # the inline mode decides as a pod with that exit code would
+        failure = dag_module.task_failure("validate_silver", cls("why"))
+        assert isinstance(failure, AirflowFailException) == (not cls.retryable), cls.__name__
+        assert "why" in str(failure)

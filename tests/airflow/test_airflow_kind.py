@@ -224,8 +224,8 @@ def test_pod_passes_kubernetes_schema(kind):
 
 
 def test_gate_exit_code_fails_the_pod_task_without_retry(kind):
-    """`mdp stage` exits 3 on a failed GX gate (2 bad config, 4 conservation): no pointless retries;
-    5 (a dependency unreachable) and 1 are retried."""
+    """`mdp stage` exits 3 on a failed GX gate (2 bad config, 4 conservation, 6 a stage refused):
+    no pointless retries; 5 (a dependency unreachable) and 1 (an unexpected error) are retried."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -239,7 +239,7 @@ def test_gate_exit_code_fails_the_pod_task_without_retry(kind):
 
     boom = AirflowException("Pod returned a failure.\nquality gate failed: Data Docs: s3://silver/_reports/gx/v/index.html")
     with mock.patch.object(KubernetesPodOperator, "cleanup", side_effect=boom):
-        for code in (2, 3, 4):
+        for code in (2, 3, 4, 6):
             with pytest.raises(AirflowFailException, match="Data Docs"):
                 op.cleanup(None, remote(code))
         for code in (1, 5):

@@ -1,7 +1,8 @@
 """The CLI as users and pods call it: `mdp run` and `mdp stage` in subprocesses, every exit code.
 
-    0 ok, 1 a stage failed, 2 bad usage or configuration, 3 the gate stopped the run,
-    4 row conservation failed, 5 a dependency is unavailable (retryable)
+    0 ok, 1 a stage failed unexpectedly (retryable), 2 bad usage or configuration, 3 the gate
+    stopped the run, 4 row conservation failed, 5 a dependency is unavailable (retryable),
+    6 a stage refused its input or the lake's state
 
 Airflow and the pod operator act on these codes (3 and 4 are never retried, 5 is), so a gate
 failure exiting 1 would be retried in kind mode: the codes are asserted here, not just the errors.
@@ -115,11 +116,22 @@ def test_mdp_run_exits_3_when_the_gate_stops_it(lakes):
     assert d["published"] is None  # no Silver version ever passed the gate
 
 
-def test_mdp_run_exits_1_when_a_stage_fails(tmp_path):
-    # bronze_to_silver on a lake with no Bronze and no Silver: the stage refuses (not a bad setting).
+def test_mdp_run_exits_6_when_a_stage_refuses(tmp_path):
+    # bronze_to_silver on a lake with no Bronze and no Silver: the stage refuses (not a bad setting);
+    # a retry cannot change that, so the pods must not retry it (issue 27: it exited 1, retried).
+    r = run_cli(["run", "--stage", "bronze_to_silver"], cli_env(tmp_path))
+    assert r.returncode == 6, r.text[-2000:]
+    assert "no Bronze data" in r.text and "land events first" in r.text
+
+
+def test_mdp_run_exits_1_on_an_unexpected_error(tmp_path):
+    # A pointer that is not JSON (a hand edit): nothing the stage foresaw, so exit 1, which is retried.
+    pointer = tmp_path / ".mdp" / "lake" / "silver" / "customers" / "_CURRENT.json"
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text("{not json")
     r = run_cli(["run", "--stage", "bronze_to_silver"], cli_env(tmp_path))
     assert r.returncode == 1, r.text[-2000:]
-    assert "no Bronze data" in r.text and "land events first" in r.text
+    assert "stage failed" in r.text and "JSONDecodeError" in r.text, r.text[-2000:]
 
 
 def test_mdp_run_exits_2_on_bad_usage(tmp_path):

@@ -121,7 +121,7 @@ def test_mdp_score_agrees_with_the_batch(scored, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "lacks the features ['age']" in " ".join(result.output.split())
 
     result = CliRunner().invoke(app, ["score", "--customer", "C9999999"], terminal_width=200)
-    assert result.exit_code == 1 and "not in Gold snapshot" in " ".join(result.output.split())
+    assert result.exit_code == 6 and "not in Gold snapshot" in " ".join(result.output.split())
 
 
 def test_no_champion_is_a_clear_noop(make_settings, monkeypatch, spark):
@@ -135,7 +135,7 @@ def test_no_champion_is_a_clear_noop(make_settings, monkeypatch, spark):
 
     monkeypatch.setenv("MDP_HOME", str(settings.home))
     result = CliRunner().invoke(app, ["score", "--customer", "C0000001"], terminal_width=200)
-    assert result.exit_code == 1 and "has no `champion` alias yet" in " ".join(result.output.split())
+    assert result.exit_code == 6 and "has no `champion` alias yet" in " ".join(result.output.split())
 
 
 def test_the_driver_and_spark_workers_give_the_same_scores(scored, tmp_path):
