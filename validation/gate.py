@@ -4,9 +4,11 @@ Write-audit-publish: bronze_to_silver stages a new Silver version under its run 
 audits exactly that version and publishes it by a compare-and-swap of the `_CURRENT` pointer
 (it fails if Silver moved since the version was staged). On failure the version is marked
 rejected and the pointer stays put, so Gold, the model and every reader keep the last good Silver;
-the error names the failed expectations, the contract thresholds they enforce, and the Data Docs.
-Running the gate again for the same run gives the same answer (a rejected run stays rejected, a
-published one stays published), so clearing a task in Airflow cannot drop a batch.
+the error names the failed expectations, the contract thresholds they enforce, the records behind
+them, how to go on, and the Data Docs. Running the gate again for the same run (while its staged
+entry is kept: mdp.core.lake.STAGED_TTL) gives the same answer: a rejected run stays rejected, a
+published one reports published, also when the earlier attempt died after moving the pointer
+(tests/pipeline/test_edges_deletes_and_retries.py). Clearing a task in Airflow cannot drop a batch.
 
 Its cost follows the new data: it reads the run's batch and the rows the run changed, never the
 whole table; whole-table facts come from the manifest bronze_to_silver wrote.
