@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from mdp.core.errors import EXIT_CONFIG, EXIT_CONSERVATION, EXIT_GATE, EXIT_STAGE  # noqa: F401 - the exit codes, written once
 from mdp.core.settings import ConfigError, get_settings, redact
 
-EXIT_STAGE, EXIT_CONFIG, EXIT_GATE, EXIT_CONSERVATION = 1, 2, 3, 4
 err = Console(stderr=True)
 
 Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="embedded | local | compose | kind (env MDP_PROFILE)")]
