@@ -88,7 +88,8 @@ class Drift(_Strict):
     key: the batch's distinct values over its distinct keys must be at least `min_distinct_ratio` x
     Silver's (Silver holds one row per key). That holds whatever the table's size and however many
     events a key has in the batch (a day's catch-up). Numbers, dates, booleans and enumerations are
-    not judged by their distinct count: a batch of new accounts all at tenure 0 is legitimate."""
+    not judged by their distinct count: a batch of new accounts all at tenure 0 is legitimate.
+    Deletes are left out on both sides (a delete need not carry the entity's fields)."""
 
     max_null_share_increase: float = Field(default=0.3, ge=0, le=1)
     min_distinct_ratio: float = Field(default=0.1, ge=0, le=1)
