@@ -91,3 +91,40 @@ def test_a_class_with_one_row_is_refused_with_the_counts(make_settings, tmp_path
     assert f"Gold snapshot {snapshot}" in result.text and "at least 2 of each class" in result.text, result.text
     assert re.search(r"\b[01] positive", result.text), result.text
     assert "Traceback" not in result.text
+
+
+def test_a_champion_trained_before_the_holdout_is_replaced_once(make_settings):
+    """A champion with no `holdout` tag (registered by the code before the holdout) trained on rows
+    unknown to us: no comparison is fair, so the challenger takes the alias, saying why; from then
+    on the champion carries the rule and the comparison is made again."""
+    from mlflow.tracking import MlflowClient
+
+    settings = make_settings(seed=11)
+    client = MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
+    good = synthetic_gold(1000)
+    publish_gold(settings, good)
+    old = train(settings)
+    client.delete_model_version_tag(settings.model_name, old["model_version"], "holdout")  # as the old code left it
+    publish_gold(settings, good)
+    new = train(settings)
+    assert new["promoted"] and new["champion_roc_auc_same_rows"] is None, new
+    assert f"champion v{old['model_version']} cannot be compared on rows it never trained on" in new["reason"]
+    assert "records no holdout" in new["reason"]
+    publish_gold(settings, good)
+    again = train(settings)  # the same data again: now compared, and a tie keeps the champion
+    assert not again["promoted"] and again["champion_roc_auc_same_rows"] == again["roc_auc"], again
+
+
+def test_held_out_rows_of_one_class_train_but_promote_nothing(make_settings):
+    """Tiny Gold whose held-out rows hold one class: the model is trained and registered, its ROC AUC
+    is undefined (NaN), and the rule promotes nothing, whatever min_test_rows allows."""
+    from training.model import in_holdout
+
+    settings = make_settings(seed=11, min_test_rows=1)
+    gold = synthetic_gold(60)
+    held = in_holdout(gold["customer_id"])
+    gold["churned"] = np.where(held, 0, np.arange(len(gold)) % 2).astype("int32")
+    publish_gold(settings, gold)
+    result = train(settings)
+    assert result["decision"] == "not_promoted" and "single class" in result["reason"], result
+    assert np.isnan(result["roc_auc"]) and result["rows_test"] == int(held.sum()) > 0
