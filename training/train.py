@@ -3,8 +3,8 @@
 1. Read the current Gold snapshot; keep the rows with a label. The rows whose key is in the holdout
    (training/model.py `in_holdout`: a salted hash of the key, about a quarter of the keys) are the
    test rows; the others train. A key's place never changes as Gold grows, so no version, of any
-   Gold snapshot, trains on a held-out key. Each class needs at least 2 training rows, or the stage
-   refuses (StageError, naming the counts): there is nothing to learn or cross-validate.
+   Gold snapshot, trains on a held-out key. Each class needs at least CV_FOLDS (5) training rows, or
+   the stage refuses (StageError, naming the counts): one per cross-validation fold.
 2. Compare the candidates (training/model.py: a regularised logistic regression and a gradient-
    boosted tree) by cross-validated ROC AUC on the training rows; fit the winner on all of them.
 3. Score the challenger and the current champion (loaded from `models:/<name>@champion`) on the
@@ -179,19 +179,19 @@ def trusted_types(model) -> list[str]:
 
 
 # ---- the stage --------------------------------------------------------------------------------------
-def refuse_too_few(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Series) -> int:
-    """The fewer class count among the training rows; a StageError naming the counts when it is
-    below 2 (no model learns a class from one row, and cross-validation needs it in two folds)."""
+def refuse_too_few(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Series) -> None:
+    """A StageError naming the counts when a class has fewer training rows than the cross-validation
+    has folds: each fold must hold both classes to rank, and fewer rows learn nothing anyway."""
+    from training.model import CV_FOLDS
+
     train, test = (y.value_counts().reindex([0, 1], fill_value=0) for y in (y_train, y_test))
-    fewest = int(train.min())
-    if fewest < 2:
+    if train.min() < CV_FOLDS:
         label = contract.label
         raise StageError(
             f"Gold snapshot {snapshot} has too few rows of a class to train on: its training rows (labelled rows whose "
             f"key is outside the holdout) hold {train[0]} negative and {train[1]} positive ({label.column} = "
-            f"{label.positive!r}), and the held-out rows {test[0]} and {test[1]}; a model needs at least 2 of each class "
-            "among the training rows. train_model succeeds once Gold holds more rows of the rarer class")
-    return fewest
+            f"{label.positive!r}), and the held-out rows {test[0]} and {test[1]}; a model needs at least {CV_FOLDS} of each class "
+            f"among the training rows (one per cross-validation fold). train_model succeeds once Gold holds more rows of the rarer class")
 
 
 def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
@@ -271,7 +271,6 @@ def train(ctx: RunContext) -> dict:
 
     from training.model import (
         build_pipeline,
-        CV_FOLDS,
         METRICS,
         candidates,
         compare,
@@ -291,11 +290,11 @@ def train(ctx: RunContext) -> dict:
     snapshot, label = current["version"], contract.label.column
     rows = labelled(gold, contract)
     X_train, X_test, y_train, y_test = split(gold, contract)
-    fewest = refuse_too_few(snapshot, contract, y_train, y_test)
+    refuse_too_few(snapshot, contract, y_train, y_test)
     rule = holdout_rule(contract)
     ranks = y_test.nunique() == 2  # the held-out rows can be ranked: ROC AUC, plots
     with threadpool_limits(1):  # as in compare(): OpenMP's spinning threads are slow on shared cores
-        winner, comparison = compare(contract, X_train, y_train, settings.seed, folds=min(CV_FOLDS, fewest))
+        winner, comparison = compare(contract, X_train, y_train, settings.seed)
         model = build_pipeline(contract, candidates(settings.seed)[winner]).fit(X_train, y_train)
         # Too few held-out rows to rank: no figures (NaN), and decide() promotes nothing.
         metrics = evaluate(positive_scores(model.predict_proba(X_test)), y_test) if ranks else dict.fromkeys(METRICS, float("nan"))

@@ -203,3 +203,13 @@ def test_champion_rule(auc, rows, classes, champion, promote, outcome, words):
     d = decide(auc, rows, classes, 200, champion)
     assert (d.promote, d.outcome) == (promote, outcome)
     assert words in d.reason
+
+
+def test_a_class_with_fewer_training_rows_than_folds_is_refused_with_the_counts():
+    from mdp.core.errors import StageError
+    from training.train import refuse_too_few
+
+    contract, y_test = tiny_contract(), pd.Series([0, 1, 1])
+    with pytest.raises(StageError, match=r"hold 90 negative and 4 positive \(left = 'Yes'\), and the held-out rows 1 and 2"):
+        refuse_too_few("S1", contract, pd.Series([0] * 90 + [1] * 4), y_test)
+    refuse_too_few("S1", contract, pd.Series([0] * 90 + [1] * 5), y_test)  # one per fold: trains
