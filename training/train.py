@@ -63,7 +63,7 @@ SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
 @dataclass
 class Champion:
     version: str | None = None  # None: no champion yet
-    roc_auc: float | None = None  # on the challenger's test rows
+    roc_auc: float | None = None  # on the challenger's held-out rows
     cannot_score: str | None = None  # why it cannot score the current features
     not_held_out: str | None = None  # why no rows are known to be unseen by it
 
@@ -270,8 +270,8 @@ def train(ctx: RunContext) -> dict:
     from threadpoolctl import threadpool_limits
 
     from training.model import (
-        build_pipeline,
         METRICS,
+        build_pipeline,
         candidates,
         compare,
         evaluate,
