@@ -152,7 +152,7 @@ def model_description(contract: Contract, contract_ref: str) -> str:
         "pyfunc predict returns [P(class 0), P(class 1)] per row; numeric inputs are doubles, so a gap (NaN) scores. "
         f"The `{CHAMPION}` alias names the version with the best ROC AUC on the held-out rows of the latest Gold: the "
         f"rows whose key is in the holdout ({holdout_rule(contract)}), which no version trains on, whatever its Gold "
-        "snapshot. A tie keeps the champion. Each version's tags say why it is or is not the champion, and on how "
+        "snapshot; a tie keeps the champion. Each version's tags say why it is or is not the champion, and on how "
         "many rows it was compared (`comparison_rows`)."
     )
 
