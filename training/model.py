@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 # any of these changes the recorded rule, and a champion held out by another rule is replaced.
 HOLDOUT_SALT, HOLDOUT_BUCKETS, HOLDOUT_TAKEN = "mdp-holdout-1", 100, 25
 CV_FOLDS = 5
+MIN_CLASS_ROWS = 3  # training rows of each class, at least (train.cv_folds says why)
 # Types skops must be told to load, beyond its defaults: the boosted trees' predictor, the function
 # that reads booleans as 0/1, the imputers' dtype and missing-value marker. Training checks that a
 # fitted model holds no other type (a new one must be reviewed and listed here).

@@ -3,10 +3,11 @@
 1. Read the current Gold snapshot; keep the rows with a label. The rows whose key is in the holdout
    (training/model.py `in_holdout`: a salted hash of the key, about a quarter of the keys) are the
    test rows; the others train. A key's place never changes as Gold grows, so no version, of any
-   Gold snapshot, trains on a held-out key. Each class needs at least CV_FOLDS (5) training rows, or
-   the stage refuses (StageError, naming the counts): one per cross-validation fold.
+   Gold snapshot, trains on a held-out key. Each class needs at least MIN_CLASS_ROWS (3) training
+   rows, or the stage refuses (StageError, naming the counts).
 2. Compare the candidates (training/model.py: a regularised logistic regression and a gradient-
-   boosted tree) by cross-validated ROC AUC on the training rows; fit the winner on all of them.
+   boosted tree) by cross-validated ROC AUC on the training rows (CV_FOLDS folds, fewer when a class
+   has fewer training rows); fit the winner on all of them.
 3. Score the challenger and the current champion (loaded from `models:/<name>@champion`) on the
    same held-out rows: rows neither of them trained on. The `holdout` tag records the rule; the
    `comparison_rows` tag how many rows both were scored on.
@@ -179,19 +180,22 @@ def trusted_types(model) -> list[str]:
 
 
 # ---- the stage --------------------------------------------------------------------------------------
-def refuse_too_few(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Series) -> None:
-    """A StageError naming the counts when a class has fewer training rows than the cross-validation
-    has folds: each fold must hold both classes to rank, and fewer rows learn nothing anyway."""
-    from training.model import CV_FOLDS
+def cv_folds(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Series) -> int:
+    """The cross-validation's folds: CV_FOLDS, or fewer when a class has fewer training rows, so that
+    every fold holds both classes. A class with fewer than MIN_CLASS_ROWS training rows is refused
+    with the counts: below that a fold's training part holds one row of it, which the boosted tree's
+    early stopping cannot split, and a model learns nothing from it anyway."""
+    from training.model import CV_FOLDS, MIN_CLASS_ROWS
 
     train, test = (y.value_counts().reindex([0, 1], fill_value=0) for y in (y_train, y_test))
-    if train.min() < CV_FOLDS:
+    if train.min() < MIN_CLASS_ROWS:
         label = contract.label
         raise StageError(
             f"Gold snapshot {snapshot} has too few rows of a class to train on: its training rows (labelled rows whose "
             f"key is outside the holdout) hold {train[0]} negative and {train[1]} positive ({label.column} = "
-            f"{label.positive!r}), and the held-out rows {test[0]} and {test[1]}; a model needs at least {CV_FOLDS} of each class "
-            f"among the training rows (one per cross-validation fold). train_model succeeds once Gold holds more rows of the rarer class")
+            f"{label.positive!r}), and the held-out rows {test[0]} and {test[1]}; a model needs at least {MIN_CLASS_ROWS} "
+            "of each class among the training rows. train_model succeeds once Gold holds more rows of the rarer class")
+    return min(CV_FOLDS, int(train.min()))
 
 
 def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
@@ -290,11 +294,11 @@ def train(ctx: RunContext) -> dict:
     snapshot, label = current["version"], contract.label.column
     rows = labelled(gold, contract)
     X_train, X_test, y_train, y_test = split(gold, contract)
-    refuse_too_few(snapshot, contract, y_train, y_test)
+    folds = cv_folds(snapshot, contract, y_train, y_test)
     rule = holdout_rule(contract)
     ranks = y_test.nunique() == 2  # the held-out rows can be ranked: ROC AUC, plots
     with threadpool_limits(1):  # as in compare(): OpenMP's spinning threads are slow on shared cores
-        winner, comparison = compare(contract, X_train, y_train, settings.seed)
+        winner, comparison = compare(contract, X_train, y_train, settings.seed, folds)
         model = build_pipeline(contract, candidates(settings.seed)[winner]).fit(X_train, y_train)
         # Too few held-out rows to rank: no figures (NaN), and decide() promotes nothing.
         metrics = evaluate(positive_scores(model.predict_proba(X_test)), y_test) if ranks else dict.fromkeys(METRICS, float("nan"))

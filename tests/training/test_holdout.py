@@ -88,7 +88,7 @@ def test_a_class_with_one_row_is_refused_with_the_counts(make_settings, tmp_path
     snapshot = publish_gold(settings, gold)
     result = run_cli(["stage", "train_model"], cli_env(tmp_path))
     assert result.returncode == 1, result.text
-    assert f"Gold snapshot {snapshot}" in result.text and "at least 5 of each class" in result.text, result.text
+    assert f"Gold snapshot {snapshot}" in result.text and "at least 3 of each class" in result.text, result.text
     assert re.search(r"\b[01] positive", result.text), result.text
     assert "Traceback" not in result.text
 

@@ -205,11 +205,19 @@ def test_champion_rule(auc, rows, classes, champion, promote, outcome, words):
     assert words in d.reason
 
 
-def test_a_class_with_fewer_training_rows_than_folds_is_refused_with_the_counts():
+def test_a_rare_class_gets_fewer_folds_and_below_three_rows_is_refused_with_the_counts():
     from mdp.core.errors import StageError
-    from training.train import refuse_too_few
+    from training.train import cv_folds
 
     contract, y_test = tiny_contract(), pd.Series([0, 1, 1])
-    with pytest.raises(StageError, match=r"hold 90 negative and 4 positive \(left = 'Yes'\), and the held-out rows 1 and 2"):
-        refuse_too_few("S1", contract, pd.Series([0] * 90 + [1] * 4), y_test)
-    refuse_too_few("S1", contract, pd.Series([0] * 90 + [1] * 5), y_test)  # one per fold: trains
+    with pytest.raises(StageError, match=r"hold 90 negative and 2 positive \(left = 'Yes'\), and the held-out rows 1 and 2"):
+        cv_folds("S1", contract, pd.Series([0] * 90 + [1] * 2), y_test)
+    assert [cv_folds("S1", contract, pd.Series([0] * 90 + [1] * n), y_test) for n in (3, 4, 5, 50)] == [3, 4, 5, 5]
+    # The fewest rows allowed are enough to compare and fit both candidates (each fold trains on 2 of them).
+    gold = _gold(120)
+    gold["left"] = 0
+    gold.loc[~in_holdout(gold["ref"]), "left"] = (np.arange((~in_holdout(gold["ref"])).sum()) < 3).astype(int)
+    X_train, X_test, y_train, y_test = split(gold, contract)
+    folds = cv_folds("S1", contract, y_train, y_test)
+    winner, rows = compare(contract, X_train, y_train, seed=1, folds=folds)
+    assert folds == 3 and all(r["folds"] == 3 and np.isfinite(r["cv_roc_auc_mean"]) for r in rows)
