@@ -3,8 +3,10 @@
 1. Read the current Gold snapshot; keep the rows with a label. The rows whose key is in the holdout
    (training/model.py `in_holdout`: a salted hash of the key, about a quarter of the keys) are the
    test rows; the others train. A key's place never changes as Gold grows, so no version, of any
-   Gold snapshot, trains on a held-out key. Each class needs at least MIN_CLASS_ROWS (3) training
-   rows, or the stage refuses (StageError, naming the counts).
+   Gold snapshot, trains on a held-out key. A Gold with a single class fails the stage (StageError:
+   nothing to learn). A class with fewer than MIN_CLASS_ROWS (3) training rows is tiny Gold: the
+   stage trains nothing, registers nothing and says why, naming the counts (decision "not
+   trained"); the run goes on, and a later Gold with more rows trains.
 2. Compare the candidates (training/model.py: a regularised logistic regression and a gradient-
    boosted tree) by cross-validated ROC AUC on the training rows (CV_FOLDS folds, fewer when a class
    has fewer training rows); fit the winner on all of them.
@@ -180,22 +182,20 @@ def trusted_types(model) -> list[str]:
 
 
 # ---- the stage --------------------------------------------------------------------------------------
-def cv_folds(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Series) -> int:
-    """The cross-validation's folds: CV_FOLDS, or fewer when a class has fewer training rows, so that
-    every fold holds both classes. A class with fewer than MIN_CLASS_ROWS training rows is refused
-    with the counts: below that a fold's training part holds one row of it, which the boosted tree's
-    early stopping cannot split, and a model learns nothing from it anyway."""
-    from training.model import CV_FOLDS, MIN_CLASS_ROWS
+def too_few(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Series) -> str | None:
+    """Why the training rows are too few to train on, with the counts; None when each class has at
+    least MIN_CLASS_ROWS of them. Below that a cross-validation fold trains on one row of the class,
+    which the boosted tree's early stopping cannot split, and a model learns nothing from it anyway."""
+    from training.model import MIN_CLASS_ROWS
 
     train, test = (y.value_counts().reindex([0, 1], fill_value=0) for y in (y_train, y_test))
-    if train.min() < MIN_CLASS_ROWS:
-        label = contract.label
-        raise StageError(
-            f"Gold snapshot {snapshot} has too few rows of a class to train on: its training rows (labelled rows whose "
+    if train.min() >= MIN_CLASS_ROWS:
+        return None
+    label = contract.label
+    return (f"Gold snapshot {snapshot} has too few rows of a class to train on: its training rows (labelled rows whose "
             f"key is outside the holdout) hold {train[0]} negative and {train[1]} positive ({label.column} = "
             f"{label.positive!r}), and the held-out rows {test[0]} and {test[1]}; a model needs at least {MIN_CLASS_ROWS} "
-            "of each class among the training rows. train_model succeeds once Gold holds more rows of the rarer class")
-    return min(CV_FOLDS, int(train.min()))
+            "of each class among the training rows. train_model trains once Gold holds more rows of the rarer class")
 
 
 def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
@@ -274,6 +274,7 @@ def train(ctx: RunContext) -> dict:
     from threadpoolctl import threadpool_limits
 
     from training.model import (
+        CV_FOLDS,
         METRICS,
         build_pipeline,
         candidates,
@@ -293,8 +294,15 @@ def train(ctx: RunContext) -> dict:
     current, gold = read_gold(ctx)
     snapshot, label = current["version"], contract.label.column
     rows = labelled(gold, contract)
+    if rows[label].nunique() < 2:  # every label alike: nothing to learn, and likely a broken label feed
+        raise StageError(f"Gold snapshot {snapshot} has a single class in {label!r}: nothing to learn")
     X_train, X_test, y_train, y_test = split(gold, contract)
-    folds = cv_folds(snapshot, contract, y_train, y_test)
+    few = too_few(snapshot, contract, y_train, y_test)
+    if few:  # tiny Gold, as with too few held-out rows: no model yet, and the run goes on
+        log.warning("train_model: %s", few)
+        return {"gold_snapshot": snapshot, "promoted": False, "decision": "not trained", "reason": few,
+                "rows_train": len(X_train), "rows_test": len(X_test)}
+    folds = min(CV_FOLDS, int(y_train.value_counts().min()))  # every fold holds both classes
     rule = holdout_rule(contract)
     ranks = y_test.nunique() == 2  # the held-out rows can be ranked: ROC AUC, plots
     with threadpool_limits(1):  # as in compare(): OpenMP's spinning threads are slow on shared cores

@@ -11,6 +11,7 @@ from outside the stage.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -79,18 +80,27 @@ def champion_tags_holdout(settings, version: str) -> str:
     return MlflowClient(settings.mlflow_uri, settings.mlflow_uri).get_model_version("tokens-churned", version).tags["holdout"]
 
 
-def test_a_class_with_one_row_is_refused_with_the_counts(make_settings, tmp_path):
-    """Any placement of the single positive row: refused, exit 1, the counts named, no traceback."""
+def test_a_class_with_one_row_trains_nothing_and_names_the_counts(make_settings, tmp_path):
+    """Tiny Gold, as with too few held-out rows: wherever the single positive row falls, exit 0, no
+    version registered, and the stage's figures and the run's model line name the class counts."""
     settings = make_settings()
     gold = synthetic_gold(400)
     gold["churned"] = 0
     gold.loc[17, "churned"] = 1
     snapshot = publish_gold(settings, gold)
     result = run_cli(["stage", "train_model"], cli_env(tmp_path))
-    assert result.returncode == 1, result.text
-    assert f"Gold snapshot {snapshot}" in result.text and "at least 3 of each class" in result.text, result.text
-    assert re.search(r"\b[01] positive", result.text), result.text
+    assert result.returncode == 0, result.text
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["decision"] == "not trained" and not figures["promoted"] and "model_version" not in figures, figures
+    reason = figures["reason"]
+    assert f"Gold snapshot {snapshot} has too few rows of a class" in reason and "at least 3 of each class" in reason, reason
+    assert re.search(r"hold \d+ negative and [01] positive \(churned = True\)", reason), reason
     assert "Traceback" not in result.text
+    from mlflow.tracking import MlflowClient
+
+    assert MlflowClient(settings.mlflow_uri, settings.mlflow_uri).search_model_versions(f"name = '{settings.model_name}'") == []
+    run = run_cli(["run", "--stage", "train_model"], cli_env(tmp_path))
+    assert run.returncode == 0 and f"model {settings.model_name} not trained: Gold snapshot {snapshot}" in run.text, run.text
 
 
 def test_a_champion_trained_before_the_holdout_is_replaced_once(make_settings):

@@ -9,6 +9,8 @@ import pytest
 
 from mdp.core.contract import load_contract, parse_contract
 from training.model import (
+    CV_FOLDS,
+    build_pipeline,
     candidates,
     compare,
     in_holdout,
@@ -205,19 +207,25 @@ def test_champion_rule(auc, rows, classes, champion, promote, outcome, words):
     assert words in d.reason
 
 
-def test_a_rare_class_gets_fewer_folds_and_below_three_rows_is_refused_with_the_counts():
-    from mdp.core.errors import StageError
-    from training.train import cv_folds
+def test_too_few_rows_of_a_class_are_named_with_the_counts():
+    from training.train import too_few
 
     contract, y_test = tiny_contract(), pd.Series([0, 1, 1])
-    with pytest.raises(StageError, match=r"hold 90 negative and 2 positive \(left = 'Yes'\), and the held-out rows 1 and 2"):
-        cv_folds("S1", contract, pd.Series([0] * 90 + [1] * 2), y_test)
-    assert [cv_folds("S1", contract, pd.Series([0] * 90 + [1] * n), y_test) for n in (3, 4, 5, 50)] == [3, 4, 5, 5]
-    # The fewest rows allowed are enough to compare and fit both candidates (each fold trains on 2 of them).
-    gold = _gold(120)
+    reason = too_few("S1", contract, pd.Series([0] * 90 + [1] * 2), y_test)
+    assert "hold 90 negative and 2 positive (left = 'Yes'), and the held-out rows 1 and 2" in reason
+    assert too_few("S1", contract, pd.Series([0] * 90 + [1] * 3), y_test) is None
+
+
+def test_the_fewest_rows_allowed_are_enough_to_compare_and_fit_both_candidates():
+    """Three rows of a class among the training rows: three folds, each trains on two of them (the
+    boosted tree's early stopping splits those once more)."""
+    contract, gold = tiny_contract(), _gold(120)
+    train = ~in_holdout(gold["ref"])
     gold["left"] = 0
-    gold.loc[~in_holdout(gold["ref"]), "left"] = (np.arange((~in_holdout(gold["ref"])).sum()) < 3).astype(int)
-    X_train, X_test, y_train, y_test = split(gold, contract)
-    folds = cv_folds("S1", contract, y_train, y_test)
+    gold.loc[train, "left"] = (np.arange(train.sum()) < 3).astype(int)
+    X_train, _, y_train, _ = split(gold, contract)
+    folds = min(CV_FOLDS, int(y_train.value_counts().min()))
     winner, rows = compare(contract, X_train, y_train, seed=1, folds=folds)
     assert folds == 3 and all(r["folds"] == 3 and np.isfinite(r["cv_roc_auc_mean"]) for r in rows)
+    for name in candidates(1):
+        build_pipeline(contract, candidates(1)[name]).fit(X_train, y_train)
