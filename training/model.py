@@ -12,6 +12,7 @@ categoricals are strings. `model_input` turns a Gold frame into exactly that.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 import numpy as np  # noqa: E402
@@ -30,7 +31,7 @@ from sklearn.metrics import (  # noqa: E402
     recall_score,
     roc_auc_score,
 )
-from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split  # noqa: E402
+from sklearn.model_selection import StratifiedKFold, cross_val_score  # noqa: E402
 from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler  # noqa: E402
 
@@ -39,8 +40,11 @@ from mdp.core.contract import Contract  # noqa: E402
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
 
-TEST_SIZE = 0.25
+# The holdout: a fixed share of keys, chosen by a salted hash of the key (see in_holdout). Changing
+# any of these changes the recorded rule, and a champion held out by another rule is replaced.
+HOLDOUT_SALT, HOLDOUT_BUCKETS, HOLDOUT_TAKEN = "mdp-holdout-1", 100, 25
 CV_FOLDS = 5
+MIN_CLASS_ROWS = 3  # training rows of each class, at least (train.cv_folds says why)
 # Types skops must be told to load, beyond its defaults: the boosted trees' predictor, the function
 # that reads booleans as 0/1, the imputers' dtype and missing-value marker. Training checks that a
 # fitted model holds no other type (a new one must be reviewed and listed here).
@@ -90,15 +94,42 @@ def labelled(gold: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     return gold[gold[label].notna()].sort_values(contract.primary_key, kind="stable").reset_index(drop=True)
 
 
-def split(gold: pd.DataFrame, contract: Contract, seed: int, test_size: float = TEST_SIZE):
-    """Deterministic train/test split: rows sorted by key first, then a seeded stratified split.
+def key_text(value) -> str:
+    """A key as text for the holdout hash: integers without a decimal point (a key read as 42,
+    42.0 or "42" is one key), dates in ISO form, anything else as str()."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)) or isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def holdout_rule(contract: Contract) -> str:
+    """The rule, as recorded in each version's `holdout` tag: two versions were held out alike only
+    when their tags are equal."""
+    return (f"{contract.primary_key}: blake2b('{HOLDOUT_SALT}:' + key) mod {HOLDOUT_BUCKETS} "
+            f"< {HOLDOUT_TAKEN}")
+
+
+def in_holdout(keys: pd.Series) -> np.ndarray:
+    """True for the keys in the holdout. A key's bucket depends on the key alone (a fixed salt, not
+    the seed), so it never changes as Gold grows: no version ever trains on a held-out key."""
+    def bucket(value) -> int:
+        digest = hashlib.blake2b(f"{HOLDOUT_SALT}:{key_text(value)}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % HOLDOUT_BUCKETS
+
+    return np.fromiter((bucket(v) < HOLDOUT_TAKEN for v in keys), dtype=bool, count=len(keys))
+
+
+def split(gold: pd.DataFrame, contract: Contract):
+    """The labelled rows whose key is in the holdout are the test rows; the others train.
     Returns X_train, X_test, y_train, y_test (X in `model_input` form); the index is the row's
     position in `labelled(gold)`."""
     rows = labelled(gold, contract)
     y = rows[contract.label.column].astype(int)
     X = model_input(rows, contract)
-    stratify = y if y.value_counts().min() >= 2 else None
-    return train_test_split(X, y, test_size=test_size, random_state=seed, stratify=stratify)
+    test = in_holdout(rows[contract.primary_key])
+    return X[~test], X[test], y[~test], y[test]
 
 
 # ---- preprocessing and candidates -------------------------------------------------------------------
@@ -175,6 +206,9 @@ def positive_scores(predicted) -> np.ndarray:
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"expected class probabilities of shape (n, 2), got {arr.shape}")
     return arr[:, 1]
+
+
+METRICS = ("roc_auc", "f1", "precision", "recall", "accuracy")
 
 
 def evaluate(proba: np.ndarray, y: pd.Series) -> dict[str, float]:

@@ -1,24 +1,35 @@
 """train_model: fit on the current Gold snapshot, log to MLflow, register, and decide the champion.
 
-1. Read the current Gold snapshot; keep the rows with a label, sorted by key; split them into train
-   and test with the seed (stratified): the same Gold and seed always give the same split.
+1. Read the current Gold snapshot; keep the rows with a label. The rows whose key is in the holdout
+   (training/model.py `in_holdout`: a salted hash of the key, about a quarter of the keys) are the
+   test rows; the others train. A key's place never changes as Gold grows, so no version, of any
+   Gold snapshot, trains on a held-out key. A Gold with a single class fails the stage (StageError:
+   nothing to learn). A class with fewer than MIN_CLASS_ROWS (3) training rows is tiny Gold: the
+   stage trains nothing, registers nothing and says why, naming the counts (decision "not
+   trained"); the run goes on, and a later Gold with more rows trains.
 2. Compare the candidates (training/model.py: a regularised logistic regression and a gradient-
-   boosted tree) by cross-validated ROC AUC on the training rows; fit the winner on all of them.
+   boosted tree) by cross-validated ROC AUC on the training rows (CV_FOLDS folds, fewer when a class
+   has fewer training rows); fit the winner on all of them.
 3. Score the challenger and the current champion (loaded from `models:/<name>@champion`) on the
-   same test rows.
+   same held-out rows: rows neither of them trained on. The `holdout` tag records the rule; the
+   `comparison_rows` tag how many rows both were scored on.
 4. Log params, metrics, the comparison table, plots and the model (its signature declared from the
    contract); register it; describe the registered model and the new version (tags and text); move
    the alias when the rule below says so, and pin the new champion's Gold snapshot and Silver
    version so that retention keeps them.
 
 The champion rule, in order:
-- fewer than `min_test_rows` test rows (MDP_MIN_TEST_ROWS, default 200), or a single class among
-  them: no promotion, whatever the scores;
+- fewer than `min_test_rows` held-out rows (MDP_MIN_TEST_ROWS, default 200), or a single class
+  among them: no promotion, whatever the scores (the holdout grows with Gold);
 - no champion yet: promote;
 - the champion cannot score the current features (the contract changed, or it predates
   probability outputs): promote, with that reason recorded;
-- otherwise promote only when the challenger's ROC AUC on the test rows is strictly higher than the
-  champion's on the same rows. **A tie keeps the champion**: the alias moves for a measurable gain
+- the champion was not held out by the current rule (its `holdout` tag differs or is missing: it was
+  trained before the holdout existed, under another primary key or salt): no rows are known to be
+  unseen by it, so no comparison is fair; promote, with that reason recorded (once: the new
+  champion carries the rule);
+- otherwise promote only when the challenger's ROC AUC on the held-out rows is strictly higher than
+  the champion's on the same rows. **A tie keeps the champion**: the alias moves for a measurable gain
   only, so a retrain on unchanged data does not churn it.
 
 An MLflow that does not answer raises Unavailable (exit 5, retried); it never counts as "no champion".
@@ -55,12 +66,14 @@ SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
 @dataclass
 class Champion:
     version: str | None = None  # None: no champion yet
-    roc_auc: float | None = None  # on the challenger's test rows
+    roc_auc: float | None = None  # on the challenger's held-out rows
     cannot_score: str | None = None  # why it cannot score the current features
+    not_held_out: str | None = None  # why no rows are known to be unseen by it
 
 
-def score_champion(mlflow, client, name: str, X_test: pd.DataFrame, y_test: pd.Series) -> Champion:
-    """Load `models:/<name>@champion` and score it on the challenger's test rows."""
+def score_champion(mlflow, client, name: str, X_test: pd.DataFrame, y_test: pd.Series, rule: str) -> Champion:
+    """Load `models:/<name>@champion` and score it on the challenger's held-out rows, when it was
+    held out by the same rule (so it never trained on them) and the rows can rank (two classes)."""
     from mlflow.exceptions import MlflowException
 
     from training.model import evaluate, positive_scores
@@ -70,6 +83,12 @@ def score_champion(mlflow, client, name: str, X_test: pd.DataFrame, y_test: pd.S
         return Champion()
     expected = client.get_model_version(name, version)
     expected_run = expected.run_id
+    if expected.tags.get("holdout") != rule:
+        held = expected.tags.get("holdout")
+        return Champion(version, not_held_out=f"it was held out by another rule ({held})" if held else
+                        "it records no holdout (trained before the holdout existed)")
+    if y_test.nunique() < 2:
+        return Champion(version)  # decide() promotes nothing on these rows: no need to score
     try:
         model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
     except Exception as exc:
@@ -105,14 +124,17 @@ class Decision:
 def decide(challenger_auc: float, test_rows: int, test_classes: int, min_test_rows: int, champion: Champion) -> Decision:
     """The champion rule (see the module docstring). Pure: the tests call it with every case."""
     if test_rows < min_test_rows:
-        return Decision(False, "not_promoted", f"only {test_rows} test rows (min_test_rows is {min_test_rows})")
+        return Decision(False, "not_promoted", f"only {test_rows} held-out rows (min_test_rows is {min_test_rows})")
     if test_classes < 2:
-        return Decision(False, "not_promoted", "the test rows hold a single class: ROC AUC is undefined")
+        return Decision(False, "not_promoted", "the held-out rows hold a single class (or none): ROC AUC is undefined")
     if champion.version is None:
         return Decision(True, "promoted", "no champion yet")
     if champion.cannot_score:
         return Decision(True, "promoted", f"champion v{champion.version} cannot score the current features: {champion.cannot_score}")
-    same_rows = f"on the same {test_rows} test rows"
+    if champion.not_held_out:
+        return Decision(True, "promoted", f"champion v{champion.version} cannot be compared on rows it never trained on: "
+                                          f"{champion.not_held_out}")
+    same_rows = f"on the same {test_rows} held-out rows"
     if challenger_auc > champion.roc_auc:
         return Decision(True, "promoted", f"ROC AUC {challenger_auc:.4f} beats champion v{champion.version}'s {champion.roc_auc:.4f} {same_rows}")
     return Decision(False, "kept", f"champion v{champion.version} keeps the alias: its ROC AUC {champion.roc_auc:.4f} {same_rows} "
@@ -121,6 +143,8 @@ def decide(challenger_auc: float, test_rows: int, test_classes: int, min_test_ro
 
 # ---- descriptions -----------------------------------------------------------------------------------
 def model_description(contract: Contract, contract_ref: str) -> str:
+    from training.model import holdout_rule
+
     roles = {r: [n for n, role, _ in contract.features() if role == r] for r in ("numeric", "categorical", "boolean")}
     label = contract.label
     return (
@@ -129,16 +153,18 @@ def model_description(contract: Contract, contract_ref: str) -> str:
         f"snapshot. Contract: {contract.entity} version {contract.version} ({contract_ref}). "
         f"Features: numeric {roles['numeric']}; categorical {roles['categorical']}; boolean {roles['boolean']}. "
         "pyfunc predict returns [P(class 0), P(class 1)] per row; numeric inputs are doubles, so a gap (NaN) scores. "
-        f"The `{CHAMPION}` alias names the version with the best ROC AUC on the same held-out rows of the latest "
-        "Gold; a tie keeps the champion. Each version's tags say why it is or is not the champion."
+        f"The `{CHAMPION}` alias names the version with the best ROC AUC on the held-out rows of the latest Gold: the "
+        f"rows whose key is in the holdout ({holdout_rule(contract)}), which no version trains on, whatever its Gold "
+        "snapshot; a tie keeps the champion. Each version's tags say why it is or is not the champion, and on how "
+        "many rows it was compared (`comparison_rows`)."
     )
 
 
 def version_description(winner: str, figures: dict, decision: Decision) -> str:
     return (
         f"{winner} trained on Gold snapshot {figures['gold_snapshot']} (Silver {figures['silver_version']}): "
-        f"{figures['rows_train']} training rows, {figures['rows_test']} test rows. ROC AUC {figures['roc_auc']:.4f} "
-        f"on the test rows. Champion decision: {decision.outcome} ({decision.reason})."
+        f"{figures['rows_train']} training rows, {figures['rows_test']} held-out rows. ROC AUC {figures['roc_auc']:.4f} "
+        f"on the held-out rows. Champion decision: {decision.outcome} ({decision.reason})."
     )
 
 
@@ -156,6 +182,22 @@ def trusted_types(model) -> list[str]:
 
 
 # ---- the stage --------------------------------------------------------------------------------------
+def too_few(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Series) -> str | None:
+    """Why the training rows are too few to train on, with the counts; None when each class has at
+    least MIN_CLASS_ROWS of them. Below that a cross-validation fold trains on one row of the class,
+    which the boosted tree's early stopping cannot split, and a model learns nothing from it anyway."""
+    from training.model import MIN_CLASS_ROWS
+
+    train, test = (y.value_counts().reindex([0, 1], fill_value=0) for y in (y_train, y_test))
+    if train.min() >= MIN_CLASS_ROWS:
+        return None
+    label = contract.label
+    return (f"Gold snapshot {snapshot} has too few rows of a class to train on: its training rows (labelled rows whose "
+            f"key is outside the holdout) hold {train[0]} negative and {train[1]} positive ({label.column} = "
+            f"{label.positive!r}), and the held-out rows {test[0]} and {test[1]}; a model needs at least {MIN_CLASS_ROWS} "
+            "of each class among the training rows. train_model trains once Gold holds more rows of the rarer class")
+
+
 def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
     from training.model import feature_names
 
@@ -232,11 +274,14 @@ def train(ctx: RunContext) -> dict:
     from threadpoolctl import threadpool_limits
 
     from training.model import (
+        CV_FOLDS,
+        METRICS,
         build_pipeline,
         candidates,
         compare,
         evaluate,
         feature_names,
+        holdout_rule,
         hyperparameters,
         labelled,
         plots,
@@ -249,14 +294,23 @@ def train(ctx: RunContext) -> dict:
     current, gold = read_gold(ctx)
     snapshot, label = current["version"], contract.label.column
     rows = labelled(gold, contract)
-    if rows[label].nunique() < 2:
+    if rows[label].nunique() < 2:  # every label alike: nothing to learn, and likely a broken label feed
         raise StageError(f"Gold snapshot {snapshot} has a single class in {label!r}: nothing to learn")
-    X_train, X_test, y_train, y_test = split(gold, contract, settings.seed)
+    X_train, X_test, y_train, y_test = split(gold, contract)
+    few = too_few(snapshot, contract, y_train, y_test)
+    if few:  # tiny Gold, as with too few held-out rows: no model yet, and the run goes on
+        log.warning("train_model: %s", few)
+        return {"gold_snapshot": snapshot, "promoted": False, "decision": "not trained", "reason": few,
+                "rows_train": len(X_train), "rows_test": len(X_test)}
+    folds = min(CV_FOLDS, int(y_train.value_counts().min()))  # every fold holds both classes
+    rule = holdout_rule(contract)
+    ranks = y_test.nunique() == 2  # the held-out rows can be ranked: ROC AUC, plots
     with threadpool_limits(1):  # as in compare(): OpenMP's spinning threads are slow on shared cores
-        winner, comparison = compare(contract, X_train, y_train, settings.seed)
+        winner, comparison = compare(contract, X_train, y_train, settings.seed, folds)
         model = build_pipeline(contract, candidates(settings.seed)[winner]).fit(X_train, y_train)
-        metrics = evaluate(positive_scores(model.predict_proba(X_test)), y_test)
-        figs = plots(model, X_test, y_test, settings.seed)
+        # Too few held-out rows to rank: no figures (NaN), and decide() promotes nothing.
+        metrics = evaluate(positive_scores(model.predict_proba(X_test)), y_test) if ranks else dict.fromkeys(METRICS, float("nan"))
+        figs = plots(model, X_test, y_test, settings.seed) if ranks else {}
     figures = {
         "gold_snapshot": snapshot,
         "silver_version": current.get("silver_version"),
@@ -274,7 +328,7 @@ def train(ctx: RunContext) -> dict:
     uri, name = settings.mlflow_uri, settings.model_name
     client = MlflowClient(uri, uri)
     with mlflow_errors(uri, "scoring the champion"), threadpool_limits(1):
-        champion = score_champion(mlflow, client, name, X_test, y_test)
+        champion = score_champion(mlflow, client, name, X_test, y_test, rule)
     decision = decide(metrics["roc_auc"], len(X_test), int(y_test.nunique()), settings.min_test_rows, champion)
     cv = {r["model"]: r for r in comparison}
 
@@ -291,6 +345,7 @@ def train(ctx: RunContext) -> dict:
                     "cv_folds": comparison[0]["folds"],
                     **{f"hp_{k}": v for k, v in hyperparameters(candidates(settings.seed)[winner]).items()},
                     "seed": settings.seed,
+                    "holdout": rule,
                     "interval": str(ctx.interval),
                 }
             )
@@ -310,7 +365,7 @@ def train(ctx: RunContext) -> dict:
                 model,
                 name="model",
                 signature=signature(contract),
-                input_example=X_test.head(5),
+                input_example=X_train.head(5),
                 pyfunc_predict_fn="predict_proba",
                 skops_trusted_types=trusted_types(model),
                 # Stated, not inferred: inference re-imports the model in a subprocess (about 8 s a run).
@@ -326,6 +381,7 @@ def train(ctx: RunContext) -> dict:
             "roc_auc": f"{metrics['roc_auc']:.4f}",
             "model": winner,
             "contract": f"{contract.entity} v{contract.version}",
+            "holdout": rule,
             "champion_decision": decision.outcome,
             "champion_reason": decision.reason,
         }
@@ -333,6 +389,7 @@ def train(ctx: RunContext) -> dict:
             tags["previous_champion"] = champion.version
             if champion.roc_auc is not None:
                 tags["previous_champion_roc_auc_same_rows"] = f"{champion.roc_auc:.4f}"
+                tags["comparison_rows"] = str(len(X_test))
         for k, v in tags.items():
             client.set_model_version_tag(name, version, k, v)
         client.update_model_version(name, version, description=version_description(winner, figures, decision))

@@ -150,7 +150,9 @@ def run(
     for line in report.conservation():
         console.print(f"row conservation [green]OK[/]: {line}")
     train = report.figures("train_model")
-    if train:
+    if train and not train.get("model_version"):  # tiny Gold: nothing trained, and the run goes on
+        console.print(f"model [bold]{settings.model_name}[/] not trained: {train['reason']}")
+    elif train:
         console.print(
             f"model [bold]{settings.model_name}[/] v{train['model_version']} roc_auc={train['roc_auc']}, "
             f"champion={'v' + str(train['champion']) if train['champion'] else 'none'} "

@@ -133,7 +133,7 @@ def test_mdp_serve_follows_the_champion_alias(batch, tmp_path):
             assert abs(predict(url, one)[0] - scores[one[C.primary_key].iloc[0]]) <= 1e-9  # v1, the champion
 
             # A second version (trained on shuffled features: different scores), then the alias moves to it.
-            publish_gold(settings, shuffle_training_features(gold, C, settings.seed))
+            publish_gold(settings, shuffle_training_features(gold, C))
             v2 = train(settings)["model_version"]
             mlflow.set_tracking_uri(settings.mlflow_uri)
             expected = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{v2}").predict_proba(model_input(one, C))[0, 1]

@@ -2,8 +2,8 @@
 
 `synthetic_gold` draws customers the way the generator does and labels them with its churn model,
 so a good classifier reaches a ROC AUC well above 0.5. `shuffle_training_features` breaks the link
-between features and label on the training rows only: the split (which depends on keys and labels)
-and the test rows stay exactly the same, so a model trained on it is deliberately worse on them.
+between features and label on the training rows only: the split (which depends on the keys alone)
+and the held-out rows stay exactly the same, so a model trained on it is deliberately worse on them.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def synthetic_gold(n: int, seed: int = 0, extra: dict | None = None) -> pd.DataF
     return gold
 
 
-def shuffle_training_features(gold: pd.DataFrame, contract, seed: int) -> pd.DataFrame:
+def shuffle_training_features(gold: pd.DataFrame, contract) -> pd.DataFrame:
     """The same Gold, with the feature values of the training rows permuted among those rows."""
-    X_train, X_test, _, _ = split(gold, contract, seed)
+    X_train, _, _, _ = split(gold, contract)
     rows = gold.sort_values(contract.primary_key).reset_index(drop=True)
     train = np.sort(X_train.index.to_numpy())
     perm = np.random.default_rng(1).permutation(train)

@@ -1,8 +1,8 @@
 """The champion guard, through the real train_model stage and a real MLflow (the embedded sqlite store).
 
 Worse and better models are made on purpose: the same Gold with the training rows' features shuffled
-(the test rows, and so the split, stay exactly the same) learns nothing. Each case checks the alias,
-the decision the version's tags record, and that both models were scored on the same rows.
+(the held-out rows, and so the split, stay exactly the same) learns nothing. Each case checks the alias,
+the decision the version's tags record, and that both models were scored on the same held-out rows.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from training.model import split
 
 pytestmark = pytest.mark.integration
 C = load_contract()
-N = 1000  # 250 test rows: above the default min_test_rows (200)
+N = 1000  # 247 held-out rows: above the default min_test_rows (200)
 
 
 @pytest.fixture
@@ -44,11 +44,11 @@ def tags_of(settings, version: str) -> dict:
     return client_for(settings).get_model_version(settings.model_name, version).tags
 
 
-def auc_of_version_on(settings, version: str, gold, seed: int) -> float:
-    """Independently of the stage: load a version and score it on the test rows of `gold`."""
+def auc_of_version_on(settings, version: str, gold) -> float:
+    """Independently of the stage: load a version and score it on the held-out rows of `gold`."""
     import mlflow
 
-    _, X_test, _, y_test = split(gold, C, seed)
+    _, X_test, _, y_test = split(gold, C)
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
     return float(roc_auc_score(y_test, model.predict(X_test)[:, 1]))
 
@@ -87,7 +87,7 @@ def test_a_worse_challenger_does_not_move_the_alias(settings):
     first_snapshot = publish_gold(settings, good)
     champ = train(settings)
     assert pinned(settings) == (first_snapshot, f"silver-for-{first_snapshot}")  # retention keeps its lineage
-    worse = shuffle_training_features(good, C, settings.seed)
+    worse = shuffle_training_features(good, C)
     publish_gold(settings, worse)
     challenger = train(settings)
     assert not challenger["promoted"] and challenger["decision"] == "kept", challenger
@@ -95,7 +95,7 @@ def test_a_worse_challenger_does_not_move_the_alias(settings):
     assert pinned(settings) == (first_snapshot, f"silver-for-{first_snapshot}")
     assert challenger["roc_auc"] < challenger["champion_roc_auc_same_rows"] - 0.1
     # The champion was scored on the challenger's test rows: the same figure, computed here apart.
-    assert challenger["champion_roc_auc_same_rows"] == pytest.approx(auc_of_version_on(settings, champ["model_version"], worse, settings.seed), abs=1e-4)
+    assert challenger["champion_roc_auc_same_rows"] == pytest.approx(auc_of_version_on(settings, champ["model_version"], worse), abs=1e-4)
     tags = tags_of(settings, challenger["model_version"])
     assert tags["champion_decision"] == "kept" and tags["previous_champion"] == champ["model_version"]
     assert tags["previous_champion_roc_auc_same_rows"] == f"{challenger['champion_roc_auc_same_rows']:.4f}"
@@ -104,7 +104,7 @@ def test_a_worse_challenger_does_not_move_the_alias(settings):
 
 def test_a_better_challenger_moves_the_alias(settings):
     good = synthetic_gold(N)
-    publish_gold(settings, shuffle_training_features(good, C, settings.seed))
+    publish_gold(settings, shuffle_training_features(good, C))
     weak = train(settings)
     assert weak["promoted"]  # the first model, however weak
     better_snapshot = publish_gold(settings, good)
@@ -112,7 +112,7 @@ def test_a_better_challenger_moves_the_alias(settings):
     assert better["promoted"] and champion_of(settings) == better["model_version"], better
     assert pinned(settings)[0] == better_snapshot
     assert better["roc_auc"] > better["champion_roc_auc_same_rows"] + 0.1
-    assert better["champion_roc_auc_same_rows"] == pytest.approx(auc_of_version_on(settings, weak["model_version"], good, settings.seed), abs=1e-4)
+    assert better["champion_roc_auc_same_rows"] == pytest.approx(auc_of_version_on(settings, weak["model_version"], good), abs=1e-4)
     assert "beats champion v1" in tags_of(settings, better["model_version"])["champion_reason"]
 
 
@@ -128,11 +128,11 @@ def test_an_equal_challenger_keeps_the_champion(settings):
 
 
 def test_too_few_test_rows_promote_nothing(settings):
-    publish_gold(settings, synthetic_gold(400))  # 100 test rows
+    publish_gold(settings, synthetic_gold(400))  # 99 held-out rows
     small = train(settings)
     assert not small["promoted"] and small["decision"] == "not_promoted"
     assert champion_of(settings) is None and pinned(settings) == (None, None)
-    assert "only 100 test rows" in tags_of(settings, small["model_version"])["champion_reason"]
+    assert "only 99 held-out rows" in tags_of(settings, small["model_version"])["champion_reason"]
 
 
 def test_a_champion_that_cannot_score_the_current_features_is_replaced(settings, tmp_path):

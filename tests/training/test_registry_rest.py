@@ -94,7 +94,8 @@ def test_registered_model_describes_what_it_predicts(server, trained):
     model = rest(server, "registered-models/get", name=settings.model_name)["registered_model"]
     text = model["description"]
     for words in ("probability", "`churned` is True", "one row per `customer_id`", "Contract: customers version 2",
-                  "numeric ['age', 'monthly_spend'", "a tie keeps the champion"):
+                  "numeric ['age', 'monthly_spend'", "a tie keeps the champion", "which no version trains on",
+                  "customer_id: blake2b('mdp-holdout-1:' + key) mod 100 < 25"):
         assert words in text, text
     assert {a["alias"]: a["version"] for a in model["aliases"]} == {"champion": "1"}
 
@@ -109,7 +110,8 @@ def test_each_version_has_tags_and_a_description(server, trained):
         description, tags = versions[v]
         assert tags["gold_snapshot"] == snapshot and snapshot in description
         assert tags["silver_version"] == f"silver-for-{snapshot}"
-        assert (tags["rows_total"], tags["rows_train"], tags["rows_test"]) == ("1000", "750", "250")
+        assert (tags["rows_total"], tags["rows_train"], tags["rows_test"]) == ("1000", "753", "247")  # a quarter of the keys, by hash
+        assert tags["holdout"] == "customer_id: blake2b('mdp-holdout-1:' + key) mod 100 < 25"
         assert tags["roc_auc"] == f"{fig['roc_auc']:.4f}" and tags["model"] == fig["model"]
         assert tags["contract"] == "customers v2"
     desc1, tags1 = versions["1"]
@@ -119,6 +121,8 @@ def test_each_version_has_tags_and_a_description(server, trained):
     assert tags2["champion_decision"] == "kept" and tags2["previous_champion"] == "1"
     assert tags2["previous_champion_roc_auc_same_rows"] == f"{figures[0]['roc_auc']:.4f}"  # the same model, the same rows
     assert "keeps the alias" in tags2["champion_reason"] and "Champion decision: kept" in desc2
+    assert tags2["comparison_rows"] == "247" and "on the same 247 held-out rows" in tags2["champion_reason"]
+    assert "comparison_rows" not in tags1  # no champion to compare with
 
 
 def test_the_champion_from_the_registry_scores_rows_with_gaps(server, trained):

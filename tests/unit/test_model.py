@@ -9,8 +9,12 @@ import pytest
 
 from mdp.core.contract import load_contract, parse_contract
 from training.model import (
+    CV_FOLDS,
+    build_pipeline,
     candidates,
     compare,
+    in_holdout,
+    labelled,
     model_input,
     positive_scores,
     preprocessor,
@@ -139,25 +143,36 @@ def _gold(n: int, seed: int = 0) -> pd.DataFrame:
 
 def test_split_is_deterministic_whatever_the_row_order():
     contract, gold = tiny_contract(), _gold(400)
-    _, X_test, _, y_test = split(gold, contract, seed=3)
+    _, X_test, _, y_test = split(gold, contract)
     shuffled = gold.sample(frac=1.0, random_state=99)
-    _, X_test2, _, y_test2 = split(shuffled, contract, seed=3)
+    _, X_test2, _, y_test2 = split(shuffled, contract)
     assert X_test.equals(X_test2) and y_test.equals(y_test2)
-    assert len(X_test) == 100 and y_test.mean() == pytest.approx(gold["left"].mean(), abs=0.02)  # stratified
-    _, X_other, _, _ = split(gold, contract, seed=4)
-    assert not X_other.index.equals(X_test.index)
+    assert 80 <= len(X_test) <= 120  # about a quarter of the keys
+
+
+def test_a_key_stays_where_it_is_as_gold_grows():
+    """The holdout depends on the key alone: more rows, other labels or another seed move no key."""
+    contract, small, big = tiny_contract(), _gold(400), _gold(1200, seed=5)
+    held = lambda g: set(g.loc[in_holdout(g["ref"]), "ref"])  # noqa: E731
+    assert held(small) == held(big) & set(small["ref"]) and held(small)
+    X_train, X_test, _, _ = split(big, contract)
+    keys = labelled(big, contract)["ref"]
+    assert not set(keys[X_train.index]) & held(small)  # no training row of a bigger Gold is a held-out key
+    # An integer key is one key whether read as 42, 42.0 or "42" (a contract's int key, a CSV's text).
+    assert len({bool(in_holdout(pd.Series([k]))[0]) for k in (42, 42.0, "42", np.int64(42))}) == 1
+    assert in_holdout(pd.Series(range(4000))).mean() == pytest.approx(0.25, abs=0.02)
 
 
 def test_split_drops_rows_without_a_label():
     contract, gold = tiny_contract(), _gold(400)
     gold.loc[:99, "left"] = None
-    X_train, X_test, _, _ = split(gold, contract, seed=3)
+    X_train, X_test, _, _ = split(gold, contract)
     assert len(X_train) + len(X_test) == 300
 
 
 def test_comparison_cross_validates_every_candidate_and_names_the_best():
     contract, gold = tiny_contract(), _gold(300)
-    X_train, _, y_train, _ = split(gold, contract, seed=1)
+    X_train, _, y_train, _ = split(gold, contract)
     winner, rows = compare(contract, X_train, y_train, seed=1, folds=3)
     assert [r["model"] for r in rows] == list(candidates(1)) == ["logistic_regression", "gradient_boosting"]
     assert all(0.5 < r["cv_roc_auc_mean"] <= 1.0 and r["folds"] == 3 for r in rows)
@@ -174,18 +189,43 @@ def test_positive_scores_need_class_probabilities():
 @pytest.mark.parametrize(
     ("auc", "rows", "classes", "champion", "promote", "outcome", "words"),
     [
-        (0.9, 199, 2, Champion(), False, "not_promoted", "only 199 test rows"),
+        (0.9, 199, 2, Champion(), False, "not_promoted", "only 199 held-out rows"),
         (0.9, 500, 1, Champion(), False, "not_promoted", "single class"),
         (0.6, 500, 2, Champion(), True, "promoted", "no champion yet"),
         (0.6, 500, 2, Champion("3", cannot_score="it needs ['x']"), True, "promoted", "v3 cannot score the current features"),
-        (0.81, 500, 2, Champion("3", roc_auc=0.80), True, "promoted", "beats champion v3's 0.8000 on the same 500 test rows"),
+        (0.6, 500, 2, Champion("3", not_held_out="it records no holdout"), True, "promoted", "v3 cannot be compared on rows it never trained on"),
+        (0.81, 500, 2, Champion("3", roc_auc=0.80), True, "promoted", "beats champion v3's 0.8000 on the same 500 held-out rows"),
         (0.79, 500, 2, Champion("3", roc_auc=0.80), False, "kept", "champion v3 keeps the alias"),
         (0.80, 500, 2, Champion("3", roc_auc=0.80), False, "kept", "a tie keeps the champion"),
-        (0.99, 150, 2, Champion("3", roc_auc=0.50), False, "not_promoted", "only 150 test rows"),
+        (0.99, 150, 2, Champion("3", roc_auc=0.50), False, "not_promoted", "only 150 held-out rows"),
     ],
-    ids=["few-rows", "one-class", "first", "cannot-score", "better", "worse", "tie", "better-but-few-rows"],
+    ids=["few-rows", "one-class", "first", "cannot-score", "not-held-out", "better", "worse", "tie", "better-but-few-rows"],
 )
 def test_champion_rule(auc, rows, classes, champion, promote, outcome, words):
     d = decide(auc, rows, classes, 200, champion)
     assert (d.promote, d.outcome) == (promote, outcome)
     assert words in d.reason
+
+
+def test_too_few_rows_of_a_class_are_named_with_the_counts():
+    from training.train import too_few
+
+    contract, y_test = tiny_contract(), pd.Series([0, 1, 1])
+    reason = too_few("S1", contract, pd.Series([0] * 90 + [1] * 2), y_test)
+    assert "hold 90 negative and 2 positive (left = 'Yes'), and the held-out rows 1 and 2" in reason
+    assert too_few("S1", contract, pd.Series([0] * 90 + [1] * 3), y_test) is None
+
+
+def test_the_fewest_rows_allowed_are_enough_to_compare_and_fit_both_candidates():
+    """Three rows of a class among the training rows: three folds, each trains on two of them (the
+    boosted tree's early stopping splits those once more)."""
+    contract, gold = tiny_contract(), _gold(120)
+    train = ~in_holdout(gold["ref"])
+    gold["left"] = 0
+    gold.loc[train, "left"] = (np.arange(train.sum()) < 3).astype(int)
+    X_train, _, y_train, _ = split(gold, contract)
+    folds = min(CV_FOLDS, int(y_train.value_counts().min()))
+    winner, rows = compare(contract, X_train, y_train, seed=1, folds=folds)
+    assert folds == 3 and all(r["folds"] == 3 and np.isfinite(r["cv_roc_auc_mean"]) for r in rows)
+    for name in candidates(1):
+        build_pipeline(contract, candidates(1)[name]).fit(X_train, y_train)
