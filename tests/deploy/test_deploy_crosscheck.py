@@ -145,7 +145,7 @@ def test_metadata_secret_wiring():
 def kind_mappings() -> dict[int, int]:
     cfg = yaml.safe_load((REPO / "kind/cluster.yaml").read_text())
     (node,) = [n for n in cfg["nodes"] if n["role"] == "control-plane"]
-    assert re.match(r"^kindest/node:v1\.32\.\d+$", node["image"])
+    assert re.match(r"^kindest/node:v1\.36\.\d+@sha256:[0-9a-f]{64}$", node["image"])
     return {m["hostPort"]: m["containerPort"] for m in node["extraPortMappings"]}
 
 

@@ -111,7 +111,8 @@ def test_workflow_runs_the_cluster_path():
     wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
     job = wf["jobs"]["kind-e2e"]
     runs = "\n".join(step.get("run", "") for step in job["steps"])
-    positions = [runs.index(f"make -f mk/deploy.mk {t}") for t in ["kind-up", "images", "kind-load", "deploy", "e2e"]]
+    positions = [re.search(rf"make -f mk/deploy.mk {t}(?![\w-])", runs).start()
+                 for t in ["deploy-tools", "kind-up", "images", "kind-load", "deploy", "e2e"]]
     assert positions == sorted(positions)
     dump = [s for s in job["steps"] if s.get("if") == "failure()"]
     assert dump and "kubectl" in dump[0]["run"] and "logs" in dump[0]["run"]
@@ -366,3 +367,65 @@ def test_make_render_gives_the_overlay_the_tests_check(tmp_path, overlay_docs):
     assert proc.returncode == 0, proc.stderr
     key = lambda d: (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))  # noqa: E731
     assert sorted(map(key, load_docs(proc.stdout))) == sorted(map(key, overlay_docs["dev"]))
+
+
+# --- the workflow's actions and tools (issue 29, items 8 and 9) -------------------------------------
+
+# First majors that run on node24 (their action.yml `runs.using`, read at the tags): GitHub removed
+# node20 from its runners in September 2026. checkout v4 and setup-python v5 are node20.
+NODE24_FROM = {"actions/checkout": 5, "actions/setup-python": 6}
+
+
+def _workflow() -> tuple[dict, str]:
+    path = REPO / ".github/workflows/kind-e2e.yml"
+    return yaml.safe_load(path.read_text()), path.read_text()
+
+
+def test_actions_are_node24_majors_pinned_by_commit():
+    _, text = _workflow()
+    uses = re.findall(r"uses:\s*(\S+)(.*)", text)
+    assert uses
+    for ref, comment in uses:
+        action, _, pin = ref.partition("@")
+        assert re.fullmatch(r"[0-9a-f]{40}", pin), f"{ref}: not pinned by commit"
+        version = re.search(r"#\s*v(\d+)\.\d+\.\d+", comment)
+        assert version, f"{ref}: say which release the commit is (# vX.Y.Z)"
+        assert int(version.group(1)) >= NODE24_FROM[action], f"{action} v{version.group(1)} runs on node20"
+
+
+def test_kind_runs_a_supported_kubernetes_pinned_by_digest():
+    """kind 0.27's Kubernetes 1.32 left upstream support in February 2026; 1.35 and 1.36 are supported
+    (to 2027-02 and 2027-06). The node image is pinned by digest, and the workflow's kubectl follows it."""
+    wf, _ = _workflow()
+    kind_cfg = yaml.safe_load((REPO / "kind" / "cluster.yaml").read_text())
+    (node,) = {n["image"] for n in kind_cfg["nodes"]}
+    assert re.fullmatch(r"kindest/node:v1\.(\d+)\.\d+@sha256:[0-9a-f]{64}", node), node
+    assert int(node.split(":v1.")[1].split(".")[0]) >= 35
+    kind_minor = int(wf["env"]["KIND_VERSION"].lstrip("v").split(".")[1])
+    assert kind_minor >= 32, "kind releases before v0.32.0 do not default to Kubernetes 1.36"
+
+
+def test_downloads_are_checked_against_published_checksums():
+    wf, _ = _workflow()
+    tools = "\n".join(s.get("run", "") for s in wf["jobs"]["kind-e2e"]["steps"])
+    for url, checksum in (("kind-linux-amd64\"", "kind-linux-amd64.sha256sum"),
+                          ("helm-${HELM_VERSION}-linux-amd64.tar.gz\"", "linux-amd64.tar.gz.sha256sum"),
+                          ("bin/linux/amd64/kubectl\"", "bin/linux/amd64/kubectl.sha256")):
+        assert url in tools and checksum in tools, (url, checksum)
+    assert tools.count("sha256sum -c -") == 3
+    assert "set -euo pipefail" in tools
+    # Installed only after the check, in the same step.
+    for name in ("kind", "linux-amd64/helm", "kubectl"):
+        assert tools.index(f"install -m 0755 {name} ") > tools.index("sha256sum -c -")
+    assert "make -f mk/deploy.mk deploy-tools" in tools  # no pip install of its own
+
+
+def test_kind_job_states_and_checks_its_runner_and_prints_free_disk_on_failure():
+    wf, text = _workflow()
+    job = wf["jobs"]["kind-e2e"]
+    head = text.split("  kind-e2e:\n", 1)[1].split("steps:", 1)[0]
+    assert "4 vCPU / 16 GiB" in head and "free disk" in head
+    assert any("nproc" in s.get("run", "") for s in job["steps"])
+    for name in ("kind-e2e", "compose-e2e"):
+        failed = [s for s in wf["jobs"][name]["steps"] if s.get("if") == "failure()"]
+        assert failed and all("df -h" in s["run"] for s in failed), name
