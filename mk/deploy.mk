@@ -98,6 +98,10 @@ deploy: deploy-tools ## namespaces, operators, then the platform overlay, then A
 	$(KUBECTL) -n mdp rollout status deployment/mdp-mlflow --timeout=10m
 	$(KUBECTL) -n mdp wait kafka/mdp --for=condition=Ready --timeout=15m
 	HELM=$(HELM) $(DEPLOY_PYTHON) scripts/upstream_charts.py install --phase apps --overlay $(OVERLAY)
+	# localhost:8088 is the overlay's own NodePort Service: fail here, not with e2e's connection refused.
+	@$(KUBECTL) -n airflow get endpointslices -l kubernetes.io/service-name=mdp-airflow-api-server-nodeport \
+	  -o jsonpath='{.items[*].endpoints[*].addresses[*]}' | grep -q . || \
+	  { echo "Service airflow/mdp-airflow-api-server-nodeport selects no API server pod (the chart's labels changed?)" >&2; exit 1; }
 
 e2e: deploy-tools ## produce events, trigger customers_end_to_end through the Airflow REST API v2, wait for success
 	$(KUBECTL) -n mdp-jobs delete pod mdp-producer --ignore-not-found

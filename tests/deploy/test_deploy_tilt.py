@@ -16,7 +16,7 @@ pytestmark = pytest.mark.deploy
 UPSTREAM_WORKLOADS = {  # workloads the pinned upstream charts create, by release
     "strimzi": {"strimzi-cluster-operator"},
     "spark-operator": {"spark-operator-controller", "spark-operator-webhook"},
-    "airflow": {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"},
+    "airflow": {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor"},  # no triggerer (our values)
 }
 
 
