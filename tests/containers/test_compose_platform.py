@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))  # s3_admin, shared with tests/deploy
+import s3_admin  # noqa: E402
 
 from compose_platform import (AIRFLOW, DAG_ID, HOST_PORTS, MLFLOW, PROJECT, REPO, SPARK_UI, Platform, busy_ports,
                               fresh_copy, own_addresses, port_answers)
@@ -94,6 +99,14 @@ def test_published_ports_answer_on_loopback_only(platform):
         pytest.skip("this machine has no non-loopback IPv4 address to check against")
     exposed = [f"{a}:{p} ({n})" for a in addresses for n, p in HOST_PORTS.items() if port_answers(a, p)]
     assert not exposed, f"published ports that answer off loopback: {exposed}"
+
+
+def test_s3_admin_ui_asks_for_the_s3_login(platform):
+    """SeaweedFS's admin UI on 9001 mints S3 keys: without the login (.env) it refuses (issue 29)."""
+    base = f"http://127.0.0.1:{HOST_PORTS['s3-admin-ui']}"
+    assert s3_admin.status_without_login(base) == 401
+    assert s3_admin.status_with_login(base, platform.env["MINIO_ROOT_USER"], "not-the-password") == 401
+    assert s3_admin.status_with_login(base, platform.env["MINIO_ROOT_USER"], platform.env["MINIO_ROOT_PASSWORD"]) == 200
 
 
 def test_producer_sends_events_to_the_topic(platform):

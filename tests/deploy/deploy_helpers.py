@@ -17,7 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-KUBE_VERSION = "1.32.0"  # the kind node image in kind/cluster.yaml is v1.32.2
+KUBE_VERSION = "1.36.0"  # the kind node image in kind/cluster.yaml is v1.36.1
 CHART = REPO / "charts" / "mdp-platform"
 OVERLAYS = ("dev", "ci")
 

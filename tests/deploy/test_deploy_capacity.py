@@ -80,3 +80,45 @@ def test_the_sizes_before_issue_22_do_not_fit(overlay_docs, monkeypatch):
     assert cpu > capacity.BUDGETS["ci"]["cpu_m"] * (1 - capacity.MARGIN)
     _, dev_mem = capacity.peak(overlay_items(overlay_docs, "dev"))
     assert dev_mem > capacity.BUDGETS["dev"]["mem_mi"] * (1 - capacity.MARGIN)
+
+
+def test_airflow_runs_one_api_worker_and_no_triggerer(overlay_docs):
+    """Issue 29, item 5: Airflow 3's API server starts 4 workers by default (each a full Airflow
+    process, OOM-killed at 2 Gi in public reports) against a 384Mi request; the triggerer runs
+    nothing for this DAG. Both are the Airflow values of every overlay."""
+    (airflow,) = [r for r in RELEASES if r["name"] == "airflow"]
+    for overlay in OVERLAYS:
+        values = capacity.upstream_values(airflow, overlay)
+        assert str(values["config"]["api"]["workers"]) == "1"
+        assert values["triggerer"]["enabled"] is False
+        names = [i.name for i in overlay_items(overlay_docs, overlay)]
+        assert not [n for n in names if n.startswith("triggerer")], names
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "left for later: a Spark stage runs a driver and an executor pod (1434Mi each, mdp/shell/k8s.py, "
+    "outside issue 29's files); driver-only stages save 1434Mi, and ~160Mi more must go (docs/DEPLOYMENT.md)"))
+def test_dev_overlay_fits_an_8gb_laptop(overlay_docs):
+    """The dev overlay on a laptop with 8 GB of RAM, whose Docker VM gets 6 GiB (capacity.BUDGETS)."""
+    items = overlay_items(overlay_docs, "dev")
+    text = capacity.report("dev", items, budget="laptop-8gb")
+    print(text)
+    cpu, mem = capacity.peak(items)
+    b = capacity.BUDGETS["laptop-8gb"]
+    assert cpu <= b["cpu_m"] * (1 - capacity.MARGIN), text
+    assert mem <= b["mem_mi"] * (1 - capacity.MARGIN), text
+
+
+def test_docs_state_the_budgets_that_are_checked():
+    """docs/DEPLOYMENT.md's capacity table names each budget the check uses, with its node size."""
+    import re
+
+    docs = (REPO / "docs" / "DEPLOYMENT.md").read_text()
+    section = docs.split("## Capacity", 1)[1].split("\n## ", 1)[0]
+    for name, b in capacity.BUDGETS.items():
+        row = re.search(rf"^\| {re.escape(name)} \|(.*)$", section, re.M)
+        assert row, f"no row for budget {name!r} in docs/DEPLOYMENT.md's capacity table"
+        cells = [c.strip() for c in row.group(1).split("|")]
+        assert f"{b['cpu_m'] // 1000} CPU / {b['mem_mi'] // 1024} GiB" in cells[0], (name, cells)
+        limit = f"{b['cpu_m'] * (1 - capacity.MARGIN):.0f}m / {b['mem_mi'] * (1 - capacity.MARGIN):.0f}Mi"
+        assert cells[1] == limit, (name, cells)

@@ -4,6 +4,7 @@ overlays, the upstream values, compose, kind, the Makefile and the Tiltfile."""
 from __future__ import annotations
 
 import re
+import subprocess
 from urllib.parse import urlparse
 
 import pytest
@@ -145,7 +146,7 @@ def test_metadata_secret_wiring():
 def kind_mappings() -> dict[int, int]:
     cfg = yaml.safe_load((REPO / "kind/cluster.yaml").read_text())
     (node,) = [n for n in cfg["nodes"] if n["role"] == "control-plane"]
-    assert re.match(r"^kindest/node:v1\.32\.\d+$", node["image"])
+    assert re.match(r"^kindest/node:v1\.36\.\d+@sha256:[0-9a-f]{64}$", node["image"])
     return {m["hostPort"]: m["containerPort"] for m in node["extraPortMappings"]}
 
 
@@ -155,9 +156,6 @@ def test_kind_ports_reach_node_ports(overlay_docs, overlay):
     assert PLATFORM_PORTS <= set(mappings)
     node_ports = {p["nodePort"]: (d["metadata"]["name"], p["port"]) for d in overlay_docs[overlay]
                   if d["kind"] == "Service" and d["spec"].get("type") == "NodePort" for p in d["spec"]["ports"]}
-    airflow_dev = yaml.safe_load((REPO / "charts/upstream/airflow-values-dev.yaml").read_text())
-    for p in airflow_dev["apiServer"]["service"]["ports"]:
-        node_ports[p["nodePort"]] = ("airflow-api-server", p["port"])
     for host, node in mappings.items():
         assert node in node_ports, f"host {host} -> nodePort {node}: no Service"
         assert node_ports[node][1] == host, f"{node_ports[node][0]} serves {node_ports[node][1]}, not {host}"
@@ -166,3 +164,49 @@ def test_kind_ports_reach_node_ports(overlay_docs, overlay):
 def test_compose_exposes_platform_ports(compose_config):
     published = {int(p["published"]) for s in compose_config["services"].values() for p in s.get("ports", [])}
     assert PLATFORM_PORTS <= published
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_airflow_node_port_is_the_projects_own_service(overlay_docs, overlay):
+    """Issue 29: versions of the Airflow chart's api-server Service template disagree on rendering
+    `nodePort` (one renders only name and port), and 1.22.0 cannot be rendered offline. So the kind
+    overlays carry their own NodePort Service, selecting the chart's API server pod labels
+    (tier, component, release in the chart's api-server templates), and the chart's stays ClusterIP."""
+    services = [d for d in overlay_docs[overlay] if d["kind"] == "Service"
+                and d["metadata"].get("namespace") == "airflow"]
+    (svc,) = services
+    assert svc["spec"]["type"] == "NodePort"
+    assert svc["spec"]["selector"] == {"tier": "airflow", "component": "api-server", "release": "airflow"}
+    (port,) = svc["spec"]["ports"]
+    assert (port["port"], port["targetPort"], port["nodePort"]) == (8088, 8088, 30088)
+    releases = yaml.safe_load((REPO / "charts/upstream/releases.yaml").read_text())["releases"]
+    assert {r["name"]: r["namespace"] for r in releases}["airflow"] == "airflow"
+    for f in ("airflow-values.yaml", "airflow-values-dev.yaml"):
+        values = yaml.safe_load((REPO / "charts/upstream" / f).read_text())
+        assert "service" not in values.get("apiServer", {}), f"{f}: a second NodePort 30088 would clash"
+    mk = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "deploy", f"OVERLAY={overlay}"], cwd=REPO,
+                        capture_output=True, text=True, timeout=30, check=True).stdout
+    assert "kubernetes.io/service-name=mdp-airflow-api-server-nodeport" in mk, "deploy checks it has endpoints"
+
+
+def test_create_user_job_is_off_by_its_current_key():
+    airflow = yaml.safe_load((REPO / "charts/upstream/airflow-values.yaml").read_text())
+    assert airflow["createUserJob"]["enabled"] is False
+
+
+# Strimzi 1.2.0's default Kafka (kafka-versions.yaml at tag 1.2.0): what the kind path runs, since the
+# chart leaves the version to the operator.
+STRIMZI_DEFAULT_KAFKA = "4.3.1"
+
+
+def test_compose_runs_the_kafka_and_postgres_that_kind_runs(compose_config, chart_renders):
+    """Issue 29, item 11: compose ran Kafka 4.1.0 while Strimzi runs 4.3; Postgres was 16.10."""
+    services = compose_config["services"]
+    assert {services[s]["image"] for s in ("kafka", "kafka-init")} == {f"apache/kafka:{STRIMZI_DEFAULT_KAFKA}"}
+    kafka = find(chart_renders["dev"], "Kafka", "mdp")
+    assert "version" not in kafka["spec"]["kafka"], "the operator's default is what compose pins"
+    pg = find(chart_renders["default"], "StatefulSet", "mdp-postgres")
+    (c,) = pg["spec"]["template"]["spec"]["containers"]
+    assert c["image"] == services["postgres"]["image"]
+    minor = int(c["image"].split(":16.")[1])
+    assert minor >= 13, "16.13 (2026-02) is the newest 16.x seen; older patches lack its security fixes"

@@ -314,3 +314,13 @@ def test_fetch_s3a_jars_fails_loudly(tmp_path, case):
     assert proc.returncode != 0
     assert {"sdk-mismatch": "AWS SDK 2.30.0", "bad-checksum": "SHA-1 mismatch",
             "hadoop-mismatch": "hadoop-client-api-3.4.1"}[case] in proc.stderr
+
+
+@pytest.mark.parametrize("role", ["airflow", "spark", "jobs"])
+def test_image_build_fails_on_a_dependency_conflict(role):
+    """Issue 29: the real apache/airflow base carries providers whose pins may conflict with the lock;
+    pip only warns at install, so each image runs `pip check` after its last install."""
+    text = (REPO / "images" / role / "Dockerfile").read_text().replace("\\\n", " ")
+    runs = [line for line in text.splitlines() if line.startswith("RUN ")]
+    last_install = max(i for i, r in enumerate(runs) if "pip install" in r)
+    assert re.search(r"pip install [^&]*\.\s+&&.*&& pip check\s*$", runs[last_install]), runs[last_install]

@@ -115,7 +115,7 @@ def test_kind_secrets_keeps_what_the_cluster_has():
     ci_values = overlay_values("ci")["credentials"]
     assert (ci_values["s3"]["existingSecret"], ci_values["postgres"]["existingSecret"]) == ("mdp-s3", "mdp-postgres")
     mk = (REPO / "mk" / "deploy.mk").read_text()
-    assert mk.index("scripts/kind_secrets.py") < mk.index("kustomize --enable-helm")
+    assert mk.index("scripts/kind_secrets.py") < mk.index("$(RENDER) |")
     assert "scripts/kind_secrets.py --overlay dev" in (REPO / "Tiltfile").read_text()
 
 

