@@ -250,6 +250,7 @@ class History:
 
     def fail(self, what: str) -> None:
         steps = "\n".join(f"  {i}. {s}" for i, s in enumerate(self.steps, 1))
+        (self.replay / "FAILED.txt").write_text(what + "\n")  # which examples failed, for the fuzz log
         raise Failed(f"{what}\n\nhistory ({self.kind}):\n{steps}\n\nreplay: bash {self.script}  (inputs under {self.replay})")
 
     # ---- deliveries ------------------------------------------------------------------------------
