@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -23,15 +23,17 @@ from tests.properties.histories import Histories
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much, HealthCheck.large_base_example]
+# No explain phase: it traces every line the stages run (Spark, GX, pandas), many times slower.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 
 
 def budget() -> settings:
     if os.environ.get("FUZZ_EXAMPLES"):
         return settings(max_examples=int(os.environ["FUZZ_EXAMPLES"]), stateful_step_count=int(os.environ.get("FUZZ_STEPS", "12")),
-                        deadline=None, derandomize=False, suppress_health_check=SLOW, report_multiple_bugs=False,
+                        deadline=None, derandomize=False, suppress_health_check=SLOW, report_multiple_bugs=False, phases=PHASES,
                         database=DirectoryBasedExampleDatabase(str(ROOT / ".cache" / "hypothesis")), print_blob=True)
     # The suite's fixed budget: a few short histories, the same ones every run (derandomised).
-    return settings(max_examples=3, stateful_step_count=5, deadline=None, derandomize=True, database=None,
+    return settings(max_examples=3, stateful_step_count=5, deadline=None, derandomize=True, database=None, phases=PHASES,
                     suppress_health_check=SLOW, print_blob=True)
 
 
