@@ -401,8 +401,9 @@ class History:
                       f"after a crash must succeed):\n{err}")
         if code == 2:
             if not self.mixed or everything:
-                self.fail(f"run r{r}: {failed_stage} refused the run with exit 2, with no contract change to refuse"
-                          f"{' (under --all, which rebuilds whatever the contract)' if everything else ''}:\n{err}")
+                self.fail(f"run r{r}: {failed_stage} refused the run with exit 2 "
+                          f"{'under --all, which rebuilds Silver whatever the contract' if everything else 'with no contract change to refuse'}"
+                          f":\n{err}")
             self.refusals.append(f"r{r}: exit 2 {err[:200]}")
             return
         if code == 3:

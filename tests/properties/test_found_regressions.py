@@ -36,7 +36,7 @@ def late_record(h: History, hour: int, change: dict) -> None:
     h.deliver(d, H[hour] + timedelta(minutes=59), f"a late malformed record into hour {hour}: {change}")
 
 
-def ingest(h: History, rows: list[dict], name: str, hour: int, minute: int, folder: str) -> Delivery:
+def ingest(h: History, rows: list[dict], name: str, hour: int, minute: int, folder: str, bad: list[int] | None = None) -> Delivery:
     import csv
 
     path = h.replay / "inputs" / folder / f"{name}.csv"
@@ -45,7 +45,7 @@ def ingest(h: History, rows: list[dict], name: str, hour: int, minute: int, fold
         w = csv.writer(fh)
         w.writerow(list(rows[0]))
         w.writerows([["" if v is None else v for v in r.values()] for r in rows])
-    d = Delivery(len(rows), [], [0] * len(rows), hour, name, 0, [], file=path)
+    d = Delivery(len(rows), [], bad or [0] * len(rows), hour, name, 0, [], file=path)
     h.deliver(d, H[hour] + timedelta(minutes=minute), f"ingest {path.name} in hour {hour}")
     return d
 
@@ -74,12 +74,21 @@ def test_finding_3_a_five_digit_year_ends_in_the_quarantine(spark, tmp_path):
 
 @pytest.mark.xfail(strict=True, reason="issue 27 finding 6: fails on fa7485a; fixed on main")
 def test_finding_6_a_same_name_reingest_within_the_hour_changes_nothing(spark, tmp_path):
+    """As the machine found it (`make fuzz`, FUZZ_KINDS=subscribers, seed 21, the 7th history), before
+    shrinking: a file, the same file in the next hour, a run, then the same file again, under the
+    same name, in the first hour: its Bronze object, which Silver has read, is rewritten with new
+    ingest times, and Silver no longer equals the oracle over Bronze (nor would `--all`)."""
     h = History(tmp_path / "h", "subscribers")
-    a = customer_rows(1, 10, 0)
-    ingest(h, a, "subscribers", 0, 0, "a")
-    h.run("file A")
-    ingest(h, a, "subscribers", 0, 30, "a")  # the same file, the same name, later in the same hour
-    h.run("the same file again")
+    rows = customer_rows(1, 6, 1)
+    rows[1]["tenure_months"] = "\U00010074"  # edge values drawn by the machine: a non-BMP character,
+    rows[4]["monthly_charges"] = 100000.01  # a charge past the contract's max
+    a = ingest(h, rows, "subscribers", 8, 25, "a", bad=[0, 1, 0, 0, 1, 0])
+    again = Delivery(a.n, [], a.bad, 9, "subscribers", 0, [], file=a.file, copies_of=a.copies_of)
+    h.deliver(again, H[9] + timedelta(minutes=56), "ingest subscribers.csv again as subscribers.csv in hour 9")
+    h.run("the next run")
+    again = Delivery(a.n, [], a.bad, 8, "subscribers", 0, [], file=a.file, copies_of=a.copies_of)
+    h.deliver(again, H[8] + timedelta(minutes=56), "ingest subscribers.csv again as subscribers.csv in hour 8")
+    h.run("the next run")
 
 
 @pytest.mark.xfail(strict=True, reason="issue 27 finding 9: fails on fa7485a; fixed on main")
@@ -116,3 +125,16 @@ def test_finding_7_adding_a_tombstone_then_a_backfill_gives_the_from_scratch_sil
     h.run("three minimal deletes in an hour")
     h.change_contract("tombstone toggled")
     h.run("a backfill of hour 1 under the contract with a tombstone", backfill=(1, 1), contract_step=True)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 27 finding 2: fails on fa7485a; fixed on main")
+def test_finding_2_fixing_a_nullable_key_is_not_refused_under_all(spark, tmp_path):
+    """As the machine found it (`make fuzz`, customers kinds, seed 22, the 9th history; shrunk by hand
+    from 8 steps: two refused backfills and a tombstone change dropped): under a contract whose key
+    leaves out `nullable: false`, making the key non-nullable is refused with exit 2 even by `--all`,
+    which rebuilds Silver from Bronze and reads no published row."""
+    h = History(tmp_path / "h", "customers-nullable-key")
+    land_hour(h, 7, n=13, seed=2)
+    h.run("the first run")
+    h.change_contract("the key made non-nullable")
+    h.run("--all after the change", everything=True, contract_step=True)
