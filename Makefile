@@ -1,7 +1,7 @@
 # The two everyday commands; both set themselves up first.
 #   make run    the whole pipeline on the embedded profile (no servers, no Docker)
 #   make test   every test: unit, pipeline, real local servers, Airflow, offline deployment checks
-.PHONY: run test test-fast setup bench mutation mlflow-ui airflow services-up services-down clean \
+.PHONY: run test test-fast fuzz setup bench mutation mlflow-ui airflow services-up services-down clean \
         base-images compose-up compose-e2e compose-down
 
 run:
@@ -20,6 +20,12 @@ test:
 test-fast:
 	@scripts/setup.sh
 	.venv/bin/python -m pytest $(PYTEST_WORKERS) tests/unit tests/pipeline/test_embedded_e2e.py tests/pipeline/test_quiet_and_all.py
+
+# Random histories through the pipeline for as long as asked (tests/properties): EXAMPLES histories of
+# up to STEPS steps, random seeds; Hypothesis's example database in .cache/hypothesis replays a failure first.
+fuzz:
+	@scripts/setup.sh --test
+	FUZZ_EXAMPLES=$(or $(EXAMPLES),50) FUZZ_STEPS=$(or $(STEPS),12) .venv/bin/python -m pytest -n 0 tests/properties/test_histories.py
 
 bench:
 	@scripts/setup.sh --test

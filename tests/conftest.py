@@ -27,9 +27,9 @@ os.environ.setdefault("MDP_SPARK_DRIVER_MEMORY", "2g")
 # costly (servers, a reference lake). The Docker tests and `mdp airflow standalone` both publish
 # host port 8088, so they share one group and never overlap. (xdist's own `xdist_group` marks do
 # not work with pytest 9, which no longer lets a plugin rename a node id.)
-_BY_FOLDER = {"transports", "airflow", "reliability", "deploy", "cluster", "training", "scoring"}
+_BY_FOLDER = {"transports", "airflow", "reliability", "deploy", "cluster", "training", "scoring", "properties"}
 # The longest groups first, so that no worker is left with a long one at the end.
-_FIRST = ("docker", "reliability", "transports", "tests/oracle/test_oracle_sequences.py", "airflow",
+_FIRST = ("docker", "reliability", "properties", "transports", "tests/oracle/test_oracle_sequences.py", "airflow",
           "tests/pipeline/test_bench_tiny.py")
 
 
