@@ -396,7 +396,7 @@ class History:
         self.lines.append(f"#    expected by the test: exit 0{' (the gate must pass)' if must_pass else ''}; it gave {outcome}")
         self._flush()
 
-        if code in (1, 4, 5, "crash"):
+        if code in (1, 4, 5, 6, "crash"):  # 6: a stage refused (StageError) input a healthy history makes
             self.fail(f"run r{r}: {failed_stage} exited {code} (a stage must not fail unexpectedly on any input, and a retry "
                       f"after a crash must succeed):\n{err}")
         if code == 2:

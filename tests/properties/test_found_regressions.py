@@ -1,7 +1,7 @@
 """Issue 27's findings as histories of the random-history machine (tests/properties/histories.py), run
 through the same checks: a test passes when every check after every run holds (History.run raises
-`Failed`, naming the broken promise, otherwise). Each fails on fa7485a and passes once its finding is
-fixed (xfail until then).
+`Failed`, naming the broken promise, otherwise). Each failed on fa7485a, before issue 27's fixes
+(each was run there with its expected failure), and passes on the fixed code.
 
 Findings 1, 2 (the `--all` half) and 6 are histories the machine found by itself (docs/TESTING.md:
 which session, after how many histories); 2 (the null key), 3, 7 and 9 were not reached in the time
@@ -52,7 +52,6 @@ def ingest(h: History, rows: list[dict], name: str, hour: int, minute: int, fold
     return d
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 finding 1: fails on fa7485a; fixed on main")
 def test_finding_1_a_late_bad_record_alone_in_its_hour_does_not_stop_the_line(spark, tmp_path):
     """As the machine found it (`make fuzz`, customers kinds, seed 23, the 3rd history), its generated
     values left out: hour 4 is published; a late `{}` lands into hour 4 (2 bad of its 16 records,
@@ -67,7 +66,6 @@ def test_finding_1_a_late_bad_record_alone_in_its_hour_does_not_stop_the_line(sp
     h.run("the next run")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 finding 3: fails on fa7485a; fixed on main")
 def test_finding_3_a_five_digit_year_ends_in_the_quarantine(spark, tmp_path):
     h = History(tmp_path / "h", "customers")
 
@@ -79,7 +77,6 @@ def test_finding_3_a_five_digit_year_ends_in_the_quarantine(spark, tmp_path):
     h.run("the first run")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 finding 6: fails on fa7485a; fixed on main")
 def test_finding_6_a_same_name_reingest_within_the_hour_changes_nothing(spark, tmp_path):
     """As the machine found it (`make fuzz`, FUZZ_KINDS=subscribers, seed 21, the 7th history), before
     shrinking: a file, the same file in the next hour, a run, then the same file again, under the
@@ -98,14 +95,12 @@ def test_finding_6_a_same_name_reingest_within_the_hour_changes_nothing(spark, t
     h.run("the next run")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 finding 9: fails on fa7485a; fixed on main")
 def test_finding_9_the_gate_retried_after_its_pointer_moved_succeeds(spark, tmp_path):
     h = History(tmp_path / "h", "customers")
     land_hour(h, 0, n=20)
     h.run("a run that crashes", crash="validate_silver dies after the Silver pointer moved")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 finding 2: fails on fa7485a; fixed on main")
 def test_finding_2_a_null_key_is_quarantined_under_a_contract_that_leaves_nullable_out(spark, tmp_path):
     h = History(tmp_path / "h", "customers-nullable-key")
 
@@ -117,7 +112,6 @@ def test_finding_2_a_null_key_is_quarantined_under_a_contract_that_leaves_nullab
     h.run("the first run")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 finding 7: fails on fa7485a; fixed on main")
 def test_finding_7_adding_a_tombstone_then_a_backfill_gives_the_from_scratch_silver(spark, tmp_path):
     h = History(tmp_path / "h", "customers-without-tombstone")
     land_hour(h, 0)
@@ -134,7 +128,6 @@ def test_finding_7_adding_a_tombstone_then_a_backfill_gives_the_from_scratch_sil
     h.run("a backfill of hour 1 under the contract with a tombstone", backfill=(1, 1), contract_step=True)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27 finding 2: fails on fa7485a; fixed on main")
 def test_finding_2_fixing_a_nullable_key_is_not_refused_under_all(spark, tmp_path):
     """As the machine found it (`make fuzz`, customers kinds, seed 22, the 9th history; shrunk by hand
     from 8 steps: two refused backfills and a tombstone change dropped): under a contract whose key
