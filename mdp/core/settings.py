@@ -41,6 +41,10 @@ class KubernetesSettings(BaseModel):
     namespace: str = "mdp-jobs"
     service_account: str = "mdp-jobs"
     spark_service_account: str = "mdp-spark"
+    spark_executors: int = Field(
+        default=1, ge=0, le=8,
+        description="executor pods per SparkApplication; 0: driver-only, Spark runs local[*] inside the driver pod",
+    )
     images: dict[str, str] = Field(default_factory=dict)
     config_map: str = "mdp-config"
     secrets: dict[str, SecretRef] = Field(default_factory=dict)

@@ -35,8 +35,12 @@ SPARK_VERSION = "4.3.0"  # the Spark inside images/spark (pyspark==4.3.0)
 # coreRequest is the pod's CPU request, cores stays Spark's task slots, coreLimit the cap.
 # The pod's memory is `memory` plus Spark's overhead for Python apps (40%, at least 384 MiB).
 # tests/deploy/test_deploy_capacity.py sums these with everything else an overlay deploys.
+# kubernetes.spark_executors (0 in the dev overlay, for an 8 GB laptop) sets the executor pods; with 0
+# the driver runs Spark as local[*] in its own pod and takes the executor's CPU request as well.
 SPARK_DRIVER = {"cores": 1, "coreRequest": "250m", "coreLimit": "1200m", "memory": "1g"}
-SPARK_EXECUTOR = {"instances": 1, "cores": 1, "coreRequest": "250m", "coreLimit": "1200m", "memory": "1g"}
+SPARK_EXECUTOR = {"cores": 1, "coreRequest": "250m", "coreLimit": "1200m", "memory": "1g"}
+DRIVER_ONLY = {"coreRequest": "500m"}  # its task threads too (local[*] sees 2 CPUs under the 1200m limit)
+LOCAL_MASTER = "local[*]"
 POD_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 
 PART_OF = "mini-data-platform"
@@ -110,6 +114,16 @@ def spark_application(settings: Settings, stage: Stage, since: str, until: str) 
         raise ValueError(f"{stage.name} is a {stage.kind} stage, not a Spark one")
     k = settings.kubernetes
     env, env_src, lab = stage_env(settings), env_from(settings), labels(stage)
+    driver, driver_env = dict(SPARK_DRIVER), [dict(e) for e in env]
+    if k.spark_executors:
+        executor = {"instances": k.spark_executors, **SPARK_EXECUTOR}
+    else:
+        # Driver-only: spark_apps/session.py sets this master over spark-submit's k8s:// one (the
+        # env wins over the config map's), so no executor pod is ever asked for. The CRD requires an
+        # `executor` (instances >= 1 if given): it stays, without instances or resources.
+        driver.update(DRIVER_ONLY)
+        driver_env.append({"name": "MDP_SPARK_MASTER", "value": LOCAL_MASTER})
+        executor = {}
     return {
         "apiVersion": SPARK_API_VERSION,
         "kind": SPARK_KIND,
@@ -131,14 +145,14 @@ def spark_application(settings: Settings, stage: Stage, since: str, until: str) 
                 "spark.ui.showConsoleProgress": "false",
             },
             "driver": {
-                **SPARK_DRIVER,
+                **driver,
                 "serviceAccount": k.spark_service_account,
                 "labels": dict(lab),
-                "env": [dict(e) for e in env],
+                "env": driver_env,
                 "envFrom": [dict(e) for e in env_src],
             },
             "executor": {
-                **SPARK_EXECUTOR,
+                **executor,
                 "labels": dict(lab),
                 "env": [dict(e) for e in env],
                 "envFrom": [dict(e) for e in env_src],

@@ -5,8 +5,9 @@ Four sources, each read from this repo's files (no cluster, no upstream chart he
 - the platform overlay (`kubectl kustomize`): every pod template, and the Strimzi Kafka CRs;
 - the upstream charts: the components that our values turn on, read from our values files, which
   must set explicit `resources.requests` for each (the charts' own defaults are unknown offline);
-- the stage pods from `mdp/shell/k8s.py`: a SparkApplication's driver and executors at once, or
-  the KubernetesPodOperator pod, whichever is larger.
+- the stage pods from `mdp/shell/k8s.py`, built with the overlay's Airflow env (mdp-airflow-env, as
+  the DAG builds them): a SparkApplication's driver and executors at once (none when the driver runs
+  a local master), or the KubernetesPodOperator pod, whichever is larger.
 
 Run-to-completion Jobs (bucket Job, Airflow's migration Job) only run while the platform starts,
 before any DAG run, so the peak is the long-running pods plus the larger of the Jobs and a stage.
@@ -221,37 +222,52 @@ def spark_pod(role: dict, where: str) -> tuple[int, float]:
     return cpu, mem + overhead
 
 
-def kind_settings():
-    """Settings of the kind profile (what the DAG's pods are built from)."""
+def kind_settings(env: dict[str, str] | None = None):
+    """Settings of the kind profile (what the DAG's pods are built from), with the Airflow pods'
+    extra `env` (an overlay's mdp-airflow-env ConfigMap)."""
     import os
 
     from mdp.core.settings import get_settings
 
-    old = os.environ.get("MDP_PROFILE")
-    os.environ["MDP_PROFILE"] = "kind"
+    env = {**(env or {}), "MDP_PROFILE": "kind"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         return get_settings()
     finally:
-        if old is None:
-            os.environ.pop("MDP_PROFILE")
-        else:
-            os.environ["MDP_PROFILE"] = old
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
-def stage_items() -> list[Item]:
+def airflow_env(docs: list[dict]) -> dict[str, str]:
+    """The mdp-airflow-env ConfigMap an overlay renders (the Airflow pods' envFrom)."""
+    (cm,) = [d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "mdp-airflow-env"]
+    return dict(cm.get("data") or {})
+
+
+def executor_pods(spec: dict) -> int:
+    """Executor pods a SparkApplication gets: none when the driver's env sets a local master
+    (spark_apps/session.py puts it over spark-submit's k8s:// one), else executor.instances."""
+    env = {e["name"]: e.get("value") for e in spec["driver"].get("env", [])}
+    if str(env.get("MDP_SPARK_MASTER", "")).startswith("local"):
+        return 0
+    return int(spec["executor"]["instances"])
+
+
+def stage_items(env: dict[str, str] | None = None) -> list[Item]:
     from mdp.core.stages import STAGES
     from mdp.shell import k8s
 
-    settings = kind_settings()
+    settings = kind_settings(env)
     best: list[Item] = []
     for stage in STAGES:
         if stage.kind == "spark":
             spec = k8s.spark_application(settings, stage, "", "")["spec"]
-            dcpu, dmem = spark_pod(spec["driver"], f"{stage.name} driver")
-            ecpu, emem = spark_pod(spec["executor"], f"{stage.name} executor")
-            n = int(spec["executor"].get("instances", 1))
-            items = [Item("stage", f"{stage.name} driver", dcpu, dmem),
-                     Item("stage", f"{stage.name} executor x{n}", ecpu * n, emem * n)]
+            items = [Item("stage", f"{stage.name} driver", *spark_pod(spec["driver"], f"{stage.name} driver"))]
+            n = executor_pods(spec)
+            if n:
+                ecpu, emem = spark_pod(spec["executor"], f"{stage.name} executor")
+                items.append(Item("stage", f"{stage.name} executor x{n}", ecpu * n, emem * n))
         else:
             pod = k8s.stage_pod(settings, stage, "", "")
             cpu, mem = pod_requests(pod["spec"], f"{stage.name} pod")

@@ -86,6 +86,7 @@ BAD_VALUES = {
     "bad-service-type": {"minio": {"service": {"type": "Ingress"}}},
     "no-resources-limits": {"mlflow": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": None}}},
     "bad-bucket-name": {"minio": {"buckets": ["Bronze_Layer"]}},
+    "negative-spark-executors": {"jobs": {"sparkExecutors": -1}},
 }
 
 

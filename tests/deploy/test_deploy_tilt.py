@@ -213,7 +213,8 @@ def test_ports_forwarded_off_kind(other_run):
 
 def test_tilt_uses_the_dev_overlay_values(kind_run):
     (airflow,) = [kw for args, kw in kind_run.of("helm") if kw["name"] == "airflow"]
-    assert airflow["values"] == ["charts/upstream/airflow-values.yaml", "charts/upstream/airflow-values-dev.yaml"]
+    assert airflow["values"] == ["charts/upstream/airflow-values.yaml", "charts/upstream/airflow-values-dev.yaml",
+                                 "charts/upstream/airflow-values-laptop.yaml"]
 
 
 def test_ports_served_by_kind_mappings(kind_run):

@@ -35,7 +35,8 @@ def test_unknown_profile_names_the_key(monkeypatch):
 
 @pytest.mark.parametrize(
     ("key", "value", "env"),
-    [("lake_root", "ftp://host/lake", "MDP_LAKE_ROOT"), ("events", "-5", "MDP_EVENTS"), ("mlflow_tracking_uri", "http://", "MDP_MLFLOW_TRACKING_URI")],
+    [("lake_root", "ftp://host/lake", "MDP_LAKE_ROOT"), ("events", "-5", "MDP_EVENTS"), ("mlflow_tracking_uri", "http://", "MDP_MLFLOW_TRACKING_URI"),
+     ("kubernetes.spark_executors", "-1", "MDP_KUBERNETES__SPARK_EXECUTORS")],
 )
 def test_bad_values_name_the_key(monkeypatch, key, value, env):
     monkeypatch.setenv(env, value)
