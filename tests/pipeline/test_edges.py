@@ -85,7 +85,7 @@ def _customers(seed: int, n: int, bad_emails: int) -> list[dict]:
 
 @pytest.mark.parametrize("n, bad, code", [
     (5, 1, 0),  # a quiet hour with one bad email: 20% of 5, but under the cap of 20 rows (10% of 200)
-    (1, 1, 0),  # a lone bad record: one record, not a broken producer
+    (3, 2, 0),  # two bad of three: two records, not a broken producer (the half-batch cap stopped it)
     (30, 21, 3),  # more bad emails than a batch of min_batch_rows may hold still stop the line
 ])
 def test_a_small_batch_is_judged_by_counts_not_shares(tmp_path, n, bad, code):
