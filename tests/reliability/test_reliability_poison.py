@@ -92,5 +92,6 @@ def test_poison_messages_do_not_stop_landing_and_end_in_quarantine(broker, tmp_p
     silver = silver_dataset(settings)
     q = read_parquet(settings, silver.table_uri("quarantine", silver.current()["version"])).to_pydict()
     poison = [*POISON.values(), *values.values()]
-    assert sorted(q["value"], key=lambda v: len(v or b"")) == sorted(poison, key=lambda v: len(v or b""))
+    order = lambda v: (v is None, len(v or b""), v or b"")  # noqa: E731 - None and b"" both have no bytes
+    assert sorted(q["value"], key=order) == sorted(poison, key=order)
     assert sorted(q["reason"]) == sorted(["unparseable_json"] * len(POISON) + ["bad_type:full_name", "bad_type:signup_date"])
