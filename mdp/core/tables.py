@@ -1,0 +1,368 @@
+"""The lake's published tables as Delta Lake tables, committed by delta-rs, and the one object that
+owns a run's write.
+
+    <layer>/<entity>/<table>/_delta_log/...            the table's versions (0, 1, 2, ...), any Delta reader's
+    <layer>/<entity>/<table>/staged-<run>/part-*.parquet  a run's files: Spark writes them, a commit adds them
+    <layer>/<entity>/_LEASE.json                         the one writer's lease (mdp.core.lake.Lease)
+    <layer>/<entity>/_PINS.json                          versions retention keeps (the champion's lineage)
+
+A run's write reads as a straight line:
+
+    write = dataset.begin(run_id)          # under the lease: remember the versions the run starts from
+    spark_df.write.parquet(spark_uri(write.staging("features")))   # outside the log: no reader sees it
+    write.commit(manifest)                 # one Delta commit per table, the primary table last
+    # or write.abort(): the staged files never enter the log
+
+The commit is idempotent through Delta's application transaction (`txn`, app id = the run): a
+retried publish finds its own transaction in the log and returns the version it committed. Before
+it commits, it checks that each table is still at the version the run started from: delta-rs alone
+would let a stale overwrite commit after a concurrent append (../shared/notes/stack-facts.md).
+The primary table's commit carries the run's manifest (commitInfo `mdp`), so a version and what
+made it are one record, readable by any engine that reads the Delta log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from hashlib import sha256
+from urllib.parse import quote, unquote
+
+from mdp.core.errors import Busy, StageError
+from mdp.core.lake import Lease, arrow_filesystem, arrow_path, spark_uri, utcnow
+from mdp.core.settings import Settings
+from mdp.core.storage import Store, join, store_for
+
+MANIFEST_KEY = "mdp"  # the commitInfo field holding a version's manifest
+STAGED_PREFIX = "staged-"
+RETENTION_HOURS = 7 * 24  # staged files of an unfinished run, and versions no pin names, live this long
+TXN_VERSION = 1  # the run's one application transaction per table (app id = the run id)
+
+
+def storage_options(settings: Settings) -> dict[str, str]:
+    """delta-rs's options for the lake, from the settings (the only place a store shows)."""
+    if not settings.lake_is_s3:
+        return {}
+    opts = {
+        "AWS_ENDPOINT_URL": settings.s3_endpoint or "",
+        "AWS_REGION": settings.s3_region,
+        # S3 has no atomic rename: a commit is a conditional put of the next log entry.
+        "aws_conditional_put": "etag",
+    }
+    if settings.s3_access_key and settings.s3_secret_key:
+        opts["AWS_ACCESS_KEY_ID"] = settings.s3_access_key.get_secret_value()
+        opts["AWS_SECRET_ACCESS_KEY"] = settings.s3_secret_key.get_secret_value()
+    if (settings.s3_endpoint or "").startswith("http://"):
+        opts["AWS_ALLOW_HTTP"] = "true"
+    return opts
+
+
+def delta_uri(uri: str) -> str:
+    """A lake URI as delta-rs takes it: a local path as it is (Settings.lake_base keeps it literal)."""
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def _slug(run_id: str) -> str:
+    # A run id may hold any character; a file name in the log must not need escaping.
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id)[:60]
+    return f"{safe}-{sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def _stats(meta) -> str:
+    """Delta's per-file statistics from a Parquet footer: rows, and per top-level column the null
+    count and (where the footer has one for every row group) min and max."""
+    nulls: dict[str, int] = {}
+    lo: dict[str, object] = {}
+    hi: dict[str, object] = {}
+    unknown: set[str] = set()
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        for c in range(rg.num_columns):
+            col = rg.column(c)
+            name = col.path_in_schema
+            if "." in name:
+                continue  # nested: no stats
+            st = col.statistics
+            if st is None or not st.has_null_count:
+                unknown.add(name)
+                continue
+            nulls[name] = nulls.get(name, 0) + st.null_count
+            if not st.has_min_max or col.physical_type in ("BYTE_ARRAY", "FIXED_LEN_BYTE_ARRAY", "INT96"):
+                # Binary and string bounds may be truncated by the writer: no bound beats a wrong one.
+                if rg.num_rows > st.null_count:
+                    lo[name] = hi[name] = None
+                continue
+            if st.logical_type.type in ("TIMESTAMP", "DATE"):
+                lo[name] = hi[name] = None  # Delta wants these as ISO text; skipping them is always safe
+                continue
+            mn, mx = st.min, st.max
+            if name not in lo:
+                lo[name], hi[name] = mn, mx
+            elif lo[name] is not None:
+                lo[name], hi[name] = min(lo[name], mn), max(hi[name], mx)
+    doc = {"numRecords": meta.num_rows,
+           "nullCount": {k: v for k, v in nulls.items() if k not in unknown}}
+    bounded = {k for k, v in lo.items() if v is not None and k not in unknown}
+    if bounded:
+        doc["minValues"] = {k: lo[k] for k in bounded}
+        doc["maxValues"] = {k: hi[k] for k in bounded}
+    return json.dumps(doc, default=str)
+
+
+class Table:
+    """One Delta table of the lake, read at its latest or a pinned version."""
+
+    def __init__(self, settings: Settings, uri: str):
+        self.settings, self.uri = settings, uri
+
+    def _open(self, version: int | None = None):
+        from deltalake import DeltaTable
+
+        return DeltaTable(delta_uri(self.uri), version=version, storage_options=storage_options(self.settings))
+
+    def exists(self) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(delta_uri(self.uri), storage_options=storage_options(self.settings))
+
+    def version(self) -> int | None:
+        """The latest version, or None when there is no table yet."""
+        return self._open().version() if self.exists() else None
+
+    def manifest(self, version: int | None = None) -> dict | None:
+        """What the run that made `version` (default: the latest) recorded, with "version"."""
+        if not self.exists():
+            return None
+        dt = self._open()
+        latest = dt.version()
+        version = latest if version is None else version
+        if not 0 <= version <= latest:
+            raise StageError(f"{self.uri} has no version {version} (latest: {latest})")
+        # history() of a table opened at an old version mislabels commits (delta-rs 1.6.6): read from the latest.
+        for entry in dt.history(latest - version + 1):
+            if entry.get("version") == version:
+                return {**json.loads(entry.get(MANIFEST_KEY) or "{}"), "version": version}
+        return {"version": version}
+
+    def txn_version(self, app_id: str) -> int | None:
+        return self._open().transaction_version(app_id) if self.exists() else None
+
+    def file_uris(self, version: int | None = None) -> list[str]:
+        """The data files of a version, as lake URIs (a local path stays literal, as the store names it)."""
+        paths = self._open(version).get_add_actions(flatten=True).column("path").to_pylist()
+        return sorted(join(self.uri, unquote(p)) for p in paths)
+
+    def dataset(self, version: int | None = None):
+        """A pyarrow dataset of a version (pyarrow, pandas, DuckDB read it without a JVM)."""
+        return self._open(version).to_pyarrow_dataset()
+
+    def to_arrow(self, version: int | None = None, columns: list[str] | None = None):
+        return self.dataset(version).to_table(columns=columns)
+
+    def vacuum(self, keep_versions: list[int], retention_hours: int = RETENTION_HOURS, dry_run: bool = False) -> list[str]:
+        """Delete files no kept version reads: versions newer than the retention, and `keep_versions`.
+        Full: a rejected run's staged files (never in the log) go too once they are that old."""
+        if not self.exists():
+            return []
+        return self._open().vacuum(retention_hours=retention_hours, dry_run=dry_run, full=True,
+                                   enforce_retention_duration=False, keep_versions=sorted(set(keep_versions)))
+
+    # -- committing (Write calls these) --
+    def _adds(self, staging: str) -> tuple[list, object]:
+        """Add actions for the Parquet files under `staging`, with stats from their footers."""
+        import pyarrow.parquet as pq
+        from deltalake.transaction import AddAction
+        from pyarrow import fs as pafs
+
+        fs = arrow_filesystem(self.settings)
+        base = arrow_path(staging)
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        adds, schema = [], None
+        for info in sorted(infos, key=lambda i: i.path):
+            name = info.path.rsplit("/", 1)[-1]
+            if info.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith((".", "_")):
+                continue
+            with fs.open_input_file(info.path) as fh:
+                meta = pq.ParquetFile(fh).metadata
+            schema = schema or meta.schema.to_arrow_schema()
+            rel = info.path[len(arrow_path(self.uri)):].lstrip("/")
+            mtime = int(info.mtime.timestamp() * 1000) if info.mtime else 0
+            adds.append(AddAction(quote(rel), info.size, {}, mtime, True, _stats(meta)))
+        return adds, schema
+
+    def _commit(self, staging: str, run_id: str, manifest: dict | None, schema=None) -> int:
+        from deltalake import CommitProperties, Schema, Transaction
+        from deltalake.transaction import create_table_with_add_actions
+
+        adds, found = self._adds(staging)
+        schema = schema or found
+        if schema is None:
+            raise StageError(f"{staging}: no Parquet files were staged, and no schema was given")
+        props = CommitProperties(custom_metadata={MANIFEST_KEY: json.dumps(manifest or {}, default=str)},
+                                 app_transactions=[Transaction(run_id, TXN_VERSION)])
+        if not self.exists():
+            create_table_with_add_actions(delta_uri(self.uri), Schema.from_arrow(schema), adds, mode="error",
+                                          storage_options=storage_options(self.settings), commit_properties=props)
+        else:
+            # overwrite: every file of the version read is removed, the staged ones added.
+            self._open().create_write_transaction(adds, mode="overwrite", schema=Schema.from_arrow(schema),
+                                                  commit_properties=props)
+        return self._open().version()
+
+
+@dataclass
+class Dataset:
+    """Tables of one entity in one layer that a run writes together under one lease. The last table
+    is the primary one: its commit carries the manifest and names the dataset's version."""
+
+    settings: Settings
+    layer: str
+    tables: tuple[str, ...]
+    store: Store | None = None
+    lease_name: str = "_LEASE.json"
+    _lease: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.store = self.store or store_for(self.settings)
+        self.root = join(self.settings.layer_uri(self.layer), self.settings.data_contract.entity)
+
+    def table(self, name: str) -> Table:
+        return Table(self.settings, join(self.root, name))
+
+    @property
+    def primary(self) -> Table:
+        return self.table(self.tables[-1])
+
+    def current(self) -> dict | None:
+        """The published version's manifest (with "version"), or None before the first publish."""
+        return self.primary.manifest()
+
+    @contextmanager
+    def lease(self, run_id: str):
+        """Hold the dataset's writer lease for the block (re-entrant within one process)."""
+        if self._lease is not None:
+            yield self._lease
+            return
+        lease = Lease(self.store, join(self.root, self.lease_name), run_id, self.settings.lease_ttl_s).acquire()
+        self._lease = lease
+        try:
+            yield lease
+        finally:
+            self._lease = None
+            lease.release()
+
+    def begin(self, run_id: str) -> "Write":
+        """A run's write, starting from the tables' versions as they are now."""
+        return Write(self, run_id, {t: self.table(t).version() for t in self.tables})
+
+    # -- retention --
+    def pins(self) -> dict[str, dict]:
+        data = self.store.get_text(join(self.root, "_PINS.json"))
+        return json.loads(data) if data else {}
+
+    def pin(self, name: str, versions: dict[str, int], reason: str) -> None:
+        """Keep these table versions through vacuum under `name` (replacing what `name` pinned)."""
+        uri = join(self.root, "_PINS.json")
+        for _ in range(5):
+            data, token = self.store.get_versioned(uri)
+            new = {**(json.loads(data) if data else {}),
+                   name: {"versions": versions, "reason": reason, "pinned_at": utcnow().isoformat()}}
+            body = json.dumps(new, indent=1).encode()
+            if self.store.put_if_match(uri, body, token) if token else self.store.put_if_absent(uri, body):
+                return
+        raise Busy(f"{uri}: could not update the pins (concurrent writers)")
+
+    def vacuum(self, keep: int = 3, retention_hours: int = RETENTION_HOURS, dry_run: bool = False) -> dict[str, list[str]]:
+        """Per table: delete files that neither the last `keep` versions, nor a pinned version, nor the
+        retention window still read."""
+        if self._lease is not None:
+            self._lease.check()  # a writer whose lease lapsed must not delete another's new files
+        pins = self.pins().values()
+        out = {}
+        for name in self.tables:
+            t = self.table(name)
+            latest = t.version()
+            if latest is None:
+                continue
+            kept = [v for v in range(max(0, latest - keep + 1), latest + 1)]
+            kept += [p["versions"][name] for p in pins if name in p.get("versions", {})]
+            out[name] = t.vacuum(kept, retention_hours, dry_run)
+        return out
+
+
+@dataclass
+class Write:
+    """One run's write to a dataset: stage files outside the log, then commit them or abort."""
+
+    dataset: Dataset
+    run_id: str
+    based_on: dict[str, int | None]
+
+    def staging(self, table: str) -> str:
+        """Where the run writes a table's files: inside the table's folder, outside its log."""
+        return join(self.dataset.table(table).uri, STAGED_PREFIX + _slug(self.run_id))
+
+    def to_doc(self) -> dict:
+        return {"run_id": self.run_id, "based_on": self.based_on}
+
+    @classmethod
+    def from_doc(cls, dataset: Dataset, doc: dict) -> "Write":
+        return cls(dataset, doc["run_id"], dict(doc["based_on"]))
+
+    def committed(self) -> int | None:
+        """The primary table's version this run committed, or None (read from the log's `txn`)."""
+        t = self.dataset.primary
+        if t.txn_version(self.run_id) is None:
+            return None
+        dt = t._open()
+        for entry in dt.history():  # newest first; the run's commit carries its run id
+            if json.loads(entry.get(MANIFEST_KEY) or "{}").get("run_id") == self.run_id:
+                return entry["version"]
+        return dt.version()
+
+    def commit(self, manifest: dict, schemas: dict | None = None) -> int:
+        """Commit every staged table, the primary last; returns the primary's new version. A retry
+        after a crash commits only what is missing, and a finished write returns its version."""
+        ds = self.dataset
+        if ds._lease is not None:
+            ds._lease.check()
+        manifest = {**manifest, "run_id": self.run_id}
+        for name in ds.tables:
+            t = ds.table(name)
+            if t.txn_version(self.run_id) is not None:
+                continue  # committed by an earlier attempt of this run
+            found = t.version()
+            if found != self.based_on.get(name):
+                raise StageError(
+                    f"{t.uri}: the published version moved from {self.based_on.get(name)} to {found} while run "
+                    f"{self.run_id} wrote; nothing of it was published there (run the stage again to build on {found})")
+            primary = name == ds.tables[-1]
+            if primary:
+                _crash_hook("MDP_TEST_CRASH_BEFORE_POINTER", ds.layer)
+            t._commit(self.staging(name), self.run_id, manifest if primary else {"run_id": self.run_id},
+                      (schemas or {}).get(name))
+            if primary:
+                _crash_hook("MDP_TEST_CRASH_AFTER_POINTER", ds.layer)
+        return self.committed()
+
+    def abort(self) -> None:
+        """The staged files go; none of them was ever in a log."""
+        for name in self.dataset.tables:
+            if self.dataset.table(name).txn_version(self.run_id) is None:
+                self.dataset.store.delete_prefix(self.staging(name))
+
+
+def _crash_hook(var: str, layer: str) -> None:
+    # Test hooks (tests/reliability, tests/pipeline): SIGKILL this process right before or after
+    # the commit that publishes a version: the crash windows to survive.
+    if os.environ.get(var) == layer:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def spark_paths(uris: list[str]) -> list[str]:
+    """Lake URIs as Spark reads them (s3a:// for S3)."""
+    return [spark_uri(u) for u in uris]
