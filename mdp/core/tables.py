@@ -13,8 +13,9 @@ A run's write reads as a straight line:
     write.commit(manifest)                 # one Delta commit per table, the primary table last
     # or write.abort(): the staged files never enter the log
 
-The commit is idempotent through Delta's application transaction (`txn`, app id = the run): a
-retried publish finds its own transaction in the log and returns the version it committed. Before
+The commit is idempotent through Delta's application transaction (`txn`, app id = the write's id,
+the run id and a token drawn at begin: `mdp stage` reuses the run id "manual"): a retried publish
+finds its own transaction in the log and returns the version it committed. Before
 it commits, it checks that each table is still at the version the run started from: delta-rs alone
 would let a stale overwrite commit after a concurrent append (../shared/notes/stack-facts.md).
 The primary table's commit carries the run's manifest (commitInfo `mdp`), so a version and what
@@ -27,6 +28,7 @@ import json
 import os
 import re
 import signal
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -40,7 +42,7 @@ from mdp.core.storage import Store, join, store_for
 MANIFEST_KEY = "mdp"  # the commitInfo field holding a version's manifest
 STAGED_PREFIX = "staged-"
 RETENTION_HOURS = 7 * 24  # staged files of an unfinished run, and versions no pin names, live this long
-TXN_VERSION = 1  # the run's one application transaction per table (app id = the run id)
+TXN_VERSION = 1  # a write's one application transaction per table (app id = the write id)
 
 
 def storage_options(settings: Settings) -> dict[str, str]:
@@ -194,7 +196,7 @@ class Table:
             adds.append(AddAction(quote(rel), info.size, {}, mtime, True, _stats(meta)))
         return adds, schema
 
-    def _commit(self, staging: str, run_id: str, manifest: dict | None, schema=None) -> int:
+    def _commit(self, staging: str, write_id: str, manifest: dict | None, schema=None) -> int:
         from deltalake import CommitProperties, Schema, Transaction
         from deltalake.transaction import create_table_with_add_actions
 
@@ -203,7 +205,7 @@ class Table:
         if schema is None:
             raise StageError(f"{staging}: no Parquet files were staged, and no schema was given")
         props = CommitProperties(custom_metadata={MANIFEST_KEY: json.dumps(manifest or {}, default=str)},
-                                 app_transactions=[Transaction(run_id, TXN_VERSION)])
+                                 app_transactions=[Transaction(write_id, TXN_VERSION)])
         if not self.exists():
             create_table_with_add_actions(delta_uri(self.uri), Schema.from_arrow(schema), adds, mode="error",
                                           storage_options=storage_options(self.settings), commit_properties=props)
@@ -241,6 +243,25 @@ class Dataset:
         """The published version's manifest (with "version"), or None before the first publish."""
         return self.primary.manifest()
 
+    def version_of(self, table: str, version: int | None = None) -> int | None:
+        """The version of `table` that belongs to the dataset's `version` (default: the published one)."""
+        if table == self.tables[-1]:
+            return self.primary.version() if version is None else version
+        doc = self.primary.manifest(version)
+        if doc is None:
+            return None
+        return doc.get("tables", {}).get(table)
+
+    def files(self, table: str | None = None, version: int | None = None) -> list[str]:
+        """The data files of a table as of the dataset's version (what Spark reads)."""
+        table = table or self.tables[-1]
+        return self.table(table).file_uris(self.version_of(table, version))
+
+    def read(self, table: str | None = None, version: int | None = None, columns: list[str] | None = None):
+        """A table as of the dataset's version, as an Arrow table."""
+        table = table or self.tables[-1]
+        return self.table(table).to_arrow(self.version_of(table, version), columns)
+
     @contextmanager
     def lease(self, run_id: str):
         """Hold the dataset's writer lease for the block (re-entrant within one process)."""
@@ -257,7 +278,7 @@ class Dataset:
 
     def begin(self, run_id: str) -> "Write":
         """A run's write, starting from the tables' versions as they are now."""
-        return Write(self, run_id, {t: self.table(t).version() for t in self.tables})
+        return Write(self, run_id, {t: self.table(t).version() for t in self.tables}, f"{run_id}.{uuid.uuid4().hex[:8]}")
 
     # -- retention --
     def pins(self) -> dict[str, dict]:
@@ -269,8 +290,10 @@ class Dataset:
         uri = join(self.root, "_PINS.json")
         for _ in range(5):
             data, token = self.store.get_versioned(uri)
-            new = {**(json.loads(data) if data else {}),
-                   name: {"versions": versions, "reason": reason, "pinned_at": utcnow().isoformat()}}
+            old = json.loads(data) if data else {}
+            # Merged per table: datasets that share a folder (Gold's features and scores) share the file.
+            kept = {**old.get(name, {}).get("versions", {}), **versions}
+            new = {**old, name: {"versions": kept, "reason": reason, "pinned_at": utcnow().isoformat()}}
             body = json.dumps(new, indent=1).encode()
             if self.store.put_if_match(uri, body, token) if token else self.store.put_if_absent(uri, body):
                 return
@@ -301,28 +324,23 @@ class Write:
     dataset: Dataset
     run_id: str
     based_on: dict[str, int | None]
+    write_id: str
 
     def staging(self, table: str) -> str:
         """Where the run writes a table's files: inside the table's folder, outside its log."""
-        return join(self.dataset.table(table).uri, STAGED_PREFIX + _slug(self.run_id))
+        return join(self.dataset.table(table).uri, STAGED_PREFIX + _slug(self.write_id))
 
     def to_doc(self) -> dict:
-        return {"run_id": self.run_id, "based_on": self.based_on}
+        return {"run_id": self.run_id, "write_id": self.write_id, "based_on": self.based_on}
 
     @classmethod
     def from_doc(cls, dataset: Dataset, doc: dict) -> "Write":
-        return cls(dataset, doc["run_id"], dict(doc["based_on"]))
+        return cls(dataset, doc["run_id"], dict(doc["based_on"]), doc["write_id"])
 
     def committed(self) -> int | None:
-        """The primary table's version this run committed, or None (read from the log's `txn`)."""
+        """The primary table's version this write committed, or None (read from the log's `txn`)."""
         t = self.dataset.primary
-        if t.txn_version(self.run_id) is None:
-            return None
-        dt = t._open()
-        for entry in dt.history():  # newest first; the run's commit carries its run id
-            if json.loads(entry.get(MANIFEST_KEY) or "{}").get("run_id") == self.run_id:
-                return entry["version"]
-        return dt.version()
+        return _txn_commit(t, self.write_id) if t.txn_version(self.write_id) is not None else None
 
     def commit(self, manifest: dict, schemas: dict | None = None) -> int:
         """Commit every staged table, the primary last; returns the primary's new version. A retry
@@ -330,11 +348,13 @@ class Write:
         ds = self.dataset
         if ds._lease is not None:
             ds._lease.check()
-        manifest = {**manifest, "run_id": self.run_id}
+        ids = {"run_id": self.run_id, "write_id": self.write_id}
+        versions = {}
         for name in ds.tables:
             t = ds.table(name)
-            if t.txn_version(self.run_id) is not None:
-                continue  # committed by an earlier attempt of this run
+            if t.txn_version(self.write_id) is not None:
+                versions[name] = _txn_commit(t, self.write_id)
+                continue  # committed by an earlier attempt of this write
             found = t.version()
             if found != self.based_on.get(name):
                 raise StageError(
@@ -343,17 +363,26 @@ class Write:
             primary = name == ds.tables[-1]
             if primary:
                 _crash_hook("MDP_TEST_CRASH_BEFORE_POINTER", ds.layer)
-            t._commit(self.staging(name), self.run_id, manifest if primary else {"run_id": self.run_id},
-                      (schemas or {}).get(name))
+            # The primary's manifest names the versions of the others that belong to it.
+            versions[name] = t._commit(self.staging(name), self.write_id,
+                                       {**manifest, **ids, "tables": versions} if primary else ids, (schemas or {}).get(name))
             if primary:
                 _crash_hook("MDP_TEST_CRASH_AFTER_POINTER", ds.layer)
-        return self.committed()
+        return versions[ds.tables[-1]]
 
     def abort(self) -> None:
         """The staged files go; none of them was ever in a log."""
         for name in self.dataset.tables:
-            if self.dataset.table(name).txn_version(self.run_id) is None:
+            if self.dataset.table(name).txn_version(self.write_id) is None:
                 self.dataset.store.delete_prefix(self.staging(name))
+
+
+def _txn_commit(t: Table, write_id: str) -> int:
+    """The version of `t` that the write `write_id` committed."""
+    for entry in t._open().history():
+        if json.loads(entry.get(MANIFEST_KEY) or "{}").get("write_id") == write_id:
+            return entry["version"]
+    raise StageError(f"{t.uri}: write {write_id} is in the log's txn but no commit names it")
 
 
 def _crash_hook(var: str, layer: str) -> None:

@@ -38,7 +38,9 @@ def scenario(settings) -> None:
     stage_rows(settings, w1, "main", [1, 2, 3])
     assert not ds.primary.exists()  # staged files are outside any log
     assert w1.commit({"rows": 3}) == 0
-    assert ds.current() == {"rows": 3, "run_id": "run 1/a", "version": 0}
+    current = ds.current()
+    assert (current["rows"], current["run_id"], current["version"], current["tables"]) == (3, "run 1/a", 0, {"aux": 0})
+    assert ds.read("aux")["id"].to_pylist() == [10]
     assert w1.commit({"rows": 3}) == 0  # a retried publish is recognised as done
     assert ds.primary.version() == 0
 
@@ -53,6 +55,7 @@ def scenario(settings) -> None:
         w3.commit({"rows": 1})
     w3.abort()
     assert (ds.primary.version(), ds.table("aux").version()) == (1, 1)
+    assert ds.read("aux", 0)["id"].to_pylist() == [10] and ds.read("aux")["id"].to_pylist() == [20]
 
     main = ds.primary
     assert ids(main) == [4, 5] and ids(main, 0) == [1, 2, 3]
@@ -84,10 +87,22 @@ def test_a_crash_between_tables_is_finished_by_the_retry(make_settings):
     w = ds.begin("r")
     stage_rows(settings, w, "aux", [1])
     stage_rows(settings, w, "main", [1])
-    ds.table("aux")._commit(w.staging("aux"), "r", {"run_id": "r"})  # the first table of two, then a crash
+    ds.table("aux")._commit(w.staging("aux"), w.write_id, {"run_id": "r", "write_id": w.write_id})  # the first table of two, then a crash
     assert ds.current() is None
     assert w.commit({}) == 0
     assert ds.table("aux").version() == 0  # not committed twice
+    assert w.commit({}) == 0 and ds.current()["tables"] == {"aux": 0}
+
+
+def test_a_run_id_used_again_is_a_new_write(make_settings):
+    # `mdp stage` runs every stage as run "manual": its second write is not taken for its first.
+    settings = make_settings()
+    ds = Dataset(settings, "gold", ("main",))
+    for n in (1, 2):
+        w = ds.begin("manual")
+        stage_rows(settings, w, "main", [n])
+        w.commit({})
+    assert ds.primary.version() == 1 and ids(ds.primary) == [2]
 
 
 def test_stats_from_the_footers(make_settings):
