@@ -118,8 +118,10 @@ def _family(t: pa.DataType) -> str:
     return str(t)
 
 
-def read_table(path: str) -> pa.Table:
-    return ds.dataset(path.removeprefix("file://"), format="parquet").to_table()
+def read_table(path: str | list[str]) -> pa.Table:
+    """A folder of Parquet, or a list of files (a Delta version's)."""
+    paths = [p.removeprefix("file://") for p in path] if isinstance(path, list) else path.removeprefix("file://")
+    return ds.dataset(paths, format="parquet").to_table()
 
 
 def checksum(path: str, keys: list[str]) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mdp.core.errors import ConfigError, StageError
-from mdp.core.lake import gold_dataset, read_parquet, scores_dataset
+from mdp.core.tables import gold_dataset, scores_dataset
 from scoring import champion
 from scoring.champion import SCORE
 from training.model import feature_names
@@ -21,13 +21,13 @@ def _where_key_in(key: str, values: list[str]):
     return ds.field(key).isin(values)
 
 
-def gold_rows(settings, keys: list[str]) -> tuple[str, pd.DataFrame]:
+def gold_rows(settings, keys: list[str]) -> tuple[int, pd.DataFrame]:
     """(snapshot, the Gold rows of these keys) from the current snapshot."""
     contract = settings.data_contract
     current = gold_dataset(settings).current()
     if not current:
         raise StageError("no Gold snapshot: run the pipeline (silver_to_gold) first")
-    table = read_parquet(settings, gold_dataset(settings).table_uri("features", current["version"]))
+    table = gold_dataset(settings).read("features", current["version"])
     rows = table.filter(_where_key_in(contract.primary_key, keys)).to_pandas()
     missing = sorted(set(keys) - set(rows[contract.primary_key]))
     if missing:
@@ -43,7 +43,7 @@ def batch_scores(settings, keys: list[str]) -> pd.DataFrame | None:
     current = dataset.current()
     if not current:
         return None
-    table = read_parquet(settings, dataset.table_uri("", current["version"]))
+    table = dataset.read(version=current["version"])
     return table.filter(_where_key_in(contract.primary_key, keys)).to_pandas()
 
 

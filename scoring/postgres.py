@@ -11,7 +11,7 @@ slow), so they order themselves: see `sync`.
 from __future__ import annotations
 
 from mdp.core.contract import Contract
-from mdp.core.lake import VersionedDataset, arrow_filesystem, arrow_path
+from mdp.core.tables import Dataset
 from ingestion.postgres_source import PG_TYPES, connect, q
 from scoring.champion import META, SCORE
 
@@ -41,13 +41,11 @@ def upsert_sql(contract: Contract, staging: str) -> str:
             f"WHERE ({', '.join(f't.{q(c)}' for c in values)}) IS DISTINCT FROM ({', '.join(f'EXCLUDED.{q(c)}' for c in values)})")
 
 
-def sync(settings, dataset: VersionedDataset, version: str) -> dict:
+def sync(settings, dataset: Dataset, version: int) -> dict:
     """Make the Postgres table hold exactly the scores of `version`. Skipped when it already does,
     and when `version` is no longer the published one: syncs of one table take turns (an advisory
     lock held by the transaction), and each copies only what is published when its turn comes, so
     a slow sync of an older version cannot overwrite a newer one."""
-    import pyarrow.dataset as ds
-
     contract = settings.data_contract
     table, cols = contract.scores_table, columns(contract)
     with connect(settings) as conn:
@@ -59,7 +57,7 @@ def sync(settings, dataset: VersionedDataset, version: str) -> dict:
                     "postgres_skipped": f"scores {version} were superseded by {doc.get('version')}"}
         conn.execute(table_ddl(contract))
         held = conn.execute(f"SELECT count(*), count(*) FILTER (WHERE model_version = %s AND gold_snapshot = %s) FROM {q(table)}",
-                            (doc.get("model_version"), doc.get("gold_snapshot"))).fetchone()
+                            (doc.get("model_version"), str(doc.get("gold_snapshot")))).fetchone()
         if held == (doc.get("rows"), doc.get("rows")):
             conn.rollback()
             return {"postgres_table": table, "postgres_upserted": 0, "postgres_deleted": 0}
@@ -67,7 +65,7 @@ def sync(settings, dataset: VersionedDataset, version: str) -> dict:
         key_type = PG_TYPES[contract.column(contract.primary_key).type]
         conn.execute(f"CREATE TEMP TABLE {q(staging)} ({q(contract.primary_key)} {key_type}, {SCORE} double precision, "
                      + ", ".join(f"{m} text" for m in META) + ") ON COMMIT DROP")
-        files = ds.dataset(arrow_path(dataset.table_uri("", version)), format="parquet", filesystem=arrow_filesystem(settings))
+        files = dataset.primary.dataset(version)
         with conn.cursor().copy(f"COPY {q(staging)} ({', '.join(q(c) for c in cols)}) FROM STDIN") as copy:
             for batch in files.to_batches(columns=cols, batch_size=BATCH_ROWS):
                 for row in zip(*(batch.column(c).to_pylist() for c in cols), strict=True):

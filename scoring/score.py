@@ -7,8 +7,8 @@
    (SparkContext.addArchive: a cluster master refuses a local directory) and each partition is
    scored by mapInPandas, with the same input preparation as training
    (training.model.model_input). Nothing is collected to the driver.
-4. Write gold/<entity>/<scores>/v=<version>/ (one row per entity: key, score, model name and
-   version, Gold snapshot) and publish it by compare-and-swap, as Gold is published.
+4. Stage the scores in the gold/<entity>/<scores>/ Delta table (one row per entity: key, score,
+   model name and version, Gold snapshot) and commit them as its next version, as Gold is published.
 5. Where postgres_dsn is set, mirror the published scores into the `<entity>_<scores>` table
    (scoring/postgres.py): an upsert, so a rerun leaves one row per entity.
 """
@@ -21,7 +21,8 @@ from pathlib import Path
 
 from mdp.core.context import RunContext
 from mdp.core.errors import ConservationError, StageError
-from mdp.core.lake import arrow_filesystem, arrow_path, gold_dataset, new_version, parquet_rows, read_parquet, scores_dataset, spark_uri
+from mdp.core.lake import arrow_filesystem, arrow_path, parquet_rows, spark_uri
+from mdp.core.tables import gold_dataset, scores_dataset, spark_paths
 from scoring import champion
 from scoring.champion import META, SCORE
 
@@ -60,8 +61,8 @@ def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: dict, target:
     score_in_driver_max_rows (a Python worker's start and imports cost more than scoring a few
     hundred thousand rows), else in Spark's workers. Returns where it scored."""
     settings = ctx.settings
-    source = gold_dataset(settings, ctx.store).table_uri("features", gold["version"])
-    meta = {"model_name": ref.name, "model_version": ref.version, "gold_snapshot": gold["version"]}
+    source = gold_dataset(settings, ctx.store).files("features", gold["version"])
+    meta = {"model_name": ref.name, "model_version": ref.version, "gold_snapshot": str(gold["version"])}
     local = champion.download(settings, ref).rstrip("/")
     try:
         if gold["rows"] <= settings.score_in_driver_max_rows:
@@ -74,12 +75,13 @@ def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: dict, target:
         Path(f"{local}.zip").unlink(missing_ok=True)
 
 
-def _score_in_driver(ctx: RunContext, local: str, ref: champion.ChampionRef, source: str, target: str, meta: dict) -> None:
+def _score_in_driver(ctx: RunContext, local: str, ref: champion.ChampionRef, source: list[str], target: str, meta: dict) -> None:
     import pyarrow as pa
+    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     settings, contract = ctx.settings, ctx.contract
-    gold = read_parquet(settings, source)
+    gold = ds.dataset([arrow_path(u) for u in source], format="parquet", filesystem=arrow_filesystem(settings)).to_table()
     champion.check_inputs(local, ref, contract, gold.column_names)
     key = contract.primary_key
     frame = gold.to_pandas()
@@ -95,12 +97,12 @@ def _score_in_driver(ctx: RunContext, local: str, ref: champion.ChampionRef, sou
     pq.write_table(table, f"{folder}/part-00000.parquet", filesystem=fs, compression="zstd")
 
 
-def _score_in_spark(ctx: RunContext, local: str, ref: champion.ChampionRef, source: str, target: str, meta: dict) -> None:
+def _score_in_spark(ctx: RunContext, local: str, ref: champion.ChampionRef, source: list[str], target: str, meta: dict) -> None:
     from spark_apps.session import get_spark
 
     settings, contract = ctx.settings, ctx.contract
     spark = get_spark(settings)
-    frame = spark.read.parquet(spark_uri(source))
+    frame = spark.read.parquet(*spark_paths(source))
     champion.check_inputs(local, ref, contract, frame.columns)
     archive = shutil.make_archive(local, "zip", root_dir=local)
     spark.sparkContext.addArchive(archive)
@@ -125,16 +127,17 @@ def run(ctx: RunContext) -> dict:
         if done == (gold["version"], ref.name, ref.version):
             version, rows, new, scored_in = current["version"], current["rows"], False, None
         else:
-            version = new_version()
-            target = dataset.table_uri("", version)
+            write = dataset.begin(ctx.run_id)
+            target = write.staging(dataset.tables[-1])
             scored_in = write_scores(ctx, ref, gold, target)
             rows = parquet_rows(settings, [target])
             if rows != gold["rows"]:  # every Gold entity has exactly one score
+                write.abort()
                 raise ConservationError(f"scored {rows} rows of Gold snapshot {gold['version']}, which has {gold['rows']}; "
-                                        f"scores {version} were not published")
-            dataset.commit(version, {"gold_snapshot": gold["version"], "model_name": ref.name, "model_version": ref.version,
-                                     "rows": rows}, based_on=current and current["version"])
-            dataset.gc()
+                                        "the scores were not published")
+            version = write.commit({"gold_snapshot": gold["version"], "model_name": ref.name, "model_version": ref.version,
+                                    "rows": rows})
+            dataset.vacuum()
             new = True
     figures = {"scored": rows, "scores_version": version, "gold_snapshot": gold["version"], "model_version": ref.version,
                "new_scores": new, **({"scored_in": scored_in} if new else {"nothing_new": True})}

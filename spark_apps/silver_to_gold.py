@@ -1,6 +1,8 @@
-"""Silver -> Gold: one feature row per entity with the label, as a versioned snapshot.
+"""Silver -> Gold: one feature row per entity with the label, as a new version of the Gold features
+Delta table (a Gold snapshot).
 
-Training names the snapshot id it used, so a model can always be traced to its exact data.
+Training names the snapshot (the table's Delta version) it used, so a model can always be traced
+to its exact data, by any Delta reader.
 Run alone: mdp stage silver_to_gold (a SparkApplication runs mdp/shell/spark_main.py).
 """
 
@@ -8,7 +10,8 @@ from __future__ import annotations
 
 from mdp.core.context import RunContext
 from mdp.core.errors import StageError
-from mdp.core.lake import gold_dataset, new_version, parquet_rows, silver_dataset, spark_uri
+from mdp.core.lake import parquet_rows, silver_dataset, spark_uri
+from mdp.core.tables import gold_dataset
 from spark_apps.features import build_features
 from spark_apps.session import get_spark
 from spark_apps.transforms import silver_schema
@@ -29,11 +32,10 @@ def run(ctx: RunContext) -> dict:
         spark = get_spark(settings)
         state = spark.read.schema(silver_schema(contract)).parquet(
             spark_uri(silver_dataset(settings, ctx.store).table_uri("state", silver["version"])))
-        snapshot = new_version()
-        target = gold.table_uri("features", snapshot)
+        write = gold.begin(ctx.run_id)
+        target = write.staging("features")
         build_features(state, contract).coalesce(1).write.mode("overwrite").parquet(spark_uri(target))
         rows = parquet_rows(settings, [target])
-        gold.commit(snapshot, {"silver_version": silver["version"], "contract": contract.fingerprint, "rows": rows},
-                    based_on=current and current["version"])
-        gold.gc()
+        snapshot = write.commit({"silver_version": silver["version"], "contract": contract.fingerprint, "rows": rows})
+        gold.vacuum()
     return {"gold_snapshot": snapshot, "gold_rows": rows, "silver_version": silver["version"], "new_snapshot": True}

@@ -46,7 +46,8 @@ import pandas as pd
 from mdp.core.context import RunContext, StageError
 from mdp.core.contract import Contract
 from mdp.core.errors import Unavailable
-from mdp.core.lake import gold_dataset, read_parquet, silver_dataset
+from mdp.core.lake import silver_dataset
+from mdp.core.tables import gold_dataset
 from mdp.core.settings import check_reachable
 from training.registry import (  # noqa: F401  (re-exported: scoring and tests import them from here)
     CHAMPION,
@@ -206,7 +207,7 @@ def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
     current = dataset.current()
     if not current:
         raise StageError("no Gold snapshot: run silver_to_gold first")
-    gold = read_parquet(settings, dataset.table_uri("features", current["version"])).to_pandas()
+    gold = dataset.read("features", current["version"]).to_pandas()
     needed = [contract.primary_key, *feature_names(contract), contract.label.column]
     missing = [c for c in needed if c not in gold.columns]
     if missing:
@@ -397,7 +398,7 @@ def train(ctx: RunContext) -> dict:
             client.set_registered_model_alias(name, CHAMPION, version)
     if decision.promote:  # retention keeps the champion's lineage: its Gold snapshot and Silver version
         why = f"{name} v{version} ({CHAMPION}) was trained on it"
-        gold_dataset(settings, ctx.store).pin(CHAMPION, snapshot, why)
+        gold_dataset(settings, ctx.store).pin(CHAMPION, {"features": snapshot}, why)
         if current.get("silver_version"):
             silver_dataset(settings, ctx.store).pin(CHAMPION, current["silver_version"], why)
     new_champion = version if decision.promote else champion.version

@@ -444,20 +444,10 @@ class VersionedDataset:
 
 # `seen`: every distinct event, kept only when the contract has no event time (see Merge._unseen).
 SILVER_TABLES = ("state", "quarantine", "batch", "changes", "seen")
-GOLD_TABLES = ("features",)
 
 
 def silver_dataset(settings: Settings, store: Store | None = None) -> VersionedDataset:
     return VersionedDataset(settings, "silver", SILVER_TABLES, store)
-
-
-def gold_dataset(settings: Settings, store: Store | None = None) -> VersionedDataset:
-    return VersionedDataset(settings, "gold", GOLD_TABLES, store)
-
-
-def scores_dataset(settings: Settings, store: Store | None = None) -> VersionedDataset:
-    """The champion's scores, one version per (Gold snapshot, model version): gold/<entity>/<scores>/v=<version>/."""
-    return VersionedDataset(settings, "gold", ("",), store, under=settings.data_contract.scores_name)
 
 
 def spark_uri(uri: str) -> str:

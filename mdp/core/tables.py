@@ -2,7 +2,7 @@
 owns a run's write.
 
     <layer>/<entity>/<table>/_delta_log/...            the table's versions (0, 1, 2, ...), any Delta reader's
-    <layer>/<entity>/<table>/staged-<run>/part-*.parquet  a run's files: Spark writes them, a commit adds them
+    <layer>/<entity>/<table>/staged-<write>/part-*.parquet  a write's files: Spark writes them, a commit adds them
     <layer>/<entity>/_LEASE.json                         the one writer's lease (mdp.core.lake.Lease)
     <layer>/<entity>/_PINS.json                          versions retention keeps (the champion's lineage)
 
@@ -14,8 +14,9 @@ A run's write reads as a straight line:
     # or write.abort(): the staged files never enter the log
 
 The commit is idempotent through Delta's application transaction (`txn`, app id = the write's id,
-the run id and a token drawn at begin: `mdp stage` reuses the run id "manual"): a retried publish
-finds its own transaction in the log and returns the version it committed. Before
+drawn at begin, not the run id: `mdp stage` reuses the run id "manual"): a retried publish finds
+its own transaction in the log and returns the version it committed. The same id names the staging
+folder, so a folder whose id no `txn` holds was never committed (`sweep`). Before
 it commits, it checks that each table is still at the version the run started from: delta-rs alone
 would let a stale overwrite commit after a concurrent append (../shared/notes/stack-facts.md).
 The primary table's commit carries the run's manifest (commitInfo `mdp`), so a version and what
@@ -26,12 +27,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from hashlib import sha256
 from urllib.parse import quote, unquote
 
 from mdp.core.errors import Busy, StageError
@@ -66,12 +65,6 @@ def storage_options(settings: Settings) -> dict[str, str]:
 def delta_uri(uri: str) -> str:
     """A lake URI as delta-rs takes it: a local path as it is (Settings.lake_base keeps it literal)."""
     return uri[len("file://"):] if uri.startswith("file://") else uri
-
-
-def _slug(run_id: str) -> str:
-    # A run id may hold any character; a file name in the log must not need escaping.
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id)[:60]
-    return f"{safe}-{sha256(run_id.encode()).hexdigest()[:8]}"
 
 
 def _stats(meta) -> str:
@@ -276,9 +269,31 @@ class Dataset:
             self._lease = None
             lease.release()
 
-    def begin(self, run_id: str) -> "Write":
-        """A run's write, starting from the tables' versions as they are now."""
-        return Write(self, run_id, {t: self.table(t).version() for t in self.tables}, f"{run_id}.{uuid.uuid4().hex[:8]}")
+    def begin(self, run_id: str, keep: frozenset[str] = frozenset()) -> "Write":
+        """A run's write, starting from the tables' versions as they are now. Under the lease, the
+        staged files of earlier writes that died (all but `keep`, writes awaiting their gate) go:
+        no log names them."""
+        if self._lease is not None:
+            self.sweep(keep)
+        return Write(self, run_id, {t: self.table(t).version() for t in self.tables}, uuid.uuid4().hex[:16])
+
+    def staged_writes(self, table: str) -> list[str]:
+        """The staging folders in a table's folder (a finished write's files are the table's own)."""
+        return [d for d in self.store.list_dirs(self.table(table).uri) if d.startswith(STAGED_PREFIX)]
+
+    def sweep(self, keep: frozenset[str] = frozenset()) -> list[str]:
+        """Delete staging folders no log names, except those of the writes in `keep`."""
+        removed = []
+        for name in self.tables:
+            t = self.table(name)
+            dt = t._open() if t.exists() else None
+            for d in self.staged_writes(name):
+                write_id = d[len(STAGED_PREFIX):]
+                if write_id in keep or (dt is not None and dt.transaction_version(write_id) is not None):
+                    continue  # awaiting its gate, or committed: its files are versions' files
+                self.store.delete_prefix(join(t.uri, d))
+                removed.append(f"{name}/{d}")
+        return removed
 
     # -- retention --
     def pins(self) -> dict[str, dict]:
@@ -328,7 +343,7 @@ class Write:
 
     def staging(self, table: str) -> str:
         """Where the run writes a table's files: inside the table's folder, outside its log."""
-        return join(self.dataset.table(table).uri, STAGED_PREFIX + _slug(self.write_id))
+        return join(self.dataset.table(table).uri, STAGED_PREFIX + self.write_id)
 
     def to_doc(self) -> dict:
         return {"run_id": self.run_id, "write_id": self.write_id, "based_on": self.based_on}
@@ -395,3 +410,15 @@ def _crash_hook(var: str, layer: str) -> None:
 def spark_paths(uris: list[str]) -> list[str]:
     """Lake URIs as Spark reads them (s3a:// for S3)."""
     return [spark_uri(u) for u in uris]
+
+
+# ---- the lake's datasets -----------------------------------------------------------------------------
+def gold_dataset(settings: Settings, store: Store | None = None) -> Dataset:
+    """Gold features, one row per entity: gold/<entity>/features/ (a version is a Gold snapshot)."""
+    return Dataset(settings, "gold", ("features",), store)
+
+
+def scores_dataset(settings: Settings, store: Store | None = None) -> Dataset:
+    """The champion's scores of a Gold snapshot: gold/<entity>/<scores>/ (<scores> from the contract)."""
+    name = settings.data_contract.scores_name
+    return Dataset(settings, "gold", (name,), store, lease_name=f"_LEASE-{name}.json")

@@ -24,7 +24,8 @@ import pyarrow as pa
 from bench import duckdb_pipeline
 from bench.common import _normalise
 from ingestion.bronze import RawRecord, write_bronze
-from mdp.core.lake import bronze_table_uri, gold_dataset, read_parquet, silver_dataset
+from mdp.core import catalog
+from mdp.core.lake import bronze_table_uri, read_parquet, silver_dataset
 from mdp.core.storage import store_for
 
 FIGURES = ("bronze_objects", "bronze_in", "accepted", "quarantined", "duplicates", "new_keys", "changed",
@@ -75,12 +76,11 @@ def expected(settings, before: list[str], run: list[str], work: Path) -> Expecte
 
 def published(settings, staged_run: str | None = None) -> dict[str, pa.Table]:
     """What Spark published: Silver state and quarantine, the batch of the current version, Gold."""
-    silver, gold = silver_dataset(settings), gold_dataset(settings)
-    v = silver.current()["version"]
-    out = {t: read_parquet(settings, silver.table_uri(t, v)) for t in ("state", "quarantine", "batch")}
-    g = gold.current()
-    if g:
-        out["gold"] = read_parquet(settings, gold.table_uri("features", g["version"]))
+    silver = silver_dataset(settings)
+    out = {t: catalog.read(settings, f"silver.{t}") for t in ("state", "quarantine")}
+    out["batch"] = read_parquet(settings, silver.table_uri("batch", silver.current()["version"]))
+    if catalog.current_version(settings, "gold.features") is not None:
+        out["gold"] = catalog.read(settings, "gold.features")
     return out
 
 

@@ -13,7 +13,8 @@ from ingestion.bronze import RawRecord, write_bronze
 from mdp.core.context import RunContext
 from mdp.core.contract import load_contract
 from mdp.core.errors import Busy, ConfigError, GateFailed, StageError
-from mdp.core.lake import Interval, Lease, gold_dataset, read_parquet, silver_dataset, spark_uri
+from mdp.core import catalog
+from mdp.core.lake import Interval, Lease, silver_dataset, spark_uri
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.core.storage import join, store_for
@@ -153,10 +154,9 @@ def test_a_delete_removes_the_customer_from_silver_and_gold(lake):
                  "event_ts": (H + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
     land(lake, H + timedelta(hours=1), [json.dumps(tombstone).encode()], offsets=[90_000])
     run(lake, stages=(*SILVER, "silver_to_gold"))
-    silver, gold = silver_dataset(lake), gold_dataset(lake)
-    state = read_parquet(lake, silver.table_uri("state", silver.current()["version"])).to_pandas().set_index("customer_id")
+    state = catalog.read(lake, "silver.state").to_pandas().set_index("customer_id")
     assert state.loc[victim["customer_id"], "event_type"] == "customer_deleted"
-    features = read_parquet(lake, gold.table_uri("features", gold.current()["version"])).to_pandas()
+    features = catalog.read(lake, "gold.features").to_pandas()
     assert victim["customer_id"] not in set(features.customer_id)
     assert len(features) == len(state) - 1
 
@@ -217,7 +217,7 @@ def test_adding_a_nullable_column_needs_no_rebuild_and_an_incompatible_change_is
          offsets=list(range(N, N + 200)))
     report = run(wider, interval=Interval.hour_of(hour))
     assert report.figures("validate_silver")["published"] is True
-    state = read_parquet(wider, silver_dataset(wider).table_uri("state", silver_dataset(wider).current()["version"])).to_pandas()
+    state = catalog.read(wider, "silver.state").to_pandas()
     assert state.referral_code.notna().sum() > 0 and state.referral_code.isna().sum() > 0
 
     retyped = _contract_with(tmp_path, "retyped", lambda d: next(c for c in d["columns"] if c["name"] == "age").update(type="double"))

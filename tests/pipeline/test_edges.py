@@ -241,13 +241,10 @@ def test_a_minimal_tombstone_deletes_the_customer(tmp_path):
     assert state[gone]["event_type"] == "customer_deleted" and state[gone]["email"] is None
     reasons = [row["reason"] for row in _published(tmp_path, "customers", "quarantine")]
     assert reasons == ["missing:email"], reasons
-    import json
+    from mdp.core import catalog
+    from mdp.core.settings import get_settings
 
-    import pyarrow.parquet as pq
-
-    gold = tmp_path / ".mdp" / "lake" / "gold" / "customers"
-    version = json.loads((gold / "_CURRENT.json").read_text())["version"]
-    ids = pq.read_table(gold / "features" / f"v={version}").column("customer_id").to_pylist()
+    ids = catalog.read(get_settings(home=tmp_path), "gold.features").column("customer_id").to_pylist()
     assert gone not in ids and events[1]["customer_id"] in ids and len(ids) == len(state) - 1
 
 

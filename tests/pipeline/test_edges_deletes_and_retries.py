@@ -96,12 +96,15 @@ def test_a_retry_after_a_crash_past_the_pointer_succeeds(tmp_path):
     assert manifest["version"] == staged and manifest["history"][:2] == [staged, before], manifest["history"]
     assert json.loads(staged_uri.read_text())["status"] == "published"
 
-    gold_pointer = tmp_path / ".mdp" / "lake" / "gold" / "customers" / "_CURRENT.json"
+    from mdp.core.settings import get_settings
+    from mdp.core.tables import gold_dataset
+
+    gold_features = gold_dataset(get_settings(home=tmp_path))
     crashed = run_cli(["stage", "silver_to_gold", "--run-id", "r2"], {**env, "MDP_TEST_CRASH_AFTER_POINTER": "gold"},
                       timeout=600)
     assert crashed.returncode == -signal.SIGKILL, crashed.text[-3000:]
-    gold = json.loads(gold_pointer.read_text())
+    gold = gold_features.current()  # the Delta commit is made, the run's bookkeeping is not
     assert gold["silver_version"] == staged
     retry = run_cli(["stage", "silver_to_gold", "--run-id", "r2"], env, timeout=600)
     assert retry.returncode == 0, retry.text[-3000:]
-    assert json.loads(gold_pointer.read_text())["version"] == gold["version"]  # the snapshot it wrote, once
+    assert gold_features.current()["version"] == gold["version"]  # the snapshot it wrote, once

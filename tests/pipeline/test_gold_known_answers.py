@@ -14,7 +14,8 @@ import pytest
 
 from ingestion.generator import generate_hour
 from mdp.core.context import RunContext
-from mdp.core.lake import Interval, gold_dataset, read_parquet
+from mdp.core import catalog
+from mdp.core.lake import Interval
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.shell.runner import run_pipeline
@@ -55,8 +56,7 @@ def gold(tmp_path_factory, spark):
     settings = get_settings(home=tmp_path_factory.mktemp("known"), events=EVENTS, seed=SEED, dirty_fraction=0.0)
     ctx = RunContext(settings, Interval(HOURS[0], HOURS[-1] + timedelta(hours=1)))
     run_pipeline(ctx, [get_stage(s) for s in STAGES])
-    dataset = gold_dataset(settings)
-    table = read_parquet(settings, dataset.table_uri("features", dataset.current()["version"]))
+    table = catalog.read(settings, "gold.features")
     return {r["customer_id"]: r for r in table.to_pylist()}
 
 

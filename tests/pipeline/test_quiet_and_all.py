@@ -20,8 +20,9 @@ EVENTS = "2000"
 def _state(home) -> dict:
     from mlflow.tracking import MlflowClient
 
-    from mdp.core.lake import all_bronze_hours, gold_dataset, scores_dataset, silver_dataset
+    from mdp.core.lake import all_bronze_hours, silver_dataset
     from mdp.core.settings import get_settings
+    from mdp.core.tables import gold_dataset, scores_dataset
 
     s = get_settings(home=home)
     client = MlflowClient(s.mlflow_uri, s.mlflow_uri)

@@ -134,19 +134,15 @@ def cycle(settings, hour: datetime, stages=SILVER_STAGES, run_id: str | None = N
 
 def checksums(spark, settings) -> dict:
     """Content checksums of what readers see: the tables the pointers name."""
-    from mdp.core.lake import gold_dataset, silver_dataset, spark_uri
+    from mdp.core import catalog
+    from mdp.core.lake import spark_uri
     from spark_apps.transforms import content_checksum
 
-    silver, gold = silver_dataset(settings), gold_dataset(settings)
     out = {}
-    cur = silver.current()
-    if cur:
-        for table in ("state", "quarantine"):
-            out[f"silver/{table}"] = content_checksum(spark.read.parquet(spark_uri(silver.table_uri(table, cur["version"]))))
-    g = gold.current()
-    if g:
-        # as_of and features only: a snapshot id is not content.
-        out["gold/features"] = content_checksum(spark.read.parquet(spark_uri(gold.table_uri("features", g["version"]))))
+    for name in ("silver.state", "silver.quarantine", "gold.features"):  # gold: as_of and features; a version is not content
+        if catalog.current_version(settings, name) is not None:
+            uris = [spark_uri(u) for u in catalog.files(settings, name)]
+            out[name.replace(".", "/")] = content_checksum(spark.read.parquet(*uris))
     return out
 
 

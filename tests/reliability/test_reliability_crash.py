@@ -4,8 +4,8 @@ A lake with H1 published. Then, in a subprocess (`mdp stage ...`, as Airflow or 
 1. bronze_to_silver, with H2 newly landed, is SIGKILLed (with its JVM: the whole process group)
    the moment its new Silver state folder appears, i.e. while Spark is writing it, before any
    pointer, while it holds the Silver lease;
-2. silver_to_gold is SIGKILLed after writing its snapshot and before the `_CURRENT` pointer
-   (test hook MDP_TEST_CRASH_BEFORE_POINTER=gold in mdp/core/lake.py).
+2. silver_to_gold is SIGKILLed after staging its snapshot and before the Delta commit
+   (test hook MDP_TEST_CRASH_BEFORE_POINTER=gold in mdp/core/tables.py).
 After each crash readers (who follow the pointers) see the previous complete version; a rerun
 gives content identical to the uninterrupted reference run; afterwards no unreferenced version
 folder, Spark `_temporary` folder or temp pointer file is left in the lake.
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from mdp.core.lake import gold_dataset, silver_dataset
+from mdp.core.lake import silver_dataset
+from mdp.core.tables import gold_dataset
 from tests.reliability.harness import (
     CLI_OUTPUTS,
     HOURS,
@@ -128,7 +129,7 @@ def test_sigkill_before_the_gold_pointer_then_rerun(lake, spark, reference, tmp_
     expected = reference.after[nxt]
     gold_before = checksums(spark, settings)["gold/features"]
     before_version = gold.current()["version"]
-    before_dirs = version_dirs(settings, "gold", "features")
+    before_dirs = set(gold.staged_writes("features"))
     log = tmp_path / "gold.log"
     proc = spawn(settings, ["stage", "silver_to_gold"], log, MDP_TEST_CRASH_BEFORE_POINTER="gold")
     try:
@@ -136,16 +137,15 @@ def test_sigkill_before_the_gold_pointer_then_rerun(lake, spark, reference, tmp_
     finally:
         out = finish(proc, log, "crash: stage silver_to_gold")
     assert proc.returncode == -signal.SIGKILL, out[-2000:]
-    (orphan,) = version_dirs(settings, "gold", "features") - before_dirs
-    orphan_path = layer_path(settings, "gold") / "customers" / "features" / f"v={orphan}"
+    (orphan,) = set(gold.staged_writes("features")) - before_dirs
+    orphan_path = layer_path(settings, "gold") / "customers" / "features" / orphan
     assert list(orphan_path.glob("*.parquet")), "the snapshot's data was written before the kill"
 
-    assert gold.current()["version"] == before_version
+    assert gold.current()["version"] == before_version  # the staged files never entered the log
     assert checksums(spark, settings)["gold/features"] == gold_before
 
     cycle(settings, HOURS[nxt], stages=("silver_to_gold",))
-    assert gold.current()["version"] != before_version
+    assert gold.current()["version"] == before_version + 1  # one commit
     assert checksums(spark, settings) == expected
-    dirs = version_dirs(settings, "gold", "features")
-    assert orphan not in dirs and dirs <= live_versions(gold)
+    assert orphan not in gold.staged_writes("features")  # swept by the next writer
     assert leftovers(settings, "gold") == []

@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mdp.core.context import GateFailed, RunContext
-from mdp.core.lake import Interval, bronze_partition, bronze_table_uri, gold_dataset, new_version, read_parquet, silver_dataset
+from mdp.core import catalog
+from mdp.core.lake import Interval, bronze_partition, bronze_table_uri, new_version, read_parquet, silver_dataset
 from mdp.core.storage import join, store_for
 from mdp.shell.runner import run_pipeline
 from mdp.core.stages import STAGES, get_stage
@@ -49,8 +50,8 @@ def registry_state(settings) -> dict:
 
 
 def lake_state(settings) -> dict:
-    silver, gold = silver_dataset(settings), gold_dataset(settings)
-    return {"silver": silver.current()["version"], "gold": gold.current()["version"], "registry": registry_state(settings)}
+    return {"silver": catalog.current_version(settings, "silver.state"), "gold": catalog.current_version(settings, "gold.features"),
+            "registry": registry_state(settings)}
 
 
 @pytest.fixture(scope="module")

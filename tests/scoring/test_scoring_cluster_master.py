@@ -23,11 +23,11 @@ def test_the_whole_pipeline_scores_under_a_cluster_master(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     assert "score_customers" in out and "new_scores=True" in out, out[-3000:]
-    from mdp.core.lake import read_parquet, scores_dataset
+    from mdp.core import catalog
     from mdp.core.settings import get_settings
 
     settings = get_settings(home=tmp_path)
-    scores = scores_dataset(settings)
-    table = read_parquet(settings, scores.table_uri("", scores.current()["version"]))
-    assert table.num_rows == scores.current()["rows"] > 0
+    name = f"gold.{settings.data_contract.scores_name}"
+    table = catalog.read(settings, name)
+    assert table.num_rows == catalog.current_version(settings, name) is not None and table.num_rows > 0
     assert set(table.column("model_version").to_pylist()) == {"1"}

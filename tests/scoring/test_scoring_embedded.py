@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from mdp.core.context import RunContext
 from mdp.core.contract import load_contract
-from mdp.core.lake import read_parquet, scores_dataset
+from mdp.core import catalog
+from mdp.core.lake import read_parquet
 from scoring.champion import SCORE
 from tests.training.gold import HOUR, publish_gold, synthetic_gold, train
 from training.model import model_input
@@ -28,8 +29,12 @@ def score(settings) -> dict:
     return run(RunContext(settings, Interval.hour_of(HOUR), run_id="test-score"))
 
 
-def read_scores(settings, version: str) -> pd.DataFrame:
-    return read_parquet(settings, scores_dataset(settings).table_uri("", version)).to_pandas()
+def scores_table(settings) -> str:
+    return f"gold.{settings.data_contract.scores_name}"
+
+
+def read_scores(settings, version: int) -> pd.DataFrame:
+    return catalog.read(settings, scores_table(settings), version).to_pandas()
 
 
 def gold_with_unlabelled(n: int) -> pd.DataFrame:
@@ -64,7 +69,7 @@ def test_every_gold_entity_has_one_score_from_the_champion(scored):
     scores = read_scores(settings, first["scores_version"])
     assert len(scores) == len(gold) and scores[KEY].is_unique
     assert set(scores[KEY]) == set(gold[KEY])
-    assert set(scores["model_version"]) == {champion} and set(scores["gold_snapshot"]) == {snapshot}
+    assert set(scores["model_version"]) == {champion} and set(scores["gold_snapshot"]) == {str(snapshot)}
     assert set(scores["model_name"]) == {settings.model_name}
 
     # The model's own predict_proba, computed here on the same Gold rows.
@@ -81,7 +86,7 @@ def test_a_rerun_is_a_noop(scored):
     again = score(settings)
     assert not again["new_scores"]
     assert (again["scores_version"], again["scored"], again["gold_snapshot"]) == (first["scores_version"], first["scored"], snapshot)
-    assert scores_dataset(settings).current()["history"] == [first["scores_version"]]
+    assert catalog.current_version(settings, scores_table(settings)) == first["scores_version"] == 0  # one version only
 
 
 def test_the_same_gold_and_model_give_the_same_scores(scored):
@@ -92,7 +97,7 @@ def test_the_same_gold_and_model_give_the_same_scores(scored):
     a = read_scores(settings, first["scores_version"]).set_index(KEY).sort_index()
     b = read_scores(settings, second["scores_version"]).set_index(KEY).sort_index()
     assert a[SCORE].equals(b[SCORE])
-    assert set(b["gold_snapshot"]) == {republished}
+    assert set(b["gold_snapshot"]) == {str(republished)}
 
 
 def test_mdp_score_agrees_with_the_batch(scored, tmp_path, monkeypatch):
@@ -100,7 +105,7 @@ def test_mdp_score_agrees_with_the_batch(scored, tmp_path, monkeypatch):
 
     settings, gold, _, _, _ = scored
     monkeypatch.setenv("MDP_HOME", str(settings.home))
-    published = read_scores(settings, scores_dataset(settings).current()["version"]).set_index(KEY)[SCORE]
+    published = catalog.read(settings, scores_table(settings)).to_pandas().set_index(KEY)[SCORE]
     ids = list(gold[KEY].iloc[[0, 1234]])
     result = CliRunner().invoke(app, ["score", "--customer", ids[0], "--customer", ids[1]], terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -131,7 +136,7 @@ def test_no_champion_is_a_clear_noop(make_settings, monkeypatch, spark):
     publish_gold(settings, synthetic_gold(300, seed=1))
     figures = score(settings)
     assert figures["scored"] == 0 and "has no `champion` alias yet" in figures["skipped"]
-    assert scores_dataset(settings).current() is None
+    assert catalog.current_version(settings, scores_table(settings)) is None
 
     monkeypatch.setenv("MDP_HOME", str(settings.home))
     result = CliRunner().invoke(app, ["score", "--customer", "C0000001"], terminal_width=200)

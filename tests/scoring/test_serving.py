@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from mdp.core.contract import load_contract
-from mdp.core.lake import read_parquet, scores_dataset
+from mdp.core import catalog
 from mdp.shell.services import free_port
 from tests.scoring.test_scoring_embedded import score
 from tests.training.gold import publish_gold, shuffle_training_features, synthetic_gold, train
@@ -77,7 +77,7 @@ def batch(tmp_path_factory, spark):
     publish_gold(settings, gold)
     assert train(settings)["champion"] == "1"
     figures = score(settings)
-    scores = read_parquet(settings, scores_dataset(settings).table_uri("", figures["scores_version"])).to_pandas()
+    scores = catalog.read(settings, f"gold.{C.scores_name}", figures["scores_version"]).to_pandas()
     return settings, gold, scores.set_index(C.primary_key)["score"]
 
 

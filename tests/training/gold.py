@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 from ingestion.generator import PLAN_EFFECT, churn_probability
 from mdp.core.context import RunContext
-from mdp.core.lake import Interval, gold_dataset, new_version
+from mdp.core.lake import Interval
+from mdp.core.tables import gold_dataset
 from training.model import split
 
 HOUR = datetime(2026, 1, 5, 0, tzinfo=UTC)
@@ -65,15 +66,16 @@ def shuffle_training_features(gold: pd.DataFrame, contract) -> pd.DataFrame:
     return out
 
 
-def publish_gold(settings, gold: pd.DataFrame) -> str:
+def publish_gold(settings, gold: pd.DataFrame) -> int:
     """Write `gold` as a new Gold snapshot and make it current, as silver_to_gold does."""
     dataset = gold_dataset(settings)
-    snapshot = new_version()
-    path = Path(dataset.table_uri("features", snapshot).removeprefix("file://"))
+    write = dataset.begin("test")
+    path = Path(write.staging("features").removeprefix("file://"))
     path.mkdir(parents=True)
     pq.write_table(pa.Table.from_pandas(gold, preserve_index=False), path / "part-0.parquet")
-    current = dataset.current()
-    dataset.commit(snapshot, {"silver_version": f"silver-for-{snapshot}", "rows": len(gold)}, current and current["version"])
+    based_on = write.based_on["features"]
+    snapshot = 0 if based_on is None else based_on + 1
+    assert write.commit({"silver_version": f"silver-for-{snapshot}", "rows": len(gold)}) == snapshot
     return snapshot
 
 

@@ -75,11 +75,12 @@ def test_first_model_is_promoted_and_logs_no_integer_warning(settings):
     assert table.loc[table["winner"], "model"].item() == first["model"]
 
 
-def pinned(settings) -> tuple[str | None, str | None]:
-    from mdp.core.lake import gold_dataset, silver_dataset
+def pinned(settings) -> tuple[int | None, str | None]:
+    from mdp.core.lake import silver_dataset
+    from mdp.core.tables import gold_dataset
 
     g, s = gold_dataset(settings).pins().get("champion"), silver_dataset(settings).pins().get("champion")
-    return (g and g["version"]), (s and s["version"])
+    return (g and g["versions"]["features"]), (s and s["version"])
 
 
 def test_a_worse_challenger_does_not_move_the_alias(settings):

@@ -108,7 +108,7 @@ def test_each_version_has_tags_and_a_description(server, trained):
         versions[v] = (mv["description"], {t["key"]: t["value"] for t in mv.get("tags", [])})
     for v, snapshot, fig in zip(("1", "2"), snapshots, figures):
         description, tags = versions[v]
-        assert tags["gold_snapshot"] == snapshot and snapshot in description
+        assert tags["gold_snapshot"] == str(snapshot) and f"Gold snapshot {snapshot} " in description  # its Delta version
         assert tags["silver_version"] == f"silver-for-{snapshot}"
         assert (tags["rows_total"], tags["rows_train"], tags["rows_test"]) == ("1000", "753", "247")  # a quarter of the keys, by hash
         assert tags["holdout"] == "customer_id: blake2b('mdp-holdout-1:' + key) mod 100 < 25"

@@ -19,7 +19,8 @@ from ingestion.postgres_source import WatermarkPublisher, seed
 from ingestion.producer import produce_generated
 from mdp.core.context import RunContext
 from spark_apps.session import get_spark
-from mdp.core.lake import Interval, gold_dataset, read_parquet, silver_dataset
+from mdp.core import catalog
+from mdp.core.lake import Interval, silver_dataset
 from mdp.shell.runner import run_pipeline, run_stage
 from mdp.core.settings import LAYERS, ConfigError, get_settings
 from mdp.core.stages import get_stage
@@ -88,8 +89,7 @@ def test_spark_wrote_silver_and_gold_to_s3(pipeline_run, s3):
     assert any(k.endswith(".parquet") for k in keys(client, "bronze", "customers/"))  # boto3
     silver = silver_dataset(settings).current()
     assert any(k.endswith(".parquet") for k in keys(client, "silver", f"customers/state/v={silver['version']}/"))  # Spark, s3a
-    gold = gold_dataset(settings).current()
-    table = read_parquet(settings, gold_dataset(settings).table_uri("features", gold["version"]))
+    table = catalog.read(settings, "gold.features")  # delta-rs over S3
     assert table.num_rows == pipeline_run["report"].figures("silver_to_gold")["gold_rows"]
     # Spark reads S3 back: the published Silver has the rows bronze_to_silver counted.
     rows = get_spark(ctx.settings).read.parquet(f"s3a://silver/customers/state/v={silver['version']}").count()
@@ -176,13 +176,11 @@ def test_scores_reach_postgres_and_a_rerun_upserts(pipeline_run):
     """score_customers ran in the pipeline: the Postgres table holds exactly the lake's scores; a rerun
     is a no-op; a table that drifted (rows lost, a stale entity) is upserted back, with no duplicates."""
     from ingestion.postgres_source import connect
-    from mdp.core.lake import scores_dataset
-
     settings, report = pipeline_run["settings"], pipeline_run["report"]
     scored, train = report.figures("score_customers"), report.figures("train_model")
     assert scored["scored"] == report.figures("silver_to_gold")["gold_rows"] and scored["model_version"] == train["champion"]
     assert scored["postgres_table"] == "customer_churn_scores" and scored["postgres_upserted"] == scored["scored"]
-    lake = read_parquet(settings, scores_dataset(settings).table_uri("", scored["scores_version"])).to_pandas()
+    lake = catalog.read(settings, f"gold.{settings.data_contract.scores_name}", scored["scores_version"]).to_pandas()
     expected = {r.customer_id: (r.score, r.model_version, r.gold_snapshot) for r in lake.itertuples()}
     table, n = _score_table(settings)
     assert n == len(expected) and table == expected
@@ -214,15 +212,17 @@ def test_a_slow_sync_of_older_scores_does_not_overwrite_newer_ones(pipeline_run)
     import threading
 
     from ingestion.postgres_source import connect
-    from mdp.core.lake import new_version, scores_dataset
+    from mdp.core.tables import scores_dataset
     from scoring.postgres import sync
 
     settings = pipeline_run["settings"]
     dataset = scores_dataset(settings)
     older = dataset.current()
     table_before = _score_table(settings)
-    newer = new_version()  # the same rows under a newer version, as a later scoring run would publish
-    dataset.store.copy_prefix(dataset.table_uri("", older["version"]), dataset.table_uri("", newer))
+    # The same rows under a newer version, as a later scoring run would publish.
+    write = dataset.begin("newer-scores")
+    for i, uri in enumerate(dataset.files(version=older["version"])):
+        dataset.store.put_bytes(f"{write.staging(dataset.tables[-1])}/part-{i:05d}.parquet", dataset.store.get_bytes(uri))
     manifest = {k: older[k] for k in ("gold_snapshot", "model_name", "model_version", "rows")}
 
     results: dict = {}
@@ -237,7 +237,7 @@ def test_a_slow_sync_of_older_scores_does_not_overwrite_newer_ones(pipeline_run)
                     break
                 probe.execute("SELECT pg_sleep(0.05)")
         assert waiting == 1 and slow.is_alive()
-        dataset.commit(newer, manifest, based_on=older["version"])
+        newer = write.commit(manifest)
         holder.rollback()  # the turn passes
     slow.join(timeout=120)
     assert results["postgres_skipped"] == f"scores {older['version']} were superseded by {newer}"

@@ -115,3 +115,19 @@ def test_stats_from_the_footers(make_settings):
     cols = {actions.schema.field(i).name: actions.column(i).to_pylist() for i in range(actions.num_columns)}
     assert cols["num_records"] == [3] and cols["min.id"] == [1] and cols["max.id"] == [3]
     assert cols["null_count.id"] == [0]
+
+
+def test_begin_under_the_lease_sweeps_what_dead_writers_staged(make_settings):
+    settings = make_settings()
+    ds = Dataset(settings, "gold", ("main",))
+    done = ds.begin("a")
+    stage_rows(settings, done, "main", [1])
+    done.commit({})
+    dead, waiting = ds.begin("b"), ds.begin("c")  # b died before its commit; c awaits its gate
+    stage_rows(settings, dead, "main", [2])
+    stage_rows(settings, waiting, "main", [3])
+    with ds.lease("d"):
+        ds.begin("d", keep=frozenset({waiting.write_id}))
+    left = set(ds.staged_writes("main"))
+    assert left == {f"staged-{done.write_id}", f"staged-{waiting.write_id}"}
+    assert ids(ds.primary) == [1]
