@@ -65,15 +65,14 @@ def scenario_settings(root: Path, events_per_hour: int):
 
 
 def spark_outputs(settings) -> dict:
-    from mdp.core.lake import silver_dataset
-    from mdp.core.tables import gold_dataset
+    from mdp.core.tables import gold_dataset, silver_dataset
 
     silver, gold = silver_dataset(settings), gold_dataset(settings)
     v, g = silver.current()["version"], gold.current()["version"]
-    return {
-        "silver": silver.table_uri("state", v),
-        "quarantine": silver.table_uri("quarantine", v),
-        "gold": gold.files("features", g),  # the version's file list: a Delta table
+    return {  # a version's file lists: Delta tables
+        "silver": silver.files("state", v),
+        "quarantine": silver.files("quarantine", v),
+        "gold": gold.files("features", g),
     }
 
 
@@ -291,10 +290,9 @@ def _state(home: Path) -> dict:
     """What a quiet rerun must leave as it was: Silver, Gold, scores and the registry's versions."""
     from mlflow.tracking import MlflowClient
 
-    from mdp.core.lake import silver_dataset
     from mdp.core.settings import get_settings
 
-    from mdp.core.tables import gold_dataset, scores_dataset
+    from mdp.core.tables import gold_dataset, scores_dataset, silver_dataset
 
     s = get_settings(home=home)
     client = MlflowClient(s.mlflow_uri, s.mlflow_uri)

@@ -3,7 +3,7 @@ the latest state per key, and stage the result for the quality gate.
 
 Which Bronze objects are new is Spark's own bookkeeping: a Structured Streaming file source run
 with `Trigger.AvailableNow` over the whole Bronze table, whose checkpoint lives in the lake beside
-each Silver version (`_checkpoint/v=<version>`). A run copies the published version's checkpoint,
+each Silver write (`_checkpoint/<write>`, named by the version's manifest). A run copies the published version's checkpoint,
 so it reads every object that version had not seen, whichever hour it sits in (late records, a
 paused DAG, a failed landing), exactly once. A version the gate rejects is never published, and
 neither is its checkpoint: the next run reads the same objects again. A rerun with nothing new
@@ -30,17 +30,9 @@ from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, Str
 from mdp.core.context import RunContext
 from mdp.core.contract import incompatibilities, schema_of
 from mdp.core.errors import ConfigError, ConservationError, StageError
-from mdp.core.lake import (
-    BRONZE_SCHEMA,
-    VersionedDataset,
-    bronze_files_in,
-    bronze_table_uri,
-    new_version,
-    parquet_rows,
-    silver_dataset,
-    spark_uri,
-)
+from mdp.core.lake import BRONZE_SCHEMA, bronze_files_in, bronze_table_uri, parquet_rows, spark_uri
 from mdp.core.storage import join
+from mdp.core.tables import SilverDataset, Write, silver_dataset, spark_paths
 from spark_apps.session import get_spark
 from spark_apps.transforms import (
     POSITION,
@@ -84,20 +76,24 @@ class Merge:
     """One Silver version: what a micro-batch of Bronze (plus any backfill objects) merges into.
     `current` is the version merged into (None: a rebuild from Bronze alone)."""
 
-    def __init__(self, ctx: RunContext, silver: VersionedDataset, current: dict | None, version: str):
-        self.ctx, self.silver, self.current, self.version = ctx, silver, current, version
+    def __init__(self, ctx: RunContext, silver: SilverDataset, current: dict | None, write: Write):
+        self.ctx, self.silver, self.current, self.write = ctx, silver, current, write
         self.settings, self.contract = ctx.settings, ctx.contract
         self.spark = get_spark(ctx.settings)
         self.figures: dict | None = None
 
     def _read(self, table: str, schema=None) -> DataFrame | None:
-        if not self.current or not self.current.get("version"):
+        if not self.current:
+            return None
+        version = self.silver.version_of(table, self.current["version"])
+        if version is None:
             return None
         reader = self.spark.read if schema is None else self.spark.read.schema(schema)
-        return reader.parquet(spark_uri(self.silver.table_uri(table, self.current["version"])))
+        # A file the log lists but the store lost is read as no rows: row conservation then names the loss.
+        return reader.option("ignoreMissingFiles", "true").parquet(*spark_paths(self.silver.table(table).file_uris(version)))
 
     def _write(self, df: DataFrame, table: str) -> str:
-        uri = self.silver.table_uri(table, self.version)
+        uri = self.write.staging(table)  # outside the log until the gate publishes the write
         df.write.mode("overwrite").parquet(spark_uri(uri))
         return uri
 
@@ -325,20 +321,20 @@ def run(ctx: RunContext) -> dict:
             silver.stage(ctx.run_id, None, {"bronze_in": 0})
             return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None}
 
-        if current and not ctx.backfill and not has_new_objects(ctx, silver.table_uri("_checkpoint", current["version"])):
+        if current and not ctx.backfill and not has_new_objects(ctx, current["checkpoint"]):
             # Spark's own checkpoint says every Bronze object is in Silver: no session, no job.
             silver.stage(ctx.run_id, None, {"bronze_in": 0})
             log.info("bronze_to_silver: nothing new since Silver %s", current["version"])
             return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None, "nothing_new": True}
 
-        version = new_version()
-        checkpoint = silver.table_uri("_checkpoint", version)
+        write = silver.begin(ctx.run_id, keep=silver.waiting())
+        checkpoint = silver.checkpoint_uri(write.write_id)
         if rebuild:
             # A fresh checkpoint reads every Bronze object, and nothing of the old version is merged.
             log.info("bronze_to_silver: rebuilding Silver from all of Bronze (%s)", rebuild)
         elif current:
-            ctx.store.copy_prefix(silver.table_uri("_checkpoint", current["version"]), checkpoint)
-        merge = Merge(ctx, silver, None if rebuild else current, version)
+            ctx.store.copy_prefix(current["checkpoint"], checkpoint)
+        merge = Merge(ctx, silver, None if rebuild else current, write)
         backfill = bronze_files_in(settings, ctx.interval, ctx.store) if ctx.backfill and not rebuild else []
 
         def on_batch(df: DataFrame, files: list[str]) -> dict:
@@ -355,12 +351,14 @@ def run(ctx: RunContext) -> dict:
             on_batch(empty, [])
         if merge.figures is None:
             ctx.store.delete_prefix(checkpoint)  # nothing new: this version does not exist
+            write.abort()
             silver.stage(ctx.run_id, None, {"bronze_in": 0})
             log.info("bronze_to_silver: nothing new since Silver %s", current and current["version"])
             return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None, "nothing_new": True}
 
         figures = merge.figures
-        silver.stage(ctx.run_id, version, {
+        silver.stage(ctx.run_id, write, {
+            "checkpoint": checkpoint,
             "schema": schema_of(contract),
             "contract": contract.silver_fingerprint,
             "backfill": str(ctx.interval) if ctx.backfill else None,
@@ -369,4 +367,4 @@ def run(ctx: RunContext) -> dict:
         })
         silver.gc()
     shown = {k: v for k, v in figures.items() if k != "profile"}
-    return {"silver_version": version, "staged": version, **shown}
+    return {"staged": write.write_id, **shown}

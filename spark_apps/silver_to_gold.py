@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from mdp.core.context import RunContext
 from mdp.core.errors import StageError
-from mdp.core.lake import parquet_rows, silver_dataset, spark_uri
-from mdp.core.tables import gold_dataset
+from mdp.core.lake import parquet_rows, spark_uri
+from mdp.core.tables import gold_dataset, silver_dataset, spark_paths
 from spark_apps.features import build_features
 from spark_apps.session import get_spark
 from spark_apps.transforms import silver_schema
@@ -19,7 +19,8 @@ from spark_apps.transforms import silver_schema
 
 def run(ctx: RunContext) -> dict:
     settings, contract = ctx.settings, ctx.contract
-    silver = silver_dataset(settings, ctx.store).current()
+    silver_ds = silver_dataset(settings, ctx.store)
+    silver = silver_ds.current()
     if not silver:
         raise StageError("no published Silver: run bronze_to_silver and validate_silver first")
     gold = gold_dataset(settings, ctx.store)
@@ -30,8 +31,7 @@ def run(ctx: RunContext) -> dict:
             return {"gold_snapshot": current["version"], "gold_rows": current["rows"], "silver_version": silver["version"],
                     "new_snapshot": False, "nothing_new": True}
         spark = get_spark(settings)
-        state = spark.read.schema(silver_schema(contract)).parquet(
-            spark_uri(silver_dataset(settings, ctx.store).table_uri("state", silver["version"])))
+        state = spark.read.schema(silver_schema(contract)).parquet(*spark_paths(silver_ds.files("state", silver["version"])))
         write = gold.begin(ctx.run_id)
         target = write.staging("features")
         build_features(state, contract).coalesce(1).write.mode("overwrite").parquet(spark_uri(target))

@@ -46,8 +46,7 @@ import pandas as pd
 from mdp.core.context import RunContext, StageError
 from mdp.core.contract import Contract
 from mdp.core.errors import Unavailable
-from mdp.core.lake import silver_dataset
-from mdp.core.tables import gold_dataset
+from mdp.core.tables import gold_dataset, silver_dataset
 from mdp.core.settings import check_reachable
 from training.registry import (  # noqa: F401  (re-exported: scoring and tests import them from here)
     CHAMPION,
@@ -399,8 +398,8 @@ def train(ctx: RunContext) -> dict:
     if decision.promote:  # retention keeps the champion's lineage: its Gold snapshot and Silver version
         why = f"{name} v{version} ({CHAMPION}) was trained on it"
         gold_dataset(settings, ctx.store).pin(CHAMPION, {"features": snapshot}, why)
-        if current.get("silver_version"):
-            silver_dataset(settings, ctx.store).pin(CHAMPION, current["silver_version"], why)
+        if current.get("silver_version") is not None:
+            silver_dataset(settings, ctx.store).pin_version(CHAMPION, current["silver_version"], why)
     new_champion = version if decision.promote else champion.version
     log.info("model v%s (%s) roc_auc=%.4f: %s (%s)", version, winner, metrics["roc_auc"], decision.outcome, decision.reason)
     return {

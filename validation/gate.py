@@ -1,14 +1,14 @@
 """The quality gate: GX validates what a run staged; only a passing version is published.
 
-Write-audit-publish: bronze_to_silver stages a new Silver version under its run id, this stage
-audits exactly that version and publishes it by a compare-and-swap of the `_CURRENT` pointer
-(it fails if Silver moved since the version was staged). On failure the version is marked
-rejected and the pointer stays put, so Gold, the model and every reader keep the last good Silver;
+Write-audit-publish: bronze_to_silver stages a Silver write under its run id (files outside the
+Delta logs), this stage audits exactly those files and publishes them as one Delta commit per table
+(it fails if Silver moved since the write began). On failure the write is marked rejected and
+never enters a log, so Gold, the model and every reader keep the last good Silver;
 the error names the failed expectations, the contract thresholds they enforce, the records behind
 them, how to go on, and the Data Docs. Running the gate again for the same run (while its staged
 entry is kept: mdp.core.lake.STAGED_TTL) gives the same answer: a rejected run stays rejected, a
-published one reports published, also when the earlier attempt died after moving the pointer
-(tests/pipeline/test_edges_deletes_and_retries.py). Clearing a task in Airflow cannot drop a batch.
+published one reports published, also when the earlier attempt died after its commit (the
+write's Delta `txn`; tests/pipeline/test_edges_deletes_and_retries.py). Clearing a task in Airflow cannot drop a batch.
 
 Its cost follows the new data: it reads the run's batch and the rows the run changed, never the
 whole table; whole-table facts come from the manifest bronze_to_silver wrote.
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 from mdp.core.context import RunContext  # noqa: E402
 from mdp.core.contract import Contract  # noqa: E402
 from mdp.core.errors import GateFailed, StageError  # noqa: E402
-from mdp.core.lake import arrow_filesystem, read_parquet, silver_dataset  # noqa: E402
+from mdp.core.lake import arrow_filesystem, read_parquet  # noqa: E402
+from mdp.core.tables import Write, silver_dataset  # noqa: E402
 from mdp.core.storage import Store, join  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -218,16 +219,17 @@ def run(ctx: RunContext) -> dict:
         raise StageError(f"nothing staged in Silver for run {ctx.run_id!r}: run bronze_to_silver for this run first")
     if staged["status"] == "rejected":  # the same data gets the same answer
         raise GateFailed(staged["rejection"]["message"])
-    if staged["version"] is None:
+    if not staged.get("write"):
         return {"validated_version": None, "published": False, "reason": "nothing new in Bronze", "nothing_new": True}
-    version = staged["version"]
     if staged["status"] == "published":
-        return {"validated_version": version, "published": True, "silver_rows": staged.get("silver_rows")}
+        return {"validated_version": staged["version"], "published": True, "silver_rows": staged.get("silver_rows")}
+    write = Write.from_doc(silver, staged["write"])
+    version = write.write_id  # the staged write; its Delta version comes with the commit
     from validation.suite import batch_suite, changes_suite, hour_suites, live_counts, rule_values, table_suite, with_future_limit
 
     # Both carry each row's ingest time: "future" is judged against it, as Spark judges it.
-    batch = with_future_limit(read_parquet(settings, silver.table_uri("batch", version)).to_pandas(), contract)
-    changes = with_future_limit(read_parquet(settings, silver.table_uri("changes", version)).to_pandas(), contract)
+    batch = with_future_limit(read_parquet(settings, write.staging("batch")).to_pandas(), contract)
+    changes = with_future_limit(read_parquet(settings, write.staging("changes")).to_pandas(), contract)
     profile = (silver.current() or {}).get("profile")
     facts = pd.DataFrame([{"rows": staged["profile"]["rows"], "keys": staged["profile"]["keys"]}])
     accepted = int((~batch["_quarantined"]).sum()) if len(batch) else 0
@@ -235,7 +237,7 @@ def run(ctx: RunContext) -> dict:
     live_rows, live_keys = live_counts(contract, batch)  # drift leaves deletes out
     report_uri = silver.reports_uri(version)
     with tempfile.TemporaryDirectory(prefix="mdp-gx-") as docs:
-        mismatches = schema_mismatches(_schema(settings, silver.table_uri("state", version)), contract)
+        mismatches = schema_mismatches(_schema(settings, write.staging("state")), contract)
         # A catch-up: each share threshold per ingest hour too; a rebuild and a first run alike, so
         # that `--all` and a fresh run over the same Bronze give the same verdict. (A resend's bad
         # records are copies in the batch, as its good ones are: its hour is not left wholly bad.)
@@ -258,7 +260,7 @@ def run(ctx: RunContext) -> dict:
     docs_index = join(report_uri, "index.html")
     if not success:
         behind = records_behind(failures, batch, contract)
-        message = (f"GX validation failed for Silver version {version} (run {ctx.run_id}); Silver, Gold and the model "
+        message = (f"GX validation failed for Silver write {version} (run {ctx.run_id}); Silver, Gold and the model "
                    f"are unchanged, and the same Bronze objects will be read again by the next run.\n"
                    f"Failed expectations:\n{describe(failures)}\n"
                    + (f"Records behind them (up to 3 each):\n{behind}\n" if behind else "")
@@ -268,9 +270,9 @@ def run(ctx: RunContext) -> dict:
     with silver.lease(ctx.run_id):
         published = silver.publish(ctx.run_id)
         silver.gc()
-    log.info("published Silver %s", version)
+    log.info("published Silver %s (write %s)", published["version"], version)
     return {
-        "validated_version": version,
+        "validated_version": published["version"],
         "published": True,
         "silver_rows": published.get("silver_rows"),
         "changed": published.get("changed"),

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from mdp.core.errors import ConfigError, StageError
-from mdp.core.lake import arrow_filesystem, arrow_path, bronze_table_uri, silver_dataset
+from mdp.core.lake import arrow_filesystem, arrow_path, bronze_table_uri
 from mdp.core.settings import Settings
-from mdp.core.storage import store_for
-from mdp.core.tables import gold_dataset, scores_dataset
+from mdp.core.storage import join, store_for
+from mdp.core.tables import gold_dataset, scores_dataset, silver_dataset
 
 SILVER_NAMES = ("state", "quarantine")
 
@@ -38,13 +38,12 @@ def current_version(settings: Settings, name: str) -> int | str | None:
     """The published version of a table (None: not published yet; "-" for Bronze, which has none)."""
     if name == "bronze":
         return "-"
-    if name.startswith("silver."):
-        return (silver_dataset(settings).current() or {}).get("version")
-    dataset = _gold(settings, name)
-    return (dataset.current() or {}).get("version")
+    return _dataset(settings, name).primary.version()  # Silver's version is its state table's
 
 
-def _gold(settings: Settings, name: str):
+def _dataset(settings: Settings, name: str):
+    if name in (f"silver.{t}" for t in SILVER_NAMES):
+        return silver_dataset(settings)
     if name == "gold.features":
         return gold_dataset(settings)
     if name == f"gold.{settings.data_contract.scores_name}":
@@ -65,24 +64,16 @@ def dataset(settings: Settings, name: str, version: int | str | None = None) -> 
             return None
         part = ds.partitioning(pa.schema([("ingest_date", pa.string()), ("ingest_hour", pa.string())]), flavor="hive")
         return ds.dataset(arrow_path(base), format="parquet", filesystem=fs, partitioning=part)
-    if name.startswith("silver."):
-        silver = silver_dataset(settings)
-        current = silver.current()
-        if current is None:
-            return None
-        version = version or current["version"]
-        if version not in {current["version"], *current.get("history", [])}:
-            raise StageError(f"{name} has no version {version!r} (kept: {', '.join(current.get('history', []))})")
-        return ds.dataset(arrow_path(silver.table_uri(name.split(".", 1)[1], str(version))), format="parquet", filesystem=fs)
-    gold = _gold(settings, name)
-    latest = gold.primary.version()
+    data, table = _dataset(settings, name), name.split(".", 1)[1]
+    latest = data.primary.version()
     if latest is None:
         return None
     if version is not None and not 0 <= _as_int(name, version) <= latest:
         raise StageError(f"{name} has no version {version} (its versions run from 0 to {latest}; vacuum keeps the "
                          "recent ones and the champion's)")
     try:
-        return gold.primary.dataset(None if version is None else _as_int(name, version))
+        # A version is the dataset's (Silver's is its state table's): quarantine as of Silver N.
+        return data.table(table).dataset(data.version_of(table, None if version is None else _as_int(name, version)))
     except Exception as exc:  # delta-rs: a version whose log or files retention removed
         raise StageError(f"{name} version {version} cannot be read (retention removed it?): {exc}") from None
 
@@ -96,10 +87,13 @@ def _as_int(name: str, version) -> int:
 
 def files(settings: Settings, name: str, version: int | str | None = None) -> list[str]:
     """The lake URIs a table's version reads (what Spark is given)."""
-    found = dataset(settings, name, version)
-    if found is None:
+    if dataset(settings, name, version) is None:  # also checks the name and the version
         raise StageError(f"{name}: nothing published yet")
-    return [f"s3://{p}" if settings.lake_is_s3 else f"file://{p}" for p in found.files]
+    if name == "bronze":
+        base = bronze_table_uri(settings)
+        return [join(base, p) for p in store_for(settings).walk_files(base) if p.endswith(".parquet")]
+    data, table = _dataset(settings, name), name.split(".", 1)[1]
+    return data.files(table, None if version is None else _as_int(name, version))
 
 
 def read(settings: Settings, name: str, version: int | str | None = None, columns: list[str] | None = None) -> pa.Table:

@@ -1,25 +1,11 @@
-"""Lake layout, hourly intervals, and versioned datasets published by compare-and-swap.
+"""Lake layout, hourly intervals, the writer's lease, and Parquet helpers.
 
     bronze/<entity>/ingest_date=YYYY-MM-DD/ingest_hour=HH/part-<source>-p<partition>-o<first>-<last>.parquet
-    silver/<entity>/state/v=<version>/        latest state per key (tombstones kept)
-    silver/<entity>/quarantine/v=<version>/   every quarantined record so far, with its reasons
-    silver/<entity>/batch/v=<version>/        the run's distinct deliveries as parsed (what the gate checks)
-    silver/<entity>/changes/v=<version>/      the state rows this version changed
-    silver/<entity>/_checkpoint/v=<version>/  the Structured Streaming checkpoint as of this version
-    silver/<entity>/_reports/gx/<version>/    validation JSON and Data Docs
-    silver/<entity>/_CURRENT.json             the published version's manifest
-    silver/<entity>/_staged/<run>.json        a run's staged version, awaiting the gate (or rejected by it)
-    silver/<entity>/_LEASE.json               the one writer's lease
-    silver/<entity>/_PINS.json                versions that retention keeps (the champion's lineage)
-    gold/<entity>/features/v=<snapshot>/      gold/<entity>/_CURRENT.json ...
-    gold/<entity>/<scores>/v=<version>/       the champion's scores of a Gold snapshot (own _CURRENT.json,
-                                              _LEASE.json in gold/<entity>/<scores>/; <scores> from the contract)
+    silver/<entity>/<table>/, gold/<entity>/<table>/   Delta tables (mdp/core/tables.py)
 
-A version becomes visible only when `_CURRENT.json` names it, and `_CURRENT.json` only moves by a
-compare-and-swap from the version a writer started from, so readers never see a half-written
-table and two writers can never both publish. A crash before the pointer leaves an unreferenced
-folder that readers never see and `gc` removes; a crash after it leaves a published version whose
-staged entry is marked on the next look (`staged`), so the retried run finds it published.
+Bronze is plain Parquet in hour partitions: it only grows, and every object is immutable. Silver
+and Gold are Delta Lake tables committed by delta-rs (mdp.core.tables); one writer per dataset
+holds the Lease below.
 """
 
 from __future__ import annotations
@@ -27,18 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from mdp.core.errors import Busy, StageError
+from mdp.core.errors import Busy
 from mdp.core.settings import Settings
 from mdp.core.storage import LocalStore, Store, join, store_for
 
@@ -56,7 +40,6 @@ BRONZE_SCHEMA = pa.schema(
         ("ingest_ts", pa.timestamp("us", tz="UTC")),
     ]
 )
-STAGED_TTL = timedelta(days=7)  # a staged or rejected version (and its Data Docs) is kept this long
 
 
 def hour_floor(ts: datetime) -> datetime:
@@ -145,11 +128,6 @@ def all_bronze_hours(settings: Settings, store: Store | None = None) -> list[dat
             if h.startswith("ingest_hour="):
                 hours.append(datetime.fromisoformat(f"{d.split('=')[1]}T{h.split('=')[1]}:00+00:00"))
     return sorted(hours)
-
-
-def new_version() -> str:
-    # Sortable by time, unique across concurrent writers.
-    return f"{utcnow():%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
 
 
 # ---- the writer's lease ------------------------------------------------------------------------------
@@ -262,192 +240,6 @@ class Lease:
         current, _ = self.store.get_versioned(self.uri)
         if current and json.loads(current).get("owner") == self.owner:
             self.store.delete(self.uri)
-
-
-# ---- versioned datasets ------------------------------------------------------------------------------
-class VersionedDataset:
-    """Several tables of one entity in one layer, published together by a compare-and-swap of one
-    small pointer. Data goes to <layer>/<entity>/<table>/v=<version>/."""
-
-    def __init__(self, settings: Settings, layer: str, tables: tuple[str, ...], store: Store | None = None,
-                 under: str | None = None):
-        self.settings = settings
-        self.layer = layer
-        self.tables = tables  # "": the versions sit right under the root (a one-table dataset)
-        self.root = join(settings.layer_uri(layer), settings.data_contract.entity, *([under] if under else []))
-        self.store = store or store_for(settings)
-        self._lease: Lease | None = None
-
-    def table_uri(self, table: str, version: str) -> str:
-        return join(self.root, *([table] if table else []), f"v={version}")
-
-    def reports_uri(self, version: str) -> str:
-        return join(self.root, "_reports", "gx", version)
-
-    # -- pointers --
-    def _read(self, name: str) -> tuple[dict | None, str | None]:
-        data, token = self.store.get_versioned(join(self.root, name))
-        return (json.loads(data) if data else None), token
-
-    def current(self) -> dict | None:
-        return self._read("_CURRENT.json")[0]
-
-    def staged(self, run_id: str) -> dict | None:
-        """A run's staged entry. One still "staged" whose version the pointer names (or named: its
-        history) was published by a process that died before marking it (see publish): it is
-        marked now, so a retry of the run finds what it published."""
-        doc = self._read(f"_staged/{run_id}.json")[0]
-        if doc and doc.get("status") == "staged" and doc.get("version"):
-            current = self.current() or {}
-            if doc["version"] in {current.get("version"), *current.get("history", [])}:
-                self._mark_published(doc, current.get("published_at") if current.get("version") == doc["version"] else None)
-        return doc
-
-    def _mark_published(self, doc: dict, published_at: str | None) -> None:
-        # Kept (until gc) so that running the gate again for this run finds it published.
-        doc.update(status="published", published_at=published_at)
-        self.store.put_text(join(self.root, "_staged", f"{doc['run_id']}.json"), json.dumps(doc, indent=1, default=str))
-
-    def all_staged(self) -> list[dict]:
-        docs = [self._read(f"_staged/{name}")[0] for name in self.store.list_files(join(self.root, "_staged"))]
-        return [d for d in docs if d]
-
-    def _before_pointer(self) -> None:
-        # Test hook (tests/reliability): MDP_TEST_CRASH_BEFORE_POINTER=<layer> SIGKILLs this process
-        # after the data is written and before the pointer names it: the crash window to survive.
-        if os.environ.get("MDP_TEST_CRASH_BEFORE_POINTER") == self.layer:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def _after_pointer(self) -> None:
-        # Test hook (tests/pipeline/test_edges_deletes_and_retries.py): MDP_TEST_CRASH_AFTER_POINTER=<layer>
-        # SIGKILLs this process once the pointer names the new version, before anything else is recorded.
-        if os.environ.get("MDP_TEST_CRASH_AFTER_POINTER") == self.layer:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    # -- the writer's lease --
-    @contextmanager
-    def lease(self, run_id: str):
-        """Hold the dataset's writer lease for the block (re-entrant within one process)."""
-        if self._lease is not None:
-            yield self._lease
-            return
-        lease = Lease(self.store, join(self.root, "_LEASE.json"), run_id, self.settings.lease_ttl_s).acquire()
-        self._lease = lease
-        try:
-            yield lease
-        finally:
-            self._lease = None
-            lease.release()
-
-    # -- staging and publishing --
-    def stage(self, run_id: str, version: str | None, manifest: dict) -> dict:
-        """Record the version a run wrote (None: the run found nothing new). A retry of the same run
-        replaces its earlier staged entry; other runs' entries are untouched."""
-        current = self.current()
-        doc = {"run_id": run_id, "version": version, "status": "staged", "staged_at": utcnow().isoformat(),
-               "based_on": current and current["version"], **manifest}
-        self._before_pointer()
-        self.store.put_text(join(self.root, "_staged", f"{run_id}.json"), json.dumps(doc, indent=1, default=str))
-        return doc
-
-    def reject(self, run_id: str, reason: dict) -> None:
-        doc = self.staged(run_id)
-        if doc:
-            doc.update(status="rejected", rejected_at=utcnow().isoformat(), rejection=reason)
-            self.store.put_text(join(self.root, "_staged", f"{run_id}.json"), json.dumps(doc, indent=1, default=str))
-
-    def commit(self, version: str, manifest: dict, based_on: str | None) -> dict:
-        """Move the pointer to `version` if it still names `based_on` (compare-and-swap)."""
-        if self._lease:
-            self._lease.check()
-        current, token = self._read("_CURRENT.json")
-        found = current and current["version"]
-        if found != based_on:
-            raise StageError(
-                f"{self.root}: the published version moved from {based_on} to {found} while this version was "
-                f"written; {version} was not published (run the stage again to build on {found})"
-            )
-        history = (current or {}).get("history", [])
-        doc = {"version": version, **manifest, "published_at": utcnow().isoformat(),
-               "history": ([version] + [h for h in history if h != version])[:50]}
-        data = json.dumps(doc, indent=1, default=str).encode()
-        self._before_pointer()
-        uri = join(self.root, "_CURRENT.json")
-        ok = self.store.put_if_match(uri, data, token) if token else self.store.put_if_absent(uri, data)
-        if not ok:
-            raise StageError(f"{self.root}: another writer published first; {version} was not published")
-        self._after_pointer()
-        return doc
-
-    def publish(self, run_id: str) -> dict:
-        """Publish the version a run staged, exactly that one, if nothing moved since it was staged.
-        Two writes: the pointer, then the staged entry marked published. A crash between them is
-        repaired by the next look at the entry (staged()): a retry finds the version published."""
-        staged = self.staged(run_id)
-        if not staged or not staged.get("version"):
-            raise StageError(f"{self.root}: run {run_id} has no staged version")
-        if staged.get("status") == "published":
-            return self.current() or staged
-        manifest = {k: v for k, v in staged.items() if k not in ("version", "status", "history", "rejection")}
-        doc = self.commit(staged["version"], manifest, staged["based_on"])
-        self._mark_published(staged, doc["published_at"])
-        return doc
-
-    # -- retention --
-    def pins(self) -> dict[str, dict]:
-        return self._read("_PINS.json")[0] or {}
-
-    def pin(self, name: str, version: str, reason: str) -> None:
-        """Keep `version` through gc under `name` (replacing what `name` pinned before)."""
-        uri = join(self.root, "_PINS.json")
-        for _ in range(5):
-            pins, token = self._read("_PINS.json")
-            new = {**(pins or {}), name: {"version": version, "reason": reason, "pinned_at": utcnow().isoformat()}}
-            data = json.dumps(new, indent=1).encode()
-            if self.store.put_if_match(uri, data, token) if token else self.store.put_if_absent(uri, data):
-                return
-        raise Busy(f"{uri}: could not update the pins (concurrent writers)")
-
-    def live_versions(self, keep: int) -> set[str]:
-        current = self.current() or {}
-        live = set(current.get("history", [])[:keep])
-        live |= {p["version"] for p in self.pins().values()}
-        cutoff = utcnow() - STAGED_TTL
-        for doc in self.all_staged():
-            if doc.get("version") and datetime.fromisoformat(doc["staged_at"]) >= cutoff:
-                live.add(doc["version"])
-        return live
-
-    def gc(self, keep: int = 3) -> list[str]:
-        """Delete versions (and their Data Docs) that no pointer, pin or recent staged entry names,
-        beyond the last `keep` published ones. Staged entries older than STAGED_TTL go too."""
-        if self._lease:
-            self._lease.check()  # a writer whose lease lapsed must not delete another's new version
-        live = self.live_versions(keep)
-        removed = []
-        for table in (*self.tables, "_checkpoint"):
-            where = join(self.root, table) if table else self.root
-            for d in self.store.list_dirs(where):
-                if d.startswith("v=") and d[2:] not in live:
-                    self.store.delete_prefix(join(where, d))
-                    removed.append(f"{table}/{d}" if table else d)
-        for version in self.store.list_dirs(join(self.root, "_reports", "gx")):
-            if version not in live:
-                self.store.delete_prefix(self.reports_uri(version))
-                removed.append(f"_reports/gx/{version}")
-        cutoff = utcnow() - STAGED_TTL
-        for doc in self.all_staged():
-            if datetime.fromisoformat(doc["staged_at"]) < cutoff:
-                self.store.delete(join(self.root, "_staged", f"{doc['run_id']}.json"))
-        return removed
-
-
-# `seen`: every distinct event, kept only when the contract has no event time (see Merge._unseen).
-SILVER_TABLES = ("state", "quarantine", "batch", "changes", "seen")
-
-
-def silver_dataset(settings: Settings, store: Store | None = None) -> VersionedDataset:
-    return VersionedDataset(settings, "silver", SILVER_TABLES, store)
 
 
 def spark_uri(uri: str) -> str:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from mdp.core.errors import Busy, StageError
-from mdp.core.lake import Lease, arrow_filesystem, arrow_path, spark_uri, utcnow
+from mdp.core.lake import Lease, arrow_filesystem, arrow_path, read_parquet, spark_uri, utcnow
 from mdp.core.settings import Settings
 from mdp.core.storage import Store, join, store_for
 
@@ -234,7 +234,17 @@ class Dataset:
 
     def current(self) -> dict | None:
         """The published version's manifest (with "version"), or None before the first publish."""
-        return self.primary.manifest()
+        found = self.primary.manifest()
+        if found is None:
+            self._refuse_old_layout()
+        return found
+
+    def _refuse_old_layout(self) -> None:
+        scores = self.tables == (self.settings.data_contract.scores_name,)
+        pointer = join(self.root, *((self.tables[0],) if scores else ()), "_CURRENT.json")
+        if self.store.get_bytes(pointer) is not None:
+            raise StageError(f"{pointer}: this lake is in the layout before Delta tables (v=<version>/ folders); "
+                             "convert it once with `mdp lake convert`")
 
     def version_of(self, table: str, version: int | None = None) -> int | None:
         """The version of `table` that belongs to the dataset's `version` (default: the published one)."""
@@ -295,6 +305,64 @@ class Dataset:
                 removed.append(f"{name}/{d}")
         return removed
 
+    # -- a write that waits for its gate (write-audit-publish across processes) --
+    def _staged_uri(self, run_id: str) -> str:
+        return join(self.root, "_staged", f"{run_id}.json")
+
+    def stage(self, run_id: str, write: "Write | None", manifest: dict) -> dict:
+        """Record what a run staged (write None: the run found nothing new). A retry of the same run
+        replaces its earlier entry; other runs' entries are untouched."""
+        current = self.current()
+        _crash_hook("MDP_TEST_CRASH_BEFORE_POINTER", self.layer)
+        doc = {"run_id": run_id, "status": "staged", "staged_at": utcnow().isoformat(), "version": None,
+               "write": write and write.to_doc(), "based_on": current and current["version"], **manifest}
+        self.store.put_text(self._staged_uri(run_id), json.dumps(doc, indent=1, default=str))
+        return doc
+
+    def staged(self, run_id: str) -> dict | None:
+        """A run's staged entry. One still "staged" whose write the log holds (its `txn`) was
+        published by a process that died before marking it: it is marked now, so a retry of the
+        run finds what it published."""
+        data = self.store.get_text(self._staged_uri(run_id))
+        doc = json.loads(data) if data else None
+        if doc and doc.get("status") == "staged" and doc.get("write"):
+            version = Write.from_doc(self, doc["write"]).committed()
+            if version is not None:
+                self._mark(doc, status="published", version=version)
+        return doc
+
+    def _mark(self, doc: dict, **fields) -> None:
+        doc.update(fields)
+        self.store.put_text(self._staged_uri(doc["run_id"]), json.dumps(doc, indent=1, default=str))
+
+    def reject(self, run_id: str, reason: dict) -> None:
+        doc = self.staged(run_id)
+        if doc:
+            self._mark(doc, status="rejected", rejected_at=utcnow().isoformat(), rejection=reason)
+
+    def publish(self, run_id: str) -> dict:
+        """Commit the write a run staged, exactly that one, if no table moved since it began.
+        Then the entry is marked; a crash between the two is repaired by staged()."""
+        staged = self.staged(run_id)
+        if not staged or not staged.get("write"):
+            raise StageError(f"{self.root}: run {run_id} has no staged version")
+        if staged["status"] != "published":
+            manifest = {k: v for k, v in staged.items()
+                        if k not in ("status", "write", "version", "staged_at", "based_on", "rejection", "rejected_at")}
+            version = Write.from_doc(self, staged["write"]).commit(manifest)
+            self._mark(staged, status="published", version=version, published_at=utcnow().isoformat())
+        return self.primary.manifest(staged["version"])
+
+    def all_staged(self) -> list[dict]:
+        docs = [self.store.get_text(join(self.root, "_staged", n)) for n in self.store.list_files(join(self.root, "_staged"))]
+        return [json.loads(d) for d in docs if d]
+
+    def waiting(self) -> frozenset[str]:
+        """Writes of staged entries younger than the retention, not published: their files stay."""
+        cutoff = utcnow().timestamp() - RETENTION_HOURS * 3600
+        return frozenset(d["write"]["write_id"] for d in self.all_staged()
+                         if d.get("write") and d["status"] != "published" and _ts(d["staged_at"]) >= cutoff)
+
     # -- retention --
     def pins(self) -> dict[str, dict]:
         data = self.store.get_text(join(self.root, "_PINS.json"))
@@ -313,6 +381,11 @@ class Dataset:
             if self.store.put_if_match(uri, body, token) if token else self.store.put_if_absent(uri, body):
                 return
         raise Busy(f"{uri}: could not update the pins (concurrent writers)")
+
+    def pin_version(self, name: str, version: int, reason: str) -> None:
+        """Pin a dataset version: the primary table's and the other tables' that belong to it."""
+        tables = (self.primary.manifest(version) or {}).get("tables", {}) if isinstance(version, int) else {}
+        self.pin(name, {**{t: v for t, v in tables.items() if v is not None}, self.tables[-1]: version}, reason)
 
     def vacuum(self, keep: int = 3, retention_hours: int = RETENTION_HOURS, dry_run: bool = False) -> dict[str, list[str]]:
         """Per table: delete files that neither the last `keep` versions, nor a pinned version, nor the
@@ -370,12 +443,15 @@ class Write:
             if t.txn_version(self.write_id) is not None:
                 versions[name] = _txn_commit(t, self.write_id)
                 continue  # committed by an earlier attempt of this write
+            primary = name == ds.tables[-1]
+            if not primary and not self.has_staged(name):
+                versions[name] = t.version()  # not written by this run (Silver's `seen` under an event time)
+                continue
             found = t.version()
             if found != self.based_on.get(name):
                 raise StageError(
                     f"{t.uri}: the published version moved from {self.based_on.get(name)} to {found} while run "
                     f"{self.run_id} wrote; nothing of it was published there (run the stage again to build on {found})")
-            primary = name == ds.tables[-1]
             if primary:
                 _crash_hook("MDP_TEST_CRASH_BEFORE_POINTER", ds.layer)
             # The primary's manifest names the versions of the others that belong to it.
@@ -385,11 +461,20 @@ class Write:
                 _crash_hook("MDP_TEST_CRASH_AFTER_POINTER", ds.layer)
         return versions[ds.tables[-1]]
 
+    def has_staged(self, table: str) -> bool:
+        return any(f.endswith(".parquet") for f in self.dataset.store.walk_files(self.staging(table)))
+
     def abort(self) -> None:
         """The staged files go; none of them was ever in a log."""
         for name in self.dataset.tables:
             if self.dataset.table(name).txn_version(self.write_id) is None:
                 self.dataset.store.delete_prefix(self.staging(name))
+
+
+def _ts(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def _txn_commit(t: Table, write_id: str) -> int:
@@ -422,3 +507,57 @@ def scores_dataset(settings: Settings, store: Store | None = None) -> Dataset:
     """The champion's scores of a Gold snapshot: gold/<entity>/<scores>/ (<scores> from the contract)."""
     name = settings.data_contract.scores_name
     return Dataset(settings, "gold", (name,), store, lease_name=f"_LEASE-{name}.json")
+
+
+# Silver's tables, committed in this order: state last, so its version is Silver's version.
+# `seen`: every distinct event, kept only when the contract has no event time (bronze_to_silver's Merge._unseen).
+SILVER_TABLES = ("batch", "changes", "seen", "quarantine", "state")
+
+
+class SilverDataset(Dataset):
+    """Silver: its tables, the Structured Streaming checkpoint of each write, and the gate's reports.
+
+        silver/<entity>/<table>/                 Delta tables (state is the primary)
+        silver/<entity>/_checkpoint/<write>/     the file-source checkpoint as of that write
+        silver/<entity>/_reports/gx/<write>/     validation JSON and Data Docs
+        silver/<entity>/_staged/<run>.json       a run's staged write, awaiting the gate (or rejected by it)
+    """
+
+    def checkpoint_uri(self, write_id: str) -> str:
+        return join(self.root, "_checkpoint", write_id)
+
+    def reports_uri(self, write_id: str) -> str:
+        return join(self.root, "_reports", "gx", write_id)
+
+    def read_staged(self, run_id: str, table: str):
+        """A table as a run staged it (published or not): what its gate audits."""
+        doc = self.staged(run_id)
+        if not doc or not doc.get("write"):
+            raise StageError(f"{self.root}: run {run_id} staged nothing")
+        if doc["status"] == "published":
+            return self.read(table, doc["version"])
+        return read_parquet(self.settings, Write.from_doc(self, doc["write"]).staging(table))
+
+    def gc(self, keep: int = 3) -> list[str]:
+        """Vacuum the tables; delete checkpoints and reports that neither a kept or pinned version nor
+        a waiting write names, and staged entries older than the retention."""
+        removed = [f"{t}/{f}" for t, files in self.vacuum(keep).items() for f in files]
+        latest = self.primary.version()
+        versions = set() if latest is None else set(range(max(0, latest - keep + 1), latest + 1))
+        versions |= {p["versions"]["state"] for p in self.pins().values() if "state" in p.get("versions", {})}
+        live = set(self.waiting())
+        live |= {(self.primary.manifest(v) or {}).get("write_id") for v in versions}
+        for folder in ("_checkpoint", "_reports/gx"):
+            for write_id in self.store.list_dirs(join(self.root, folder)):
+                if write_id not in live:
+                    self.store.delete_prefix(join(self.root, folder, write_id))
+                    removed.append(f"{folder}/{write_id}")
+        cutoff = utcnow().timestamp() - RETENTION_HOURS * 3600
+        for doc in self.all_staged():
+            if _ts(doc["staged_at"]) < cutoff:
+                self.store.delete(self._staged_uri(doc["run_id"]))
+        return removed
+
+
+def silver_dataset(settings: Settings, store: Store | None = None) -> SilverDataset:
+    return SilverDataset(settings, "silver", SILVER_TABLES, store)

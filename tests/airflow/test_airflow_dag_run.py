@@ -122,7 +122,7 @@ def write_malformed_batch(s, hour: datetime, n: int) -> list[str]:
 
 
 def test_corrupted_batch_stops_at_the_gate(good_run, dag, capfd):
-    from mdp.core.lake import silver_dataset
+    from mdp.core.tables import silver_dataset
     from mdp.core.tables import gold_dataset
 
     assert str(good_run.state) == "success", "the good run is the baseline"

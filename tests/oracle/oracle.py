@@ -25,7 +25,8 @@ from bench import duckdb_pipeline
 from bench.common import _normalise
 from ingestion.bronze import RawRecord, write_bronze
 from mdp.core import catalog
-from mdp.core.lake import bronze_table_uri, read_parquet, silver_dataset
+from mdp.core.lake import bronze_table_uri, read_parquet
+from mdp.core.tables import silver_dataset
 from mdp.core.storage import store_for
 
 FIGURES = ("bronze_objects", "bronze_in", "accepted", "quarantined", "duplicates", "new_keys", "changed",
@@ -78,7 +79,7 @@ def published(settings, staged_run: str | None = None) -> dict[str, pa.Table]:
     """What Spark published: Silver state and quarantine, the batch of the current version, Gold."""
     silver = silver_dataset(settings)
     out = {t: catalog.read(settings, f"silver.{t}") for t in ("state", "quarantine")}
-    out["batch"] = read_parquet(settings, silver.table_uri("batch", silver.current()["version"]))
+    out["batch"] = silver.read("batch")
     if catalog.current_version(settings, "gold.features") is not None:
         out["gold"] = catalog.read(settings, "gold.features")
     return out

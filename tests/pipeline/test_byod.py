@@ -21,7 +21,8 @@ import pytest
 
 from ingestion.file_source import ingest_file
 from mdp.core.context import RunContext
-from mdp.core.lake import Interval, read_parquet, silver_dataset
+from mdp.core.lake import Interval
+from mdp.core.tables import silver_dataset
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
@@ -65,7 +66,7 @@ def test_reingest_is_deduplicated_and_a_mismatched_header_is_quarantined_not_los
     assert b2s["quarantined"] == 30 and b2s["quarantine_reasons"] == {"unknown_field": 30}
     assert b2s["silver_rows"] == len({e["customer_id"] for e in good_events})
 
-    q = read_parquet(settings, silver_dataset(settings).table_uri("quarantine", b2s["silver_version"]))
+    q = silver_dataset(settings).read_staged("manual", "quarantine")  # staged, not yet through the gate
     assert q.num_rows == 30
     for reasons, value in zip(q.column("reasons").to_pylist(), q.column("value").to_pylist(), strict=True):
         assert {"unknown_field", "missing:email"} <= set(reasons)

@@ -14,7 +14,8 @@ from mdp.core.context import RunContext
 from mdp.core.contract import load_contract
 from mdp.core.errors import Busy, ConfigError, GateFailed, StageError
 from mdp.core import catalog
-from mdp.core.lake import Interval, Lease, silver_dataset, spark_uri
+from mdp.core.lake import Interval, Lease, spark_uri
+from mdp.core.tables import silver_dataset
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.core.storage import join, store_for
@@ -41,8 +42,7 @@ def run(settings, stages=SILVER, run_id=None, interval=None, backfill=False):
 
 
 def silver_checksum(spark, settings):
-    silver = silver_dataset(settings)
-    return content_checksum(spark.read.parquet(spark_uri(silver.table_uri("state", silver.current()["version"]))))
+    return content_checksum(spark.read.parquet(*[spark_uri(u) for u in catalog.files(settings, "silver.state")]))
 
 
 def messages(seed, hour=H, n=N):
@@ -181,7 +181,7 @@ def test_publishing_is_a_compare_and_swap_on_the_version_staged_from(lake):
     run(lake, stages=("bronze_to_silver",), run_id="first")
     silver = silver_dataset(lake)
     staged = silver.staged("first")
-    assert staged["version"] and staged["based_on"] == silver.current()["version"]
+    assert staged["write"] and staged["based_on"] == silver.current()["version"]
     # Another writer publishes in between (a backfill, here): the first run's version is now stale.
     run(lake, interval=Interval.hour_of(H), backfill=True, run_id="second")
     with pytest.raises(StageError, match="moved"):

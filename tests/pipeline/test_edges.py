@@ -64,7 +64,7 @@ def test_a_lake_folder_with_a_space_and_an_accent_is_one_lake(tmp_path):
                 env, timeout=600)
     assert r.returncode == 0, r.text[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("my")) == ["my lake é"]
-    assert (root / "bronze" / "customers").is_dir() and (root / "silver" / "customers" / "_CURRENT.json").is_file()
+    assert (root / "bronze" / "customers").is_dir() and (root / "silver" / "customers" / "state" / "_delta_log").is_dir()
 
 
 def _csv(path: Path, rows: list[dict]) -> Path:
@@ -143,7 +143,7 @@ def test_a_renamed_column_is_refused_before_silver_changes(tmp_path):
     published Silver stays as it was."""
     events = _csv(tmp_path / "events.csv", _customers(3, 40, 0))
     assert run_cli(["run", "--input", str(events), *SILVER], cli_env(tmp_path), timeout=600).returncode == 0
-    current = (tmp_path / ".mdp" / "lake" / "silver" / "customers" / "_CURRENT.json").read_text()
+    current = _silver_version(tmp_path)
 
     data = yaml.safe_load((CONTRACTS_DIR / "customers.yaml").read_text())
     next(c for c in data["columns"] if c["name"] == "last_login_date")["name"] = "last_seen_date"
@@ -155,17 +155,20 @@ def test_a_renamed_column_is_refused_before_silver_changes(tmp_path):
     r = run_cli(["run", "--input", str(later), *SILVER], cli_env(tmp_path, MDP_CONTRACT=str(renamed)), timeout=600)
     assert r.returncode == 2, r.text[-3000:]
     assert "columns.last_login_date: dropped while last_seen_date (date) was added: a rename is not compatible" in r.text
-    assert (tmp_path / ".mdp" / "lake" / "silver" / "customers" / "_CURRENT.json").read_text() == current
+    assert _silver_version(tmp_path) == current
 
 
 def _published(home: Path, entity: str, table: str = "state") -> list[dict]:
-    import json
+    """A Silver table's latest version, read by delta-rs straight from its folder."""
+    from deltalake import DeltaTable
 
-    import pyarrow.parquet as pq
+    return DeltaTable(str(home / ".mdp" / "lake" / "silver" / entity / table)).to_pyarrow_table().to_pylist()
 
-    root = home / ".mdp" / "lake" / "silver" / entity
-    version = json.loads((root / "_CURRENT.json").read_text())["version"]
-    return pq.read_table(root / table / f"v={version}").to_pylist()
+
+def _silver_version(home: Path, entity: str = "customers") -> int:
+    from deltalake import DeltaTable
+
+    return DeltaTable(str(home / ".mdp" / "lake" / "silver" / entity / "state")).version()
 
 
 def test_a_reingest_in_a_later_run_is_dropped_as_exact_copies_without_an_event_time(tmp_path):

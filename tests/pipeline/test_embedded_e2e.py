@@ -12,7 +12,8 @@ import pytest
 
 from mdp.core.context import GateFailed, RunContext
 from mdp.core import catalog
-from mdp.core.lake import Interval, read_parquet, silver_dataset, spark_uri
+from mdp.core.lake import Interval, spark_uri
+from mdp.core.tables import silver_dataset
 from mdp.shell.runner import run_pipeline
 from mdp.core.settings import get_settings
 from mdp.core.stages import STAGES, get_stage
@@ -32,10 +33,9 @@ def lake(tmp_path_factory, spark):
 
 
 def checksums(spark, settings):
-    silver = silver_dataset(settings)
-    s_uri = silver.table_uri("state", silver.current()["version"])
+    s_uris = [spark_uri(u) for u in catalog.files(settings, "silver.state")]
     g_uris = [spark_uri(u) for u in catalog.files(settings, "gold.features")]
-    return content_checksum(spark.read.parquet(spark_uri(s_uri))), content_checksum(spark.read.parquet(*g_uris))
+    return content_checksum(spark.read.parquet(*s_uris)), content_checksum(spark.read.parquet(*g_uris))
 
 
 def champion(settings):
@@ -54,7 +54,7 @@ def test_rows_are_conserved_and_reported(lake):
     assert f["quarantined"] > 0 and f["duplicates"] > 0  # the generator's dirty share arrived
     assert sum(f["quarantine_reasons"].values()) == f["quarantined"]
     assert report.figures("silver_to_gold")["gold_rows"] == f["silver_rows"]
-    q = read_parquet(settings, silver_dataset(settings).table_uri("quarantine", silver_dataset(settings).current()["version"]))
+    q = catalog.read(settings, "silver.quarantine")
     assert q.num_rows == f["quarantined"]
     assert all(q.column("reason").to_pylist())
 
@@ -141,7 +141,6 @@ def test_malformed_and_unknown_fields_are_quarantined_while_the_rest_flows(lake)
     assert f["quarantine_reasons"] == {"unparseable_json": 3, "unknown_field": 20}
     assert f["quarantined"] == 23 and f["accepted"] == 1000
     assert report.figures("validate_silver")["published"] is True
-    current = silver_dataset(settings).current()
-    q = read_parquet(settings, silver_dataset(settings).table_uri("quarantine", current["version"])).to_pandas()
+    q = catalog.read(settings, "silver.quarantine").to_pandas()
     hour_rows = q[q.ingest_hour == f"{hour:%H}"]
     assert len(hour_rows) == 23 and set(hour_rows.reason) == {"unparseable_json", "unknown_field"}

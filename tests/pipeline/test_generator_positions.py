@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mdp.core.context import RunContext
-from mdp.core.lake import Interval, read_parquet, silver_dataset
+from mdp.core import catalog
+from mdp.core.lake import Interval
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.shell.runner import run_pipeline
@@ -19,9 +20,8 @@ STAGES = [get_stage("land_bronze"), get_stage("bronze_to_silver"), get_stage("va
 
 
 def _quarantine(settings, report) -> tuple[int, int]:
-    silver = silver_dataset(settings)
-    version = report.figures("bronze_to_silver")["silver_version"]
-    return read_parquet(settings, silver.table_uri("quarantine", version)).num_rows, report.figures("bronze_to_silver")["duplicates"]
+    version = report.figures("validate_silver")["validated_version"]
+    return catalog.read(settings, "silver.quarantine", version).num_rows, report.figures("bronze_to_silver")["duplicates"]
 
 
 def test_two_generated_hours_quarantine_what_each_hour_does_alone(tmp_path, spark):

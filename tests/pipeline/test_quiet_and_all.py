@@ -20,7 +20,8 @@ EVENTS = "2000"
 def _state(home) -> dict:
     from mlflow.tracking import MlflowClient
 
-    from mdp.core.lake import all_bronze_hours, silver_dataset
+    from mdp.core.lake import all_bronze_hours
+    from mdp.core.tables import silver_dataset
     from mdp.core.settings import get_settings
     from mdp.core.tables import gold_dataset, scores_dataset
 
@@ -66,7 +67,7 @@ def test_all_reprocesses_bronze_and_makes_up_no_hours(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     state = _state(tmp_path)
     assert state["bronze_hours"] == hours, "the generator landed hours that were never there"
-    from mdp.core.lake import silver_dataset
+    from mdp.core.tables import silver_dataset
     from mdp.core.settings import get_settings
 
     assert silver_dataset(get_settings(home=tmp_path)).current()["bronze_in"] == 4000  # both hours read, nothing else

@@ -54,7 +54,8 @@ from ingestion.generator import generate_hour
 from mdp.core.context import RunContext
 from mdp.core.contract import CONTRACTS_DIR
 from mdp.core.errors import MdpError
-from mdp.core.lake import Interval, VersionedDataset, silver_dataset
+from mdp.core.lake import Interval
+from mdp.core.tables import silver_dataset
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
@@ -102,27 +103,24 @@ class Crash(BaseException):
 
 @contextmanager
 def crash_at(layer: str, when: str):
-    """Make the first pointer write of `layer` die before (or just after) it happens."""
-    before, commit, fired = VersionedDataset._before_pointer, VersionedDataset.commit, []
+    """Make the first publishing step of `layer` (staging, or the Delta commit) die before (or just
+    after) it happens: the hooks that MDP_TEST_CRASH_{BEFORE,AFTER}_POINTER fire in a real process."""
+    import mdp.core.tables as tables
 
-    def _before(self):
-        if when == "before" and self.layer == layer and not fired:
+    hook, fired = tables._crash_hook, []
+    wanted = "MDP_TEST_CRASH_BEFORE_POINTER" if when == "before" else "MDP_TEST_CRASH_AFTER_POINTER"
+
+    def _hook(var: str, at: str) -> None:
+        if var == wanted and at == layer and not fired:
             fired.append(True)
-            raise Crash(f"killed before the {layer} pointer")
-        before(self)
+            raise Crash(f"killed {when} the {layer} commit")
+        hook(var, at)
 
-    def _commit(self, *a, **kw):
-        doc = commit(self, *a, **kw)
-        if when == "after" and self.layer == layer and not fired:
-            fired.append(True)
-            raise Crash(f"killed after the {layer} pointer moved")
-        return doc
-
-    VersionedDataset._before_pointer, VersionedDataset.commit = _before, _commit
+    tables._crash_hook = _hook
     try:
         yield fired
     finally:
-        VersionedDataset._before_pointer, VersionedDataset.commit = before, commit
+        tables._crash_hook = hook
 
 
 def allowed(limit: float, rows: int, smallest: int) -> int:
@@ -373,7 +371,7 @@ class History:
             commands = [f"{env}mdp stage {s} --run-id r{r}{scope}" if s == where else f"mdp stage {s} --run-id r{r}{scope}"
                         for s in STAGES[: STAGES.index(where) + 1]]
             if not env:
-                commands[-1] += "  # dies right after its pointer write (in the test: raised after VersionedDataset.commit)"
+                commands[-1] += "  # dies right after its pointer write (in the test: raised after the Delta commit)"
             commands += [f"mdp stage {s} --run-id r{r}{scope}; echo exit $?  # the retry" if s == where else f"mdp stage {s} --run-id r{r}{scope}"
                          for s in STAGES[STAGES.index(where):]]
         self.step(f"run r{r}{scope}: {why}" + (f" ({crash}, then the retry)" if crash else ""), *commands)

@@ -146,10 +146,10 @@ def checksums(spark, settings) -> dict:
     return out
 
 
-def version_dirs(settings, layer: str, table: str) -> set[str]:
-    from mdp.core.lake import VersionedDataset
+def staged_dirs(settings, table: str) -> set[str]:
+    """The staging folders in a Silver table's folder (`staged-<write>`)."""
+    from mdp.core.tables import silver_dataset
 
-    ds = VersionedDataset(settings, layer, (table,))
-    return {d[2:] for d in ds.store.list_dirs(f"{ds.root}/{table}") if d.startswith("v=")}
+    return set(silver_dataset(settings).staged_writes(table))
 
 

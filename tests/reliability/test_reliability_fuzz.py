@@ -19,7 +19,8 @@ from ingestion.bronze import RawRecord, write_bronze
 from ingestion.generator import ingest_time
 from mdp.core.context import GateFailed, RunContext
 from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, load_contract
-from mdp.core.lake import Interval, bronze_table_uri, read_parquet, silver_dataset
+from mdp.core.lake import Interval, bronze_table_uri, read_parquet
+from mdp.core.tables import silver_dataset
 from mdp.shell.runner import run_stage
 from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
@@ -43,9 +44,8 @@ def fuzzed(tmp_path_factory, spark):
     ctx = RunContext(settings, Interval.hour_of(HOUR), run_id="fuzz")
     figures = run_stage(get_stage("bronze_to_silver"), ctx).figures  # must not raise
     silver = silver_dataset(settings)
-    version = silver.staged("fuzz")["version"]
-    quarantine = read_parquet(settings, silver.table_uri("quarantine", version)).to_pydict()
-    customers = read_parquet(settings, silver.table_uri("state", version)).to_pydict()
+    quarantine = silver.read_staged("fuzz", "quarantine").to_pydict()
+    customers = silver.read_staged("fuzz", "state").to_pydict()
     q = {}
     for p, o, value, reason, reasons in zip(quarantine["partition"], quarantine["offset"], quarantine["value"],
                                              quarantine["reason"], quarantine["reasons"]):

@@ -25,7 +25,8 @@ import pytest
 
 from mdp.core.context import GateFailed, RunContext
 from mdp.core import catalog
-from mdp.core.lake import Interval, bronze_partition, bronze_table_uri, new_version, read_parquet, silver_dataset
+from mdp.core.lake import Interval, bronze_partition, bronze_table_uri
+from mdp.core.tables import silver_dataset
 from mdp.core.storage import join, store_for
 from mdp.shell.runner import run_pipeline
 from mdp.core.stages import STAGES, get_stage
@@ -105,21 +106,24 @@ def stage_corrupted_silver(settings, corrupt, run_id: str) -> str:
     to it, the corrupted rows as its changes, and an honest manifest of what it wrote."""
     silver = silver_dataset(settings)
     cur = silver.current()
-    version = new_version()
-    before = read_parquet(settings, silver.table_uri("state", cur["version"]))
+    write = silver.begin(run_id)
+    before = silver.read("state", cur["version"])
     state = corrupt(before)
     changed = state.slice(0, 3) if state.num_rows == before.num_rows else pa.concat_tables([state.slice(0, 3), state.slice(before.num_rows)])
     for table, data in (("state", state), ("changes", changed)):
-        target = Path(silver.table_uri(table, version).removeprefix("file://"))
+        target = Path(write.staging(table).removeprefix("file://"))
         target.mkdir(parents=True)
         pq.write_table(data, target / "part-00000.parquet")
     for table in ("quarantine", "batch"):  # the rest as the current version has it
-        src = Path(silver.table_uri(table, cur["version"]).removeprefix("file://"))
-        shutil.copytree(src, Path(silver.table_uri(table, version).removeprefix("file://")))
+        target = Path(write.staging(table).removeprefix("file://"))
+        target.mkdir(parents=True)
+        for i, uri in enumerate(silver.files(table, cur["version"])):
+            shutil.copy(uri.removeprefix("file://"), target / f"part-{i:05d}.parquet")
     keys = len(set(state.column("customer_id").to_pylist()) - {None})
     profile = {**cur["profile"], "rows": state.num_rows, "keys": keys}
-    silver.stage(run_id, version, {"note": "written by a buggy writer", "profile": profile, "silver_rows": state.num_rows})
-    return version
+    silver.stage(run_id, write, {"note": "written by a buggy writer", "profile": profile, "silver_rows": state.num_rows,
+                                 "checkpoint": cur["checkpoint"]})
+    return write.write_id
 
 
 def _null_keys(t: pa.Table) -> pa.Table:
@@ -150,7 +154,7 @@ def test_a_corrupted_silver_version_is_never_published(baseline, name, corrupt, 
     settings = baseline
     before = lake_state(settings)
     version = stage_corrupted_silver(settings, corrupt, run_id=f"buggy-{name}")
-    assert silver_dataset(settings).staged(f"buggy-{name}")["version"] == version
+    assert silver_dataset(settings).staged(f"buggy-{name}")["write"]["write_id"] == version
     ctx = RunContext(settings, Interval.hour_of(HOURS[-1]), run_id=f"buggy-{name}")
     with pytest.raises(GateFailed) as err:
         run_pipeline(ctx, AFTER_SILVER)
@@ -158,5 +162,5 @@ def test_a_corrupted_silver_version_is_never_published(baseline, name, corrupt, 
     message = str(err.value)
     assert expectation in message and version in message, message
     assert lake_state(settings) == before  # the bad version was rejected, the pointer never moved
-    assert pc.sum(pc.is_null(read_parquet(settings, silver_dataset(settings).table_uri("state", before["silver"]))
+    assert pc.sum(pc.is_null(catalog.read(settings, "silver.state", before["silver"])
                              .column("customer_id"))).as_py() in (None, 0)

@@ -23,7 +23,8 @@ import pytest
 from ingestion.landing import LandingOptions, land
 from ingestion.producer import ensure_topic, make_producer, publish
 from mdp.core.context import RunContext
-from mdp.core.lake import Interval, bronze_table_uri, read_parquet, silver_dataset
+from mdp.core.lake import Interval, bronze_table_uri, read_parquet
+from mdp.core import catalog
 from mdp.shell.runner import run_stage
 from mdp.shell.services import LocalServices, Ports, ServiceConfig, ServiceError, find_binary
 from mdp.core.stages import get_stage
@@ -89,8 +90,7 @@ def test_poison_messages_do_not_stop_landing_and_end_in_quarantine(broker, tmp_p
     # The gate reads the batch with those values in it, and publishes: the poison ends in the
     # published quarantine, bytes unchanged (the gate once died on the year 10000, on every run).
     assert run_stage(get_stage("validate_silver"), ctx).figures["published"] is True
-    silver = silver_dataset(settings)
-    q = read_parquet(settings, silver.table_uri("quarantine", silver.current()["version"])).to_pydict()
+    q = catalog.read(settings, "silver.quarantine").to_pydict()
     poison = [*POISON.values(), *values.values()]
     order = lambda v: (v is None, len(v or b""), v or b"")  # noqa: E731 - None and b"" both have no bytes
     assert sorted(q["value"], key=order) == sorted(poison, key=order)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from mdp.core.lake import silver_dataset
+from mdp.core.tables import silver_dataset
 from tests.reliability.harness import HOURS, checksums, cycle, land_hour, make_lake
 
 pytestmark = pytest.mark.integration

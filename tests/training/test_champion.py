@@ -76,11 +76,11 @@ def test_first_model_is_promoted_and_logs_no_integer_warning(settings):
 
 
 def pinned(settings) -> tuple[int | None, str | None]:
-    from mdp.core.lake import silver_dataset
+    from mdp.core.tables import silver_dataset
     from mdp.core.tables import gold_dataset
 
     g, s = gold_dataset(settings).pins().get("champion"), silver_dataset(settings).pins().get("champion")
-    return (g and g["versions"]["features"]), (s and s["version"])
+    return (g and g["versions"]["features"]), (s and s["versions"]["state"])
 
 
 def test_a_worse_challenger_does_not_move_the_alias(settings):

@@ -14,6 +14,7 @@ from ingestion.examples import write_example
 from ingestion.file_source import ingest_file, read_file, to_events
 from mdp.core.context import RunContext
 from mdp.core.contract import load_contract
+from mdp.core import catalog
 from mdp.core.lake import Interval, bronze_table_uri, read_parquet
 from mdp.core.storage import store_for
 
@@ -57,7 +58,6 @@ def test_the_last_row_of_a_key_in_a_file_wins_on_both_paths(local_settings, topi
     embedded path, and the two Silvers are the same (contract columns; lineage differs by design)."""
     import csv
 
-    from mdp.core.lake import silver_dataset
     from mdp.core.stages import get_stage
     from mdp.shell.runner import run_pipeline
 
@@ -76,8 +76,7 @@ def test_the_last_row_of_a_key_in_a_file_wins_on_both_paths(local_settings, topi
         s = local_settings(lake_root=".mdp/lake", contract="subscribers", input_file=str(both), **kw)
         ctx = RunContext(s, Interval.hour_of(datetime.now(UTC)))
         run_pipeline(ctx, [get_stage(n) for n in ("land_bronze", "bronze_to_silver", "validate_silver")])
-        ds = silver_dataset(s)
-        table = read_parquet(s, ds.table_uri("state", ds.current()["version"]))
+        table = catalog.read(s, "silver.state")
         names = load_contract("subscribers").names
         return {str(r["account_no"]): tuple(r[n] for n in names) for r in table.to_pylist()}
 

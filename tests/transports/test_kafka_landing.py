@@ -181,10 +181,9 @@ def test_sigkill_after_write_before_commit_loses_nothing(local_settings, topic, 
     # the redelivered records and the exact copies are dropped.
     valid = [json.loads(e.message) for e in sent if e.dirty in (None, "duplicate_event", "conflicting_duplicate")]
     assert b2s["accepted"] == len({(e["event_id"], json.dumps(e, sort_keys=True)) for e in valid})
-    from mdp.core.lake import silver_dataset
+    from mdp.core.tables import silver_dataset
 
-    staged = silver_dataset(s).staged("redelivered")
-    silver = read_parquet(s, silver_dataset(s).table_uri("state", staged["version"]))
+    silver = silver_dataset(s).read_staged("redelivered", "state")
     ids = silver["customer_id"].to_pylist()
     assert len(ids) == len(set(ids)) == len({e["customer_id"] for e in clean})  # one row per customer
     assert set(pc.unique(silver["event_id"]).to_pylist()) <= {e["event_id"] for e in clean}

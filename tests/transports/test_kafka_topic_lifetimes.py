@@ -21,7 +21,8 @@ from _transport_helpers import committed_offsets
 from ingestion.landing import LandingOptions, consumer_config, land
 from ingestion.producer import ensure_topic, make_producer, publish
 from mdp.core.context import RunContext
-from mdp.core.lake import Interval, bronze_table_uri, read_parquet, silver_dataset
+from mdp.core.lake import Interval, bronze_table_uri, read_parquet
+from mdp.core import catalog
 from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
 from mdp.shell.runner import run_pipeline
@@ -63,8 +64,7 @@ def run_silver(settings, run_id: str) -> list[dict]:
 
 
 def published(settings, table: str):
-    silver = silver_dataset(settings)
-    return read_parquet(settings, silver.table_uri(table, silver.current()["version"]))
+    return catalog.read(settings, f"silver.{table}")
 
 
 @pytest.mark.parametrize("second", [40, 55], ids=["same-bounds", "other-bounds"])
