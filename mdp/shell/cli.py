@@ -289,6 +289,8 @@ app.add_typer(airflow_app, name="airflow")
 
 from mdp.shell.sql_cli import sql as sql_cmd  # noqa: E402
 app.command("sql")(sql_cmd)  # mdp sql 'select ...' | --tables
+from mdp.shell.lake_cli import lake_app  # noqa: E402
+app.add_typer(lake_app, name="lake")  # mdp lake vacuum | convert
 
 from mdp.shell.byod_cli import print_input, register as register_byod, run_settings  # noqa: E402
 register_byod(app)  # mdp contract infer|check, mdp ingest FILE, mdp example NAME
