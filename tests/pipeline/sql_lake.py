@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from mdp.core.lake import arrow_filesystem, arrow_path
 from mdp.core.tables import gold_dataset, scores_dataset, silver_dataset
 from tests.helpers import clean_events, write_messages
-from tests.training.gold import publish_gold, synthetic_gold
+from tests.training.gold import synthetic_gold
 
 HOUR = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -35,9 +35,11 @@ def build_lake(settings) -> dict:
         _stage(settings, write, "quarantine", pa.table({"reason": ["unparseable_json"] * n_quarantine}))
         write.commit({})
         quarantine_rows.append(n_quarantine)
-    gold_rows = [40, 30]
+    gold_rows, gold = [40, 30], gold_dataset(settings)
     for n in gold_rows:
-        publish_gold(settings, synthetic_gold(n))
+        write = gold.begin("sql-test")
+        _stage(settings, write, "features", pa.Table.from_pandas(synthetic_gold(n), preserve_index=False))
+        write.commit({"rows": n})
     scores = scores_dataset(settings)
     for n in (7, 9):
         write = scores.begin("sql-test")

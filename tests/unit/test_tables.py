@@ -131,3 +131,21 @@ def test_begin_under_the_lease_sweeps_what_dead_writers_staged(make_settings):
     left = set(ds.staged_writes("main"))
     assert left == {f"staged-{done.write_id}", f"staged-{waiting.write_id}"}
     assert ids(ds.primary) == [1]
+
+
+def test_a_stale_write_is_refused_after_a_concurrent_append(make_settings):
+    """delta-rs alone commits a stale overwrite after a concurrent append (stack-facts, 2026-12-06):
+    the check of the version the write began from refuses it."""
+    from deltalake import write_deltalake
+
+    settings = make_settings()
+    ds = Dataset(settings, "gold", ("main",))
+    first = ds.begin("a")
+    stage_rows(settings, first, "main", [1])
+    first.commit({})
+    stale = ds.begin("b")
+    stage_rows(settings, stale, "main", [2])
+    write_deltalake(ds.primary.uri.removeprefix("file://"), pa.table({"id": pa.array([9], pa.int64()), "name": ["x"]}), mode="append")
+    with pytest.raises(StageError, match="moved from 0 to 1"):
+        stale.commit({})
+    assert ids(ds.primary) == [1, 9]
