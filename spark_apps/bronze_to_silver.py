@@ -90,7 +90,12 @@ class Merge:
             return None
         reader = self.spark.read if schema is None else self.spark.read.schema(schema)
         # A file the log lists but the store lost is read as no rows: row conservation then names the loss.
-        return reader.option("ignoreMissingFiles", "true").parquet(*spark_paths(self.silver.table(table).file_uris(version)))
+        files = self.silver.table(table).file_uris(version)
+        present = {join(d, f) for d in {u.rsplit("/", 1)[0] for u in files} for f in self.ctx.store.list_files(d)}
+        kept = [u for u in files if u in present]
+        if not kept and schema is not None:
+            return self.spark.createDataFrame([], schema)
+        return reader.parquet(*spark_paths(kept or files))
 
     def _write(self, df: DataFrame, table: str) -> str:
         uri = self.write.staging(table)  # outside the log until the gate publishes the write
