@@ -197,10 +197,13 @@ class Table:
         schema = schema or found
         if schema is None:
             raise StageError(f"{staging}: no Parquet files were staged, and no schema was given")
+        now_ms = int(utcnow().timestamp() * 1000)
         props = CommitProperties(custom_metadata={MANIFEST_KEY: json.dumps(manifest or {}, default=str)},
-                                 app_transactions=[Transaction(write_id, TXN_VERSION)])
+                                 app_transactions=[Transaction(write_id, TXN_VERSION, last_updated=now_ms)])
         if not self.exists():
+            # One txn per write: readers that honour the retention drop old ones (a retry comes within days).
             create_table_with_add_actions(delta_uri(self.uri), Schema.from_arrow(schema), adds, mode="error",
+                                          configuration={"delta.setTransactionRetentionDuration": "interval 30 days"},
                                           storage_options=storage_options(self.settings), commit_properties=props)
         else:
             # overwrite: every file of the version read is removed, the staged ones added.
