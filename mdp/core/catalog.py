@@ -38,7 +38,11 @@ def current_version(settings: Settings, name: str) -> int | str | None:
     """The published version of a table (None: not published yet; "-" for Bronze, which has none)."""
     if name == "bronze":
         return "-"
-    return _dataset(settings, name).primary.version()  # Silver's version is its state table's
+    data = _dataset(settings, name)
+    found = data.primary.version()  # Silver's version is its state table's
+    if found is None:
+        data.current()  # an old lake is refused, naming `mdp lake convert`
+    return found
 
 
 def _dataset(settings: Settings, name: str):
@@ -67,6 +71,7 @@ def dataset(settings: Settings, name: str, version: int | str | None = None) -> 
     data, table = _dataset(settings, name), name.split(".", 1)[1]
     latest = data.primary.version()
     if latest is None:
+        data.current()  # an old lake is refused, naming `mdp lake convert`
         return None
     if version is not None and not 0 <= _as_int(name, version) <= latest:
         raise StageError(f"{name} has no version {version} (its versions run from 0 to {latest}; vacuum keeps the "

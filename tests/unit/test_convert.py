@@ -39,6 +39,8 @@ def test_an_old_lake_is_refused_then_converted(make_settings):
         silver_dataset(settings).current()
     with pytest.raises(StageError, match="mdp lake convert"):
         gold_dataset(settings).current()
+    with pytest.raises(StageError, match="mdp lake convert"):
+        catalog.read(settings, "silver.state")  # mdp sql too
 
     done = convert(settings)
     assert len(done) == 2, done
