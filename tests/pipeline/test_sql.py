@@ -66,8 +66,9 @@ def test_mdp_sql_on_the_embedded_profile(tmp_path):
     check_every_layer(env, lake, tmp_path)
 
 
-def test_an_independent_delta_reader_reads_what_mdp_sql_reads(tmp_path):
-    """delta-rs straight from the folders (no mdp code), at each version: the rows mdp's reader gives."""
+def test_a_plain_deltatable_reads_what_mdp_sql_reads(tmp_path):
+    """delta-rs straight from the folders (no mdp code), at each version: the rows mdp's reader gives.
+    (The independent reader, DuckDB's delta extension, reads the pipeline's own lake: test_embedded_e2e.py.)"""
     from deltalake import DeltaTable
 
     from mdp.core import catalog
