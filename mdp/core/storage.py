@@ -1,8 +1,8 @@
 """A tiny object-store interface over the local filesystem and S3 (boto3).
 
-Only what the lake needs: put/get small objects atomically, compare-and-swap them (pointers and
-leases), list and copy prefixes, delete. Large tables are read and written by Spark or pyarrow;
-this module commits and finds them.
+Only what the lake needs: put/get small objects atomically, compare-and-swap them (the writer
+lease; Delta commits are delta-rs's own), list and copy prefixes, delete. Large tables are read
+and written by Spark, pyarrow and delta-rs; this module finds them.
 
 Compare-and-swap: `get_versioned` returns an object's bytes and a token (its ETag on S3, a content
 hash locally); `put_if_match` writes only while the object still has that token, `put_if_absent`

@@ -5,7 +5,7 @@
   profile, the drift baseline, is taken over live customers, so kept tombstones do not hide a real
   drift later;
 - finding 9: a stage SIGKILLed after it moved a pointer, before its bookkeeping (test hook
-  MDP_TEST_CRASH_AFTER_POINTER=<layer> in mdp/core/lake.py), succeeds when it is run again for the
+  MDP_TEST_CRASH_AFTER_POINTER=<layer> in mdp/core/tables.py), succeeds when it is run again for the
   same run: validate_silver finds its version published (it used to exit 1, "the published version
   moved from X to Y; Y was not published"), silver_to_gold finds its snapshot current.
 """
