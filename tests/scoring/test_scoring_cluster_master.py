@@ -28,6 +28,8 @@ def test_the_whole_pipeline_scores_under_a_cluster_master(tmp_path):
 
     settings = get_settings(home=tmp_path)
     name = f"gold.{settings.data_contract.scores_name}"
+    from mdp.core.tables import scores_dataset
+
     table = catalog.read(settings, name)
-    assert table.num_rows == catalog.current_version(settings, name) is not None and table.num_rows > 0
+    assert table.num_rows == scores_dataset(settings).current()["rows"] > 0
     assert set(table.column("model_version").to_pylist()) == {"1"}

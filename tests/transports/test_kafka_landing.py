@@ -241,7 +241,9 @@ def test_two_landers_in_one_group_share_partitions_without_loss(local_settings, 
         publish(producer, topic, [(f"C{i % 997:07d}".encode(), f'{{"i": {i}}}'.encode()) for i in range(30_000)])
     finally:
         producer.close()
-    env = subprocess_env(s, MDP_LANDING_GROUP=f"g-{topic}", MDP_LANDING_MAX_WAIT_S="4", MDP_LANDING_BATCH_RECORDS="2000",
+    # The idle guard is long: on a loaded machine a rebalance can outlast a short one, and a lander
+    # stopped idle leaves the rest to the next run by design (the landers stop at their snapshot first).
+    env = subprocess_env(s, MDP_LANDING_GROUP=f"g-{topic}", MDP_LANDING_MAX_WAIT_S="20", MDP_LANDING_BATCH_RECORDS="2000",
                          MDP_LANDING_BATCH_WAIT_S="0.5")
     procs = [subprocess.Popen([sys.executable, "-m", "ingestion.landing"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]

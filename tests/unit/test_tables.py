@@ -65,7 +65,7 @@ def scenario(settings) -> None:
     import duckdb
 
     dataset = main.dataset(0)
-    assert duckdb.sql("select sum(id) from dataset").fetchall() == [(6,)]
+    assert duckdb.connect().sql("select sum(id) from dataset").fetchall() == [(6,)]  # its own connection: another test may hold the default one
 
     # Retention keeps the pinned version 0 and the latest; with nothing pinned, version 0's files go.
     ds.pin("champion", {"main": 0}, "test")
