@@ -122,8 +122,7 @@ def write_malformed_batch(s, hour: datetime, n: int) -> list[str]:
 
 
 def test_corrupted_batch_stops_at_the_gate(good_run, dag, capfd):
-    from mdp.core.tables import silver_dataset
-    from mdp.core.tables import gold_dataset
+    from mdp.core.tables import gold_dataset, silver_dataset
 
     assert str(good_run.state) == "success", "the good run is the baseline"
     s = settings()
