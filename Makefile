@@ -1,7 +1,7 @@
 # The two everyday commands; both set themselves up first.
 #   make run    the whole pipeline on the embedded profile (no servers, no Docker)
 #   make test   every test: unit, pipeline, real local servers, Airflow, offline deployment checks
-.PHONY: run test test-fast fuzz setup bench mutation mlflow-ui airflow services-up services-down clean \
+.PHONY: run lint test test-fast fuzz setup bench mutation mlflow-ui airflow services-up services-down clean \
         base-images compose-up compose-e2e compose-down
 
 run:
@@ -11,8 +11,13 @@ run:
 # Two workers: the Docker tests in one, beside the rest (groups and scheduler: tests/conftest.py). `-n 0` for one process.
 PYTEST_WORKERS ?= -n 2 --dist loadscope --no-loadscope-reorder
 
-test:
+# Lint, format and types ([tool.ruff], [tool.mypy] in pyproject.toml): a failure stops `make test` first.
+lint:
 	@scripts/setup.sh --test
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+test: lint
 	.venv/bin/python -m pytest $(PYTEST_WORKERS)
 
 # The inner loop: pure tests (unit, contract, transforms) and one embedded run end to end, then

@@ -55,8 +55,11 @@ def generate_bronze(lake: Path, hours: list[datetime], events_per_hour: int, wor
     wall = time.perf_counter() - t0
     n_new = sum(done[h.isoformat()] for h in todo)
     return {
-        "hours": len(hours), "generated_hours": len(todo), "reused_hours": len(hours) - len(todo),
-        "events": sum(done[h.isoformat()] for h in hours), "seconds": round(wall, 2),
+        "hours": len(hours),
+        "generated_hours": len(todo),
+        "reused_hours": len(hours) - len(todo),
+        "events": sum(done[h.isoformat()] for h in hours),
+        "seconds": round(wall, 2),
         "events_per_s_per_process": round(n_new / cpu) if cpu else None,
         "events_per_s": round(n_new / wall) if todo and wall else None,
     }
@@ -64,9 +67,9 @@ def generate_bronze(lake: Path, hours: list[datetime], events_per_hour: int, wor
 
 def scenario_lake(root: Path, shared_lake: Path, hours: list[datetime]) -> Path:
     """A fresh lake whose Bronze hours are symlinks to the shared Bronze (same bytes for every engine)."""
-    from mdp.core.lake import bronze_partition
-
     import shutil
+
+    from mdp.core.lake import bronze_partition
 
     if root.exists():
         shutil.rmtree(root)
@@ -104,15 +107,23 @@ def _normalise(col: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
         return col.cast(pa.binary())
     if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return pa.chunked_array([pa.array(["\x1f".join(v) if v is not None else None for v in col.to_pylist()], pa.string())])
+        return pa.chunked_array(
+            [pa.array(["\x1f".join(v) if v is not None else None for v in col.to_pylist()], pa.string())]
+        )
     return col
 
 
 def _family(t: pa.DataType) -> str:
-    for name, test in (("timestamp", pa.types.is_timestamp), ("date", pa.types.is_date), ("int", pa.types.is_integer),
-                       ("float", pa.types.is_floating), ("bool", pa.types.is_boolean), ("list", lambda x: pa.types.is_list(x) or pa.types.is_large_list(x)),
-                       ("binary", lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x)),
-                       ("string", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x))):
+    for name, test in (
+        ("timestamp", pa.types.is_timestamp),
+        ("date", pa.types.is_date),
+        ("int", pa.types.is_integer),
+        ("float", pa.types.is_floating),
+        ("bool", pa.types.is_boolean),
+        ("list", lambda x: pa.types.is_list(x) or pa.types.is_large_list(x)),
+        ("binary", lambda x: pa.types.is_binary(x) or pa.types.is_large_binary(x)),
+        ("string", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)),
+    ):
         if test(t):
             return name
     return str(t)
@@ -134,7 +145,9 @@ def checksum(path: str, keys: list[str]) -> dict:
     schema = [(f.name, _family(f.type)) for f in raw.schema]
     table = pa.table({n: _normalise(raw.column(n)) for n in raw.column_names})
     if table.num_rows:
-        table = table.take(pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys], null_placement="at_start"))
+        table = table.take(
+            pc.sort_indices(table, sort_keys=[(k, "ascending") for k in keys], null_placement="at_start")
+        )
     cols = {}
     for name in table.column_names:
         h = hashlib.sha256()
@@ -209,7 +222,7 @@ def machine() -> dict:
             from importlib.metadata import version as v
 
             return v(mod)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
     java = None
@@ -217,7 +230,7 @@ def machine() -> dict:
         import subprocess
 
         java = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=20).stderr.splitlines()[0]
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass
     return {
         "cores": os.cpu_count(),
@@ -225,7 +238,19 @@ def machine() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "java": java,
-        "versions": {m: version(m) for m in ("pyspark", "duckdb", "pandas", "pyarrow", "great-expectations", "mlflow", "scikit-learn", "kafka-python")},
+        "versions": {
+            m: version(m)
+            for m in (
+                "pyspark",
+                "duckdb",
+                "pandas",
+                "pyarrow",
+                "great-expectations",
+                "mlflow",
+                "scikit-learn",
+                "kafka-python",
+            )
+        },
     }
 
 

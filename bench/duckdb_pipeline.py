@@ -23,7 +23,14 @@ import duckdb
 
 from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule, anchored, load_contract
 
-SQL_TYPES = {"string": "VARCHAR", "int": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN", "date": "DATE", "timestamp": "TIMESTAMPTZ"}
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "int": "INTEGER",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMPTZ",
+}
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
 QUARANTINE_KEY = ["source", "topic", "partition", "offset", "ingest_date", "ingest_hour"]
 
@@ -109,7 +116,11 @@ def parse_sql(bronze_files: list[str], contract: Contract, with_file: bool = Fal
         if rule.kind == "not_null" and c.name in contract.tombstone_may_omit:
             cond = f"({cond} AND NOT {deleting})"  # a delete need not carry the entity's fields
         checks.append((rule.code, cond))
-    reasons = "list_filter([" + ", ".join(f"CASE WHEN {cond} THEN {lit(code)} END" for code, cond in checks) + "], lambda x: x IS NOT NULL)"
+    reasons = (
+        "list_filter(["
+        + ", ".join(f"CASE WHEN {cond} THEN {lit(code)} END" for code, cond in checks)
+        + "], lambda x: x IS NOT NULL)"
+    )
     return f"""
     WITH src AS (
         SELECT {meta}, value, try(decode(value)) AS _txt{", filename AS _file" if with_file else ""}
@@ -122,9 +133,9 @@ def parse_sql(bronze_files: list[str], contract: Contract, with_file: bool = Fal
                {raw_cols}
         FROM (SELECT *, json_extract_string(_j, {paths}) AS _vals FROM obj)
     ), typed AS (
-        SELECT *, {', '.join(typed_cols)} FROM raw
+        SELECT *, {", ".join(typed_cols)} FROM raw
     )
-    SELECT {meta}, value,{" _file," if with_file else ""} {', '.join(q(n) for n in contract.names)},
+    SELECT {meta}, value,{" _file," if with_file else ""} {", ".join(q(n) for n in contract.names)},
            CASE WHEN _not_object THEN [{lit(UNPARSEABLE)}] ELSE {reasons} END AS _reasons
     FROM typed
     """
@@ -144,9 +155,15 @@ def _gold_feature(name: str, role: str, contract: Contract) -> str:
     if name in derived:
         d = derived[name]
         if d.kind == "days_since":
-            return f"coalesce({_days_since(d.column)}, {_days_since(d.fallback)})" if d.fallback else _days_since(d.column)
+            return (
+                f"coalesce({_days_since(d.column)}, {_days_since(d.fallback)})" if d.fallback else _days_since(d.column)
+            )
         if d.kind == "is_present":
-            return f"({q(d.column)} IS NOT NULL)" if d.feature == "boolean" else f"CAST({q(d.column)} IS NOT NULL AS INTEGER)"
+            return (
+                f"({q(d.column)} IS NOT NULL)"
+                if d.feature == "boolean"
+                else f"CAST({q(d.column)} IS NOT NULL AS INTEGER)"
+            )
         raise ValueError(f"derived.{d.name}: no DuckDB expression for kind {d.kind!r}")
     if role == "boolean" and contract.column(name).type != "boolean":
         return f"({q(name)} <> 0)"
@@ -189,7 +206,7 @@ def _path(file: str) -> str:
     """A Bronze object as a local path (the lake names them file:///...)."""
     from urllib.parse import unquote
 
-    return unquote(file[len("file://"):]) if file.startswith("file://") else file
+    return unquote(file[len("file://") :]) if file.startswith("file://") else file
 
 
 # Arrival order: the first arrival is the smallest. Spark breaks the last tie (same ingest time,
@@ -214,8 +231,11 @@ def silver_tables(contract: Contract) -> dict[str, str]:
     content_desc = ", ".join(f"{q(n)} DESC NULLS LAST" for n in contract.names)
     # With an event time: the latest event, then the greatest content, then the earliest arrival.
     # Without: the latest arrival (ingest time, then offset, partition, source), then the content.
-    latest = (f"{q(contract.event_time)} DESC NULLS LAST, {content_desc}, {ARRIVAL}" if contract.event_time else
-              f'ingest_ts DESC, "offset" DESC, "partition" DESC, source DESC, {content_desc}')
+    latest = (
+        f"{q(contract.event_time)} DESC NULLS LAST, {content_desc}, {ARRIVAL}"
+        if contract.event_time
+        else f'ingest_ts DESC, "offset" DESC, "partition" DESC, source DESC, {content_desc}'
+    )
     meta = ", ".join(q(m) for m in BRONZE_META)
     position = ", ".join(q(k) for k in POSITION)
     out = {}
@@ -234,8 +254,9 @@ def silver_tables(contract: Contract) -> dict[str, str]:
     return out
 
 
-def bronze_to_silver(con, bronze_files: list[str], out: Path, contract: Contract | None = None,
-                     before: list[str] | None = None) -> dict:
+def bronze_to_silver(
+    con, bronze_files: list[str], out: Path, contract: Contract | None = None, before: list[str] | None = None
+) -> dict:
     """The oracle of the bronze_to_silver stage: Silver state and quarantine computed from scratch
     over every Bronze object (`before` + `bronze_files`), and the figures and gate batch of a run
     that reads `bronze_files` on top of a Silver that had seen `before` (they may overlap: a
@@ -253,32 +274,42 @@ def bronze_to_silver(con, bronze_files: list[str], out: Path, contract: Contract
         FROM ({parse_sql(every, contract, with_file=True)})""")
     t = silver_tables(contract)
     _copy(con, t["state_after"], out / "customers")
-    _copy(con, f"SELECT {', '.join(q(m) for m in BRONZE_META)}, value, reason, reasons FROM ({t['quarantine_after']})",
-          out / "quarantine")
+    _copy(
+        con,
+        f"SELECT {', '.join(q(m) for m in BRONZE_META)}, value, reason, reasons FROM ({t['quarantine_after']})",
+        out / "quarantine",
+    )
     # The gate's batch: the run's distinct deliveries as parsed, with the arrival each keeps (its
     # ingest time and hour: "future" and per-hour shares are judged on them) and per-family reason flags.
     # `_conflict`: an accepted event whose id is its key's state before the run, with other content.
     arrival = "ingest_ts AS _ingest_ts, ingest_date AS _ingest_date, ingest_hour AS _ingest_hour"
     eid, row = q(contract.event_id), lambda t: "(" + ", ".join(f"{t}.{q(n)}" for n in contract.names) + ")"
-    conflict = f"""EXISTS (SELECT 1 FROM ({t['state_before']}) s WHERE s.{pk} = a.{pk} AND s.{eid} = a.{eid}
-                           AND {row('s')} IS DISTINCT FROM {row('a')})"""
-    _copy(con, f"""
-        SELECT {', '.join('a.' + q(n) for n in contract.names)}, {arrival}, false AS _quarantined, false AS _unparseable,
+    conflict = f"""EXISTS (SELECT 1 FROM ({t["state_before"]}) s WHERE s.{pk} = a.{pk} AND s.{eid} = a.{eid}
+                           AND {row("s")} IS DISTINCT FROM {row("a")})"""
+    _copy(
+        con,
+        f"""
+        SELECT {", ".join("a." + q(n) for n in contract.names)}, {arrival}, false AS _quarantined, false AS _unparseable,
                false AS _unknown_field, false AS _bad_type, CAST(NULL AS VARCHAR) AS _reason, {conflict} AS _conflict
-        FROM {t['accepted_run']} a
+        FROM {t["accepted_run"]} a
         UNION ALL
         SELECT {names}, {arrival}, true, list_contains(reasons, {lit(UNPARSEABLE)}), list_contains(reasons, {lit(UNKNOWN_FIELD)}),
                len(list_filter(reasons, lambda r: starts_with(r, 'bad_type:'))) > 0, reason, false
-        FROM ({t['quarantine_run']})
+        FROM ({t["quarantine_run"]})
         -- one row per bad event (event id and bytes; a resend under other positions is a copy);
         -- a record without an event id is its own position
-        QUALIFY row_number() OVER (PARTITION BY {eid}, value, {', '.join(f'CASE WHEN {eid} IS NULL THEN {q(k)} END' for k in POSITION)}
-                                   ORDER BY {ARRIVAL}) = 1""", out / "batch")
-    one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+        QUALIFY row_number() OVER (PARTITION BY {eid}, value, {", ".join(f"CASE WHEN {eid} IS NULL THEN {q(k)} END" for k in POSITION)}
+                                   ORDER BY {ARRIVAL}) = 1""",
+        out / "batch",
+    )
+
+    def one(sql):
+        return con.execute(sql).fetchone()[0]
+
     position = ", ".join(q(k) for k in POSITION)
     bronze_in = one("SELECT count(*) FROM parsed WHERE _run")
     accepted = one(f"SELECT count(*) FROM {t['accepted_run']}")
-    quarantined = one(f"""SELECT count(*) FROM ({t['quarantine_run']}) r ANTI JOIN
+    quarantined = one(f"""SELECT count(*) FROM ({t["quarantine_run"]}) r ANTI JOIN
                           (SELECT {position} FROM parsed WHERE len(_reasons) > 0 AND _before) b USING ({position})""")
     reasons = dict(con.execute(f"SELECT reason, count(*) FROM ({t['quarantine_run']}) GROUP BY 1").fetchall())
     figures = {
@@ -287,7 +318,9 @@ def bronze_to_silver(con, bronze_files: list[str], out: Path, contract: Contract
         "accepted": accepted,
         "quarantined": quarantined,
         "duplicates": bronze_in - accepted - quarantined,
-        "new_keys": one(f"SELECT count(DISTINCT {pk}) FROM {t['accepted_run']} a ANTI JOIN ({t['state_before']}) b USING ({pk})"),
+        "new_keys": one(
+            f"SELECT count(DISTINCT {pk}) FROM {t['accepted_run']} a ANTI JOIN ({t['state_before']}) b USING ({pk})"
+        ),
         "changed": one(f"SELECT count(*) FROM (({t['state_after']}) EXCEPT ({t['state_before']}))"),
         "silver_rows": one(f"SELECT count(*) FROM ({t['state_after']})"),
         "quarantine_rows": one(f"SELECT count(*) FROM ({t['quarantine_after']})"),
@@ -305,7 +338,9 @@ def silver_to_gold(con, silver_dir: Path, out: Path, contract: Contract | None =
     contract = contract or load_contract()
     silver = f"read_parquet({lit(str(silver_dir / '*.parquet'))})"
     _copy(con, gold_sql(silver, contract), out / "customer_features")
-    rows = con.execute(f"SELECT count(*) FROM read_parquet({lit(str(out / 'customer_features' / '*.parquet'))})").fetchone()[0]
+    rows = con.execute(
+        f"SELECT count(*) FROM read_parquet({lit(str(out / 'customer_features' / '*.parquet'))})"
+    ).fetchone()[0]
     return {"gold_rows": rows}
 
 

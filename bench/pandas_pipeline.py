@@ -22,8 +22,14 @@ from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, load
 
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
 QUARANTINE_KEY = ["source", "topic", "partition", "offset", "ingest_date", "ingest_hour"]
-ARROW = {"string": pa.string(), "int": pa.int32(), "double": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(),
-         "timestamp": pa.timestamp("us", tz="UTC")}
+ARROW = {
+    "string": pa.string(),
+    "int": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
 
 
@@ -59,7 +65,9 @@ def _cast(s: pd.Series, c: Column) -> pd.Series:
     if c.type == "boolean":
         return s.str.strip().str.lower().map({"true": True, "false": False}).astype("boolean")
     if c.type == "date":
-        return pd.to_datetime(s.str.strip().str[:10], format="%Y-%m-%d", errors="coerce").dt.date.where(lambda x: x.notna(), None)
+        return pd.to_datetime(s.str.strip().str[:10], format="%Y-%m-%d", errors="coerce").dt.date.where(
+            lambda x: x.notna(), None
+        )
     if c.type == "timestamp":
         return pd.to_datetime(s.str.strip(), format="ISO8601", utc=True, errors="coerce")
     raise ValueError(c.type)
@@ -67,7 +75,9 @@ def _cast(s: pd.Series, c: Column) -> pd.Series:
 
 def _normalise(s: pd.Series, c: Column) -> pd.Series:
     for step in c.normalise:
-        s = {"trim": lambda x: x.str.strip(" "), "lower": lambda x: x.str.lower(), "upper": lambda x: x.str.upper()}[step](s)
+        s = {"trim": lambda x: x.str.strip(" "), "lower": lambda x: x.str.lower(), "upper": lambda x: x.str.upper()}[
+            step
+        ](s)
     return s
 
 
@@ -79,7 +89,9 @@ def parse(bronze: pd.DataFrame, contract: Contract, skew: pd.Timedelta) -> pd.Da
     df = bronze[BRONZE_META + ["value"]].copy()
     raw, typed = {}, {}
     for c in contract.columns:
-        raw[c.name] = pd.Series([_text(o.get(c.name)) if o is not None else None for o in objs], index=bronze.index, dtype=object)
+        raw[c.name] = pd.Series(
+            [_text(o.get(c.name)) if o is not None else None for o in objs], index=bronze.index, dtype=object
+        )
         typed[c.name] = _cast(_normalise(raw[c.name], c), c)
     fails: list[tuple[str, pd.Series]] = [(UNPARSEABLE, not_object)]
     if contract.unknown_fields == "quarantine":
@@ -101,7 +113,9 @@ def parse(bronze: pd.DataFrame, contract: Contract, skew: pd.Timedelta) -> pd.Da
             bad = present & ~t.isin(c.allowed)
         elif rule.kind == "between":
             # The contract writes bounds as dates; a timestamp column compares with UTC timestamps.
-            lo, hi = ((pd.Timestamp(v, tz="UTC") if c.type == "timestamp" and v is not None else v) for v in (c.min, c.max))
+            lo, hi = (
+                (pd.Timestamp(v, tz="UTC") if c.type == "timestamp" and v is not None else v) for v in (c.min, c.max)
+            )
             low = (t < lo) if lo is not None else False
             high = (t > hi) if hi is not None else False
             bad = present & (pd.Series(low, index=t.index).fillna(False) | pd.Series(high, index=t.index).fillna(False))
@@ -114,7 +128,7 @@ def parse(bronze: pd.DataFrame, contract: Contract, skew: pd.Timedelta) -> pd.Da
     codes = np.array([code for code, _ in fails], dtype=object)
     matrix = np.column_stack([f.to_numpy(dtype=bool) for _, f in fails])
     reasons = [list(codes[row]) for row in matrix]
-    reasons = [[UNPARSEABLE] if no else r for r, no in zip(reasons, not_object)]
+    reasons = [[UNPARSEABLE] if no else r for r, no in zip(reasons, not_object, strict=False)]
     for c in contract.columns:
         df[c.name] = typed[c.name]
     df["_reasons"] = reasons
@@ -123,7 +137,9 @@ def parse(bronze: pd.DataFrame, contract: Contract, skew: pd.Timedelta) -> pd.Da
 
 def _write(df: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), path / "part-0.parquet", compression="zstd")
+    pq.write_table(
+        pa.Table.from_pandas(df, schema=schema, preserve_index=False), path / "part-0.parquet", compression="zstd"
+    )
 
 
 def bronze_to_silver(files: list[str], out: Path, contract: Contract) -> dict:
@@ -138,7 +154,9 @@ def bronze_to_silver(files: list[str], out: Path, contract: Contract) -> dict:
     valid = valid.sort_values(["ingest_ts", "offset", "partition", "source"], kind="stable")
     dup = valid.duplicated([contract.event_id, *[n for n in contract.names if n != contract.event_id]], keep="first")
     rows = valid[~dup]
-    rows = rows.rename(columns={"source": "_source", "partition": "_partition", "offset": "_offset", "ingest_ts": "_ingest_ts"})
+    rows = rows.rename(
+        columns={"source": "_source", "partition": "_partition", "offset": "_offset", "ingest_ts": "_ingest_ts"}
+    )
     rows = rows[contract.names + ["_source", "_partition", "_offset", "_ingest_ts"]]
     # The latest state: the maximum by (event time, content field by field with NULL smallest, earliest
     # arrival), as spark_apps/transforms.py: latest_state defines it.
@@ -151,18 +169,40 @@ def bronze_to_silver(files: list[str], out: Path, contract: Contract) -> dict:
     rows = rows.sort_values(by, ascending=up, na_position="first", kind="stable")
     state = rows.drop_duplicates(contract.primary_key, keep="last")
     cols = [pa.field(c.name, ARROW[c.type]) for c in contract.columns]
-    silver_schema = pa.schema(cols + [pa.field("_source", pa.string()), pa.field("_partition", pa.int32()),
-                                      pa.field("_offset", pa.int64()), pa.field("_ingest_ts", pa.timestamp("us", tz="UTC"))])
+    silver_schema = pa.schema(
+        cols
+        + [
+            pa.field("_source", pa.string()),
+            pa.field("_partition", pa.int32()),
+            pa.field("_offset", pa.int64()),
+            pa.field("_ingest_ts", pa.timestamp("us", tz="UTC")),
+        ]
+    )
     _write(state, silver_schema, out / "customers")
-    q_schema = pa.schema([pa.field("source", pa.string()), pa.field("topic", pa.string()), pa.field("partition", pa.int32()),
-                          pa.field("offset", pa.int64()), pa.field("ingest_ts", pa.timestamp("us", tz="UTC")),
-                          pa.field("ingest_date", pa.string()), pa.field("ingest_hour", pa.string()), pa.field("value", pa.binary()),
-                          pa.field("reason", pa.string()), pa.field("reasons", pa.list_(pa.string()))])
+    q_schema = pa.schema(
+        [
+            pa.field("source", pa.string()),
+            pa.field("topic", pa.string()),
+            pa.field("partition", pa.int32()),
+            pa.field("offset", pa.int64()),
+            pa.field("ingest_ts", pa.timestamp("us", tz="UTC")),
+            pa.field("ingest_date", pa.string()),
+            pa.field("ingest_hour", pa.string()),
+            pa.field("value", pa.binary()),
+            pa.field("reason", pa.string()),
+            pa.field("reasons", pa.list_(pa.string())),
+        ]
+    )
     _write(q[[f.name for f in q_schema]], q_schema, out / "quarantine")
     batch = parsed[~parsed["_reasons"].map(lambda r: UNPARSEABLE in r)][contract.names]
     _write(batch, pa.schema(cols), out / "batch")
-    return {"bronze_in": len(parsed), "quarantined": int(bad.sum()), "duplicates": int(dup.sum()), "accepted": int((~dup).sum()),
-            "silver_rows": len(state)}
+    return {
+        "bronze_in": len(parsed),
+        "quarantined": int(bad.sum()),
+        "duplicates": int(dup.sum()),
+        "accepted": int((~dup).sum()),
+        "silver_rows": len(state),
+    }
 
 
 def _with_partitions(files: list[str]) -> pd.DataFrame:
@@ -221,7 +261,9 @@ def gold_frame(silver: pd.DataFrame, contract: Contract) -> pa.Table:
     data[contract.label.column] = label.eq(contract.label.positive).astype("Int32").mask(label.isna())
     fields.append(pa.field(contract.label.column, pa.int32()))
     data["as_of"] = pd.Series([as_of] * len(s), index=s.index, dtype=silver[src].dtype)
-    fields.append(pa.field("as_of", ARROW[contract.column(src).type] if src in contract.names else pa.timestamp("us", tz="UTC")))
+    fields.append(
+        pa.field("as_of", ARROW[contract.column(src).type] if src in contract.names else pa.timestamp("us", tz="UTC"))
+    )
     return pa.Table.from_pandas(pd.DataFrame(data), schema=pa.schema(fields), preserve_index=False)
 
 
@@ -243,6 +285,9 @@ def run(files: list[str], out: Path) -> dict:
     return {
         "stages": {"bronze_to_silver": t1 - t0, "silver_to_gold": t2 - t1},
         "figures": {**silver, **gold},
-        "outputs": {"silver": str(out / "silver" / "customers"), "quarantine": str(out / "silver" / "quarantine"),
-                    "gold": str(out / "gold" / "customer_features")},
+        "outputs": {
+            "silver": str(out / "silver" / "customers"),
+            "quarantine": str(out / "silver" / "quarantine"),
+            "gold": str(out / "gold" / "customer_features"),
+        },
     }

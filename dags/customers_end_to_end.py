@@ -134,8 +134,9 @@ def inline_task(stage: Stage, settings):
         for value in settings.secret_values():  # Airflow's masker then hides them in every task log line
             mask_secret(value)
         log.info("%s: interval %s, profile %s, lake %s", stage.name, interval, settings.profile, settings.lake_base)
-        ctx = RunContext(settings=settings, interval=interval, run_id=context["run_id"],
-                         backfill=is_backfill(context["params"]))
+        ctx = RunContext(
+            settings=settings, interval=interval, run_id=context["run_id"], backfill=is_backfill(context["params"])
+        )
         try:
             result = run_stage(stage, ctx)
         except MdpError as exc:
@@ -159,9 +160,13 @@ def kubernetes_task(stage: Stage, settings):
             SparkKubernetesOperator,
         )
 
-        return SparkKubernetesOperator(**common_args(stage, settings), **k8s.spark_operator_kwargs(settings, stage, since, until))
+        return SparkKubernetesOperator(
+            **common_args(stage, settings), **k8s.spark_operator_kwargs(settings, stage, since, until)
+        )
     return stage_pod_operator(
-        **common_args(stage, settings), startup_timeout_seconds=300, **k8s.pod_operator_kwargs(settings, stage, since, until)
+        **common_args(stage, settings),
+        startup_timeout_seconds=300,
+        **k8s.pod_operator_kwargs(settings, stage, since, until),
     )
 
 
@@ -183,7 +188,9 @@ def stage_pod_operator(**kwargs):
                 except AirflowFailException:
                     raise
                 except AirflowException as exc:
-                    statuses = (remote_pod.status.container_statuses if remote_pod and remote_pod.status else None) or []
+                    statuses = (
+                        remote_pod.status.container_statuses if remote_pod and remote_pod.status else None
+                    ) or []
                     base = next((s for s in statuses if s.name == self.base_container_name), None)
                     code = base.state.terminated.exit_code if base and base.state and base.state.terminated else None
                     if code in NO_RETRY_EXIT_CODES:
@@ -210,11 +217,18 @@ StagePodOperator = None  # the class, once stage_pod_operator has defined it
     doc_md=__doc__,
     user_defined_macros={"mdp_interval": run_interval},
     params={
-        "since": Param(None, type=["null", "string"], title="since",
-                       description="First ingest hour, ISO 8601 (e.g. 2026-01-01T00:00:00+00:00). "
-                                   "Empty: the run's data interval."),
-        "until": Param(None, type=["null", "string"], title="until",
-                       description="End ingest hour, exclusive, ISO 8601. Empty: since + 1 hour."),
+        "since": Param(
+            None,
+            type=["null", "string"],
+            title="since",
+            description="First ingest hour, ISO 8601 (e.g. 2026-01-01T00:00:00+00:00). Empty: the run's data interval.",
+        ),
+        "until": Param(
+            None,
+            type=["null", "string"],
+            title="until",
+            description="End ingest hour, exclusive, ISO 8601. Empty: since + 1 hour.",
+        ),
     },
 )
 def customers_end_to_end():

@@ -32,8 +32,16 @@ class RawRecord:
     ingest_ts: datetime
 
 
-def write_bronze(settings: Settings, store: Store, records: list[RawRecord], source: str, topic: str,
-                 topic_id: str | None = None, refuse_changes: bool = False, same_but: tuple[str, ...] = ()) -> list[str]:
+def write_bronze(
+    settings: Settings,
+    store: Store,
+    records: list[RawRecord],
+    source: str,
+    topic: str,
+    topic_id: str | None = None,
+    refuse_changes: bool = False,
+    same_but: tuple[str, ...] = (),
+) -> list[str]:
     """Write records to Bronze, one object per (ingest hour, source partition). Returns the URIs.
 
     `topic_id` (Kafka's id of this creation of the topic) goes into the names and the `topic` column.
@@ -78,5 +86,7 @@ def _already_there(store: Store, uri: str, table: pa.Table, same_but: tuple[str,
         return False
     if pq.read_table(io.BytesIO(existing)).drop_columns(list(same_but)).equals(table.drop_columns(list(same_but))):
         return True
-    raise StageError(f"Bronze object {uri} exists with other records: refusing to overwrite it (Spark would "
-                     "never read the new ones). Was the topic recreated on a broker without topic ids?")
+    raise StageError(
+        f"Bronze object {uri} exists with other records: refusing to overwrite it (Spark would "
+        "never read the new ones). Was the topic recreated on a broker without topic ids?"
+    )

@@ -26,13 +26,56 @@ CONTRACT_TYPES = {"Month-to-month": 1.2, "One year": -0.3, "Two year": -1.5}
 CONTRACT_WEIGHTS = (55, 25, 20)
 INTERNET = {"DSL": (45.0, 0.0), "Fiber optic": (80.0, 0.6), "No internet": (22.0, -0.8)}  # base charge, effect
 INTERNET_WEIGHTS = (35, 45, 20)
-FIRST = ("ana", "ben", "chen", "dara", "eli", "fatima", "goran", "hana", "ivan", "jo", "kofi", "lena", "mei", "nils", "olu", "priya")
-LAST = ("silva", "okafor", "nguyen", "novak", "smith", "kowalski", "haddad", "tanaka", "berg", "moreau", "rossi", "khan")
-COLUMNS = ("account_no", "region", "contract_type", "internet_service", "tenure_months", "monthly_charges",
-           "total_charges", "support_calls", "paperless_billing", "email", "churn")
+FIRST = (
+    "ana",
+    "ben",
+    "chen",
+    "dara",
+    "eli",
+    "fatima",
+    "goran",
+    "hana",
+    "ivan",
+    "jo",
+    "kofi",
+    "lena",
+    "mei",
+    "nils",
+    "olu",
+    "priya",
+)
+LAST = (
+    "silva",
+    "okafor",
+    "nguyen",
+    "novak",
+    "smith",
+    "kowalski",
+    "haddad",
+    "tanaka",
+    "berg",
+    "moreau",
+    "rossi",
+    "khan",
+)
+COLUMNS = (
+    "account_no",
+    "region",
+    "contract_type",
+    "internet_service",
+    "tenure_months",
+    "monthly_charges",
+    "total_charges",
+    "support_calls",
+    "paperless_billing",
+    "email",
+    "churn",
+)
 
 
-def churn_probability(contract_type: str, internet: str, tenure: int, monthly: float, calls: int, paperless: int) -> float:
+def churn_probability(
+    contract_type: str, internet: str, tenure: int, monthly: float, calls: int, paperless: int
+) -> float:
     logit = (
         -1.3
         + CONTRACT_TYPES[contract_type]

@@ -76,7 +76,9 @@ class FileData:
 def file_format(path: Path, given: str | None = None) -> str:
     fmt = given or FORMATS.get(path.suffix.lower())
     if fmt not in ("csv", "parquet"):
-        raise ConfigError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; give --format csv or parquet")
+        raise ConfigError(
+            f"{path}: cannot tell the format from the suffix {path.suffix!r}; give --format csv or parquet"
+        )
     return fmt
 
 
@@ -134,7 +136,7 @@ def read_file(path: str | Path, fmt: str | None = None) -> FileData:
 
         try:
             table = pq.read_table(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        except Exception as exc:
             raise ConfigError(f"{path}: not a readable Parquet file ({exc})") from None
         columns = table.column_names
         cols = [table.column(c).to_pylist() for c in columns]
@@ -142,7 +144,9 @@ def read_file(path: str | Path, fmt: str | None = None) -> FileData:
         bad = {}
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     if dupes:
-        raise ConfigError(f"{path}: duplicate column names {dupes}: rename them (a row must map each name to one value)")
+        raise ConfigError(
+            f"{path}: duplicate column names {dupes}: rename them (a row must map each name to one value)"
+        )
     return FileData(path=path, format=fmt, sha256=digest, columns=columns, rows=rows, bad_lines=bad)
 
 
@@ -206,7 +210,13 @@ def to_events(data: FileData, contract: Contract) -> Events:
             if has_eid:
                 blanks[eid] -= 1  # filled, not sent blank
         key = msg.get(key_name)
-        out.append((pos, None if key is None else str(key).encode(), json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode()))
+        out.append(
+            (
+                pos,
+                None if key is None else str(key).encode(),
+                json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode(),
+            )
+        )
     return Events(out, +blanks, filled)
 
 
@@ -227,7 +237,14 @@ def goes_to_kafka(settings: Settings) -> bool:
     return settings.source == "kafka"
 
 
-def ingest_file(settings: Settings, store: Store, path: str | Path, fmt: str | None = None, at: datetime | None = None, producer=None) -> dict:
+def ingest_file(
+    settings: Settings,
+    store: Store,
+    path: str | Path,
+    fmt: str | None = None,
+    at: datetime | None = None,
+    producer=None,
+) -> dict:
     """Send a file's rows as events (to the topic or to Bronze). Returns the figures it printed."""
     contract = settings.data_contract
     data = read_file(path, fmt)
@@ -265,6 +282,7 @@ def ingest_file(settings: Settings, store: Store, path: str | Path, fmt: str | N
     records = [RawRecord(v, k, 0, pos, start + timedelta(microseconds=pos)) for pos, k, v in events.messages]
     # Bronze objects are immutable: the same file again within the hour has the same object name,
     # and its first landing stays (its ingest time orders the states; a rewrite would move it).
-    written = write_bronze(settings, store, records, source=data.source, topic=settings.topic,
-                           refuse_changes=True, same_but=("ingest_ts",))
+    written = write_bronze(
+        settings, store, records, source=data.source, topic=settings.topic, refuse_changes=True, same_but=("ingest_ts",)
+    )
     return {**figures, "destination": "bronze", "bronze_objects": written}

@@ -23,8 +23,23 @@ from mdp.core.contract import load_contract
 
 PLAN_EFFECT = {"free": 0.9, "basic": 0.3, "pro": -0.4, "enterprise": -1.1}
 CONTRACT = "customers"  # the bundled contract whose events this generator makes
-FIELDS = ("event_id", "event_type", "event_ts", "customer_id", "full_name", "email", "phone", "country", "age", "plan",
-          "signup_date", "monthly_spend", "support_tickets", "last_login_date", "churned")
+FIELDS = (
+    "event_id",
+    "event_type",
+    "event_ts",
+    "customer_id",
+    "full_name",
+    "email",
+    "phone",
+    "country",
+    "age",
+    "plan",
+    "signup_date",
+    "monthly_spend",
+    "support_tickets",
+    "last_login_date",
+    "churned",
+)
 DIRTY_KINDS = (
     "unparseable_json",
     "truncated_json",
@@ -41,7 +56,9 @@ DIRTY_KINDS = (
 )
 
 
-def churn_probability(plan: str, tenure_days: int, monthly_spend: float, tickets: int, days_idle: int, age: int) -> float:
+def churn_probability(
+    plan: str, tenure_days: int, monthly_spend: float, tickets: int, days_idle: int, age: int
+) -> float:
     logit = (
         -1.2
         + PLAN_EFFECT[plan]
@@ -88,7 +105,8 @@ class CustomerEventGenerator:
                 "email": f"{user}{idx}@{self.fake.free_email_domain()}",
                 "country": self.rng.choice(self.countries),
                 "age": self.rng.randint(18, 85),
-                "signup_date": date(2019, 1, 1) + timedelta(days=self.rng.randint(0, (self.hour.date() - date(2019, 1, 1)).days)),
+                "signup_date": date(2019, 1, 1)
+                + timedelta(days=self.rng.randint(0, (self.hour.date() - date(2019, 1, 1)).days)),
             }
         return self._profiles[idx]
 

@@ -48,6 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
+from kafka import ConsumerRebalanceListener
+
 from mdp.core.context import RunContext, StageError
 from mdp.core.errors import MdpError, Unavailable
 from mdp.core.lake import Interval, hour_floor
@@ -70,14 +72,16 @@ class LandingOptions:
     status_file: str | None = None
 
     @classmethod
-    def from_env(cls, follow: bool = False, **overrides) -> "LandingOptions":
+    def from_env(cls, follow: bool = False, **overrides) -> LandingOptions:
         values: dict = {"batch_wait_s": FOLLOW_BATCH_WAIT_S} if follow else {}
         for f in fields(cls):
             raw = os.environ.get(f"MDP_LANDING_{f.name.upper()}")
             if raw is None:
                 continue
             try:
-                values[f.name] = raw if f.name in ("group", "status_file") else (float(raw) if f.name.endswith("_s") else int(raw))
+                values[f.name] = (
+                    raw if f.name in ("group", "status_file") else (float(raw) if f.name.endswith("_s") else int(raw))
+                )
             except ValueError:
                 raise ConfigError(f"MDP_LANDING_{f.name.upper()}: {raw!r} is not a number") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -164,7 +168,9 @@ class Lander:
         self.topic = settings.topic
         self._unreachable = lambda exc: unreachable(bootstrap, exc)
         try:
-            self.consumer = KafkaConsumer(**consumer_config(settings, self.options.group_id(self.topic), self.options.batch_records))
+            self.consumer = KafkaConsumer(
+                **consumer_config(settings, self.options.group_id(self.topic), self.options.batch_records)
+            )
             partitions = self.consumer.partitions_for_topic(self.topic)
         except (KafkaTimeoutError, KafkaConnectionError, OSError) as exc:
             if hasattr(self, "consumer"):
@@ -172,15 +178,21 @@ class Lander:
             raise self._unreachable(exc) from None
         if not partitions:
             self.consumer.close(autocommit=False)
-            raise ConfigError(f"Kafka at {bootstrap} has no topic {self.topic!r} (kafka_topic, MDP_KAFKA_TOPIC): "
-                              "create it with `mdp services bootstrap`, or produce to it first")
+            raise ConfigError(
+                f"Kafka at {bootstrap} has no topic {self.topic!r} (kafka_topic, MDP_KAFKA_TOPIC): "
+                "create it with `mdp services bootstrap`, or produce to it first"
+            )
         self.partitions = sorted(partitions)
         # The topic's lifetime: Bronze names and positions carry it, since a recreated topic's
         # offsets start at 0 again (see mdp.core.lake.bronze_topic).
         self.topic_id = topic_id(self.consumer, self.topic)
         if self.topic_id is None:
-            log.warning("Kafka at %s gives no topic id for %r: Bronze cannot tell a recreated topic's records "
-                        "from the old ones (a batch that would take an old object's name is refused)", bootstrap, self.topic)
+            log.warning(
+                "Kafka at %s gives no topic id for %r: Bronze cannot tell a recreated topic's records "
+                "from the old ones (a batch that would take an old object's name is refused)",
+                bootstrap,
+                self.topic,
+            )
         self.assigned: set | None = None  # set when the group gives us partitions; None while rebalancing
         self.end: dict | None = None  # the snapshot of end offsets a bounded run stops at
         self.consumer.subscribe([self.topic], listener=_Rebalance(self))
@@ -212,9 +224,14 @@ class Lander:
         probe = None
         try:
             listed = self.consumer.end_offsets(tps)
-            probe = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
-                                  bootstrap_timeout_ms=bootstrap_timeout_ms(self.settings), fetch_max_bytes=1 << 20,
-                                  max_partition_fetch_bytes=1 << 20, fetch_max_wait_ms=50)
+            probe = KafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                enable_auto_commit=False,
+                bootstrap_timeout_ms=bootstrap_timeout_ms(self.settings),
+                fetch_max_bytes=1 << 20,
+                max_partition_fetch_bytes=1 << 20,
+                fetch_max_wait_ms=50,
+            )
             probe.assign(tps)
             for tp in tps:
                 probe.seek(tp, listed[tp])
@@ -222,9 +239,11 @@ class Lander:
             while any(probe.highwater(tp) is None for tp in tps):
                 if time.monotonic() > deadline:
                     missing = [tp.partition for tp in tps if probe.highwater(tp) is None]
-                    raise Unavailable(f"Kafka at {self.settings.kafka_bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP): "
-                                      f"no high watermark for partitions {missing} of {self.topic!r} within "
-                                      f"{self.settings.connect_timeout_s:.0f}s")
+                    raise Unavailable(
+                        f"Kafka at {self.settings.kafka_bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP): "
+                        f"no high watermark for partitions {missing} of {self.topic!r} within "
+                        f"{self.settings.connect_timeout_s:.0f}s"
+                    )
                 probe.poll(timeout_ms=100)  # records are dropped: only the high watermark is wanted
             return {tp: max(listed[tp], probe.highwater(tp)) for tp in tps}
         except (KafkaTimeoutError, KafkaConnectionError, OSError) as exc:
@@ -271,7 +290,7 @@ class Lander:
         for tp in self.assigned:
             try:
                 behind += max(0, self.end.get(tp, 0) - self.consumer.position(tp))
-            except Exception:  # noqa: BLE001 - a figure, not a decision
+            except Exception:
                 pass
         return behind
 
@@ -291,9 +310,11 @@ class Lander:
                 polled.setdefault(tp, []).extend(recs)
             if self.assigned is not None or (should_stop is not None and should_stop()):
                 return polled
-        raise Unavailable(f"Kafka at {self.settings.kafka_bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP): no partition "
-                          f"assignment for group {self.options.group_id(self.topic)!r} on {self.topic!r} within "
-                          f"{self.options.join_timeout_s:.0f}s")
+        raise Unavailable(
+            f"Kafka at {self.settings.kafka_bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP): no partition "
+            f"assignment for group {self.options.group_id(self.topic)!r} on {self.topic!r} within "
+            f"{self.options.join_timeout_s:.0f}s"
+        )
 
     # ---- writing and committing --------------------------------------------------------------------
     def _write(self, batch: list) -> tuple[list[str], dict[str, int]]:
@@ -308,8 +329,15 @@ class Lander:
             if t is None:
                 t = times[r.timestamp] = _record_time(r)
             records.append(RawRecord(r.value, r.key, r.partition, r.offset, t))
-        uris = write_bronze(self.settings, self.store, records, source="kafka", topic=self.topic, topic_id=self.topic_id,
-                            refuse_changes=True)
+        uris = write_bronze(
+            self.settings,
+            self.store,
+            records,
+            source="kafka",
+            topic=self.topic,
+            topic_id=self.topic_id,
+            refuse_changes=True,
+        )
         # The write returned: every object is whole in the store (rename locally, a PUT on S3).
         if os.environ.get("MDP_TEST_CRASH_AFTER_WRITE") == "1":
             sys.stderr.write(f"MDP_TEST_CRASH_AFTER_WRITE: killing myself after writing {len(uris)} objects\n")
@@ -333,9 +361,13 @@ class Lander:
         if now_id and self.topic_id and now_id != self.topic_id:
             # Recreated under a running lander: whose lifetime these records are is unknown. Land
             # nothing, commit nothing; a new run lands the new topic under its own id.
-            raise MdpError(f"Kafka topic {self.topic!r} was recreated while landing (topic id {self.topic_id} "
-                           f"is now {now_id}): nothing of this batch was landed; run the landing again")
-        offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(last + 1, "", -1) for p, (_, last) in ranges.items()}
+            raise MdpError(
+                f"Kafka topic {self.topic!r} was recreated while landing (topic id {self.topic_id} "
+                f"is now {now_id}): nothing of this batch was landed; run the landing again"
+            )
+        offsets = {
+            TopicPartition(self.topic, p): OffsetAndMetadata(last + 1, "", -1) for p, (_, last) in ranges.items()
+        }
         self.pending.append((self.writer.submit(self._write, batch), offsets, len(batch), ranges, time.perf_counter()))
         self._commit_written(block_until=1)
 
@@ -362,8 +394,14 @@ class Lander:
             self.figures["landed"] += n
             self.figures["batches"] += 1
             self.figures["bronze_objects"] += len(uris)
-            log.info("flush: %d records (%s) -> %d Bronze objects in %.2fs; %s", n, _ranges(ranges), len(uris),
-                     time.perf_counter() - t_submit, "committed" if committed else "commit FAILED (will be redelivered)")
+            log.info(
+                "flush: %d records (%s) -> %d Bronze objects in %.2fs; %s",
+                n,
+                _ranges(ranges),
+                len(uris),
+                time.perf_counter() - t_submit,
+                "committed" if committed else "commit FAILED (will be redelivered)",
+            )
             self._write_status("flushed", force=True)
 
     def drain(self) -> None:
@@ -378,11 +416,17 @@ class Lander:
         if not path or (not force and now - self._status_at < 1.0):
             return
         self._status_at = now
-        body = {"state": state, "topic": self.topic, "group": self.options.group_id(self.topic),
-                "polled": getattr(self, "_seen", 0), "landed": self.figures["landed"], "batches": self.figures["batches"],
-                "committed": {str(p): o for p, o in sorted(self.committed.items())},
-                "assigned": sorted(tp.partition for tp in self.assigned) if self.assigned else [],
-                "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        body = {
+            "state": state,
+            "topic": self.topic,
+            "group": self.options.group_id(self.topic),
+            "polled": getattr(self, "_seen", 0),
+            "landed": self.figures["landed"],
+            "batches": self.figures["batches"],
+            "committed": {str(p): o for p, o in sorted(self.committed.items())},
+            "assigned": sorted(tp.partition for tp in self.assigned) if self.assigned else [],
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         tmp = f"{path}.tmp"
         with open(tmp, "w") as fh:
             json.dump(body, fh)
@@ -424,7 +468,9 @@ class Lander:
                     elif not got and now - last_record >= opts.max_wait_s:
                         stopped_by = "idle"
                 done = stopped_by is not None
-                if self.batch and (done or len(self.batch) >= opts.batch_records or now - batch_started >= opts.batch_wait_s):
+                if self.batch and (
+                    done or len(self.batch) >= opts.batch_records or now - batch_started >= opts.batch_wait_s
+                ):
                     self._submit()
                     batch_started = None
                 if done or (not got and self.pending):
@@ -454,8 +500,12 @@ class Lander:
             self.writer.shutdown(wait=True)
             self.consumer.close(autocommit=False)
         if stopped_by == "idle" and behind:
-            log.warning("landing stopped after %.0fs without a record, %d records short of its snapshot "
-                        "(the next run lands them)", opts.max_wait_s, behind)
+            log.warning(
+                "landing stopped after %.0fs without a record, %d records short of its snapshot "
+                "(the next run lands them)",
+                opts.max_wait_s,
+                behind,
+            )
         landed = self.figures["landed"]
         self.figures.update(
             stopped_by=stopped_by,
@@ -472,14 +522,11 @@ class Lander:
         return self.figures
 
 
-from kafka import ConsumerRebalanceListener  # noqa: E402
-
-
 class _Rebalance(ConsumerRebalanceListener):
     """Before the group takes partitions away, land and commit what was polled from them; track
     what we own, so a bounded run judges its snapshot only on a settled assignment."""
 
-    def __init__(self, lander: "Lander"):
+    def __init__(self, lander: Lander):
         self.lander = lander
 
     def on_partitions_revoked(self, revoked) -> None:
@@ -498,10 +545,13 @@ def land(settings: Settings, store, options: LandingOptions | None = None) -> di
     return Lander(settings, store, options).run()
 
 
-def follow(settings: Settings, store, options: LandingOptions | None = None,
-           should_stop: Callable[[], bool] = lambda: False) -> dict:
+def follow(
+    settings: Settings, store, options: LandingOptions | None = None, should_stop: Callable[[], bool] = lambda: False
+) -> dict:
     """Land continuously until `should_stop()` returns True; then land and commit what was polled."""
-    return Lander(settings, store, options or LandingOptions.from_env(follow=True)).run(follow=True, should_stop=should_stop)
+    return Lander(settings, store, options or LandingOptions.from_env(follow=True)).run(
+        follow=True, should_stop=should_stop
+    )
 
 
 def land_interval(ctx: RunContext) -> dict:
@@ -514,17 +564,22 @@ def land_interval(ctx: RunContext) -> dict:
     except MdpError:
         raise
     except Exception as exc:
-        from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError
+        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         if isinstance(exc, BotoConnectionError):
-            raise Unavailable(f"Bronze write to S3 at {ctx.settings.s3_endpoint} (s3_endpoint, MDP_S3_ENDPOINT) "
-                              f"failed: {exc}") from None
+            raise Unavailable(
+                f"Bronze write to S3 at {ctx.settings.s3_endpoint} (s3_endpoint, MDP_S3_ENDPOINT) failed: {exc}"
+            ) from None
         if isinstance(exc, (ClientError, BotoCoreError)):
             raise StageError(f"Bronze write to S3 at {ctx.settings.s3_endpoint} failed: {exc}") from None
         raise
     interval: Interval = ctx.interval
-    in_interval = sum(n for h, n in figures["hours"].items()
-                      if interval.start <= datetime.fromisoformat(h + ":00+00:00") < interval.end)
+    in_interval = sum(
+        n
+        for h, n in figures["hours"].items()
+        if interval.start <= datetime.fromisoformat(h + ":00+00:00") < interval.end
+    )
     figures["in_interval"] = in_interval
     figures["outside_interval"] = figures["landed"] - in_interval
     return figures

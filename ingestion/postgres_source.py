@@ -55,8 +55,14 @@ log = logging.getLogger(__name__)
 
 SNAPSHOTS = "mdp_publisher_snapshots"
 XID = "mdp_xid"
-PG_TYPES = {"string": "text", "int": "integer", "double": "double precision", "boolean": "boolean",
-            "date": "date", "timestamp": "timestamptz"}
+PG_TYPES = {
+    "string": "text",
+    "int": "integer",
+    "double": "double precision",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp": "timestamptz",
+}
 
 
 def q(name: str) -> str:
@@ -78,8 +84,10 @@ def watermark_column(contract: Contract) -> str:
     wm = contract.postgres.watermark_column
     for c in state_columns(contract):
         if c.name == wm and c.type != "timestamp":
-            raise ConfigError(f"contract {contract.entity}: postgres.watermark_column {wm!r} is a {c.type} column; "
-                              "it must be a timestamp (or a name the contract does not use)")
+            raise ConfigError(
+                f"contract {contract.entity}: postgres.watermark_column {wm!r} is a {c.type} column; "
+                "it must be a timestamp (or a name the contract does not use)"
+            )
     return wm
 
 
@@ -124,7 +132,8 @@ def table_ddl(contract: Contract | None = None) -> str:
         listed = ", ".join(q(n) for n in kept + [wm])
         old = ", ".join(f"OLD.{q(n)}" for n in kept)
         stmts += [
-            f"CREATE TABLE IF NOT EXISTS {q(d)} (\n    mdp_seq bigserial PRIMARY KEY,\n" + ",\n".join(dcols)
+            f"CREATE TABLE IF NOT EXISTS {q(d)} (\n    mdp_seq bigserial PRIMARY KEY,\n"
+            + ",\n".join(dcols)
             + f",\n    {XID} xid8 NOT NULL\n);",
             f"CREATE INDEX IF NOT EXISTS {q(d + '_mdp_xid_idx')} ON {q(d)} ({XID});",
             # The last state, stamped with the delete's time and transaction.
@@ -170,8 +179,12 @@ def connect(settings: Settings, autocommit: bool = False):
         raise ConfigError("postgres_dsn (MDP_POSTGRES_DSN): required for the Postgres source")
     password = settings.postgres_password.get_secret_value() if settings.postgres_password else None
     try:
-        return psycopg.connect(settings.postgres_dsn, password=password, autocommit=autocommit,
-                               connect_timeout=max(1, int(settings.connect_timeout_s)))
+        return psycopg.connect(
+            settings.postgres_dsn,
+            password=password,
+            autocommit=autocommit,
+            connect_timeout=max(1, int(settings.connect_timeout_s)),
+        )
     except psycopg.OperationalError as exc:
         text = str(exc).strip()
         first = text.splitlines()[0] if text else type(exc).__name__
@@ -179,7 +192,9 @@ def connect(settings: Settings, autocommit: bool = False):
         # The server answered and said no (bad password or role, no such database): a setting to fix.
         if (exc.sqlstate or "").startswith(("28", "3D")) or "authentication failed" in text or "does not exist" in text:
             raise ConfigError(f"cannot connect to {where} (postgres_dsn, PGPASSWORD): refused: {first}") from None
-        raise Unavailable(f"cannot connect to {where} (postgres_dsn, MDP_POSTGRES_DSN): {connect_failure(first)}") from None
+        raise Unavailable(
+            f"cannot connect to {where} (postgres_dsn, MDP_POSTGRES_DSN): {connect_failure(first)}"
+        ) from None
 
 
 def ensure_schema(settings: Settings) -> None:
@@ -192,8 +207,10 @@ def _upsert_sql(contract: Contract) -> str:
     names = [c.name for c in state_columns(contract)]
     pk = contract.primary_key
     updates = ", ".join(f"{q(n)} = EXCLUDED.{q(n)}" for n in names if n != pk)
-    return (f"INSERT INTO {q(contract.source_table)} ({', '.join(q(n) for n in names)}) "
-            f"VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({q(pk)}) DO UPDATE SET {updates}")
+    return (
+        f"INSERT INTO {q(contract.source_table)} ({', '.join(q(n) for n in names)}) "
+        f"VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT ({q(pk)}) DO UPDATE SET {updates}"
+    )
 
 
 def seed(settings: Settings, customers: int, seed_value: int | None = None, hour: datetime | None = None) -> int:
@@ -212,8 +229,10 @@ def seed(settings: Settings, customers: int, seed_value: int | None = None, hour
         body = json.loads(e.message)
         missing = [n for n in names if n not in body]
         if missing:
-            raise ConfigError(f"mdp postgres seed: the generator makes customers rows, not {contract.entity!r} rows "
-                              f"(no {missing[:5]}); insert rows into {contract.source_table!r} yourself")
+            raise ConfigError(
+                f"mdp postgres seed: the generator makes customers rows, not {contract.entity!r} rows "
+                f"(no {missing[:5]}); insert rows into {contract.source_table!r} yourself"
+            )
         latest[body[contract.primary_key]] = body
     rows = [tuple(body[n] for n in names) for body in latest.values()]
     ensure_schema(settings)
@@ -265,8 +284,12 @@ def delete_rows(settings: Settings, n: int) -> list:
     contract = settings.data_contract
     t, pk = q(contract.source_table), q(contract.primary_key)
     with connect(settings) as conn:
-        return [r[0] for r in conn.execute(
-            f"DELETE FROM {t} WHERE {pk} IN (SELECT {pk} FROM {t} ORDER BY random() LIMIT %s) RETURNING {pk}", (n,))]
+        return [
+            r[0]
+            for r in conn.execute(
+                f"DELETE FROM {t} WHERE {pk} IN (SELECT {pk} FROM {t} ORDER BY random() LIMIT %s) RETURNING {pk}", (n,)
+            )
+        ]
 
 
 # ---- the publisher --------------------------------------------------------------------------------
@@ -343,12 +366,17 @@ class WatermarkPublisher:
         wm = c.postgres.watermark_column
         names = [col.name for col in state_columns(c)]
         cols = ", ".join(q(n) for n in names + ([] if wm in names else [wm]))
-        where = (f"{XID} >= pg_snapshot_xmin(%(since)s::pg_snapshot) AND NOT pg_visible_in_snapshot({XID}, %(since)s::pg_snapshot)"
-                 if since else "TRUE")
+        where = (
+            f"{XID} >= pg_snapshot_xmin(%(since)s::pg_snapshot) AND NOT pg_visible_in_snapshot({XID}, %(since)s::pg_snapshot)"
+            if since
+            else "TRUE"
+        )
         parts = [f"SELECT {cols}, false AS mdp_deleted FROM {q(c.source_table)} WHERE {where}"]
         if c.tombstone:
             parts.append(f"SELECT {cols}, true FROM {q(deleted_table(c))} WHERE {where}")
-        return " UNION ALL ".join(parts) + f" ORDER BY {q(wm)}, {q(c.primary_key)}", ({"since": since} if since else None)
+        return " UNION ALL ".join(parts) + f" ORDER BY {q(wm)}, {q(c.primary_key)}", (
+            {"since": since} if since else None
+        )
 
     def _save(self, conn, snapshot: str, n: int) -> None:
         conn.execute(
@@ -383,8 +411,13 @@ class WatermarkPublisher:
                 cur.itersize = self.batch_rows
                 cur.execute(sql, params)
                 while rows := cur.fetchmany(self.batch_rows):
-                    messages = [(str(r[c.primary_key]).encode(),
-                                 json.dumps(row_event(r, c, r["mdp_deleted"]), separators=(",", ":")).encode()) for r in rows]
+                    messages = [
+                        (
+                            str(r[c.primary_key]).encode(),
+                            json.dumps(row_event(r, c, r["mdp_deleted"]), separators=(",", ":")).encode(),
+                        )
+                        for r in rows
+                    ]
                     publish(self.producer, self.settings.topic, messages)  # raises unless every send is acked
                     total += len(rows)
             conn.commit()

@@ -28,7 +28,9 @@ def require_bootstrap(settings: Settings, what: str) -> str:
 
 def unreachable(bootstrap: str, exc: BaseException | str) -> Unavailable:
     """A Kafka connection failure: retryable, naming the setting and the endpoint."""
-    return Unavailable(f"cannot reach Kafka at {bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP): {connect_failure(exc)}")
+    return Unavailable(
+        f"cannot reach Kafka at {bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP): {connect_failure(exc)}"
+    )
 
 
 def bootstrap_timeout_ms(settings: Settings | None) -> int:
@@ -72,8 +74,11 @@ def ensure_topic(bootstrap: str | None, topic: str, partitions: int = 3, timeout
     if not bootstrap:
         raise ConfigError(f"{SETTING}: required to create the topic {topic!r}")
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                                 bootstrap_timeout_ms=int(timeout_s * 1000))
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(timeout_s * 1000),
+            bootstrap_timeout_ms=int(timeout_s * 1000),
+        )
     except (KafkaTimeoutError, KafkaConnectionError, OSError) as exc:
         raise unreachable(bootstrap, exc) from None
     try:
@@ -112,7 +117,7 @@ def publish(producer, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
         n += 1
     try:
         producer.flush(timeout=timeout_s)
-    except Exception as exc:  # noqa: BLE001 - a flush that times out is an unanswered broker
+    except Exception as exc:
         out.first_error = out.first_error or exc
     if out.failed or out.ok != n:
         text = f"Kafka: {out.failed} of {n} sends to {topic!r} failed ({out.ok} acknowledged): {out.first_error!r}"
@@ -123,7 +128,9 @@ def publish(producer, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
     return n
 
 
-def produce_generated(settings: Settings, hours: list[datetime], events_per_hour: int | None = None, producer=None) -> dict:
+def produce_generated(
+    settings: Settings, hours: list[datetime], events_per_hour: int | None = None, producer=None
+) -> dict:
     """Generate each hour's events (seeded) and publish them; the dirty ones go out as they are."""
     from ingestion.generator import generate_hour
 
@@ -140,7 +147,12 @@ def produce_generated(settings: Settings, hours: list[datetime], events_per_hour
         if own:
             producer.close(timeout=10)
     seconds = time.perf_counter() - t0
-    return {"produced": total, "dirty": dirty, "seconds": round(seconds, 2), "events_per_s": round(total / max(seconds, 1e-9))}
+    return {
+        "produced": total,
+        "dirty": dirty,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(total / max(seconds, 1e-9)),
+    }
 
 
 def current_hour() -> datetime:

@@ -31,8 +31,10 @@ def gold_rows(settings, keys: list[str]) -> tuple[int, pd.DataFrame]:
     rows = table.filter(_where_key_in(contract.primary_key, keys)).to_pandas()
     missing = sorted(set(keys) - set(rows[contract.primary_key]))
     if missing:
-        raise StageError(f"{contract.primary_key} {missing} not in Gold snapshot {current['version']} "
-                         f"({current.get('rows')} {contract.entity}; a deleted entity leaves Gold)")
+        raise StageError(
+            f"{contract.primary_key} {missing} not in Gold snapshot {current['version']} "
+            f"({current.get('rows')} {contract.entity}; a deleted entity leaves Gold)"
+        )
     return current["version"], rows
 
 
@@ -60,7 +62,9 @@ def read_rows(path: Path, contract) -> pd.DataFrame:
         raise ConfigError(f"--file {str(path)!r}: a .csv or .parquet file, please")
     missing = [c for c in feature_names(contract) if c not in rows.columns]
     if missing:
-        raise ConfigError(f"--file {str(path)!r} lacks the features {missing} (the contract's features: {feature_names(contract)})")
+        raise ConfigError(
+            f"--file {str(path)!r} lacks the features {missing} (the contract's features: {feature_names(contract)})"
+        )
     return rows
 
 

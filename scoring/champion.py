@@ -57,7 +57,9 @@ def download(settings, ref: ChampionRef) -> str:
     """The version's files in a new local folder (its name is unique: Spark ships it by that name)."""
     mlflow = _mlflow(settings)
     with mlflow_errors(settings.mlflow_uri, f"downloading {ref.uri}"):
-        return mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=tempfile.mkdtemp(prefix="mdp-champion-"))
+        return mlflow.artifacts.download_artifacts(
+            artifact_uri=ref.uri, dst_path=tempfile.mkdtemp(prefix="mdp-champion-")
+        )
 
 
 def check_inputs(path: str, ref: ChampionRef, contract: Contract, available: list[str]) -> None:
@@ -70,8 +72,10 @@ def check_inputs(path: str, ref: ChampionRef, contract: Contract, available: lis
     needed = schema.input_names() if schema else feature_names(contract)
     missing = [c for c in needed if c not in available]
     if missing:
-        raise StageError(f"{ref.name} v{ref.version} ({CHAMPION}) needs {missing}, which the current Gold lacks: "
-                         "train_model on the current Gold promotes a champion that can score it")
+        raise StageError(
+            f"{ref.name} v{ref.version} ({CHAMPION}) needs {missing}, which the current Gold lacks: "
+            "train_model on the current Gold promotes a champion that can score it"
+        )
 
 
 _loaded: dict[str, object] = {}

@@ -10,9 +10,9 @@ slow), so they order themselves: see `sync`.
 
 from __future__ import annotations
 
+from ingestion.postgres_source import PG_TYPES, connect, q
 from mdp.core.contract import Contract
 from mdp.core.tables import Dataset
-from ingestion.postgres_source import PG_TYPES, connect, q
 from scoring.champion import META, SCORE
 
 BATCH_ROWS = 50_000
@@ -24,21 +24,25 @@ def columns(contract: Contract) -> list[str]:
 
 def table_ddl(contract: Contract) -> str:
     key = contract.primary_key
-    return (f"CREATE TABLE IF NOT EXISTS {q(contract.scores_table)} (\n"
-            f"    {q(key)} {PG_TYPES[contract.column(key).type]} PRIMARY KEY,\n"
-            f"    {SCORE} double precision NOT NULL,\n"
-            + "".join(f"    {m} text NOT NULL,\n" for m in META)
-            + "    scored_at timestamptz NOT NULL DEFAULT now()\n);")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {q(contract.scores_table)} (\n"
+        f"    {q(key)} {PG_TYPES[contract.column(key).type]} PRIMARY KEY,\n"
+        f"    {SCORE} double precision NOT NULL,\n"
+        + "".join(f"    {m} text NOT NULL,\n" for m in META)
+        + "    scored_at timestamptz NOT NULL DEFAULT now()\n);"
+    )
 
 
 def upsert_sql(contract: Contract, staging: str) -> str:
     cols = columns(contract)
     key = contract.primary_key
     values = [c for c in cols if c != key]
-    return (f"INSERT INTO {q(contract.scores_table)} AS t ({', '.join(q(c) for c in cols)}) "
-            f"SELECT {', '.join(q(c) for c in cols)} FROM {q(staging)} "
-            f"ON CONFLICT ({q(key)}) DO UPDATE SET {', '.join(f'{q(c)} = EXCLUDED.{q(c)}' for c in values)}, scored_at = now() "
-            f"WHERE ({', '.join(f't.{q(c)}' for c in values)}) IS DISTINCT FROM ({', '.join(f'EXCLUDED.{q(c)}' for c in values)})")
+    return (
+        f"INSERT INTO {q(contract.scores_table)} AS t ({', '.join(q(c) for c in cols)}) "
+        f"SELECT {', '.join(q(c) for c in cols)} FROM {q(staging)} "
+        f"ON CONFLICT ({q(key)}) DO UPDATE SET {', '.join(f'{q(c)} = EXCLUDED.{q(c)}' for c in values)}, scored_at = now() "
+        f"WHERE ({', '.join(f't.{q(c)}' for c in values)}) IS DISTINCT FROM ({', '.join(f'EXCLUDED.{q(c)}' for c in values)})"
+    )
 
 
 def sync(settings, dataset: Dataset, version: int) -> dict:
@@ -53,25 +57,36 @@ def sync(settings, dataset: Dataset, version: int) -> dict:
         doc = dataset.current() or {}
         if doc.get("version") != version:
             conn.rollback()
-            return {"postgres_table": table, "postgres_upserted": 0, "postgres_deleted": 0,
-                    "postgres_skipped": f"scores {version} were superseded by {doc.get('version')}"}
+            return {
+                "postgres_table": table,
+                "postgres_upserted": 0,
+                "postgres_deleted": 0,
+                "postgres_skipped": f"scores {version} were superseded by {doc.get('version')}",
+            }
         conn.execute(table_ddl(contract))
-        held = conn.execute(f"SELECT count(*), count(*) FILTER (WHERE model_version = %s AND gold_snapshot = %s) FROM {q(table)}",
-                            (doc.get("model_version"), str(doc.get("gold_snapshot")))).fetchone()
+        held = conn.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE model_version = %s AND gold_snapshot = %s) FROM {q(table)}",
+            (doc.get("model_version"), str(doc.get("gold_snapshot"))),
+        ).fetchone()
         if held == (doc.get("rows"), doc.get("rows")):
             conn.rollback()
             return {"postgres_table": table, "postgres_upserted": 0, "postgres_deleted": 0}
         staging = f"mdp_staging_{table}"
         key_type = PG_TYPES[contract.column(contract.primary_key).type]
-        conn.execute(f"CREATE TEMP TABLE {q(staging)} ({q(contract.primary_key)} {key_type}, {SCORE} double precision, "
-                     + ", ".join(f"{m} text" for m in META) + ") ON COMMIT DROP")
+        conn.execute(
+            f"CREATE TEMP TABLE {q(staging)} ({q(contract.primary_key)} {key_type}, {SCORE} double precision, "
+            + ", ".join(f"{m} text" for m in META)
+            + ") ON COMMIT DROP"
+        )
         files = dataset.primary.dataset(version)
         with conn.cursor().copy(f"COPY {q(staging)} ({', '.join(q(c) for c in cols)}) FROM STDIN") as copy:
             for batch in files.to_batches(columns=cols, batch_size=BATCH_ROWS):
                 for row in zip(*(batch.column(c).to_pylist() for c in cols), strict=True):
                     copy.write_row(row)
         upserted = conn.execute(upsert_sql(contract, staging)).rowcount
-        deleted = conn.execute(f"DELETE FROM {q(table)} t WHERE NOT EXISTS (SELECT 1 FROM {q(staging)} s "
-                               f"WHERE s.{q(contract.primary_key)} = t.{q(contract.primary_key)})").rowcount
+        deleted = conn.execute(
+            f"DELETE FROM {q(table)} t WHERE NOT EXISTS (SELECT 1 FROM {q(staging)} s "
+            f"WHERE s.{q(contract.primary_key)} = t.{q(contract.primary_key)})"
+        ).rowcount
         conn.commit()
     return {"postgres_table": table, "postgres_upserted": upserted, "postgres_deleted": deleted}

@@ -52,8 +52,13 @@ def score_partitions(model_archive: str, contract, meta: dict):
 def scores_schema(gold_schema, contract):
     from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-    return StructType([gold_schema[contract.primary_key], StructField(SCORE, DoubleType(), False),
-                       *[StructField(m, StringType(), False) for m in META]])
+    return StructType(
+        [
+            gold_schema[contract.primary_key],
+            StructField(SCORE, DoubleType(), False),
+            *[StructField(m, StringType(), False) for m in META],
+        ]
+    )
 
 
 def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: dict, target: str) -> str:
@@ -75,29 +80,44 @@ def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: dict, target:
         Path(f"{local}.zip").unlink(missing_ok=True)
 
 
-def _score_in_driver(ctx: RunContext, local: str, ref: champion.ChampionRef, source: list[str], target: str, meta: dict) -> None:
+def _score_in_driver(
+    ctx: RunContext, local: str, ref: champion.ChampionRef, source: list[str], target: str, meta: dict
+) -> None:
     import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     settings, contract = ctx.settings, ctx.contract
-    gold = ds.dataset([arrow_path(u) for u in source], format="parquet", filesystem=arrow_filesystem(settings)).to_table()
+    gold = ds.dataset(
+        [arrow_path(u) for u in source], format="parquet", filesystem=arrow_filesystem(settings)
+    ).to_table()
     champion.check_inputs(local, ref, contract, gold.column_names)
     key = contract.primary_key
     frame = gold.to_pandas()
     scores = champion.score_frame(champion.load(local), frame, contract)
     # The schema scores_schema gives Spark's writer: the key as in Gold, a score, the meta strings.
-    fields = [gold.schema.field(key), pa.field(SCORE, pa.float64(), nullable=False),
-              *[pa.field(m, pa.string(), nullable=False) for m in META]]
-    table = pa.table([gold.column(key), pa.array(scores, pa.float64()), *[pa.array([meta[m]] * len(frame), pa.string()) for m in META]],
-                     schema=pa.schema(fields))
+    fields = [
+        gold.schema.field(key),
+        pa.field(SCORE, pa.float64(), nullable=False),
+        *[pa.field(m, pa.string(), nullable=False) for m in META],
+    ]
+    table = pa.table(
+        [
+            gold.column(key),
+            pa.array(scores, pa.float64()),
+            *[pa.array([meta[m]] * len(frame), pa.string()) for m in META],
+        ],
+        schema=pa.schema(fields),
+    )
     fs = arrow_filesystem(settings)
     folder = arrow_path(target)
     fs.create_dir(folder, recursive=True)
     pq.write_table(table, f"{folder}/part-00000.parquet", filesystem=fs, compression="zstd")
 
 
-def _score_in_spark(ctx: RunContext, local: str, ref: champion.ChampionRef, source: list[str], target: str, meta: dict) -> None:
+def _score_in_spark(
+    ctx: RunContext, local: str, ref: champion.ChampionRef, source: list[str], target: str, meta: dict
+) -> None:
     from spark_apps.session import get_spark
 
     settings, contract = ctx.settings, ctx.contract
@@ -106,7 +126,9 @@ def _score_in_spark(ctx: RunContext, local: str, ref: champion.ChampionRef, sour
     champion.check_inputs(local, ref, contract, frame.columns)
     archive = shutil.make_archive(local, "zip", root_dir=local)
     spark.sparkContext.addArchive(archive)
-    scored = frame.mapInPandas(score_partitions(Path(archive).name, contract, meta), scores_schema(frame.schema, contract))
+    scored = frame.mapInPandas(
+        score_partitions(Path(archive).name, contract, meta), scores_schema(frame.schema, contract)
+    )
     scored.write.mode("overwrite").parquet(spark_uri(target))
 
 
@@ -133,14 +155,23 @@ def run(ctx: RunContext) -> dict:
             rows = parquet_rows(settings, [target])
             if rows != gold["rows"]:  # every Gold entity has exactly one score
                 write.abort()
-                raise ConservationError(f"scored {rows} rows of Gold snapshot {gold['version']}, which has {gold['rows']}; "
-                                        "the scores were not published")
-            version = write.commit({"gold_snapshot": gold["version"], "model_name": ref.name, "model_version": ref.version,
-                                    "rows": rows})
+                raise ConservationError(
+                    f"scored {rows} rows of Gold snapshot {gold['version']}, which has {gold['rows']}; "
+                    "the scores were not published"
+                )
+            version = write.commit(
+                {"gold_snapshot": gold["version"], "model_name": ref.name, "model_version": ref.version, "rows": rows}
+            )
             dataset.vacuum()
             new = True
-    figures = {"scored": rows, "scores_version": version, "gold_snapshot": gold["version"], "model_version": ref.version,
-               "new_scores": new, **({"scored_in": scored_in} if new else {"nothing_new": True})}
+    figures = {
+        "scored": rows,
+        "scores_version": version,
+        "gold_snapshot": gold["version"],
+        "model_version": ref.version,
+        "new_scores": new,
+        **({"scored_in": scored_in} if new else {"nothing_new": True}),
+    }
     if settings.postgres_dsn:
         from scoring.postgres import sync
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 
 def compose(workdir: Path, *args: str) -> str:
-    return subprocess.run(["docker", "compose", *args], cwd=workdir, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(["docker", "compose", *args], cwd=workdir, check=True, capture_output=True, text=True).stdout
 
 
 def not_ready(workdir: Path) -> tuple[list[str], list[str]]:
@@ -68,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     print("compose: not ready: " + "; ".join(bad), file=sys.stderr)
     for item in bad:
         name = item.split(":", 1)[0]
-        logs = subprocess.run(["docker", "compose", "logs", "--no-color", "--tail", "30", name], cwd=a.dir,
-                              capture_output=True, text=True)
+        logs = subprocess.run(
+            ["docker", "compose", "logs", "--no-color", "--tail", "30", name], cwd=a.dir, capture_output=True, text=True
+        )
         print(f"----- {name} -----\n{logs.stdout}{logs.stderr}", file=sys.stderr)
     return 1
 

@@ -42,18 +42,32 @@ def groups(overlay: str) -> list[dict]:
     out = []
     if overlay == "ci":
         out += [
-            {"name": "mdp-s3", "namespaces": ["mdp", "mdp-jobs"],
-             "make": lambda: {"AWS_ACCESS_KEY_ID": rand(20), "AWS_SECRET_ACCESS_KEY": rand(40)}},
-            {"name": "mdp-postgres", "namespaces": ["mdp", "mdp-jobs"],
-             "make": lambda: {"POSTGRES_PASSWORD": rand(32), "POSTGRES_USER": PG_USER}},
-            {"name": "mdp-airflow-metadata", "namespaces": ["airflow"], "from": "mdp-postgres",
-             "derive": lambda pg: {"connection": f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}"
-                                                 f"@{PG_HOST}/airflow"}},
+            {
+                "name": "mdp-s3",
+                "namespaces": ["mdp", "mdp-jobs"],
+                "make": lambda: {"AWS_ACCESS_KEY_ID": rand(20), "AWS_SECRET_ACCESS_KEY": rand(40)},
+            },
+            {
+                "name": "mdp-postgres",
+                "namespaces": ["mdp", "mdp-jobs"],
+                "make": lambda: {"POSTGRES_PASSWORD": rand(32), "POSTGRES_USER": PG_USER},
+            },
+            {
+                "name": "mdp-airflow-metadata",
+                "namespaces": ["airflow"],
+                "from": "mdp-postgres",
+                "derive": lambda pg: {
+                    "connection": f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@{PG_HOST}/airflow"
+                },
+            },
         ]
     # Every overlay: the Airflow chart's keys, which it would otherwise generate per render.
     out += [
-        {"name": "mdp-airflow-fernet-key", "namespaces": ["airflow"],
-         "make": lambda: {"fernet-key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}},
+        {
+            "name": "mdp-airflow-fernet-key",
+            "namespaces": ["airflow"],
+            "make": lambda: {"fernet-key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()},
+        },
         {"name": "mdp-airflow-jwt", "namespaces": ["airflow"], "make": lambda: {"jwt-secret": rand(48)}},
         {"name": "mdp-airflow-api-secret-key", "namespaces": ["airflow"], "make": lambda: {"api-secret-key": rand(48)}},
     ]
@@ -71,11 +85,20 @@ def get_secret(kubectl: str, ns: str, name: str) -> dict | None:
 
 
 def manifest(ns: str, name: str, data: dict) -> dict:
-    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": name, "namespace": ns,
-                         "labels": {"app.kubernetes.io/part-of": "mini-data-platform",
-                                    "app.kubernetes.io/managed-by": "scripts-kind-secrets"}},
-            "stringData": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": {
+                "app.kubernetes.io/part-of": "mini-data-platform",
+                "app.kubernetes.io/managed-by": "scripts-kind-secrets",
+            },
+        },
+        "stringData": data,
+    }
 
 
 def plan(overlay: str, existing) -> list[dict]:

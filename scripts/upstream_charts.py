@@ -44,10 +44,19 @@ def values_files(rel: dict, overlay: str | None = None) -> list[str]:
 
 def install_command(rel: dict, helm: str = "helm", timeout: str = "15m", overlay: str | None = None) -> list[str]:
     cmd = [
-        helm, "upgrade", "--install", rel["name"], *chart_ref(rel),
-        "--version", str(rel["version"]),
-        "--namespace", rel["namespace"], "--create-namespace",
-        "--wait", "--timeout", timeout,
+        helm,
+        "upgrade",
+        "--install",
+        rel["name"],
+        *chart_ref(rel),
+        "--version",
+        str(rel["version"]),
+        "--namespace",
+        rel["namespace"],
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        timeout,
     ]
     for values in values_files(rel, overlay):
         cmd += ["--values", str(ROOT / values)]
@@ -55,8 +64,7 @@ def install_command(rel: dict, helm: str = "helm", timeout: str = "15m", overlay
 
 
 def pull_command(rel: dict, dest: Path, helm: str = "helm") -> list[str]:
-    return [helm, "pull", *chart_ref(rel), "--version", str(rel["version"]),
-            "--untar", "--untardir", str(dest)]
+    return [helm, "pull", *chart_ref(rel), "--version", str(rel["version"]), "--untar", "--untardir", str(dest)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     helm = os.environ.get("HELM", "helm")
 
-    releases = [r for r in load_releases() if args.phase in (None, r["phase"])
-                and args.release in (None, r["name"])]
+    releases = [r for r in load_releases() if args.phase in (None, r["phase"]) and args.release in (None, r["name"])]
     for rel in releases:
         if args.action == "values":
             print("\n".join(values_files(rel, args.overlay)))

@@ -52,7 +52,13 @@ from spark_apps.transforms import (
 )
 
 log = logging.getLogger(__name__)
-_ARROW_TO_SPARK = {"binary": BinaryType, "string": StringType, "int32": IntegerType, "int64": LongType, "timestamp[us, tz=UTC]": TimestampType}
+_ARROW_TO_SPARK = {
+    "binary": BinaryType,
+    "string": StringType,
+    "int32": IntegerType,
+    "int64": LongType,
+    "timestamp[us, tz=UTC]": TimestampType,
+}
 
 
 def bronze_spark_schema() -> StructType:
@@ -67,7 +73,7 @@ def _lake_uri(spark_path: str) -> str:
 
     for scheme in ("s3a://", "s3://"):
         if spark_path.startswith(scheme):
-            return "s3://" + unquote(spark_path[len(scheme):])
+            return "s3://" + unquote(spark_path[len(scheme) :])
     parsed = urlparse(spark_path)
     return f"file://{unquote(parsed.path)}" if parsed.scheme == "file" else spark_path
 
@@ -123,11 +129,22 @@ class Merge:
 
         # What the gate checks: the run's distinct deliveries as parsed (a bad event once, by id and bytes),
         # with per-family reason flags.
-        flags_ok = [F.lit(False).alias("_quarantined"), F.lit(False).alias("_unparseable"), F.lit(False).alias("_unknown_field"),
-                    F.lit(False).alias("_bad_type"), F.lit(None).cast("string").alias("_reason")]
-        batch = conflicts_with_state(accepted, existing, c).select(*c.names, *batch_arrival(), *flags_ok, "_conflict").unionByName(
-            distinct_bad_messages(quarantined, c).select(*c.names, *batch_arrival(), *reason_flags(F.col("reasons")),
-                                                      F.lit(False).alias("_conflict")))
+        flags_ok = [
+            F.lit(False).alias("_quarantined"),
+            F.lit(False).alias("_unparseable"),
+            F.lit(False).alias("_unknown_field"),
+            F.lit(False).alias("_bad_type"),
+            F.lit(None).cast("string").alias("_reason"),
+        ]
+        batch = (
+            conflicts_with_state(accepted, existing, c)
+            .select(*c.names, *batch_arrival(), *flags_ok, "_conflict")
+            .unionByName(
+                distinct_bad_messages(quarantined, c).select(
+                    *c.names, *batch_arrival(), *reason_flags(F.col("reasons")), F.lit(False).alias("_conflict")
+                )
+            )
+        )
         self._write(batch, "batch")
 
         figures = self._count(parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri)
@@ -148,8 +165,11 @@ class Merge:
             return accepted
         key = [c.event_id, "_hash"]
         old = self._read("seen", spark_schema(c))
-        fresh = accepted if old is None else accepted.join(
-            old.select(c.event_id, content_hash(c).alias("_hash")), key, "left_anti")
+        fresh = (
+            accepted
+            if old is None
+            else accepted.join(old.select(c.event_id, content_hash(c).alias("_hash")), key, "left_anti")
+        )
         seen = fresh.select(*c.names) if old is None else old.unionByName(fresh.select(*c.names))
         self._write(seen, "seen")
         return fresh
@@ -157,15 +177,23 @@ class Merge:
     def _count(self, parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri) -> dict:
         c, s = self.contract, self.settings
         # One job for the quarantine's figures: per reason, rows and copies.
-        by_reason = quarantined.groupBy("reason").agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).collect()
+        by_reason = (
+            quarantined.groupBy("reason").agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).collect()
+        )
         per_reason = {r["reason"]: r["n"] for r in by_reason}
         a = accepted.agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).first()
         acc, acc_copies = int(a["n"]), int(a["copies"] or 0)
         quar, quar_copies = sum(r["n"] for r in by_reason), sum(int(r["copies"] or 0) for r in by_reason)
         # Quarantined records already in the quarantine table (landed again, or a backfill) are copies too.
         q_again = quarantined.join(old_q.select(*POSITION), POSITION, "left_semi").count() if old_q is not None else 0
-        new_keys = (accepted.select(c.primary_key).distinct().join(existing.select(c.primary_key), c.primary_key, "left_anti").count()
-                    if existing is not None else accepted.select(c.primary_key).distinct().count())
+        new_keys = (
+            accepted.select(c.primary_key)
+            .distinct()
+            .join(existing.select(c.primary_key), c.primary_key, "left_anti")
+            .count()
+            if existing is not None
+            else accepted.select(c.primary_key).distinct().count()
+        )
         duplicates = (acc_copies - acc) + (quar_copies - quar) + q_again
 
         # Independent counts: footers of what the landing wrote and of what this run wrote.
@@ -177,17 +205,27 @@ class Merge:
         state_after = parquet_rows(s, [state_uri])
         quarantined_new = q_after - q_before
         checks = {
-            "bronze": (bronze_in, acc + quarantined_new + duplicates,
-                       f"bronze_in {bronze_in} (footers) = accepted {acc} + quarantined {quarantined_new} (written) + duplicates {duplicates}"),
-            "silver": (state_after, state_before + new_keys,
-                       f"silver rows {state_after} (written) = {state_before} before + {new_keys} new keys"),
-            "quarantine": (quarantined_new, quar - q_again,
-                           f"quarantine rows written {quarantined_new} = quarantined {quar} - already there {q_again}"),
+            "bronze": (
+                bronze_in,
+                acc + quarantined_new + duplicates,
+                f"bronze_in {bronze_in} (footers) = accepted {acc} + quarantined {quarantined_new} (written) + duplicates {duplicates}",
+            ),
+            "silver": (
+                state_after,
+                state_before + new_keys,
+                f"silver rows {state_after} (written) = {state_before} before + {new_keys} new keys",
+            ),
+            "quarantine": (
+                quarantined_new,
+                quar - q_again,
+                f"quarantine rows written {quarantined_new} = quarantined {quar} - already there {q_again}",
+            ),
         }
         failed = [text for got, want, text in checks.values() if got != want]
         if failed:
-            raise ConservationError("row conservation failed, nothing staged:\n  " + "\n  ".join(
-                t.replace(" = ", " != ") for t in failed))
+            raise ConservationError(
+                "row conservation failed, nothing staged:\n  " + "\n  ".join(t.replace(" = ", " != ") for t in failed)
+            )
         return {
             "bronze_objects": len(files),
             "bronze_in": bronze_in,
@@ -209,14 +247,23 @@ class Merge:
         c = self.contract
         t = c.tombstone
         live = F.lit(True) if t is None else ~F.col(t.column).eqNullSafe(F.lit(t.value))
-        aggs = [F.count(F.lit(1)).alias("rows"), F.countDistinct(c.primary_key).alias("keys"),
-                F.sum(live.cast("long")).alias("live_rows")]
+        aggs = [
+            F.count(F.lit(1)).alias("rows"),
+            F.countDistinct(c.primary_key).alias("keys"),
+            F.sum(live.cast("long")).alias("live_rows"),
+        ]
         for n in c.names:
-            aggs += [F.sum((live & F.col(n).isNull()).cast("long")).alias(f"n:{n}"),
-                     F.approx_count_distinct(F.when(live, F.col(n))).alias(f"d:{n}")]
+            aggs += [
+                F.sum((live & F.col(n).isNull()).cast("long")).alias(f"n:{n}"),
+                F.approx_count_distinct(F.when(live, F.col(n))).alias(f"d:{n}"),
+            ]
         r = state.agg(*aggs).first().asDict()
-        return {"rows": r["rows"], "keys": r["keys"], "live_rows": int(r["live_rows"] or 0),
-                "columns": {n: {"nulls": int(r[f"n:{n}"] or 0), "distinct": int(r[f"d:{n}"] or 0)} for n in c.names}}
+        return {
+            "rows": r["rows"],
+            "keys": r["keys"],
+            "live_rows": int(r["live_rows"] or 0),
+            "columns": {n: {"nulls": int(r[f"n:{n}"] or 0), "distinct": int(r[f"d:{n}"] or 0)} for n in c.names},
+        }
 
 
 def seen_by_checkpoint(store, checkpoint: str) -> set[str] | None:
@@ -284,8 +331,13 @@ def _stream_new_objects(ctx: RunContext, checkpoint: str, on_batch) -> bool:
         .parquet(spark_uri(bronze_table_uri(ctx.settings)))
         .select("*", F.col("_metadata.file_path").alias("_file"))
     )
-    query = (source.writeStream.foreachBatch(each).option("checkpointLocation", spark_uri(checkpoint))
-             .queryName(f"bronze_to_silver-{ctx.run_id}"[:60]).trigger(availableNow=True).start())
+    query = (
+        source.writeStream.foreachBatch(each)
+        .option("checkpointLocation", spark_uri(checkpoint))
+        .queryName(f"bronze_to_silver-{ctx.run_id}"[:60])
+        .trigger(availableNow=True)
+        .start()
+    )
     try:
         query.awaitTermination()
     except Exception:
@@ -318,8 +370,10 @@ def run(ctx: RunContext) -> dict:
         rebuild = _rebuild_reason(ctx, current)
         problems = incompatibilities(contract, current and current.get("schema"), rebuild=bool(rebuild))
         if problems:
-            raise ConfigError(f"contract {contract.entity} v{contract.version} cannot extend the published Silver "
-                              f"{current['version']}:\n  " + "\n  ".join(problems))
+            raise ConfigError(
+                f"contract {contract.entity} v{contract.version} cannot extend the published Silver "
+                f"{current['version']}:\n  " + "\n  ".join(problems)
+            )
         if not ctx.store.list_dirs(bronze_table_uri(settings)):
             if current is None:
                 raise StageError(f"no Bronze data in {bronze_table_uri(settings)} and no Silver yet: land events first")
@@ -330,7 +384,14 @@ def run(ctx: RunContext) -> dict:
             # Spark's own checkpoint says every Bronze object is in Silver: no session, no job.
             silver.stage(ctx.run_id, None, {"bronze_in": 0})
             log.info("bronze_to_silver: nothing new since Silver %s", current["version"])
-            return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None, "nothing_new": True}
+            return {
+                "bronze_in": 0,
+                "accepted": 0,
+                "quarantined": 0,
+                "duplicates": 0,
+                "staged": None,
+                "nothing_new": True,
+            }
 
         write = silver.begin(ctx.run_id, keep=silver.waiting())
         checkpoint = silver.checkpoint_uri(write.write_id)
@@ -345,31 +406,47 @@ def run(ctx: RunContext) -> dict:
         def on_batch(df: DataFrame, files: list[str]) -> dict:
             extra = sorted(set(backfill) - set(files))
             if extra:
-                df = df.unionByName(merge.spark.read.schema(bronze_spark_schema()).option(
-                    "basePath", spark_uri(bronze_table_uri(settings))).parquet(*[spark_uri(f) for f in extra])
-                    .select("*", F.col("_metadata.file_path").alias("_file")))
+                df = df.unionByName(
+                    merge.spark.read.schema(bronze_spark_schema())
+                    .option("basePath", spark_uri(bronze_table_uri(settings)))
+                    .parquet(*[spark_uri(f) for f in extra])
+                    .select("*", F.col("_metadata.file_path").alias("_file"))
+                )
             return merge(df, files + extra)
 
         streamed = _stream_new_objects(ctx, checkpoint, on_batch)
         if not streamed and backfill:
-            empty = merge.spark.createDataFrame([], bronze_spark_schema()).withColumn("_file", F.lit(None).cast("string"))
+            empty = merge.spark.createDataFrame([], bronze_spark_schema()).withColumn(
+                "_file", F.lit(None).cast("string")
+            )
             on_batch(empty, [])
         if merge.figures is None:
             ctx.store.delete_prefix(checkpoint)  # nothing new: this version does not exist
             write.abort()
             silver.stage(ctx.run_id, None, {"bronze_in": 0})
             log.info("bronze_to_silver: nothing new since Silver %s", current and current["version"])
-            return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None, "nothing_new": True}
+            return {
+                "bronze_in": 0,
+                "accepted": 0,
+                "quarantined": 0,
+                "duplicates": 0,
+                "staged": None,
+                "nothing_new": True,
+            }
 
         figures = merge.figures
-        silver.stage(ctx.run_id, write, {
-            "checkpoint": checkpoint,
-            "schema": schema_of(contract),
-            "contract": contract.silver_fingerprint,
-            "backfill": str(ctx.interval) if ctx.backfill else None,
-            "rebuilt": rebuild,
-            **figures,
-        })
+        silver.stage(
+            ctx.run_id,
+            write,
+            {
+                "checkpoint": checkpoint,
+                "schema": schema_of(contract),
+                "contract": contract.silver_fingerprint,
+                "backfill": str(ctx.interval) if ctx.backfill else None,
+                "rebuilt": rebuild,
+                **figures,
+            },
+        )
         silver.gc()
     shown = {k: v for k, v in figures.items() if k != "profile"}
     return {"staged": write.write_id, **shown}

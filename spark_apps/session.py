@@ -42,7 +42,10 @@ def s3a_jars() -> list[str]:
         folder = os.path.join(os.path.dirname(find_spec("sagemaker_pyspark").origin), "jars")
     if not folder:
         return []
-    return sorted(glob.glob(os.path.join(folder, "hadoop-aws-*.jar")) + glob.glob(os.path.join(folder, "aws-java-sdk-bundle-*.jar")))
+    return sorted(
+        glob.glob(os.path.join(folder, "hadoop-aws-*.jar"))
+        + glob.glob(os.path.join(folder, "aws-java-sdk-bundle-*.jar"))
+    )
 
 
 def s3a_on_classpath() -> bool:

@@ -22,7 +22,6 @@ from datetime import date
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.window import Window
 from pyspark.sql.types import (
     BooleanType,
     DateType,
@@ -35,10 +34,18 @@ from pyspark.sql.types import (
     StructType,
     TimestampType,
 )
+from pyspark.sql.window import Window
 
 from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, Column, Contract, Rule, anchored
 
-DATA_TYPES = {"string": StringType, "int": IntegerType, "double": DoubleType, "boolean": BooleanType, "date": DateType, "timestamp": TimestampType}
+DATA_TYPES = {
+    "string": StringType,
+    "int": IntegerType,
+    "double": DoubleType,
+    "boolean": BooleanType,
+    "date": DateType,
+    "timestamp": TimestampType,
+}
 BRONZE_META = ["source", "topic", "partition", "offset", "ingest_ts", "ingest_date", "ingest_hour"]
 # A Bronze record's identity: where it came from. The same record landed twice shares it.
 POSITION = ["source", "topic", "partition", "offset"]
@@ -56,8 +63,12 @@ def spark_schema(contract: Contract) -> StructType:
 
 def silver_schema(contract: Contract) -> StructType:
     """Silver state's columns: the contract's, then lineage."""
-    meta = [StructField("_source", StringType()), StructField("_partition", IntegerType()),
-            StructField("_offset", LongType()), StructField("_ingest_ts", TimestampType())]
+    meta = [
+        StructField("_source", StringType()),
+        StructField("_partition", IntegerType()),
+        StructField("_offset", LongType()),
+        StructField("_ingest_ts", TimestampType()),
+    ]
     return StructType(spark_schema(contract).fields + meta)
 
 
@@ -92,7 +103,9 @@ def _lit(value):
     return F.lit(value) if not isinstance(value, date) else F.lit(value).cast("date")
 
 
-def _failure(rule: Rule, c: Column, raw: SparkColumn, typed: SparkColumn, ingest_ts: SparkColumn, skew_hours: int) -> SparkColumn:
+def _failure(
+    rule: Rule, c: Column, raw: SparkColumn, typed: SparkColumn, ingest_ts: SparkColumn, skew_hours: int
+) -> SparkColumn:
     """True when the row breaks the rule. One branch per rule kind; codes come from the contract."""
     if rule.kind == "not_null":
         return raw.isNull()
@@ -129,7 +142,9 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
         (F.size(F.array_except(F.map_keys("_m"), known)) > 0).alias("_unknown"),
         *[F.col("_m")[c.name].alias(f"_raw_{c.name}") for c in contract.columns],
     )
-    typed = raw.select("*", *[_typed(_normalise(F.col(f"_raw_{c.name}"), c), c).alias(c.name) for c in contract.columns])
+    typed = raw.select(
+        "*", *[_typed(_normalise(F.col(f"_raw_{c.name}"), c), c).alias(c.name) for c in contract.columns]
+    )
     checks = [(UNPARSEABLE, F.col("_not_object"))]
     if contract.unknown_fields == "quarantine":
         checks.append((UNKNOWN_FIELD, F.col("_unknown")))
@@ -137,7 +152,9 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
     deleting = F.coalesce(F.col(t.column) == F.lit(t.value), F.lit(False)) if t else F.lit(False)
     for rule in contract.rules():
         c = contract.column(rule.column)
-        cond = _failure(rule, c, F.col(f"_raw_{c.name}"), F.col(c.name), F.col("ingest_ts"), contract.max_future_skew_hours)
+        cond = _failure(
+            rule, c, F.col(f"_raw_{c.name}"), F.col(c.name), F.col("ingest_ts"), contract.max_future_skew_hours
+        )
         if rule.kind == "not_null" and c.name in contract.tombstone_may_omit:
             cond = cond & ~deleting
         checks.append((rule.code, cond))
@@ -179,8 +196,11 @@ def reason_flags(reasons: SparkColumn) -> list[SparkColumn]:
 def batch_arrival() -> list[SparkColumn]:
     """The arrival a batch row keeps (the first for an accepted event, the earliest landing for a
     quarantined record): the gate judges "future" against its ingest time, and shares per ingest hour."""
-    return [F.col("ingest_ts").alias("_ingest_ts"), F.col("ingest_date").alias("_ingest_date"),
-            F.col("ingest_hour").alias("_ingest_hour")]
+    return [
+        F.col("ingest_ts").alias("_ingest_ts"),
+        F.col("ingest_date").alias("_ingest_date"),
+        F.col("ingest_hour").alias("_ingest_hour"),
+    ]
 
 
 def conflicts_with_state(accepted: DataFrame, state: DataFrame | None, contract: Contract) -> DataFrame:
@@ -192,8 +212,11 @@ def conflicts_with_state(accepted: DataFrame, state: DataFrame | None, contract:
     c = contract
     old = state.select(c.primary_key, F.col(c.event_id).alias("_state_id"), content_hash(c).alias("_state_hash"))
     same_id_other_content = (F.col("_state_id") == F.col(c.event_id)) & (F.col("_state_hash") != F.col("_hash"))
-    return (accepted.join(old, c.primary_key, "left")
-            .withColumn("_conflict", F.coalesce(same_id_other_content, F.lit(False))).drop("_state_id", "_state_hash"))
+    return (
+        accepted.join(old, c.primary_key, "left")
+        .withColumn("_conflict", F.coalesce(same_id_other_content, F.lit(False)))
+        .drop("_state_id", "_state_hash")
+    )
 
 
 def distinct_deliveries(parsed: DataFrame, contract: Contract) -> tuple[DataFrame, DataFrame]:
@@ -212,12 +235,22 @@ def distinct_deliveries(parsed: DataFrame, contract: Contract) -> tuple[DataFram
     bad = parsed.where(F.size("_reasons") > 0)
     quarantined = (
         bad.groupBy(*POSITION)
-        .agg(F.min_by(F.struct(*[c for c in bad.columns if c not in POSITION]), F.col("ingest_ts")).alias("_r"),  # earliest landing
-             F.count(F.lit(1)).alias("_copies"))
+        .agg(
+            F.min_by(F.struct(*[c for c in bad.columns if c not in POSITION]), F.col("ingest_ts")).alias(
+                "_r"
+            ),  # earliest landing
+            F.count(F.lit(1)).alias("_copies"),
+        )
         .select(*POSITION, "_r.*", "_copies")
         # The raw bytes exactly as they arrived (not always valid UTF-8), so a record can be replayed.
-        .select(*BRONZE_META, "value", *contract.names, F.col("_reasons")[0].alias("reason"),
-                F.col("_reasons").alias("reasons"), "_copies")
+        .select(
+            *BRONZE_META,
+            "value",
+            *contract.names,
+            F.col("_reasons")[0].alias("reason"),
+            F.col("_reasons").alias("reasons"),
+            "_copies",
+        )
     )
     return accepted, quarantined
 
@@ -254,18 +287,30 @@ def latest_state(events: DataFrame, existing: DataFrame | None, contract: Contra
     rows = new if existing is None else existing.select(*cols, F.lit(False).alias("_changed")).unionByName(new)
     # max_by over a struct is a lexicographic maximum (NULL smallest). Content is compared field by
     # field in contract order: any engine can reproduce it (the DuckDB oracle in tests does).
-    content, kept = F.struct(*contract.names).alias("c"), (~F.col("_changed")).alias("kept")  # kept: the same delivery again
+    content, kept = (
+        F.struct(*contract.names).alias("c"),
+        (~F.col("_changed")).alias("kept"),
+    )  # kept: the same delivery again
     if contract.event_time:
         # An exact copy of the key's current state ties on time and content; the earlier arrival keeps it.
-        order = F.struct(F.col(contract.event_time).alias("t"), content,
-                         _arrival("_ingest_ts", "_source", "_partition", "_offset", earliest_largest=True).alias("a"), kept)
+        order = F.struct(
+            F.col(contract.event_time).alias("t"),
+            content,
+            _arrival("_ingest_ts", "_source", "_partition", "_offset", earliest_largest=True).alias("a"),
+            kept,
+        )
     else:
         # Without an event time the state is the latest arrival: ingest time, then the position in
         # its source (a file's row order, a Kafka partition's order, which holds every row of a key),
         # whether or not the rows share a (Kafka: millisecond) timestamp.
-        order = F.struct(F.struct(F.col("_ingest_ts"), F.col("_offset"), F.col("_partition"), F.col("_source")).alias("a"),
-                         content, kept)
-    return rows.groupBy(contract.primary_key).agg(F.max_by(F.struct(*cols, "_changed"), order).alias("_r")).select("_r.*")
+        order = F.struct(
+            F.struct(F.col("_ingest_ts"), F.col("_offset"), F.col("_partition"), F.col("_source")).alias("a"),
+            content,
+            kept,
+        )
+    return (
+        rows.groupBy(contract.primary_key).agg(F.max_by(F.struct(*cols, "_changed"), order).alias("_r")).select("_r.*")
+    )
 
 
 def merge_quarantine(new: DataFrame, existing: DataFrame | None) -> DataFrame:

@@ -29,9 +29,18 @@ os.environ.setdefault("MDP_SPARK_DRIVER_MEMORY", "2g")
 # not work with pytest 9, which no longer lets a plugin rename a node id.)
 _BY_FOLDER = {"transports", "airflow", "reliability", "deploy", "cluster", "training", "scoring", "properties"}
 # The longest groups first, so that no worker is left with a long one at the end.
-_FIRST = ("docker", "reliability", "properties", "transports", "tests/oracle/test_oracle_sequences.py", "airflow",
-          "tests/pipeline/test_bench_tiny.py", "tests/pipeline/test_edges.py",
-          "tests/pipeline/test_edges_deletes_and_retries.py", "tests/pipeline/test_delivery.py")
+_FIRST = (
+    "docker",
+    "reliability",
+    "properties",
+    "transports",
+    "tests/oracle/test_oracle_sequences.py",
+    "airflow",
+    "tests/pipeline/test_bench_tiny.py",
+    "tests/pipeline/test_edges.py",
+    "tests/pipeline/test_edges_deletes_and_retries.py",
+    "tests/pipeline/test_delivery.py",
+)
 
 
 def _group(path: str) -> str:

@@ -14,7 +14,9 @@ from mdp.core.contract import CONTRACTS_DIR
 from mdp.core.storage import store_for
 
 
-def write_messages(settings, hour: datetime, messages: list[bytes], source: str = "test", first_offset: int = 0) -> None:
+def write_messages(
+    settings, hour: datetime, messages: list[bytes], source: str = "test", first_offset: int = 0
+) -> None:
     records = [
         RawRecord(m, None, 0, first_offset + i, ingest_time(hour, i, len(messages))) for i, m in enumerate(messages)
     ]
@@ -51,9 +53,18 @@ def headless_chromium(tmp_path):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
 

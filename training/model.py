@@ -15,14 +15,14 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.compose import ColumnTransformer  # noqa: E402
-from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
-from sklearn.impute import SimpleImputer  # noqa: E402
-from sklearn.inspection import permutation_importance  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
     ConfusionMatrixDisplay,
     RocCurveDisplay,
     accuracy_score,
@@ -31,11 +31,11 @@ from sklearn.metrics import (  # noqa: E402
     recall_score,
     roc_auc_score,
 )
-from sklearn.model_selection import StratifiedKFold, cross_val_score  # noqa: E402
-from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler  # noqa: E402
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from mdp.core.contract import Contract  # noqa: E402
+from mdp.core.contract import Contract
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
@@ -107,13 +107,13 @@ def key_text(value) -> str:
 def holdout_rule(contract: Contract) -> str:
     """The rule, as recorded in each version's `holdout` tag: two versions were held out alike only
     when their tags are equal."""
-    return (f"{contract.primary_key}: blake2b('{HOLDOUT_SALT}:' + key) mod {HOLDOUT_BUCKETS} "
-            f"< {HOLDOUT_TAKEN}")
+    return f"{contract.primary_key}: blake2b('{HOLDOUT_SALT}:' + key) mod {HOLDOUT_BUCKETS} < {HOLDOUT_TAKEN}"
 
 
 def in_holdout(keys: pd.Series) -> np.ndarray:
     """True for the keys in the holdout. A key's bucket depends on the key alone (a fixed salt, not
     the seed), so it never changes as Gold grows: no version ever trains on a held-out key."""
+
     def bucket(value) -> int:
         digest = hashlib.blake2b(f"{HOLDOUT_SALT}:{key_text(value)}".encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big") % HOLDOUT_BUCKETS
@@ -151,12 +151,16 @@ def preprocessor(contract: Contract) -> ColumnTransformer:
             steps = [_imputer(impute, "median"), StandardScaler()]
         elif role == "boolean":
             # True/False/None -> 1.0/0.0/NaN, so the imputer sees the gaps.
-            steps = [FunctionTransformer(np.asarray, kw_args={"dtype": "float64"}, feature_names_out="one-to-one"),
-                     _imputer(impute, "most_frequent")]
+            steps = [
+                FunctionTransformer(np.asarray, kw_args={"dtype": "float64"}, feature_names_out="one-to-one"),
+                _imputer(impute, "most_frequent"),
+            ]
         else:
             # pd.NA as the marker: the imputer then finds None (Gold, JSON) and NaN (pandas) alike.
-            steps = [SimpleImputer(missing_values=pd.NA, strategy=impute or "most_frequent"),
-                     OneHotEncoder(handle_unknown="ignore", sparse_output=False)]
+            steps = [
+                SimpleImputer(missing_values=pd.NA, strategy=impute or "most_frequent"),
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+            ]
         branches.append((f"{role}_{impute or 'default'}", make_pipeline(*steps), names))
     return ColumnTransformer(branches, remainder="drop", verbose_feature_names_out=False)
 
@@ -190,9 +194,18 @@ def compare(contract: Contract, X_train: pd.DataFrame, y_train: pd.Series, seed:
     for name, est in candidates(seed).items():
         # One thread: on a shared 2-core machine OpenMP's spinning threads made this 7x slower.
         with threadpool_limits(1):
-            scores = cross_val_score(build_pipeline(contract, est), X_train, y_train, cv=cv, scoring="roc_auc", n_jobs=1)
-        rows.append({"model": name, "cv_roc_auc_mean": float(np.mean(scores)), "cv_roc_auc_std": float(np.std(scores)),
-                     "folds": folds, "params": ", ".join(f"{k}={v}" for k, v in hyperparameters(est).items())})
+            scores = cross_val_score(
+                build_pipeline(contract, est), X_train, y_train, cv=cv, scoring="roc_auc", n_jobs=1
+            )
+        rows.append(
+            {
+                "model": name,
+                "cv_roc_auc_mean": float(np.mean(scores)),
+                "cv_roc_auc_std": float(np.std(scores)),
+                "folds": folds,
+                "params": ", ".join(f"{k}={v}" for k, v in hyperparameters(est).items()),
+            }
+        )
     best = max(rows, key=lambda r: r["cv_roc_auc_mean"])  # max keeps the first of equals
     for r in rows:
         r["winner"] = r is best
@@ -222,7 +235,7 @@ def evaluate(proba: np.ndarray, y: pd.Series) -> dict[str, float]:
     }
 
 
-def plots(model: Pipeline, X_test: pd.DataFrame, y_test: pd.Series, seed: int) -> dict[str, "plt.Figure"]:
+def plots(model: Pipeline, X_test: pd.DataFrame, y_test: pd.Series, seed: int) -> dict[str, plt.Figure]:
     import matplotlib
 
     matplotlib.use("Agg")  # headless: plots are files, never windows (imported here: scoring needs no matplotlib)
@@ -241,7 +254,9 @@ def plots(model: Pipeline, X_test: pd.DataFrame, y_test: pd.Series, seed: int) -
     figs["confusion_matrix.png"] = fig
 
     sample = X_test.sample(n=min(3000, len(X_test)), random_state=seed)
-    imp = permutation_importance(model, sample, y_test.loc[sample.index], scoring="roc_auc", n_repeats=3, random_state=seed, n_jobs=1)
+    imp = permutation_importance(
+        model, sample, y_test.loc[sample.index], scoring="roc_auc", n_repeats=3, random_state=seed, n_jobs=1
+    )
     order = np.argsort(imp.importances_mean)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.barh(np.array(X_test.columns)[order], imp.importances_mean[order], xerr=imp.importances_std[order])

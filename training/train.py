@@ -46,9 +46,9 @@ import pandas as pd
 from mdp.core.context import RunContext, StageError
 from mdp.core.contract import Contract
 from mdp.core.errors import Unavailable
-from mdp.core.tables import gold_dataset, silver_dataset
 from mdp.core.settings import check_reachable
-from training.registry import (  # noqa: F401  (re-exported: scoring and tests import them from here)
+from mdp.core.tables import gold_dataset, silver_dataset
+from training.registry import (
     CHAMPION,
     _mlflow,
     champion_version,
@@ -85,8 +85,12 @@ def score_champion(mlflow, client, name: str, X_test: pd.DataFrame, y_test: pd.S
     expected_run = expected.run_id
     if expected.tags.get("holdout") != rule:
         held = expected.tags.get("holdout")
-        return Champion(version, not_held_out=f"it was held out by another rule ({held})" if held else
-                        "it records no holdout (trained before the holdout existed)")
+        return Champion(
+            version,
+            not_held_out=f"it was held out by another rule ({held})"
+            if held
+            else "it records no holdout (trained before the holdout existed)",
+        )
     if y_test.nunique() < 2:
         return Champion(version)  # decide() promotes nothing on these rows: no need to score
     try:
@@ -95,9 +99,11 @@ def score_champion(mlflow, client, name: str, X_test: pd.DataFrame, y_test: pd.S
         if is_unreachable(exc):
             raise
         # The registry names a champion whose files are gone (a new lake beside an old MLflow store).
-        raise StageError(f"{name} v{version} ({CHAMPION}) cannot be loaded from {expected.source}: "
-                         f"{type(exc).__name__}: {str(exc)[:200]}. Keep the MLflow store and its artifacts together "
-                         f"(the lake's mlflow layer), or remove the alias: `{CHAMPION}` of {name}") from exc
+        raise StageError(
+            f"{name} v{version} ({CHAMPION}) cannot be loaded from {expected.source}: "
+            f"{type(exc).__name__}: {str(exc)[:200]}. Keep the MLflow store and its artifacts together "
+            f"(the lake's mlflow layer), or remove the alias: `{CHAMPION}` of {name}"
+        ) from exc
     if expected_run and model.metadata.run_id and model.metadata.run_id != expected_run:
         raise Unavailable(f"the {CHAMPION} alias of {name} moved while it was evaluated (another training?): retry")
     schema = model.metadata.get_input_schema()
@@ -121,7 +127,9 @@ class Decision:
     reason: str
 
 
-def decide(challenger_auc: float, test_rows: int, test_classes: int, min_test_rows: int, champion: Champion) -> Decision:
+def decide(
+    challenger_auc: float, test_rows: int, test_classes: int, min_test_rows: int, champion: Champion
+) -> Decision:
     """The champion rule (see the module docstring). Pure: the tests call it with every case."""
     if test_rows < min_test_rows:
         return Decision(False, "not_promoted", f"only {test_rows} held-out rows (min_test_rows is {min_test_rows})")
@@ -130,15 +138,28 @@ def decide(challenger_auc: float, test_rows: int, test_classes: int, min_test_ro
     if champion.version is None:
         return Decision(True, "promoted", "no champion yet")
     if champion.cannot_score:
-        return Decision(True, "promoted", f"champion v{champion.version} cannot score the current features: {champion.cannot_score}")
+        return Decision(
+            True, "promoted", f"champion v{champion.version} cannot score the current features: {champion.cannot_score}"
+        )
     if champion.not_held_out:
-        return Decision(True, "promoted", f"champion v{champion.version} cannot be compared on rows it never trained on: "
-                                          f"{champion.not_held_out}")
+        return Decision(
+            True,
+            "promoted",
+            f"champion v{champion.version} cannot be compared on rows it never trained on: {champion.not_held_out}",
+        )
     same_rows = f"on the same {test_rows} held-out rows"
     if challenger_auc > champion.roc_auc:
-        return Decision(True, "promoted", f"ROC AUC {challenger_auc:.4f} beats champion v{champion.version}'s {champion.roc_auc:.4f} {same_rows}")
-    return Decision(False, "kept", f"champion v{champion.version} keeps the alias: its ROC AUC {champion.roc_auc:.4f} {same_rows} "
-                                   f"is at least the challenger's {challenger_auc:.4f} (a tie keeps the champion)")
+        return Decision(
+            True,
+            "promoted",
+            f"ROC AUC {challenger_auc:.4f} beats champion v{champion.version}'s {champion.roc_auc:.4f} {same_rows}",
+        )
+    return Decision(
+        False,
+        "kept",
+        f"champion v{champion.version} keeps the alias: its ROC AUC {champion.roc_auc:.4f} {same_rows} "
+        f"is at least the challenger's {challenger_auc:.4f} (a tie keeps the champion)",
+    )
 
 
 # ---- descriptions -----------------------------------------------------------------------------------
@@ -177,7 +198,9 @@ def trusted_types(model) -> list[str]:
     found = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
     unknown = [t for t in found if t not in SKOPS_TRUSTED]
     if unknown:
-        raise StageError(f"the fitted model holds types not reviewed for loading: {unknown} (see training/model.py SKOPS_TRUSTED)")
+        raise StageError(
+            f"the fitted model holds types not reviewed for loading: {unknown} (see training/model.py SKOPS_TRUSTED)"
+        )
     return found
 
 
@@ -192,10 +215,12 @@ def too_few(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Se
     if train.min() >= MIN_CLASS_ROWS:
         return None
     label = contract.label
-    return (f"Gold snapshot {snapshot} has too few rows of a class to train on: its training rows (labelled rows whose "
-            f"key is outside the holdout) hold {train[0]} negative and {train[1]} positive ({label.column} = "
-            f"{label.positive!r}), and the held-out rows {test[0]} and {test[1]}; a model needs at least {MIN_CLASS_ROWS} "
-            "of each class among the training rows. train_model trains once Gold holds more rows of the rarer class")
+    return (
+        f"Gold snapshot {snapshot} has too few rows of a class to train on: its training rows (labelled rows whose "
+        f"key is outside the holdout) hold {train[0]} negative and {train[1]} positive ({label.column} = "
+        f"{label.positive!r}), and the held-out rows {test[0]} and {test[1]}; a model needs at least {MIN_CLASS_ROWS} "
+        "of each class among the training rows. train_model trains once Gold holds more rows of the rarer class"
+    )
 
 
 def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
@@ -210,7 +235,9 @@ def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
     needed = [contract.primary_key, *feature_names(contract), contract.label.column]
     missing = [c for c in needed if c not in gold.columns]
     if missing:
-        raise StageError(f"Gold snapshot {current['version']} lacks {missing}, which the contract names: run silver_to_gold again")
+        raise StageError(
+            f"Gold snapshot {current['version']} lacks {missing}, which the contract names: run silver_to_gold again"
+        )
     return current, gold
 
 
@@ -300,8 +327,14 @@ def train(ctx: RunContext) -> dict:
     few = too_few(snapshot, contract, y_train, y_test)
     if few:  # tiny Gold, as with too few held-out rows: no model yet, and the run goes on
         log.warning("train_model: %s", few)
-        return {"gold_snapshot": snapshot, "promoted": False, "decision": "not trained", "reason": few,
-                "rows_train": len(X_train), "rows_test": len(X_test)}
+        return {
+            "gold_snapshot": snapshot,
+            "promoted": False,
+            "decision": "not trained",
+            "reason": few,
+            "rows_train": len(X_train),
+            "rows_test": len(X_test),
+        }
     folds = min(CV_FOLDS, int(y_train.value_counts().min()))  # every fold holds both classes
     rule = holdout_rule(contract)
     ranks = y_test.nunique() == 2  # the held-out rows can be ranked: ROC AUC, plots
@@ -309,7 +342,11 @@ def train(ctx: RunContext) -> dict:
         winner, comparison = compare(contract, X_train, y_train, settings.seed, folds)
         model = build_pipeline(contract, candidates(settings.seed)[winner]).fit(X_train, y_train)
         # Too few held-out rows to rank: no figures (NaN), and decide() promotes nothing.
-        metrics = evaluate(positive_scores(model.predict_proba(X_test)), y_test) if ranks else dict.fromkeys(METRICS, float("nan"))
+        metrics = (
+            evaluate(positive_scores(model.predict_proba(X_test)), y_test)
+            if ranks
+            else dict.fromkeys(METRICS, float("nan"))
+        )
         figs = plots(model, X_test, y_test, settings.seed) if ranks else {}
     figures = {
         "gold_snapshot": snapshot,
@@ -337,7 +374,17 @@ def train(ctx: RunContext) -> dict:
         with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{snapshot}") as active:
             mlflow.log_params(
                 {
-                    **{k: figures[k] for k in ("gold_snapshot", "silver_version", "rows_total", "rows_train", "rows_test", "positive_rate")},
+                    **{
+                        k: figures[k]
+                        for k in (
+                            "gold_snapshot",
+                            "silver_version",
+                            "rows_total",
+                            "rows_train",
+                            "rows_test",
+                            "positive_rate",
+                        )
+                    },
                     "contract": f"{contract.entity} v{contract.version}",
                     "features": ",".join(feature_names(contract)),
                     "model": winner,
@@ -351,7 +398,9 @@ def train(ctx: RunContext) -> dict:
             )
             mlflow.log_metrics(metrics)
             for m, r in cv.items():
-                mlflow.log_metrics({f"cv_roc_auc_{m}": r["cv_roc_auc_mean"], f"cv_roc_auc_std_{m}": r["cv_roc_auc_std"]})
+                mlflow.log_metrics(
+                    {f"cv_roc_auc_{m}": r["cv_roc_auc_mean"], f"cv_roc_auc_std_{m}": r["cv_roc_auc_std"]}
+                )
             if champion.roc_auc is not None:
                 mlflow.log_metric("champion_roc_auc_same_rows", champion.roc_auc)
             mlflow.log_table(pd.DataFrame(comparison), artifact_file="model_comparison.json")
@@ -377,7 +426,10 @@ def train(ctx: RunContext) -> dict:
     with mlflow_errors(uri, "describing the registered model"):
         client.update_registered_model(name, description=model_description(contract, settings.contract))
         tags = {
-            **{k: str(figures[k]) for k in ("gold_snapshot", "silver_version", "rows_total", "rows_labelled", "rows_train", "rows_test")},
+            **{
+                k: str(figures[k])
+                for k in ("gold_snapshot", "silver_version", "rows_total", "rows_labelled", "rows_train", "rows_test")
+            },
             "roc_auc": f"{metrics['roc_auc']:.4f}",
             "model": winner,
             "contract": f"{contract.entity} v{contract.version}",
@@ -401,7 +453,9 @@ def train(ctx: RunContext) -> dict:
         if current.get("silver_version") is not None:
             silver_dataset(settings, ctx.store).pin_version(CHAMPION, current["silver_version"], why)
     new_champion = version if decision.promote else champion.version
-    log.info("model v%s (%s) roc_auc=%.4f: %s (%s)", version, winner, metrics["roc_auc"], decision.outcome, decision.reason)
+    log.info(
+        "model v%s (%s) roc_auc=%.4f: %s (%s)", version, winner, metrics["roc_auc"], decision.outcome, decision.reason
+    )
     return {
         "gold_snapshot": snapshot,
         "run_id": run_id,

@@ -27,22 +27,27 @@ from typing import TYPE_CHECKING
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+import pandas as pd
+import pyarrow as pa
 
 if TYPE_CHECKING:
     import great_expectations as gx
 
-from mdp.core.context import RunContext  # noqa: E402
-from mdp.core.contract import Contract  # noqa: E402
-from mdp.core.errors import GateFailed, StageError  # noqa: E402
-from mdp.core.lake import arrow_filesystem, read_parquet  # noqa: E402
-from mdp.core.tables import Write, silver_dataset  # noqa: E402
-from mdp.core.storage import Store, join  # noqa: E402
+from mdp.core.context import RunContext
+from mdp.core.contract import Contract
+from mdp.core.errors import GateFailed, StageError
+from mdp.core.lake import arrow_filesystem, read_parquet
+from mdp.core.storage import Store, join
+from mdp.core.tables import Write, silver_dataset
 
 log = logging.getLogger(__name__)
-ARROW_TYPES = {"string": pa.string(), "int": pa.int32(), "double": pa.float64(), "boolean": pa.bool_(), "date": pa.date32()}
+ARROW_TYPES = {
+    "string": pa.string(),
+    "int": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+}
 
 
 def schema_mismatches(schema: pa.Schema, contract: Contract) -> list[str]:
@@ -58,7 +63,7 @@ def schema_mismatches(schema: pa.Schema, contract: Contract) -> list[str]:
     return out
 
 
-def by_condition(df: pd.DataFrame, suite: "gx.ExpectationSuite") -> list[tuple[str, pd.DataFrame, "gx.ExpectationSuite"]]:
+def by_condition(df: pd.DataFrame, suite: gx.ExpectationSuite) -> list[tuple[str, pd.DataFrame, gx.ExpectationSuite]]:
     """The suite split by row condition, each part over its rows filtered once. GX's pandas engine
     applies a row_condition (`df.query`) again for every metric of every expectation: on a batch of
     millions that copy dominated the gate. Same rows, same expectations, same answers."""
@@ -74,18 +79,25 @@ def by_condition(df: pd.DataFrame, suite: "gx.ExpectationSuite") -> list[tuple[s
             fields.pop("condition_parser", None)
             e = type(e)(**fields)
         parts.setdefault(condition, []).append(e)
-        columns.setdefault(condition, set()).update(v for k, v in fields.items() if k in ("column", "column_A", "column_B"))
+        columns.setdefault(condition, set()).update(
+            v for k, v in fields.items() if k in ("column", "column_A", "column_B")
+        )
     out = []
     for condition, exps in parts.items():
         name = suite.name if condition is None else f"{suite.name} where {condition}"
         # A filtered part keeps only the columns its expectations read: GX copies the frame per metric.
-        rows = df if condition is None else df.loc[df.eval(condition, parser="pandas"), [c for c in df.columns if c in columns[condition]]]
+        rows = (
+            df
+            if condition is None
+            else df.loc[df.eval(condition, parser="pandas"), [c for c in df.columns if c in columns[condition]]]
+        )
         out.append((name, rows, gx.ExpectationSuite(name=name, expectations=exps)))
     return out
 
 
-def validate_frames(frames: dict[str, tuple[pd.DataFrame, "gx.ExpectationSuite"]], docs_dir: str,
-                    quick: frozenset[str] = frozenset()) -> tuple[bool, list[dict]]:
+def validate_frames(
+    frames: dict[str, tuple[pd.DataFrame, gx.ExpectationSuite]], docs_dir: str, quick: frozenset[str] = frozenset()
+) -> tuple[bool, list[dict]]:
     """Run each (frame, suite) pair through GX (one checkpoint per row condition in the suite, see
     by_condition); Data Docs and result JSON go to docs_dir. Failures name the table, not the part.
     `quick` tables (an hour of a catch-up: many small frames) are validated without a checkpoint or a
@@ -111,7 +123,7 @@ def validate_frames(frames: dict[str, tuple[pd.DataFrame, "gx.ExpectationSuite"]
     failures, success, definitions, batches, results = [], True, [], {}, []
     quick_def = source.add_dataframe_asset(name="quick").add_batch_definition_whole_dataframe("all") if quick else None
     for table, (df, suite) in frames.items():
-        for i, (name, rows, part) in enumerate(by_condition(df, suite)):
+        for i, (_name, rows, part) in enumerate(by_condition(df, suite)):
             if table in quick:
                 asset = re.sub(r"[^A-Za-z0-9_.-]+", "_", table) + (f"_{i}" if i else "")
                 results.append((table, asset, quick_def.get_batch(batch_parameters={"dataframe": rows}).validate(part)))
@@ -123,10 +135,13 @@ def validate_frames(frames: dict[str, tuple[pd.DataFrame, "gx.ExpectationSuite"]
             definitions.append((table, asset, vd))
             batches[asset] = rows
     for table, asset, vd in definitions:
-        checkpoint = ctx.checkpoints.add(gx.Checkpoint(
-            name=f"{asset}_gate", validation_definitions=[vd],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["lake"])],
-        ))
+        checkpoint = ctx.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{asset}_gate",
+                validation_definitions=[vd],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["lake"])],
+            )
+        )
         result = checkpoint.run(batch_parameters={"dataframe": batches[asset]})
         results += [(table, asset, vr) for vr in result.run_results.values()]
     for table, asset, vr in results:
@@ -135,17 +150,19 @@ def validate_frames(frames: dict[str, tuple[pd.DataFrame, "gx.ExpectationSuite"]
         for r in vr.results:
             if not r.success:
                 cfg = r.expectation_config
-                failures.append({
-                    "table": table,
-                    "expectation": cfg.type,
-                    "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_B"),
-                    "threshold": (cfg.meta or {}).get("threshold"),
-                    "limit": (cfg.meta or {}).get("limit"),
-                    "small_batch": (cfg.meta or {}).get("small_batch"),
-                    "unexpected_percent": r.result.get("unexpected_percent"),
-                    "observed": r.result.get("observed_value"),
-                    "sample": [str(v) for v in (r.result.get("partial_unexpected_list") or [])[:3]],
-                })
+                failures.append(
+                    {
+                        "table": table,
+                        "expectation": cfg.type,
+                        "column": cfg.kwargs.get("column") or cfg.kwargs.get("column_B"),
+                        "threshold": (cfg.meta or {}).get("threshold"),
+                        "limit": (cfg.meta or {}).get("limit"),
+                        "small_batch": (cfg.meta or {}).get("small_batch"),
+                        "unexpected_percent": r.result.get("unexpected_percent"),
+                        "observed": r.result.get("observed_value"),
+                        "sample": [str(v) for v in (r.result.get("partial_unexpected_list") or [])[:3]],
+                    }
+                )
     return success, failures
 
 
@@ -191,17 +208,21 @@ def records_behind(failures: list[dict], batch: pd.DataFrame, contract: Contract
         if f.get("column"):
             rows = rows[rows["_reason"].fillna("").str.endswith(f":{f['column']}")]
         for _, r in rows.head(limit).iterrows():
-            line = (f"  - {contract.event_id}={r[contract.event_id]!r} {contract.primary_key}={r[contract.primary_key]!r} "
-                    f"reason={r['_reason']} ingest hour {r['_ingest_date']}T{r['_ingest_hour']} ({threshold})")
+            line = (
+                f"  - {contract.event_id}={r[contract.event_id]!r} {contract.primary_key}={r[contract.primary_key]!r} "
+                f"reason={r['_reason']} ingest hour {r['_ingest_date']}T{r['_ingest_hour']} ({threshold})"
+            )
             if line not in lines:
                 lines.append(line)
     return "\n".join(lines)
 
 
-HOW_TO_GO_ON = ("To go on: the records are in Silver's quarantine with their reasons and raw bytes. Fix the producer "
-                "and send corrected events (a later event of a key wins), or, if this share is acceptable for this "
-                "data, raise the named quality.* threshold in the contract (then `mdp contract check`) and run again; "
-                "the next run reads the same Bronze objects with whatever else has landed.")
+HOW_TO_GO_ON = (
+    "To go on: the records are in Silver's quarantine with their reasons and raw bytes. Fix the producer "
+    "and send corrected events (a later event of a key wins), or, if this share is acceptable for this "
+    "data, raise the named quality.* threshold in the contract (then `mdp contract check`) and run again; "
+    "the next run reads the same Bronze objects with whatever else has landed."
+)
 
 
 def _schema(settings, uri: str) -> pa.Schema:
@@ -225,7 +246,15 @@ def run(ctx: RunContext) -> dict:
         return {"validated_version": staged["version"], "published": True, "silver_rows": staged.get("silver_rows")}
     write = Write.from_doc(silver, staged["write"])
     version = write.write_id  # the staged write; its Delta version comes with the commit
-    from validation.suite import batch_suite, changes_suite, hour_suites, live_counts, rule_values, table_suite, with_future_limit
+    from validation.suite import (
+        batch_suite,
+        changes_suite,
+        hour_suites,
+        live_counts,
+        rule_values,
+        table_suite,
+        with_future_limit,
+    )
 
     # Both carry each row's ingest time: "future" is judged against it, as Spark judges it.
     batch = with_future_limit(read_parquet(settings, write.staging("batch")).to_pandas(), contract)
@@ -242,29 +271,52 @@ def run(ctx: RunContext) -> dict:
         # that `--all` and a fresh run over the same Bronze give the same verdict. (A resend's bad
         # records are copies in the batch, as its good ones are: its hour is not left wholly bad.)
         hours = hour_suites(contract, batch)
-        success, failures = validate_frames({
-            f"{contract.entity}_batch": (batch, batch_suite(contract, profile, accepted, rows=len(batch), parsed_rows=parsed,
-                                                                   accepted_keys=live_keys, live_rows=live_rows,
-                                                                   values=rule_values(contract, batch))),
-            f"{contract.entity}_changes": (changes, changes_suite(contract)),
-            f"{contract.entity}_table": (facts, table_suite(contract)),
-            **hours,
-        }, docs, quick=frozenset(hours))
-        failures += [{"table": "state", "expectation": "schema", "column": m, "unexpected_percent": 100.0, "sample": []}
-                     for m in mismatches]
+        success, failures = validate_frames(
+            {
+                f"{contract.entity}_batch": (
+                    batch,
+                    batch_suite(
+                        contract,
+                        profile,
+                        accepted,
+                        rows=len(batch),
+                        parsed_rows=parsed,
+                        accepted_keys=live_keys,
+                        live_rows=live_rows,
+                        values=rule_values(contract, batch),
+                    ),
+                ),
+                f"{contract.entity}_changes": (changes, changes_suite(contract)),
+                f"{contract.entity}_table": (facts, table_suite(contract)),
+                **hours,
+            },
+            docs,
+            quick=frozenset(hours),
+        )
+        failures += [
+            {"table": "state", "expectation": "schema", "column": m, "unexpected_percent": 100.0, "sample": []}
+            for m in mismatches
+        ]
         success = success and not mismatches
-        summary = {"version": version, "run_id": ctx.run_id, "success": success, "failures": failures,
-                   "validated_at": datetime.now(UTC).isoformat()}
+        summary = {
+            "version": version,
+            "run_id": ctx.run_id,
+            "success": success,
+            "failures": failures,
+            "validated_at": datetime.now(UTC).isoformat(),
+        }
         Path(docs, "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         _upload_dir(ctx.store, docs, report_uri)
     docs_index = join(report_uri, "index.html")
     if not success:
         behind = records_behind(failures, batch, contract)
-        message = (f"GX validation failed for Silver write {version} (run {ctx.run_id}); Silver, Gold and the model "
-                   f"are unchanged, and the same Bronze objects will be read again by the next run.\n"
-                   f"Failed expectations:\n{describe(failures)}\n"
-                   + (f"Records behind them (up to 3 each):\n{behind}\n" if behind else "")
-                   + f"{HOW_TO_GO_ON}\nData Docs: {docs_index}")
+        message = (
+            f"GX validation failed for Silver write {version} (run {ctx.run_id}); Silver, Gold and the model "
+            f"are unchanged, and the same Bronze objects will be read again by the next run.\n"
+            f"Failed expectations:\n{describe(failures)}\n"
+            + (f"Records behind them (up to 3 each):\n{behind}\n" if behind else "")
+            + f"{HOW_TO_GO_ON}\nData Docs: {docs_index}"
+        )
         silver.reject(ctx.run_id, {"message": message, "failures": failures, "data_docs": docs_index})
         raise GateFailed(message)
     with silver.lease(ctx.run_id):

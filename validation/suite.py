@@ -80,8 +80,9 @@ def share_check(contract: Contract, name: str, rows: int | None) -> dict:
         return {"mostly": round(1 - limit, 6), "meta": meta}
     cap = math.floor(limit * smallest)
     allowed = min(1.0, max(limit, cap / rows))
-    meta["small_batch"] = (f"{rows} rows < quality.min_batch_rows = {smallest}: "
-                           f"at most {math.floor(allowed * rows + 1e-9)} rows")
+    meta["small_batch"] = (
+        f"{rows} rows < quality.min_batch_rows = {smallest}: at most {math.floor(allowed * rows + 1e-9)} rows"
+    )
     return {"mostly": round(1 - allowed, 6), "meta": meta}
 
 
@@ -92,8 +93,11 @@ def _but_deletes(contract: Contract, column: str, kw: dict) -> dict:
         return kw
     t = contract.tombstone
     cond = f"{t.column} != {t.value!r}"
-    return {**kw, "row_condition": f"({kw['row_condition']}) & ({cond})" if kw.get("row_condition") else cond,
-            "condition_parser": "pandas"}
+    return {
+        **kw,
+        "row_condition": f"({kw['row_condition']}) & ({cond})" if kw.get("row_condition") else cond,
+        "condition_parser": "pandas",
+    }
 
 
 def rule_expectations(contract: Contract, mostly: float | Callable[[Rule], dict], **kw) -> list[gxe.Expectation]:
@@ -109,18 +113,33 @@ def rule_expectations(contract: Contract, mostly: float | Callable[[Rule], dict]
         else:
             share, args = mostly, kw
         if rule.kind == "not_null":
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=share, **_but_deletes(contract, c.name, args)))
+            exps.append(
+                gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=share, **_but_deletes(contract, c.name, args))
+            )
         elif rule.kind == "regex":
-            exps.append(gxe.ExpectColumnValuesToMatchRegex(column=c.name, regex=anchored(c.regex, "python"), mostly=share, **args))
+            exps.append(
+                gxe.ExpectColumnValuesToMatchRegex(
+                    column=c.name, regex=anchored(c.regex, "python"), mostly=share, **args
+                )
+            )
         elif rule.kind == "in_set":
             exps.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=share, **args))
         elif rule.kind == "between":
             low, high = _bounds(contract, c.name)
-            exps.append(gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=share, **args))
+            exps.append(
+                gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=low, max_value=high, mostly=share, **args)
+            )
         elif rule.kind == "not_future":  # a null value is the not_null rule's business
-            exps.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A=FUTURE_LIMIT[c.type], column_B=c.name, or_equal=True, ignore_row_if="either_value_is_missing",
-                mostly=share, **args))
+            exps.append(
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=FUTURE_LIMIT[c.type],
+                    column_B=c.name,
+                    or_equal=True,
+                    ignore_row_if="either_value_is_missing",
+                    mostly=share,
+                    **args,
+                )
+            )
     return exps
 
 
@@ -142,37 +161,61 @@ def rule_values(contract: Contract, frame: pd.DataFrame) -> dict[str, int]:
     return out
 
 
-def share_expectations(contract: Contract, rows: int | None, parsed_rows: int | None, accepted_rows: int | None,
-                       values: dict[str, int] | None = None, **meta) -> list[gxe.Expectation]:
+def share_expectations(
+    contract: Contract,
+    rows: int | None,
+    parsed_rows: int | None,
+    accepted_rows: int | None,
+    values: dict[str, int] | None = None,
+    **meta,
+) -> list[gxe.Expectation]:
     """One expectation per share threshold of contract.quality over a frame of the batch: `rows`,
     `parsed_rows`, `accepted_rows` are its rows, those whose columns could be read, and those
     accepted (None: unknown, the share itself); `values`, per rule, the rows it reads (rule_values;
     None: the parsed rows); `meta` is added to each (the hour it judges)."""
+
     def check(name: str, n: int | None) -> dict:
         c = share_check(contract, name, n)
         return {**c, "meta": {**c["meta"], **meta}}
 
     exps: list[gxe.Expectation] = []
-    for flag, name in (("_quarantined", "max_quarantined"), ("_unparseable", "max_unparseable"),
-                       ("_unknown_field", "max_unknown_fields"), ("_bad_type", "max_bad_type")):
+    for flag, name in (
+        ("_quarantined", "max_quarantined"),
+        ("_unparseable", "max_unparseable"),
+        ("_unknown_field", "max_unknown_fields"),
+        ("_bad_type", "max_bad_type"),
+    ):
         exps.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[False], **check(name, rows)))
+
     def per_rule(rule: Rule) -> dict:
         return check("max_per_rule", parsed_rows if values is None else values[rule.code])
 
     exps += rule_expectations(contract, per_rule, row_condition=PARSED, condition_parser="pandas")
     conflicts = check("max_conflicting_duplicates", accepted_rows)
-    exps.append(gxe.ExpectColumnValuesToBeUnique(column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas",
-                                                 **conflicts))
+    exps.append(
+        gxe.ExpectColumnValuesToBeUnique(
+            column=contract.event_id, row_condition=ACCEPTED, condition_parser="pandas", **conflicts
+        )
+    )
     # A copy arriving in a later run, with other content than the state it is the event of.
-    exps.append(gxe.ExpectColumnValuesToBeInSet(column="_conflict", value_set=[False], row_condition=ACCEPTED,
-                                                condition_parser="pandas", **conflicts))
+    exps.append(
+        gxe.ExpectColumnValuesToBeInSet(
+            column="_conflict", value_set=[False], row_condition=ACCEPTED, condition_parser="pandas", **conflicts
+        )
+    )
     return exps
 
 
-def batch_suite(contract: Contract, profile: dict | None = None, accepted_rows: int = 0,
-                rows: int | None = None, parsed_rows: int | None = None,
-                accepted_keys: int | None = None, live_rows: int | None = None,
-                values: dict[str, int] | None = None) -> gx.ExpectationSuite:
+def batch_suite(
+    contract: Contract,
+    profile: dict | None = None,
+    accepted_rows: int = 0,
+    rows: int | None = None,
+    parsed_rows: int | None = None,
+    accepted_keys: int | None = None,
+    live_rows: int | None = None,
+    values: dict[str, int] | None = None,
+) -> gx.ExpectationSuite:
     """`rows`, `parsed_rows`, `accepted_rows`: the batch's rows, those whose columns could be read,
     and those accepted; `values`: per rule, the rows it reads (rule_values); a share threshold over
     fewer than quality.min_batch_rows becomes a count. Drift is judged over the accepted rows that
@@ -197,8 +240,10 @@ def hour_suites(contract: Contract, batch: pd.DataFrame) -> dict[str, tuple[pd.D
         return {}
     out = {}
     for (day, hh), b in bounds.iterrows():
-        allowed = {name: (1 - share_check(contract, name, int(b[over]))["mostly"]) * int(b[of]) + 1e-9
-                   for name, over, of in _BOUNDED}
+        allowed = {
+            name: (1 - share_check(contract, name, int(b[over]))["mostly"]) * int(b[of]) + 1e-9
+            for name, over, of in _BOUNDED
+        }
         if all(b[name] <= allowed[name] for name, _, _ in _BOUNDED):
             continue  # no share expectation can fail over this hour's rows
         label = f"{day}T{hh}"
@@ -212,9 +257,14 @@ def hour_suites(contract: Contract, batch: pd.DataFrame) -> dict[str, tuple[pd.D
 
 # Per share threshold: the bound's column in hour_bounds, the rows its `mostly` is computed for
 # (share_check), and the fewest values its share can be taken over.
-_BOUNDED = [("max_quarantined", "rows", "rows"), ("max_unparseable", "rows", "rows"),
-            ("max_unknown_fields", "rows", "rows"), ("max_bad_type", "rows", "rows"),
-            ("max_per_rule", "fewest", "fewest"), ("max_conflicting_duplicates", "accepted", "accepted")]
+_BOUNDED = [
+    ("max_quarantined", "rows", "rows"),
+    ("max_unparseable", "rows", "rows"),
+    ("max_unknown_fields", "rows", "rows"),
+    ("max_bad_type", "rows", "rows"),
+    ("max_per_rule", "fewest", "fewest"),
+    ("max_conflicting_duplicates", "accepted", "accepted"),
+]
 
 
 def hour_bounds(contract: Contract, batch: pd.DataFrame) -> pd.DataFrame:
@@ -232,16 +282,26 @@ def hour_bounds(contract: Contract, batch: pd.DataFrame) -> pd.DataFrame:
         return np.bincount(codes, weights=np.asarray(mask, dtype=np.float64), minlength=len(keys)).astype(np.int64)
 
     parsed, accepted = ~batch["_unparseable"], ~batch["_quarantined"]
-    out = pd.DataFrame({
-        "rows": per_hour(np.ones(len(batch))), "parsed": per_hour(parsed), "accepted": per_hour(accepted),
-        "max_quarantined": per_hour(batch["_quarantined"]), "max_unparseable": per_hour(batch["_unparseable"]),
-        "max_unknown_fields": per_hour(batch["_unknown_field"]), "max_bad_type": per_hour(batch["_bad_type"]),
-        "max_per_rule": per_hour(parsed & batch["_quarantined"]),
-        "max_conflicting_duplicates": per_hour(accepted & (batch[contract.event_id].duplicated(keep=False) | batch["_conflict"])),
-    }, index=keys)
+    out = pd.DataFrame(
+        {
+            "rows": per_hour(np.ones(len(batch))),
+            "parsed": per_hour(parsed),
+            "accepted": per_hour(accepted),
+            "max_quarantined": per_hour(batch["_quarantined"]),
+            "max_unparseable": per_hour(batch["_unparseable"]),
+            "max_unknown_fields": per_hour(batch["_unknown_field"]),
+            "max_bad_type": per_hour(batch["_bad_type"]),
+            "max_per_rule": per_hour(parsed & batch["_quarantined"]),
+            "max_conflicting_duplicates": per_hour(
+                accepted & (batch[contract.event_id].duplicated(keep=False) | batch["_conflict"])
+            ),
+        },
+        index=keys,
+    )
     nullable = sorted({r.column for r in contract.rules() if r.kind != "type" and contract.column(r.column).nullable})
-    out["fewest"] = np.minimum.reduce([out["parsed"] - out["max_per_rule"],
-                                       *[per_hour(parsed & batch[c].notna()) for c in nullable]])
+    out["fewest"] = np.minimum.reduce(
+        [out["parsed"] - out["max_per_rule"], *[per_hour(parsed & batch[c].notna()) for c in nullable]]
+    )
     return out
 
 
@@ -260,8 +320,9 @@ def live_counts(contract: Contract, batch: pd.DataFrame) -> tuple[int, int]:
     return int(live.sum()), int(batch.loc[live, contract.primary_key].nunique())
 
 
-def drift_expectations(contract: Contract, profile: dict | None, live_rows: int,
-                       live_keys: int | None = None) -> list[gxe.Expectation]:
+def drift_expectations(
+    contract: Contract, profile: dict | None, live_rows: int, live_keys: int | None = None
+) -> list[gxe.Expectation]:
     """Each column's null share in the batch's accepted rows that are not deletes (`live_rows` of
     them, see live_condition), and each free-text column's distinct values per key (the batch's
     against its own distinct keys, `live_keys`), against the published Silver's profile over its
@@ -280,19 +341,41 @@ def drift_expectations(contract: Contract, profile: dict | None, live_rows: int,
             continue
         if c.nullable:
             allowed = min(1.0, col["nulls"] / rows + d.max_null_share_increase)
-            exps.append(gxe.ExpectColumnValuesToNotBeNull(
-                column=c.name, mostly=round(1 - allowed, 6), **where,
-                meta={"threshold": "quality.drift.max_null_share_increase", "limit": d.max_null_share_increase,
-                      "silver_null_share": round(col["nulls"] / rows, 4)}))
-        if c.type == "string" and not c.allowed and c.name != contract.primary_key and rows - col["nulls"] >= d.min_rows:
+            exps.append(
+                gxe.ExpectColumnValuesToNotBeNull(
+                    column=c.name,
+                    mostly=round(1 - allowed, 6),
+                    **where,
+                    meta={
+                        "threshold": "quality.drift.max_null_share_increase",
+                        "limit": d.max_null_share_increase,
+                        "silver_null_share": round(col["nulls"] / rows, 4),
+                    },
+                )
+            )
+        if (
+            c.type == "string"
+            and not c.allowed
+            and c.name != contract.primary_key
+            and rows - col["nulls"] >= d.min_rows
+        ):
             # Distinct values per key: Silver holds one row per key; a batch holds any number of
             # events per key (a catch-up of a day: dozens), so its values are counted against its keys.
             silver_ratio = min(1.0, col["distinct"] / rows)  # approximate distinct count: may exceed 1 a little
             keys = live_rows if live_keys is None else live_keys
-            exps.append(gxe.ExpectColumnUniqueValueCountToBeBetween(
-                column=c.name, min_value=max(1, math.floor(d.min_distinct_ratio * silver_ratio * keys)), **where,
-                meta={"threshold": "quality.drift.min_distinct_ratio", "limit": d.min_distinct_ratio,
-                      "silver_distinct_per_key": round(silver_ratio, 4), "batch_keys": keys}))
+            exps.append(
+                gxe.ExpectColumnUniqueValueCountToBeBetween(
+                    column=c.name,
+                    min_value=max(1, math.floor(d.min_distinct_ratio * silver_ratio * keys)),
+                    **where,
+                    meta={
+                        "threshold": "quality.drift.min_distinct_ratio",
+                        "limit": d.min_distinct_ratio,
+                        "silver_distinct_per_key": round(silver_ratio, 4),
+                        "batch_keys": keys,
+                    },
+                )
+            )
     return exps
 
 
@@ -305,8 +388,12 @@ def changes_suite(contract: Contract) -> gx.ExpectationSuite:
 
 def table_suite(contract: Contract) -> gx.ExpectationSuite:
     """Over a one-row frame of facts (rows, keys) from the version's manifest."""
-    return gx.ExpectationSuite(name=f"{contract.entity}_table", expectations=[
-        gxe.ExpectColumnValuesToBeBetween(column="rows", min_value=1),
-        gxe.ExpectColumnPairValuesToBeEqual(column_A="rows", column_B="keys",
-                                            meta={"why": "one Silver row per primary key"}),
-    ])
+    return gx.ExpectationSuite(
+        name=f"{contract.entity}_table",
+        expectations=[
+            gxe.ExpectColumnValuesToBeBetween(column="rows", min_value=1),
+            gxe.ExpectColumnPairValuesToBeEqual(
+                column_A="rows", column_B="keys", meta={"why": "one Silver row per primary key"}
+            ),
+        ],
+    )

@@ -26,7 +26,7 @@ MAVEN = os.environ.get("MAVEN_REPO", "https://repo1.maven.org/maven2").rstrip("/
 
 
 def fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=120) as resp:  # noqa: S310 - fixed https URLs
+    with urllib.request.urlopen(url, timeout=120) as resp:
         return resp.read()
 
 
@@ -34,7 +34,7 @@ def download(group: str, artifact: str, version: str, dest: Path, sha256: str | 
     base = f"{MAVEN}/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}.jar"
     data = fetch(base)
     expected_sha1 = fetch(base + ".sha1").decode().split()[0].strip()
-    if hashlib.sha1(data).hexdigest() != expected_sha1:  # noqa: S324 - Maven's published checksum
+    if hashlib.sha1(data).hexdigest() != expected_sha1:
         sys.exit(f"{artifact}-{version}.jar: SHA-1 mismatch with {base}.sha1")
     if sha256 and hashlib.sha256(data).hexdigest() != sha256:
         sys.exit(f"{artifact}-{version}.jar: SHA-256 is {hashlib.sha256(data).hexdigest()}, pinned {sha256}")
@@ -50,7 +50,9 @@ def read_jar(src: Path | str, name: str) -> bytes:
             sys.exit(f"{name}: not at {src} (S3A_JARS_DIR): {e}")
     jar = src / name
     if not jar.is_file():
-        sys.exit(f"{name}: not in {src} (S3A_JARS_DIR); it has: {', '.join(p.name for p in src.glob('*.jar')) or 'no jars'}")
+        sys.exit(
+            f"{name}: not in {src} (S3A_JARS_DIR); it has: {', '.join(p.name for p in src.glob('*.jar')) or 'no jars'}"
+        )
     return jar.read_bytes()
 
 
@@ -69,8 +71,10 @@ def copy_pinned(src: Path | str, dest: Path, pins: str, hadoop: str) -> None:
         print(f"copied {name} ({len(data)} bytes, SHA-256 checked)")
     aws = [n for n in wanted if n.startswith("hadoop-aws-")]
     if aws and aws[0] != f"hadoop-aws-{hadoop}.jar":
-        print(f"note: {aws[0]} with the Hadoop {hadoop} client works only with the numeric S3A settings "
-              "that spark_apps/session.py sets")
+        print(
+            f"note: {aws[0]} with the Hadoop {hadoop} client works only with the numeric S3A settings "
+            "that spark_apps/session.py sets"
+        )
 
 
 def pyspark_jars() -> Path | None:
@@ -88,16 +92,23 @@ def main() -> None:
     p.add_argument("--dest", help="jars folder; default: the installed pyspark's jars/ (checked against either)")
     p.add_argument("--hadoop-aws-sha256", default=os.environ.get("HADOOP_AWS_SHA256") or None)
     p.add_argument("--aws-sdk-sha256", default=os.environ.get("AWS_SDK_SHA256") or None)
-    p.add_argument("--from-dir", default=os.environ.get("S3A_JARS_DIR") or None,
-                   help="take the jars from this folder or http(s) URL instead of Maven (relative: under /tmp/build-inputs)")
-    p.add_argument("--sha256", default=os.environ.get("S3A_JARS_SHA256", ""), help="'<jar>=<sha256> ...' for --from-dir")
+    p.add_argument(
+        "--from-dir",
+        default=os.environ.get("S3A_JARS_DIR") or None,
+        help="take the jars from this folder or http(s) URL instead of Maven (relative: under /tmp/build-inputs)",
+    )
+    p.add_argument(
+        "--sha256", default=os.environ.get("S3A_JARS_SHA256", ""), help="'<jar>=<sha256> ...' for --from-dir"
+    )
     a = p.parse_args()
     dest = Path(a.dest) if a.dest else pyspark_jars()
     if dest is None:
         sys.exit("no pyspark installed: pass --dest")
     dest.mkdir(parents=True, exist_ok=True)
     # A separate --dest (a layer of its own) is checked against the installed pyspark's Hadoop client.
-    shipped = sorted(dest.glob("hadoop-client-api-*.jar")) or sorted((pyspark_jars() or dest).glob("hadoop-client-api-*.jar"))
+    shipped = sorted(dest.glob("hadoop-client-api-*.jar")) or sorted(
+        (pyspark_jars() or dest).glob("hadoop-client-api-*.jar")
+    )
     if shipped and shipped[0].name != f"hadoop-client-api-{a.hadoop}.jar":
         sys.exit(f"HADOOP_VERSION={a.hadoop} but Spark ships {shipped[0].name}: set the build arg to match")
     if a.from_dir:

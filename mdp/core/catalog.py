@@ -27,7 +27,12 @@ SILVER_NAMES = ("state", "quarantine")
 
 
 def table_names(settings: Settings) -> list[str]:
-    return ["bronze", *[f"silver.{t}" for t in SILVER_NAMES], "gold.features", f"gold.{settings.data_contract.scores_name}"]
+    return [
+        "bronze",
+        *[f"silver.{t}" for t in SILVER_NAMES],
+        "gold.features",
+        f"gold.{settings.data_contract.scores_name}",
+    ]
 
 
 def _unknown(settings: Settings, name: str) -> ConfigError:
@@ -74,8 +79,10 @@ def dataset(settings: Settings, name: str, version: int | str | None = None) -> 
         data.current()  # an old lake is refused, naming `mdp lake convert`
         return None
     if version is not None and not 0 <= _as_int(name, version) <= latest:
-        raise StageError(f"{name} has no version {version} (its versions run from 0 to {latest}; vacuum keeps the "
-                         "recent ones and the champion's)")
+        raise StageError(
+            f"{name} has no version {version} (its versions run from 0 to {latest}; vacuum keeps the "
+            "recent ones and the champion's)"
+        )
     try:
         # A version is the dataset's (Silver's is its state table's): quarantine as of Silver N.
         return data.table(table).dataset(data.version_of(table, None if version is None else _as_int(name, version)))
@@ -117,8 +124,10 @@ def _pins(settings: Settings, referenced: list[str], as_of: list[str]) -> dict[s
         name, _, version = item.rpartition("=")
         if not name:
             if len(versioned) != 1:
-                raise ConfigError(f"--as-of {item}: the query reads {len(versioned)} versioned tables "
-                                  f"({', '.join(versioned) or 'none'}); say which: --as-of TABLE={item}")
+                raise ConfigError(
+                    f"--as-of {item}: the query reads {len(versioned)} versioned tables "
+                    f"({', '.join(versioned) or 'none'}); say which: --as-of TABLE={item}"
+                )
             name = versioned[0]
         if name not in referenced:
             raise ConfigError(f"--as-of {item}: the query does not read {name!r}")

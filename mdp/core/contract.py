@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mdp.core.errors import ConfigError
 
@@ -149,13 +149,15 @@ class Contract(_Strict):
     def _renamed(cls, data: Any) -> Any:
         if isinstance(data, dict):
             if "max_bad_fraction" in data:
-                raise ValueError("max_bad_fraction: replaced by quality.max_per_rule (and the other quality.* thresholds)")
+                raise ValueError(
+                    "max_bad_fraction: replaced by quality.max_per_rule (and the other quality.* thresholds)"
+                )
             if isinstance(data.get("label"), str):
                 data = {**data, "label": {"column": data["label"]}}
         return data
 
     @model_validator(mode="after")
-    def _check_names(self) -> "Contract":
+    def _check_names(self) -> Contract:
         names = [c.name for c in self.columns]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -169,7 +171,9 @@ class Contract(_Strict):
         for key in ("primary_key", "event_id"):
             c = self.column(getattr(self, key))
             if c.nullable and "nullable" in c.model_fields_set:
-                raise ValueError(f"columns.{c.name}.nullable: the {key} cannot be nullable (a null {key} identifies nothing)")
+                raise ValueError(
+                    f"columns.{c.name}.nullable: the {key} cannot be nullable (a null {key} identifies nothing)"
+                )
             c.nullable = False
         if self.label.column not in names:
             raise ValueError(f"label.column: {self.label.column!r} is not a declared column")
@@ -181,7 +185,9 @@ class Contract(_Strict):
             if c.allowed is not None and c.type != "string":
                 raise ValueError(f"columns.{c.name}.allowed: only for string columns")
             if c.feature == "boolean" and c.type not in ("boolean", "int"):
-                raise ValueError(f"columns.{c.name}.feature: boolean needs type boolean or int (a 0/1 flag), not {c.type}")
+                raise ValueError(
+                    f"columns.{c.name}.feature: boolean needs type boolean or int (a 0/1 flag), not {c.type}"
+                )
             if c.regex is not None:
                 problem = regex_problem(c.regex)
                 if problem:
@@ -198,15 +204,20 @@ class Contract(_Strict):
             if d.fallback and self.column(d.fallback).type not in ("date", "timestamp"):
                 raise ValueError(f"derived.{d.name}.fallback: needs a date or timestamp column")
             if d.feature not in ("numeric", "excluded") and not (d.kind == "is_present" and d.feature == "boolean"):
-                raise ValueError(f"derived.{d.name}.feature: {d.kind} gives a numeric feature (is_present may be boolean)")
+                raise ValueError(
+                    f"derived.{d.name}.feature: {d.kind} gives a numeric feature (is_present may be boolean)"
+                )
         for name, role, impute in self.features():  # the model fills gaps; the strategy must fit the role
             if impute in ("median", "mean") and role != "numeric" or impute == "zero" and role == "categorical":
                 where = "derived" if name in derived_names else "columns"
                 raise ValueError(f"{where}.{name}.impute: {impute} does not fit a {role} feature")
         label_type = self.column(self.label.column).type
         positive = self.label.positive
-        ok = {"boolean": isinstance(positive, bool), "int": isinstance(positive, int) and not isinstance(positive, bool),
-              "string": isinstance(positive, str)}.get(label_type, False)
+        ok = {
+            "boolean": isinstance(positive, bool),
+            "int": isinstance(positive, int) and not isinstance(positive, bool),
+            "string": isinstance(positive, str),
+        }.get(label_type, False)
         if not ok:
             raise ValueError(f"label.positive: {positive!r} does not fit the {label_type} column {self.label.column!r}")
         return self
@@ -250,7 +261,9 @@ class Contract(_Strict):
     # What does not shape Silver: read only by the gate, Gold, the model, the Postgres source and
     # the scores. Everything else does, so a field added to the contract is in the fingerprint
     # unless it is named here (tests/unit/test_contract.py checks that each field is one or the other).
-    NOT_SILVER: ClassVar[frozenset[str]] = frozenset({"version", "label", "model_name", "quality", "postgres", "derived"})
+    NOT_SILVER: ClassVar[frozenset[str]] = frozenset(
+        {"version", "label", "model_name", "quality", "postgres", "derived"}
+    )
     NOT_SILVER_COLUMN: ClassVar[frozenset[str]] = frozenset({"feature", "impute"})
 
     @property
@@ -373,8 +386,12 @@ def regex_problem(regex: str) -> str | None:
 
 def schema_of(contract: Contract) -> dict:
     """What a Silver version records about the contract it was written with (for evolution checks)."""
-    return {"version": contract.version, "primary_key": contract.primary_key, "event_id": contract.event_id,
-            "columns": {c.name: {"type": c.type, "nullable": c.nullable} for c in contract.columns}}
+    return {
+        "version": contract.version,
+        "primary_key": contract.primary_key,
+        "event_id": contract.event_id,
+        "columns": {c.name: {"type": c.type, "nullable": c.nullable} for c in contract.columns},
+    }
 
 
 def incompatibilities(contract: Contract, published: dict | None, rebuild: bool = False) -> list[str]:
@@ -396,19 +413,25 @@ def incompatibilities(contract: Contract, published: dict | None, rebuild: bool 
             continue
         like = sorted(n for n, t in added.items() if t == before["type"])
         if like:
-            out.append(f"columns.{name}: dropped while {', '.join(like)} ({before['type']}) was added: a rename is not "
-                       f"compatible (published rows would read NULL under the new name); keep {name} declared "
-                       "(feature: excluded stops the model using it) beside the new column")
+            out.append(
+                f"columns.{name}: dropped while {', '.join(like)} ({before['type']}) was added: a rename is not "
+                f"compatible (published rows would read NULL under the new name); keep {name} declared "
+                "(feature: excluded stops the model using it) beside the new column"
+            )
         elif contract.unknown_fields == "quarantine":
-            out.append(f"columns.{name}: dropped, but messages that still carry it would be quarantined as unknown_field "
-                       "(and stop the gate at quality.max_unknown_fields); keep it declared (feature: excluded stops "
-                       "the model using it), or set unknown_fields: ignore")
+            out.append(
+                f"columns.{name}: dropped, but messages that still carry it would be quarantined as unknown_field "
+                "(and stop the gate at quality.max_unknown_fields); keep it declared (feature: excluded stops "
+                "the model using it), or set unknown_fields: ignore"
+            )
     for c in contract.columns:
         before = old.get(c.name)
         rebuild_hint = "; `mdp run --all` rebuilds Silver from Bronze under the new contract"
         if before is None:
             if not c.nullable and not rebuild:
-                out.append(f"columns.{c.name}: a new column must be nullable (published rows have no value for it){rebuild_hint}")
+                out.append(
+                    f"columns.{c.name}: a new column must be nullable (published rows have no value for it){rebuild_hint}"
+                )
         elif before["type"] != c.type:
             out.append(f"columns.{c.name}: type changed from {before['type']} to {c.type}")
         elif before["nullable"] and not c.nullable and not rebuild:

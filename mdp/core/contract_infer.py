@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -178,7 +179,11 @@ def profile_column(name: str, values: Sequence[Any], role_hint: str | None = Non
     texts = [str(v) for v in present]
     distinct = len(set(texts))
     p = ColumnProfile(name=name, rows=len(values), blanks=len(values) - len(present), distinct=distinct, type=ctype)
-    spec: dict[str, Any] = {"name": name, "type": ctype, "nullable": bool(p.blanks) and role_hint not in ("key", "event_id")}
+    spec: dict[str, Any] = {
+        "name": name,
+        "type": ctype,
+        "nullable": bool(p.blanks) and role_hint not in ("key", "event_id"),
+    }
 
     if ctype == "string":
         normalise = []
@@ -247,7 +252,9 @@ def _positive(label: ColumnProfile, values: Sequence[Any], given: str | None) ->
                 return 1
             raise ConfigError(f"--positive: required for label column {label.name!r} (values {sorted(seen_int)[:10]})")
         if not _INT.match(given.strip()) or int(given) not in seen_int:
-            raise ConfigError(f"--positive: {given!r} is not one of label column {label.name!r}'s values {sorted(seen_int)[:10]}")
+            raise ConfigError(
+                f"--positive: {given!r} is not one of label column {label.name!r}'s values {sorted(seen_int)[:10]}"
+            )
         return int(given)
     if label.type != "string":
         raise ConfigError(f"--label: column {label.name!r} reads as {label.type}; a label is boolean, int or string")
@@ -276,7 +283,9 @@ def infer_contract(
     """A draft contract for a table given as {column: values}. Bad options raise ConfigError naming them."""
     names = list(columns)
     if not re.match(r"^[a-z][a-z0-9_]*$", entity):
-        raise ConfigError(f"--entity: {entity!r} must be lower case letters, digits and _ (it names lake tables and the topic)")
+        raise ConfigError(
+            f"--entity: {entity!r} must be lower case letters, digits and _ (it names lake tables and the topic)"
+        )
     for option, col in (("--key", key), ("--label", label), ("--event-time", event_time)):
         if col is not None and col not in columns:
             raise ConfigError(f"{option}: no column {col!r} in {source}; its columns are: {', '.join(names)}")
@@ -297,7 +306,9 @@ def infer_contract(
     if k.blanks:
         warnings.append(f"key {key!r} has {k.blanks} blank values: those rows will be quarantined (missing:{key})")
     if k.distinct < k.rows - k.blanks:
-        warnings.append(f"key {key!r} repeats ({k.distinct} distinct of {k.rows - k.blanks}): the last row per key wins")
+        warnings.append(
+            f"key {key!r} repeats ({k.distinct} distinct of {k.rows - k.blanks}): the last row per key wins"
+        )
     if event_time:
         t = by_name[event_time]
         if t.type not in ("date", "timestamp"):
@@ -342,7 +353,9 @@ def _flow(value: Any) -> str:
 
 def _block(key: str, value: Any) -> str:
     style = None if isinstance(value, (dict, list)) else False  # collections inline, scalars plain
-    return yaml.safe_dump({key: value}, default_flow_style=style, sort_keys=False, width=10**9, allow_unicode=True).rstrip("\n")
+    return yaml.safe_dump(
+        {key: value}, default_flow_style=style, sort_keys=False, width=10**9, allow_unicode=True
+    ).rstrip("\n")
 
 
 def render_yaml(draft: Draft) -> str:
@@ -373,6 +386,16 @@ def render_yaml(draft: Draft) -> str:
         out.append("derived:                           # relative to the snapshot's as-of time")
         out += [f"  - {_flow(d)}" for d in c["derived"]]
     for key in c:
-        if key not in ("entity", "version", "primary_key", "event_id", "event_time", "label", "model_name", "columns", "derived"):
+        if key not in (
+            "entity",
+            "version",
+            "primary_key",
+            "event_id",
+            "event_time",
+            "label",
+            "model_name",
+            "columns",
+            "derived",
+        ):
             out.append(_block(key, c[key]))
     return "\n".join(out) + "\n"

@@ -47,7 +47,11 @@ def convert(settings: Settings) -> list[str]:
             write = dataset.begin("convert")
             for table in dataset.tables:
                 src = join(dataset.root, table, f"v={version}")  # the scores too: their folder is the table's
-                names = [n for n in store.walk_files(src) if n.endswith(".parquet") and not n.split("/")[-1].startswith(("_", "."))]
+                names = [
+                    n
+                    for n in store.walk_files(src)
+                    if n.endswith(".parquet") and not n.split("/")[-1].startswith(("_", "."))
+                ]
                 for n in names:
                     store.put_bytes(join(write.staging(table), n), store.get_bytes(join(src, n)))
             if dataset.layer == "silver":

@@ -59,12 +59,12 @@ class Interval:
     end: datetime
 
     @classmethod
-    def hour_of(cls, ts: datetime) -> "Interval":
+    def hour_of(cls, ts: datetime) -> Interval:
         start = hour_floor(ts)
         return cls(start, start + timedelta(hours=1))
 
     @classmethod
-    def parse(cls, since: str | None, until: str | None, now: datetime | None = None) -> "Interval":
+    def parse(cls, since: str | None, until: str | None, now: datetime | None = None) -> Interval:
         start = hour_floor(datetime.fromisoformat(since)) if since else hour_floor(now or utcnow())
         end = hour_floor(datetime.fromisoformat(until)) if until else start + timedelta(hours=1)
         if end <= start:
@@ -169,8 +169,13 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     def _doc(self) -> bytes:
-        return json.dumps({"holder": self.holder, "owner": self.owner,
-                           "expires_at": (utcnow() + timedelta(seconds=self.ttl_s)).isoformat()}).encode()
+        return json.dumps(
+            {
+                "holder": self.holder,
+                "owner": self.owner,
+                "expires_at": (utcnow() + timedelta(seconds=self.ttl_s)).isoformat(),
+            }
+        ).encode()
 
     def _dead_here(self, doc: dict) -> bool:
         host, pid, _ = doc["owner"].split(":", 2)
@@ -186,10 +191,12 @@ class Lease:
         return True
 
     def _busy(self, doc: dict) -> Busy:
-        return Busy(f"{self.uri} is held by run {doc['holder']!r} ({doc['owner']}) until {doc['expires_at']}: "
-                    "another writer is working on this dataset; retry when it is done")
+        return Busy(
+            f"{self.uri} is held by run {doc['holder']!r} ({doc['owner']}) until {doc['expires_at']}: "
+            "another writer is working on this dataset; retry when it is done"
+        )
 
-    def acquire(self) -> "Lease":
+    def acquire(self) -> Lease:
         started, data = time.monotonic(), self._doc()
         if self.store.put_if_absent(self.uri, data):
             self.token = self.store.get_versioned(self.uri)[1]
@@ -228,10 +235,14 @@ class Lease:
     def check(self) -> None:
         """Before a commit: still ours?"""
         if self.lost:
-            raise Busy(f"{self.uri}: this writer lost its lease (it lapsed and another writer took it); nothing was published")
+            raise Busy(
+                f"{self.uri}: this writer lost its lease (it lapsed and another writer took it); nothing was published"
+            )
         if time.monotonic() >= self._valid_until:
-            raise Busy(f"{self.uri}: this writer's lease lapsed (not renewed for {self.ttl_s:g} s: "
-                       f"{self.last_error or 'renewal stalled'}); nothing was published")
+            raise Busy(
+                f"{self.uri}: this writer's lease lapsed (not renewed for {self.ttl_s:g} s: "
+                f"{self.last_error or 'renewal stalled'}); nothing was published"
+            )
 
     def release(self) -> None:
         self._stop.set()
@@ -244,7 +255,7 @@ class Lease:
 
 def spark_uri(uri: str) -> str:
     """Spark speaks s3a:// for S3."""
-    return "s3a://" + uri[len("s3://"):] if uri.startswith("s3://") else uri
+    return "s3a://" + uri[len("s3://") :] if uri.startswith("s3://") else uri
 
 
 def arrow_filesystem(settings: Settings):
@@ -282,7 +293,9 @@ def arrow_path(uri: str) -> str:
 def read_parquet(settings: Settings, uri: str, columns: list[str] | None = None) -> pa.Table:
     import pyarrow.dataset as ds
 
-    return ds.dataset(arrow_path(uri), format="parquet", filesystem=arrow_filesystem(settings)).to_table(columns=columns)
+    return ds.dataset(arrow_path(uri), format="parquet", filesystem=arrow_filesystem(settings)).to_table(
+        columns=columns
+    )
 
 
 def parquet_rows(settings: Settings, uris: list[str]) -> int:

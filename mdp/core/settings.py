@@ -42,7 +42,9 @@ class KubernetesSettings(BaseModel):
     service_account: str = "mdp-jobs"
     spark_service_account: str = "mdp-spark"
     spark_executors: int = Field(
-        default=1, ge=0, le=8,
+        default=1,
+        ge=0,
+        le=8,
         description="executor pods per SparkApplication; 0: driver-only, Spark runs local[*] inside the driver pod",
     )
     images: dict[str, str] = Field(default_factory=dict)
@@ -69,9 +71,7 @@ class _ProfileSource(PydanticBaseSettingsSource):
             profile = os.environ.get("MDP_PROFILE") or file_data.get("profile", profile)
         profiles = load_profiles()
         if profile not in profiles:
-            raise ConfigError(
-                f"MDP_PROFILE: unknown profile {profile!r}; choose one of {', '.join(profiles)}"
-            )
+            raise ConfigError(f"MDP_PROFILE: unknown profile {profile!r}; choose one of {', '.join(profiles)}")
         data.update(profiles[profile])
         data.update(file_data)
         data["profile"] = profile
@@ -79,7 +79,9 @@ class _ProfileSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MDP_", env_nested_delimiter="__", extra="forbid", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MDP_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
+    )
 
     profile: Literal["embedded", "local", "compose", "kind"] = "embedded"
     home: Path = Field(default=Path("."), description="base folder for relative paths (.mdp lives here)")
@@ -95,17 +97,20 @@ class Settings(BaseSettings):
     postgres_dsn: str | None = None
     spark_master: str = "local[*]"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="WARNING", description="INFO or DEBUG also shows the libraries' logs (Spark, GX, MLflow); `mdp --verbose`"
+        default="WARNING",
+        description="INFO or DEBUG also shows the libraries' logs (Spark, GX, MLflow); `mdp --verbose`",
     )
     spark_shuffle_partitions: int = Field(default=4, ge=1)
     score_in_driver_max_rows: int = Field(
-        default=250_000, ge=0,
+        default=250_000,
+        ge=0,
         description="score_customers scores a Gold snapshot of up to this many rows in the driver, with the model "
-                    "loaded once (no Python workers to start); larger ones in Spark's workers (mapInPandas). 0: always Spark",
+        "loaded once (no Python workers to start); larger ones in Spark's workers (mapInPandas). 0: always Spark",
     )
     source: Literal["generator", "kafka", "file"] = "generator"
     input_file: str | None = Field(
-        default=None, validate_default=True,
+        default=None,
+        validate_default=True,
         description="a CSV or Parquet file: the run's source (`mdp run --input`; with source file or kafka)",
     )
     runner: Literal["inline", "kubernetes"] = "inline"
@@ -113,7 +118,9 @@ class Settings(BaseSettings):
     events: int = Field(default=100_000, ge=1, description="events generated per run")
     dirty_fraction: float = Field(default=0.03, ge=0.0, le=1.0)
     seed: int = 42
-    min_test_rows: int = Field(default=200, ge=1, description="train_model moves `champion` only with this many test rows")
+    min_test_rows: int = Field(
+        default=200, ge=1, description="train_model moves `champion` only with this many test rows"
+    )
     connect_timeout_s: float = Field(default=10.0, gt=0)
     lease_ttl_s: float = Field(default=120.0, gt=0, description="a writer's lease on a lake dataset lapses after this")
     continuous_landing: bool = Field(
@@ -132,7 +139,9 @@ class Settings(BaseSettings):
     )
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return (init_settings, env_settings, _ProfileSource(settings_cls), file_secret_settings)
 
     @field_validator("lake_root")
@@ -197,7 +206,7 @@ class Settings(BaseSettings):
         a non-ASCII letter is one folder for all of them (a `file://` root given encoded is decoded)."""
         if self.lake_is_s3:
             return self.lake_root
-        root = unquote(self.lake_root[len("file://"):]) if self.lake_root.startswith("file://") else self.lake_root
+        root = unquote(self.lake_root[len("file://") :]) if self.lake_root.startswith("file://") else self.lake_root
         path = Path(root) if Path(root).is_absolute() else (self.home / root)
         return f"file://{path.resolve()}"
 
@@ -214,8 +223,8 @@ class Settings(BaseSettings):
         """Tracking URI with relative sqlite paths made absolute under `home`."""
         uri = self.mlflow_tracking_uri
         prefix = "sqlite:///"
-        if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-            return prefix + str((self.home / uri[len(prefix):]).resolve())
+        if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+            return prefix + str((self.home / uri[len(prefix) :]).resolve())
         return uri
 
     def secret_values(self) -> list[str]:
@@ -253,7 +262,14 @@ def check_reachable(key: str, url: str, timeout: float) -> None:
         raise Unavailable(f"{key} (MDP_{key.upper()}) {url}: {reason}") from None
 
 
-SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD", "MDP_S3_ACCESS_KEY", "MDP_S3_SECRET_KEY", "MDP_POSTGRES_PASSWORD")
+SECRET_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "PGPASSWORD",
+    "MDP_S3_ACCESS_KEY",
+    "MDP_S3_SECRET_KEY",
+    "MDP_POSTGRES_PASSWORD",
+)
 
 
 class SecretMask(logging.Filter):

@@ -17,12 +17,17 @@ class Stage:
     kind: Literal["spark", "python"]  # spark: SparkApplication in kind; python: a plain pod
     module: str  # exposes run(ctx: RunContext) -> dict of metrics
     summary: str
-    outputs: tuple[str, ...] = ()  # names of what it publishes ({entity}, {model}, {scores} from the contract): Airflow Assets
+    outputs: tuple[
+        str, ...
+    ] = ()  # names of what it publishes ({entity}, {model}, {scores} from the contract): Airflow Assets
     off_when: str | None = None  # a boolean setting that turns the stage off in a deployment
 
     def output_names(self, settings) -> tuple[str, ...]:
         contract = settings.data_contract
-        return tuple(o.format(entity=contract.entity, model=settings.model_name, scores=contract.scores_name) for o in self.outputs)
+        return tuple(
+            o.format(entity=contract.entity, model=settings.model_name, scores=contract.scores_name)
+            for o in self.outputs
+        )
 
     def enabled(self, settings) -> bool:
         return not (self.off_when and getattr(settings, self.off_when))
@@ -37,19 +42,47 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     # Off when `mdp land --follow` lands Kafka continuously: the run then starts at Bronze.
-    Stage("land_bronze", "python", "ingestion.land", "source -> Bronze (raw, partitioned by ingest hour)",
-          off_when="continuous_landing"),
-    Stage("bronze_to_silver", "spark", "spark_apps.bronze_to_silver",
-          "new Bronze objects: parse, quarantine, drop copies, merge latest state (staged)"),
-    Stage("validate_silver", "python", "validation.gate", "GX gate on the staged Silver; publish on success",
-          outputs=("silver/{entity}",)),
-    Stage("silver_to_gold", "spark", "spark_apps.silver_to_gold", "one feature row per entity, versioned snapshot",
-          outputs=("gold/{entity}/features",)),
-    Stage("train_model", "python", "training.train", "train, log to MLflow, register, move `champion`",
-          outputs=("mlflow/{model}",)),
-    Stage("score_customers", "spark", "scoring.score",
-          "the champion scores every Gold entity; versioned scores, mirrored to Postgres",
-          outputs=("gold/{entity}/{scores}",)),
+    Stage(
+        "land_bronze",
+        "python",
+        "ingestion.land",
+        "source -> Bronze (raw, partitioned by ingest hour)",
+        off_when="continuous_landing",
+    ),
+    Stage(
+        "bronze_to_silver",
+        "spark",
+        "spark_apps.bronze_to_silver",
+        "new Bronze objects: parse, quarantine, drop copies, merge latest state (staged)",
+    ),
+    Stage(
+        "validate_silver",
+        "python",
+        "validation.gate",
+        "GX gate on the staged Silver; publish on success",
+        outputs=("silver/{entity}",),
+    ),
+    Stage(
+        "silver_to_gold",
+        "spark",
+        "spark_apps.silver_to_gold",
+        "one feature row per entity, versioned snapshot",
+        outputs=("gold/{entity}/features",),
+    ),
+    Stage(
+        "train_model",
+        "python",
+        "training.train",
+        "train, log to MLflow, register, move `champion`",
+        outputs=("mlflow/{model}",),
+    ),
+    Stage(
+        "score_customers",
+        "spark",
+        "scoring.score",
+        "the champion scores every Gold entity; versioned scores, mirrored to Postgres",
+        outputs=("gold/{entity}/{scores}",),
+    ),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

@@ -57,7 +57,7 @@ class LocalStore(Store):
         # A lake URI names the path literally (Settings.lake_base): no percent-decoding, no urlparse
         # (which would cut a folder name at '#' or '?').
         if uri.startswith("file://"):
-            return Path(uri[len("file://"):])
+            return Path(uri[len("file://") :])
         return Path(uri.removeprefix("file:"))
 
     def put_bytes(self, uri: str, data: bytes) -> None:
@@ -118,7 +118,11 @@ class LocalStore(Store):
 
     def list_files(self, uri: str) -> list[str]:
         path = self._path(uri)
-        return sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else []
+        return (
+            sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            if path.is_dir()
+            else []
+        )
 
     def walk_files(self, uri: str) -> list[str]:
         root = self._path(uri)
@@ -142,7 +146,7 @@ class LocalStore(Store):
 
 @contextmanager
 def s3_errors(endpoint: str | None):
-    """"Cannot reach S3" becomes Unavailable (retryable); "S3 refused the keys" a ConfigError. Both
+    """ "Cannot reach S3" becomes Unavailable (retryable); "S3 refused the keys" a ConfigError. Both
     name the setting and the endpoint."""
     from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
@@ -151,7 +155,9 @@ def s3_errors(endpoint: str | None):
     except ReadTimeoutError as exc:
         raise Unavailable(f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: no answer in time ({exc})") from None
     except ConnectionError as exc:  # refused, DNS, connect timeout (EndpointConnectionError and kin)
-        raise Unavailable(f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: {connect_failure(exc.kwargs.get('error') or exc)}") from None
+        raise Unavailable(
+            f"s3_endpoint (MDP_S3_ENDPOINT) {endpoint}: {connect_failure(exc.kwargs.get('error') or exc)}"
+        ) from None
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -209,7 +215,7 @@ class S3Store(Store):
             with self._errors():
                 self.client.put_object(Bucket=bucket, Key=key, Body=data, **condition)
             return True
-        except Exception as exc:  # noqa: BLE001 - only a failed precondition means "someone else won"
+        except Exception as exc:
             if _precondition_failed(exc):
                 return False
             raise
@@ -227,9 +233,9 @@ class S3Store(Store):
         with self._errors():
             kwargs = {"Bucket": bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
             for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
-                dirs += [p["Prefix"][len(prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+                dirs += [p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
                 # A folder marker (pyarrow writes `<prefix>/` itself) is not a file.
-                files += [o["Key"][len(prefix):] for o in page.get("Contents", []) if o["Key"] != prefix]
+                files += [o["Key"][len(prefix) :] for o in page.get("Contents", []) if o["Key"] != prefix]
         return sorted(dirs), sorted(files)
 
     def list_dirs(self, uri: str) -> list[str]:
@@ -247,7 +253,11 @@ class S3Store(Store):
         n = 0
         with self._errors():
             for rel in self.walk_files(src):
-                self.client.copy_object(Bucket=db, Key=f"{dk.rstrip('/')}/{rel}", CopySource={"Bucket": sb, "Key": f"{sk.rstrip('/')}/{rel}"})
+                self.client.copy_object(
+                    Bucket=db,
+                    Key=f"{dk.rstrip('/')}/{rel}",
+                    CopySource={"Bucket": sb, "Key": f"{sk.rstrip('/')}/{rel}"},
+                )
                 n += 1
         return n
 
@@ -312,11 +322,13 @@ def check_s3(settings: Settings, buckets: tuple[str, ...] | None = None) -> None
             if status in (401, 403) or code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
                 raise ConfigError(
                     f"S3 at {settings.s3_endpoint} rejected the credentials ({code}): check AWS_ACCESS_KEY_ID and "
-                    f"AWS_SECRET_ACCESS_KEY (for the local profile: eval \"$(mdp services env)\")"
+                    f'AWS_SECRET_ACCESS_KEY (for the local profile: eval "$(mdp services env)")'
                 ) from None
             raise Unavailable(f"S3 at {settings.s3_endpoint}: {code} on bucket {bucket!r}") from None
         except (EndpointConnectionError, BotoCoreError) as exc:
-            raise Unavailable(f"cannot reach S3 at {settings.s3_endpoint} (s3_endpoint, MDP_S3_ENDPOINT): {exc}") from None
+            raise Unavailable(
+                f"cannot reach S3 at {settings.s3_endpoint} (s3_endpoint, MDP_S3_ENDPOINT): {exc}"
+            ) from None
 
 
 def store_for(settings: Settings) -> Store:

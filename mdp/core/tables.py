@@ -64,7 +64,7 @@ def storage_options(settings: Settings) -> dict[str, str]:
 
 def delta_uri(uri: str) -> str:
     """A lake URI as delta-rs takes it: a local path as it is (Settings.lake_base keeps it literal)."""
-    return uri[len("file://"):] if uri.startswith("file://") else uri
+    return uri[len("file://") :] if uri.startswith("file://") else uri
 
 
 def _stats(meta) -> str:
@@ -99,8 +99,7 @@ def _stats(meta) -> str:
                 lo[name], hi[name] = mn, mx
             elif lo[name] is not None:
                 lo[name], hi[name] = min(lo[name], mn), max(hi[name], mx)
-    doc = {"numRecords": meta.num_rows,
-           "nullCount": {k: v for k, v in nulls.items() if k not in unknown}}
+    doc = {"numRecords": meta.num_rows, "nullCount": {k: v for k, v in nulls.items() if k not in unknown}}
     bounded = {k for k, v in lo.items() if v is not None and k not in unknown}
     if bounded:
         doc["minValues"] = {k: lo[k] for k in bounded}
@@ -158,13 +157,20 @@ class Table:
     def to_arrow(self, version: int | None = None, columns: list[str] | None = None):
         return self.dataset(version).to_table(columns=columns)
 
-    def vacuum(self, keep_versions: list[int], retention_hours: int = RETENTION_HOURS, dry_run: bool = False) -> list[str]:
+    def vacuum(
+        self, keep_versions: list[int], retention_hours: int = RETENTION_HOURS, dry_run: bool = False
+    ) -> list[str]:
         """Delete files no kept version reads: versions newer than the retention, and `keep_versions`.
         Full: a rejected run's staged files (never in the log) go too once they are that old."""
         if not self.exists():
             return []
-        return self._open().vacuum(retention_hours=retention_hours, dry_run=dry_run, full=True,
-                                   enforce_retention_duration=False, keep_versions=sorted(set(keep_versions)))
+        return self._open().vacuum(
+            retention_hours=retention_hours,
+            dry_run=dry_run,
+            full=True,
+            enforce_retention_duration=False,
+            keep_versions=sorted(set(keep_versions)),
+        )
 
     # -- committing (Write calls these) --
     def _adds(self, staging: str) -> tuple[list, object]:
@@ -184,7 +190,7 @@ class Table:
             with fs.open_input_file(info.path) as fh:
                 meta = pq.ParquetFile(fh).metadata
             schema = schema or meta.schema.to_arrow_schema()
-            rel = info.path[len(arrow_path(self.uri)):].lstrip("/")
+            rel = info.path[len(arrow_path(self.uri)) :].lstrip("/")
             mtime = int(info.mtime.timestamp() * 1000) if info.mtime else 0
             adds.append(AddAction(quote(rel), info.size, {}, mtime, True, _stats(meta)))
         return adds, schema
@@ -198,17 +204,26 @@ class Table:
         if schema is None:
             raise StageError(f"{staging}: no Parquet files were staged, and no schema was given")
         now_ms = int(utcnow().timestamp() * 1000)
-        props = CommitProperties(custom_metadata={MANIFEST_KEY: json.dumps(manifest or {}, default=str)},
-                                 app_transactions=[Transaction(write_id, TXN_VERSION, last_updated=now_ms)])
+        props = CommitProperties(
+            custom_metadata={MANIFEST_KEY: json.dumps(manifest or {}, default=str)},
+            app_transactions=[Transaction(write_id, TXN_VERSION, last_updated=now_ms)],
+        )
         if not self.exists():
             # One txn per write: readers that honour the retention drop old ones (a retry comes within days).
-            create_table_with_add_actions(delta_uri(self.uri), Schema.from_arrow(schema), adds, mode="error",
-                                          configuration={"delta.setTransactionRetentionDuration": "interval 30 days"},
-                                          storage_options=storage_options(self.settings), commit_properties=props)
+            create_table_with_add_actions(
+                delta_uri(self.uri),
+                Schema.from_arrow(schema),
+                adds,
+                mode="error",
+                configuration={"delta.setTransactionRetentionDuration": "interval 30 days"},
+                storage_options=storage_options(self.settings),
+                commit_properties=props,
+            )
         else:
             # overwrite: every file of the version read is removed, the staged ones added.
-            self._open().create_write_transaction(adds, mode="overwrite", schema=Schema.from_arrow(schema),
-                                                  commit_properties=props)
+            self._open().create_write_transaction(
+                adds, mode="overwrite", schema=Schema.from_arrow(schema), commit_properties=props
+            )
         return self._open().version()
 
 
@@ -246,8 +261,10 @@ class Dataset:
         scores = self.tables == (self.settings.data_contract.scores_name,)
         pointer = join(self.root, *((self.tables[0],) if scores else ()), "_CURRENT.json")
         if self.store.get_bytes(pointer) is not None:
-            raise StageError(f"{pointer}: this lake is in the layout before Delta tables (v=<version>/ folders); "
-                             "convert it once with `mdp lake convert`")
+            raise StageError(
+                f"{pointer}: this lake is in the layout before Delta tables (v=<version>/ folders); "
+                "convert it once with `mdp lake convert`"
+            )
 
     def version_of(self, table: str, version: int | None = None) -> int | None:
         """The version of `table` that belongs to the dataset's `version` (default: the published one)."""
@@ -282,7 +299,7 @@ class Dataset:
             self._lease = None
             lease.release()
 
-    def begin(self, run_id: str, keep: frozenset[str] = frozenset()) -> "Write":
+    def begin(self, run_id: str, keep: frozenset[str] = frozenset()) -> Write:
         """A run's write, starting from the tables' versions as they are now. Under the lease, the
         staged files of earlier writes that died (all but `keep`, writes awaiting their gate) go:
         no log names them."""
@@ -301,7 +318,7 @@ class Dataset:
             t = self.table(name)
             dt = t._open() if t.exists() else None
             for d in self.staged_writes(name):
-                write_id = d[len(STAGED_PREFIX):]
+                write_id = d[len(STAGED_PREFIX) :]
                 if write_id in keep or (dt is not None and dt.transaction_version(write_id) is not None):
                     continue  # awaiting its gate, or committed: its files are versions' files
                 self.store.delete_prefix(join(t.uri, d))
@@ -312,13 +329,20 @@ class Dataset:
     def _staged_uri(self, run_id: str) -> str:
         return join(self.root, "_staged", f"{run_id}.json")
 
-    def stage(self, run_id: str, write: "Write | None", manifest: dict) -> dict:
+    def stage(self, run_id: str, write: Write | None, manifest: dict) -> dict:
         """Record what a run staged (write None: the run found nothing new). A retry of the same run
         replaces its earlier entry; other runs' entries are untouched."""
         current = self.current()
         _crash_hook("MDP_TEST_CRASH_BEFORE_POINTER", self.layer)
-        doc = {"run_id": run_id, "status": "staged", "staged_at": utcnow().isoformat(), "version": None,
-               "write": write and write.to_doc(), "based_on": current and current["version"], **manifest}
+        doc = {
+            "run_id": run_id,
+            "status": "staged",
+            "staged_at": utcnow().isoformat(),
+            "version": None,
+            "write": write and write.to_doc(),
+            "based_on": current and current["version"],
+            **manifest,
+        }
         self.store.put_text(self._staged_uri(run_id), json.dumps(doc, indent=1, default=str))
         return doc
 
@@ -350,21 +374,30 @@ class Dataset:
         if not staged or not staged.get("write"):
             raise StageError(f"{self.root}: run {run_id} has no staged version")
         if staged["status"] != "published":
-            manifest = {k: v for k, v in staged.items()
-                        if k not in ("status", "write", "version", "staged_at", "based_on", "rejection", "rejected_at")}
+            manifest = {
+                k: v
+                for k, v in staged.items()
+                if k not in ("status", "write", "version", "staged_at", "based_on", "rejection", "rejected_at")
+            }
             version = Write.from_doc(self, staged["write"]).commit(manifest)
             self._mark(staged, status="published", version=version, published_at=utcnow().isoformat())
         return self.primary.manifest(staged["version"])
 
     def all_staged(self) -> list[dict]:
-        docs = [self.store.get_text(join(self.root, "_staged", n)) for n in self.store.list_files(join(self.root, "_staged"))]
+        docs = [
+            self.store.get_text(join(self.root, "_staged", n))
+            for n in self.store.list_files(join(self.root, "_staged"))
+        ]
         return [json.loads(d) for d in docs if d]
 
     def waiting(self) -> frozenset[str]:
         """Writes of staged entries younger than the retention, not published: their files stay."""
         cutoff = utcnow().timestamp() - RETENTION_HOURS * 3600
-        return frozenset(d["write"]["write_id"] for d in self.all_staged()
-                         if d.get("write") and d["status"] != "published" and _ts(d["staged_at"]) >= cutoff)
+        return frozenset(
+            d["write"]["write_id"]
+            for d in self.all_staged()
+            if d.get("write") and d["status"] != "published" and _ts(d["staged_at"]) >= cutoff
+        )
 
     # -- retention --
     def pins(self) -> dict[str, dict]:
@@ -390,7 +423,9 @@ class Dataset:
         tables = (self.primary.manifest(version) or {}).get("tables", {}) if isinstance(version, int) else {}
         self.pin(name, {**{t: v for t, v in tables.items() if v is not None}, self.tables[-1]: version}, reason)
 
-    def vacuum(self, keep: int = 3, retention_hours: int = RETENTION_HOURS, dry_run: bool = False) -> dict[str, list[str]]:
+    def vacuum(
+        self, keep: int = 3, retention_hours: int = RETENTION_HOURS, dry_run: bool = False
+    ) -> dict[str, list[str]]:
         """Per table: delete files that neither the last `keep` versions, nor a pinned version, nor the
         retention window still read."""
         if self._lease is not None:
@@ -425,7 +460,7 @@ class Write:
         return {"run_id": self.run_id, "write_id": self.write_id, "based_on": self.based_on}
 
     @classmethod
-    def from_doc(cls, dataset: Dataset, doc: dict) -> "Write":
+    def from_doc(cls, dataset: Dataset, doc: dict) -> Write:
         return cls(dataset, doc["run_id"], dict(doc["based_on"]), doc["write_id"])
 
     def committed(self) -> int | None:
@@ -454,12 +489,17 @@ class Write:
             if found != self.based_on.get(name):
                 raise StageError(
                     f"{t.uri}: the published version moved from {self.based_on.get(name)} to {found} while run "
-                    f"{self.run_id} wrote; nothing of it was published there (run the stage again to build on {found})")
+                    f"{self.run_id} wrote; nothing of it was published there (run the stage again to build on {found})"
+                )
             if primary:
                 _crash_hook("MDP_TEST_CRASH_BEFORE_POINTER", ds.layer)
             # The primary's manifest names the versions of the others that belong to it.
-            versions[name] = t._commit(self.staging(name), self.write_id,
-                                       {**manifest, **ids, "tables": versions} if primary else ids, (schemas or {}).get(name))
+            versions[name] = t._commit(
+                self.staging(name),
+                self.write_id,
+                {**manifest, **ids, "tables": versions} if primary else ids,
+                (schemas or {}).get(name),
+            )
             if primary:
                 _crash_hook("MDP_TEST_CRASH_AFTER_POINTER", ds.layer)
         return versions[ds.tables[-1]]
@@ -520,10 +560,10 @@ SILVER_TABLES = ("batch", "changes", "seen", "quarantine", "state")
 class SilverDataset(Dataset):
     """Silver: its tables, the Structured Streaming checkpoint of each write, and the gate's reports.
 
-        silver/<entity>/<table>/                 Delta tables (state is the primary)
-        silver/<entity>/_checkpoint/<write>/     the file-source checkpoint as of that write
-        silver/<entity>/_reports/gx/<write>/     validation JSON and Data Docs
-        silver/<entity>/_staged/<run>.json       a run's staged write, awaiting the gate (or rejected by it)
+    silver/<entity>/<table>/                 Delta tables (state is the primary)
+    silver/<entity>/_checkpoint/<write>/     the file-source checkpoint as of that write
+    silver/<entity>/_reports/gx/<write>/     validation JSON and Data Docs
+    silver/<entity>/_staged/<run>.json       a run's staged write, awaiting the gate (or rejected by it)
     """
 
     def checkpoint_uri(self, write_id: str) -> str:

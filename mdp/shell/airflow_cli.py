@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -66,14 +66,16 @@ def standalone_env(
 def standalone(
     profile: Annotated[str, typer.Option("--profile", "-p", help="MDP profile the tasks use")] = "embedded",
     port: Annotated[int, typer.Option(help="API server / UI port")] = 8088,
-    airflow_home: Annotated[Optional[Path], typer.Option(help="default: <MDP_HOME>/.mdp/airflow")] = None,
+    airflow_home: Annotated[Path | None, typer.Option(help="default: <MDP_HOME>/.mdp/airflow")] = None,
     parallelism: Annotated[int, typer.Option(help="max task processes at once")] = 2,
 ):
     """Start Airflow (standalone) on 127.0.0.1:PORT for this repo's DAGs; Ctrl-C stops it."""
     home = Path(os.environ.get("MDP_HOME") or ".")
     env = standalone_env(home, airflow_home, profile=profile, port=port, parallelism=parallelism)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    pw = Path(env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or Path(env["AIRFLOW_HOME"]) / PASSWORDS_FILE)
+    pw = Path(
+        env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or Path(env["AIRFLOW_HOME"]) / PASSWORDS_FILE
+    )
     typer.echo(
         f"Airflow on http://127.0.0.1:{port}  (AIRFLOW_HOME {env['AIRFLOW_HOME']}, profile {profile}, "
         f"MDP_HOME {env['MDP_HOME']})\nLog in as admin; the password is in {pw}\nStop with Ctrl-C."

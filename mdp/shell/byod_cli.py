@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -27,7 +27,7 @@ contract_app = typer.Typer(no_args_is_help=True, help="Data contracts: draft one
 console = Console()
 err = Console(stderr=True)
 
-Format = Annotated[Optional[str], typer.Option("--format", help="csv | parquet (default: from the suffix)")]
+Format = Annotated[str | None, typer.Option("--format", help="csv | parquet (default: from the suffix)")]
 
 
 def _config_exit(exc: ConfigError) -> typer.Exit:
@@ -41,10 +41,14 @@ def infer_cmd(
     entity: Annotated[str, typer.Option(help="the entity: names the lake tables, the topic and the model")],
     key: Annotated[str, typer.Option(help="the primary key column (one row per key in Silver)")],
     label: Annotated[str, typer.Option(help="the column the model predicts")],
-    positive: Annotated[Optional[str], typer.Option(help="the label's positive value (default: true, 1, or Yes-like)")] = None,
-    event_time: Annotated[Optional[str], typer.Option(help="a date/timestamp column that orders changes (default: arrival)")] = None,
+    positive: Annotated[
+        str | None, typer.Option(help="the label's positive value (default: true, 1, or Yes-like)")
+    ] = None,
+    event_time: Annotated[
+        str | None, typer.Option(help="a date/timestamp column that orders changes (default: arrival)")
+    ] = None,
     sample: Annotated[int, typer.Option(help="infer from the first N rows", min=1)] = 100_000,
-    out: Annotated[Optional[Path], typer.Option(help="write the YAML here instead of printing it")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the YAML here instead of printing it")] = None,
     fmt: Format = None,
 ):
     """Draft a contract from a sample and print it as YAML, for you to review, edit and commit."""
@@ -60,7 +64,9 @@ def infer_cmd(
     except ConfigError as exc:
         raise _config_exit(exc) from None
     if data.bad_lines:
-        draft.warnings.append(f"{len(data.bad_lines)} lines have the wrong number of fields; they were left out of the sample")
+        draft.warnings.append(
+            f"{len(data.bad_lines)} lines have the wrong number of fields; they were left out of the sample"
+        )
     text = render_yaml(draft)
     for w in draft.warnings:
         err.print(f"[yellow]note[/]: {w}")
@@ -72,7 +78,9 @@ def infer_cmd(
 
 
 @contract_app.command("check")
-def check_cmd(contract: Annotated[str, typer.Argument(help="a YAML path or a bundled name (default: MDP_CONTRACT)")] = ""):
+def check_cmd(
+    contract: Annotated[str, typer.Argument(help="a YAML path or a bundled name (default: MDP_CONTRACT)")] = "",
+):
     """Load a contract and show what the platform derives from it (exit 2 naming the bad key)."""
     from mdp.core.contract import load_contract
 
@@ -82,12 +90,16 @@ def check_cmd(contract: Annotated[str, typer.Argument(help="a YAML path or a bun
     except ConfigError as exc:
         raise _config_exit(exc) from None
     table = Table(title=f"contract {c.entity} ({name})", show_header=False)
-    table.add_row("key / event id / event time", f"{c.primary_key} / {c.event_id} / {c.event_time or '(arrival order)'}")
+    table.add_row(
+        "key / event id / event time", f"{c.primary_key} / {c.event_id} / {c.event_time or '(arrival order)'}"
+    )
     table.add_row("label", f"{c.label.column} (positive: {c.label.positive!r})")
     table.add_row("entity (tables, topic) / model", f"{c.entity} / {c.registered_model}")
     for role in ("numeric", "categorical", "boolean"):
         table.add_row(f"{role} features", ", ".join(c.features_by_role(role)) or "-")
-    excluded = [x.name for x in c.columns if c.feature_role(x) in ("excluded", "identifier") and x.name not in (c.label.column,)]
+    excluded = [
+        x.name for x in c.columns if c.feature_role(x) in ("excluded", "identifier") and x.name not in (c.label.column,)
+    ]
     table.add_row("not features", ", ".join(excluded) or "-")
     table.add_row("quarantine rules", str(len(c.rules())))
     console.print(table)
@@ -107,7 +119,7 @@ def ingest_cmd(
         figures = ingest_file(settings, store_for(settings), file, fmt)
     except ConfigError as exc:
         raise _config_exit(exc) from None
-    except Exception as exc:  # noqa: BLE001 - a transport failure gets one clear line, no traceback
+    except Exception as exc:
         err.print(f"[bold red]ingest failed[/]: {type(exc).__name__}: {redact(str(exc))}")
         raise typer.Exit(getattr(exc, "exit_code", EXIT_STAGE)) from None
     print_ingest(figures, settings)
@@ -123,15 +135,21 @@ def print_ingest(f: dict, settings) -> None:
     )
     if f["blanks"]:
         console.print("blank cells sent as null: " + ", ".join(f"{k}={v}" for k, v in f["blanks"].items()))
-    console.print(f"event time: {f['event_time'] or 'none in the file: Silver orders states by arrival'}; "
-                  f"event ids filled: {f['event_ids_filled']}")
-    for key, what in (("unknown_columns", "not in the contract: Silver quarantines these rows as unknown_field"),
-                      ("missing_required", "required by the contract, absent from the file: rows quarantined as missing:<column>"),
-                      ("missing_optional", "absent from the file, nullable: null")):
+    console.print(
+        f"event time: {f['event_time'] or 'none in the file: Silver orders states by arrival'}; "
+        f"event ids filled: {f['event_ids_filled']}"
+    )
+    for key, what in (
+        ("unknown_columns", "not in the contract: Silver quarantines these rows as unknown_field"),
+        ("missing_required", "required by the contract, absent from the file: rows quarantined as missing:<column>"),
+        ("missing_optional", "absent from the file, nullable: null"),
+    ):
         if f[key]:
             err.print(f"[yellow]columns {f[key]}[/]: {what}")
     if f["bad_lines"]:
-        err.print(f"[yellow]{f['bad_lines']} lines[/] with the wrong number of fields, sent as raw text (quarantined, kept)")
+        err.print(
+            f"[yellow]{f['bad_lines']} lines[/] with the wrong number of fields, sent as raw text (quarantined, kept)"
+        )
 
 
 def example_cmd(
@@ -147,7 +165,9 @@ def example_cmd(
         err.print(f"[bold red]no example {name!r}[/]; examples: {', '.join(EXAMPLES)}")
         raise typer.Exit(EXIT_CONFIG)
     path = write_example(name, out, rows, seed)
-    console.print(f"wrote {rows} rows of {name} to {path}; its curated contract is the bundled `{name}` (MDP_CONTRACT={name})")
+    console.print(
+        f"wrote {rows} rows of {name} to {path}; its curated contract is the bundled `{name}` (MDP_CONTRACT={name})"
+    )
 
 
 def run_settings(profile: str | None, input_file: Path | None, **overrides):
@@ -177,8 +197,10 @@ def print_input(report) -> None:
     blanks = ", ".join(f"{k}={v}" for k, v in f["input_blanks"].items()) or "none"
     console.print(f"input {f['input_file']}: {f['input_rows']} rows, blank cells sent as null: {blanks}")
     if f["input_unknown_columns"] or f["input_missing_required"]:
-        err.print(f"[yellow]header[/]: not in the contract {f['input_unknown_columns']}, "
-                  f"required but absent {f['input_missing_required']} (those rows are quarantined)")
+        err.print(
+            f"[yellow]header[/]: not in the contract {f['input_unknown_columns']}, "
+            f"required but absent {f['input_missing_required']} (those rows are quarantined)"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,16 +22,26 @@ from mdp.core.errors import EXIT_CONFIG, ConfigError, GateFailed, MdpError, exit
 from mdp.core.lake import Interval, all_bronze_hours
 from mdp.core.settings import install_secret_mask, redact
 from mdp.core.stages import STAGE_NAMES, STAGES, get_stage
+from mdp.shell.airflow_cli import airflow_app
+from mdp.shell.byod_cli import print_input, run_settings
+from mdp.shell.byod_cli import register as register_byod
 from mdp.shell.cli_common import Profile, settings_or_exit
+from mdp.shell.kafka_cli import kafka_app, land_cmd, postgres_app
+from mdp.shell.lake_cli import lake_app
 from mdp.shell.logs import configure
+from mdp.shell.services import services_app
+from mdp.shell.sql_cli import sql as sql_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mini Data Platform: the customers pipeline.")
 console = Console(stderr=False)
 err = Console(stderr=True)
 
-Since = Annotated[Optional[str], typer.Option(help="backfill from this ingest hour, ISO (generator: the hours to land)")]
-Until = Annotated[Optional[str], typer.Option(help="backfill until this ingest hour, exclusive (default: since + 1h)")]
-RunId = Annotated[Optional[str], typer.Option("--run-id", help="ties a run's stages together (default: new for `run`, 'manual' for `stage`)")]
+Since = Annotated[str | None, typer.Option(help="backfill from this ingest hour, ISO (generator: the hours to land)")]
+Until = Annotated[str | None, typer.Option(help="backfill until this ingest hour, exclusive (default: since + 1h)")]
+RunId = Annotated[
+    str | None,
+    typer.Option("--run-id", help="ties a run's stages together (default: new for `run`, 'manual' for `stage`)"),
+]
 _settings = settings_or_exit
 
 
@@ -64,8 +74,24 @@ def _fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(exit_code_for(exc))
 
 
-SHOWN = ("landed", "bronze_in", "quarantined", "duplicates", "changed", "silver_rows", "published", "gold_snapshot", "gold_rows",
-         "model_version", "roc_auc", "promoted", "scored", "new_scores", "skipped", "postgres_upserted")
+SHOWN = (
+    "landed",
+    "bronze_in",
+    "quarantined",
+    "duplicates",
+    "changed",
+    "silver_rows",
+    "published",
+    "gold_snapshot",
+    "gold_rows",
+    "model_version",
+    "roc_auc",
+    "promoted",
+    "scored",
+    "new_scores",
+    "skipped",
+    "postgres_upserted",
+)
 
 
 def summary_table(report) -> Table:
@@ -88,29 +114,47 @@ def rows_table(report) -> Table:
     table = Table(title="Rows per layer")
     for col in ("bronze in", "accepted", "quarantined", "duplicates", "silver", "gold"):
         table.add_column(col, justify="right")
-    table.add_row(*[str(b2s.get(k, "-")) for k in ("bronze_in", "accepted", "quarantined", "duplicates", "silver_rows")],
-                  str(gold.get("gold_rows", "-")))
+    table.add_row(
+        *[str(b2s.get(k, "-")) for k in ("bronze_in", "accepted", "quarantined", "duplicates", "silver_rows")],
+        str(gold.get("gold_rows", "-")),
+    )
     return table
 
 
-def execute(settings, interval: Interval, stages, quiet: bool = False, backfill: bool = False, run_id: str | None = None,
-            all_bronze: bool = False):
-    ctx = RunContext(settings=settings, interval=interval, run_id=run_id or uuid.uuid4().hex[:12], backfill=backfill,
-                     all_bronze=all_bronze)
+def execute(
+    settings,
+    interval: Interval,
+    stages,
+    quiet: bool = False,
+    backfill: bool = False,
+    run_id: str | None = None,
+    all_bronze: bool = False,
+):
+    ctx = RunContext(
+        settings=settings,
+        interval=interval,
+        run_id=run_id or uuid.uuid4().hex[:12],
+        backfill=backfill,
+        all_bronze=all_bronze,
+    )
     from mdp.shell.runner import run_pipeline
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=quiet) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=quiet
+    ) as progress:
         ids = {s.name: progress.add_task(f"[dim]{s.name}: {s.summary}", total=1) for s in stages}
 
         def start(stage):
             progress.update(ids[stage.name], description=f"[bold]{stage.name}[/]: {stage.summary}")
 
         def done(result):
-            progress.update(ids[result.stage], completed=1, description=f"[green]✓ {result.stage}[/] ({result.seconds:.1f}s)")
+            progress.update(
+                ids[result.stage], completed=1, description=f"[green]✓ {result.stage}[/] ({result.seconds:.1f}s)"
+            )
 
         try:
             report = run_pipeline(ctx, stages, start, done)
-        except Exception as exc:  # noqa: BLE001 - every stage failure maps to a clear message and exit code
+        except Exception as exc:
             partial = getattr(ctx, "report", None)
             if partial and partial.results and not quiet:
                 console.print(summary_table(partial))
@@ -121,14 +165,18 @@ def execute(settings, interval: Interval, stages, quiet: bool = False, backfill:
 @app.command()
 def run(
     profile: Profile = None,
-    stage: Annotated[Optional[list[str]], typer.Option("--stage", "-s", help=f"only these stages: {', '.join(STAGE_NAMES)}")] = None,
+    stage: Annotated[
+        list[str] | None, typer.Option("--stage", "-s", help=f"only these stages: {', '.join(STAGE_NAMES)}")
+    ] = None,
     since: Since = None,
     until: Until = None,
     all_hours: Annotated[bool, typer.Option("--all", help="backfill: reprocess every Bronze hour present")] = False,
-    events: Annotated[Optional[int], typer.Option(help="events per hour for the generator")] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
+    events: Annotated[int | None, typer.Option(help="events per hour for the generator")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
     run_id: RunId = None,
-    input_file: Annotated[Optional[Path], typer.Option("--input", help="a CSV or Parquet file as the source, instead of the generator")] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="a CSV or Parquet file as the source, instead of the generator")
+    ] = None,
 ):
     """Run the pipeline (every stage, or the --stage ones) and print the summary.
 
@@ -142,7 +190,9 @@ def run(
         raise typer.Exit(EXIT_CONFIG) from None
     interval, backfill = _interval(settings, since, until, all_hours)
     scope = f"backfill {interval}" if backfill else "new Bronze objects"
-    console.print(f"profile [bold]{settings.profile}[/], contract {settings.data_contract.entity}, {scope}, lake {settings.lake_base}")
+    console.print(
+        f"profile [bold]{settings.profile}[/], contract {settings.data_contract.entity}, {scope}, lake {settings.lake_base}"
+    )
     report = execute(settings, interval, chosen, backfill=backfill, run_id=run_id, all_bronze=all_hours)
     console.print(summary_table(report))
     console.print(rows_table(report))
@@ -160,10 +210,13 @@ def run(
         )
     scores = report.figures("score_customers")
     if scores:
-        console.print(scores["skipped"] if scores.get("skipped") else
-                      f"scores: {scores['scored']} {settings.data_contract.entity} by v{scores['model_version']} "
-                      f"({'new' if scores['new_scores'] else 'already scored'}) in {settings.data_contract.scores_name}"
-                      + (f", Postgres table {scores['postgres_table']}" if scores.get("postgres_table") else ""))
+        console.print(
+            scores["skipped"]
+            if scores.get("skipped")
+            else f"scores: {scores['scored']} {settings.data_contract.entity} by v{scores['model_version']} "
+            f"({'new' if scores['new_scores'] else 'already scored'}) in {settings.data_contract.scores_name}"
+            + (f", Postgres table {scores['postgres_table']}" if scores.get("postgres_table") else "")
+        )
 
 
 @app.command("stage")
@@ -193,9 +246,9 @@ def generate(
     profile: Profile = None,
     since: Since = None,
     until: Until = None,
-    events: Annotated[Optional[int], typer.Option(help="events per hour")] = None,
-    dirty_fraction: Annotated[Optional[float], typer.Option(help="share of deliberately bad events")] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
+    events: Annotated[int | None, typer.Option(help="events per hour")] = None,
+    dirty_fraction: Annotated[float | None, typer.Option(help="share of deliberately bad events")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
 ):
     """Generate synthetic customer events straight into Bronze (the embedded source)."""
     from ingestion.land import land_from_generator
@@ -204,15 +257,31 @@ def generate(
     ctx = RunContext(settings=settings, interval=_interval(settings, since, until)[0])
     with console.status(f"generating {settings.events} events per hour for {ctx.interval}"):
         figures = land_from_generator(ctx)
-    already = f"; {figures['already_landed']} already there (same hours and parameters)" if figures.get("already_landed") else ""
-    console.print(f"landed {figures['landed']} events ({figures['dirty_generated']} deliberately dirty){already} in {settings.layer_uri('bronze')}")
+    already = (
+        f"; {figures['already_landed']} already there (same hours and parameters)"
+        if figures.get("already_landed")
+        else ""
+    )
+    console.print(
+        f"landed {figures['landed']} events ({figures['dirty_generated']} deliberately dirty){already} in {settings.layer_uri('bronze')}"
+    )
 
 
 @app.command()
 def score(
     profile: Profile = None,
-    customer: Annotated[Optional[list[str]], typer.Option("--customer", "--id", help="an entity's key (the contract's primary_key), from the current Gold; repeatable")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", help="a CSV or Parquet file of feature rows (the contract's features; its key column optional)")] = None,
+    customer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--customer", "--id", help="an entity's key (the contract's primary_key), from the current Gold; repeatable"
+        ),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", help="a CSV or Parquet file of feature rows (the contract's features; its key column optional)"
+        ),
+    ] = None,
 ):
     """Score entities with the champion, here and now: --customer ID (from the current Gold) or --file FILE."""
     if bool(customer) == bool(file):
@@ -230,7 +299,7 @@ def score(
             rows, source = adhoc.read_rows(file, settings.data_contract), str(file)
         ref, scores = adhoc.score_rows(settings, rows)
         batch = adhoc.batch_scores(settings, customer) if customer else None
-    except Exception as exc:  # noqa: BLE001 - mapped to a clear message and exit code
+    except Exception as exc:
         raise _fail(exc) from None
     table = Table(title=f"{ref.name} v{ref.version} (champion) on {source}")
     columns = [c for c in (key, "score") if c in scores.columns]
@@ -238,7 +307,9 @@ def score(
         table.add_column(c, justify="right" if c == "score" else "left")
     if batch is not None:
         table.add_column("batch score (model version, snapshot)", justify="right")
-        published = {r[key]: f"{r['score']:.6f} (v{r['model_version']}, {r['gold_snapshot']})" for r in batch.to_dict("records")}
+        published = {
+            r[key]: f"{r['score']:.6f} (v{r['model_version']}, {r['gold_snapshot']})" for r in batch.to_dict("records")
+        }
     for r in scores.to_dict("records"):
         cells = [f"{r[c]:.6f}" if c == "score" else str(r[c]) for c in columns]
         if batch is not None:
@@ -253,13 +324,17 @@ def serve(
     host: Annotated[str, typer.Option(help="the model server's address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="the model server's port")] = 5002,
     poll: Annotated[float, typer.Option(help="seconds between checks of the champion alias")] = 30.0,
-    status_file: Annotated[Optional[Path], typer.Option(help="rewritten after every check (a liveness probe reads its age)")] = None,
+    status_file: Annotated[
+        Path | None, typer.Option(help="rewritten after every check (a liveness probe reads its age)")
+    ] = None,
 ):
     """Serve the champion with `mlflow models serve` (POST /invocations, GET /ping) and follow the alias."""
     from mdp.shell.serve import follow
 
     settings = _settings(profile)
-    console.print(f"serving {settings.model_name}@champion on http://{host}:{port} (MLflow {settings.mlflow_uri}; alias checked every {poll:g}s)")
+    console.print(
+        f"serving {settings.model_name}@champion on http://{host}:{port} (MLflow {settings.mlflow_uri}; alias checked every {poll:g}s)"
+    )
     follow(settings, host, port, poll, status_file=status_file)
 
 
@@ -268,14 +343,19 @@ def mlflow_ui(profile: Profile = None, port: int = 5001):
     """Open the MLflow UI on the profile's tracking store (embedded: the local sqlite store)."""
     settings = _settings(profile)
     bin_dir = Path(sys.executable).parent
-    args = [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", settings.mlflow_uri, "--host", "127.0.0.1", "--port", str(port)]
+    args = [
+        str(bin_dir / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        settings.mlflow_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     console.print(f"MLflow UI on http://127.0.0.1:{port}  (store {settings.mlflow_uri})")
     os.execv(args[0], args)
 
-
-# Real transports and local services (issue 4).
-from mdp.shell.kafka_cli import kafka_app, land_cmd, postgres_app  # noqa: E402
-from mdp.shell.services import services_app  # noqa: E402
 
 app.command("land")(land_cmd)  # `mdp land [--follow]`: Kafka -> Bronze (the same command as `mdp kafka land`)
 
@@ -284,21 +364,23 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(postgres_app, name="postgres")
 
 
-from mdp.shell.airflow_cli import airflow_app  # noqa: E402
 app.add_typer(airflow_app, name="airflow")
 
-from mdp.shell.sql_cli import sql as sql_cmd  # noqa: E402
+
 app.command("sql")(sql_cmd)  # mdp sql 'select ...' | --tables
-from mdp.shell.lake_cli import lake_app  # noqa: E402
+
 app.add_typer(lake_app, name="lake")  # mdp lake vacuum | convert
 
-from mdp.shell.byod_cli import print_input, register as register_byod, run_settings  # noqa: E402
+
 register_byod(app)  # mdp contract infer|check, mdp ingest FILE, mdp example NAME
 
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show the libraries' logs (Spark, GX, MLflow); MDP_LOG_LEVEL=INFO")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="also show the libraries' logs (Spark, GX, MLflow); MDP_LOG_LEVEL=INFO"),
+    ] = False,
 ) -> None:
     if verbose:
         configure("INFO")

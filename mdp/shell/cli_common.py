@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,7 +13,9 @@ from mdp.core.settings import ConfigError, get_settings, redact
 
 err = Console(stderr=True)
 
-Profile = Annotated[Optional[str], typer.Option("--profile", "-p", help="embedded | local | compose | kind (env MDP_PROFILE)")]
+Profile = Annotated[
+    str | None, typer.Option("--profile", "-p", help="embedded | local | compose | kind (env MDP_PROFILE)")
+]
 
 
 def settings_or_exit(profile: str | None, **overrides):
@@ -22,7 +24,7 @@ def settings_or_exit(profile: str | None, **overrides):
         os.environ["MDP_PROFILE"] = profile
     try:
         settings = get_settings(**{k: v for k, v in overrides.items() if v is not None})
-        settings.data_contract  # a bad contract fails here, naming its key, before any work
+        _ = settings.data_contract  # a bad contract fails here, naming its key, before any work
         return settings
     except ConfigError as exc:
         err.print(f"[bold red]configuration error[/]: {redact(str(exc))}")

@@ -16,7 +16,7 @@ import json
 import logging
 import signal
 import threading
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -38,7 +38,7 @@ def _guard(fn, *args, **kwargs):
     except Unavailable as exc:
         typer.echo(f"unavailable (retry later): {redact(str(exc))}", err=True)
         raise typer.Exit(exit_code_for(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+    except Exception as exc:
         typer.echo(f"failed: {type(exc).__name__}: {redact(str(exc))}", err=True)
         raise typer.Exit(exit_code_for(exc)) from None
 
@@ -46,10 +46,10 @@ def _guard(fn, *args, **kwargs):
 @kafka_app.command("produce")
 def produce_cmd(
     profile: Profile = None,
-    events: Annotated[Optional[int], typer.Option(help="events per hour")] = None,
+    events: Annotated[int | None, typer.Option(help="events per hour")] = None,
     hours: Annotated[int, typer.Option(help="how many generated hours (ending with the current one)")] = 1,
-    dirty_fraction: Annotated[Optional[float], typer.Option()] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
+    dirty_fraction: Annotated[float | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
 ):
     """Publish generated customer events to the topic (key customer_id, acks=all)."""
     from datetime import timedelta
@@ -65,13 +65,21 @@ def produce_cmd(
 
 def land_cmd(
     profile: Profile = None,
-    follow: Annotated[bool, typer.Option("--follow", help="land continuously until SIGTERM/SIGINT (a long-running sink)")] = False,
-    flush_records: Annotated[Optional[int], typer.Option(help="write and commit a batch every N records (default 50,000)")] = None,
-    flush_seconds: Annotated[Optional[float], typer.Option(help="... or every T seconds (default 2; following: 30)")] = None,
-    max_wait_s: Annotated[Optional[float], typer.Option(help="a run stops after this long without a record")] = None,
-    max_records: Annotated[Optional[int], typer.Option(help="a run stops after this many records")] = None,
-    group: Annotated[Optional[str], typer.Option(help="consumer group (default mdp-landing-<topic>)")] = None,
-    status_file: Annotated[Optional[str], typer.Option(help="a JSON status file rewritten every second (probes read its age)")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="land continuously until SIGTERM/SIGINT (a long-running sink)")
+    ] = False,
+    flush_records: Annotated[
+        int | None, typer.Option(help="write and commit a batch every N records (default 50,000)")
+    ] = None,
+    flush_seconds: Annotated[
+        float | None, typer.Option(help="... or every T seconds (default 2; following: 30)")
+    ] = None,
+    max_wait_s: Annotated[float | None, typer.Option(help="a run stops after this long without a record")] = None,
+    max_records: Annotated[int | None, typer.Option(help="a run stops after this many records")] = None,
+    group: Annotated[str | None, typer.Option(help="consumer group (default mdp-landing-<topic>)")] = None,
+    status_file: Annotated[
+        str | None, typer.Option(help="a JSON status file rewritten every second (probes read its age)")
+    ] = None,
 ):
     """Land the topic into Bronze, committing offsets after each durable write; print figures as JSON.
 
@@ -79,12 +87,21 @@ def land_cmd(
 
     --follow runs until SIGTERM/SIGINT, logs one line per flush, and on the signal writes and commits what it polled.
     """
-    from ingestion.landing import LandingOptions, follow as follow_topic, land
+    from ingestion.landing import LandingOptions, land
+    from ingestion.landing import follow as follow_topic
     from mdp.core.storage import check_s3, store_for
 
     s = _settings(profile)
-    opts = _guard(LandingOptions.from_env, follow=follow, batch_records=flush_records, batch_wait_s=flush_seconds,
-                  max_wait_s=max_wait_s, max_records=max_records, group=group, status_file=status_file)
+    opts = _guard(
+        LandingOptions.from_env,
+        follow=follow,
+        batch_records=flush_records,
+        batch_wait_s=flush_seconds,
+        max_wait_s=max_wait_s,
+        max_records=max_records,
+        group=group,
+        status_file=status_file,
+    )
     _guard(check_s3, s)
     if not follow:
         figures = _guard(land, s, store_for(s), opts)
@@ -102,8 +119,14 @@ def land_cmd(
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        log.info("following %r into %s (group %s; flush every %d records or %.0fs)", s.topic, s.layer_uri("bronze"),
-                 opts.group_id(s.topic), opts.batch_records, opts.batch_wait_s)
+        log.info(
+            "following %r into %s (group %s; flush every %d records or %.0fs)",
+            s.topic,
+            s.layer_uri("bronze"),
+            opts.group_id(s.topic),
+            opts.batch_records,
+            opts.batch_wait_s,
+        )
         figures = _guard(follow_topic, s, store_for(s), opts, stop.is_set)
     finally:
         for sig, handler in previous.items():
@@ -115,7 +138,11 @@ kafka_app.command("land")(land_cmd)
 
 
 @postgres_app.command("seed")
-def seed_cmd(profile: Profile = None, customers: Annotated[int, typer.Option()] = 5000, seed: Annotated[Optional[int], typer.Option()] = None):
+def seed_cmd(
+    profile: Profile = None,
+    customers: Annotated[int, typer.Option()] = 5000,
+    seed: Annotated[int | None, typer.Option()] = None,
+):
     """Create the contract's table (DDL from the contract) and fill it from the generator (upsert)."""
     from ingestion.postgres_source import seed as seed_rows
 

@@ -16,8 +16,11 @@ console = Console()
 @lake_app.command()
 def vacuum(
     profile: Profile = None,
-    keep: Annotated[int, typer.Option(help="versions kept per table besides the champion's and the retention window")] = 3,
-    retention_hours: Annotated[int, typer.Option(help="files younger than this stay (a run's staged files too)")] = 7 * 24,
+    keep: Annotated[
+        int, typer.Option(help="versions kept per table besides the champion's and the retention window")
+    ] = 3,
+    retention_hours: Annotated[int, typer.Option(help="files younger than this stay (a run's staged files too)")] = 7
+    * 24,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would go")] = False,
 ):
     """Delete the files of old versions: never the last KEEP, the champion's lineage, or young ones."""
@@ -30,7 +33,7 @@ def vacuum(
             with dataset.lease("vacuum"):
                 for table, files in dataset.vacuum(keep, retention_hours, dry_run).items():
                     console.print(f"{dataset.root}/{table}: {len(files)} files {'would go' if dry_run else 'removed'}")
-    except Exception as exc:  # noqa: BLE001 - mapped to a clear message and exit code
+    except Exception as exc:
         raise _fail(exc) from None
 
 
@@ -43,7 +46,7 @@ def convert(profile: Profile = None):
     settings = settings_or_exit(profile)
     try:
         done = run(settings)
-    except Exception as exc:  # noqa: BLE001 - mapped to a clear message and exit code
+    except Exception as exc:
         raise _fail(exc) from None
     for line in done or ["nothing to convert: every dataset is a Delta table already (or absent)"]:
         console.print(line)

@@ -7,7 +7,18 @@ import logging
 import os
 import warnings
 
-LIBRARIES = ("great_expectations", "mlflow", "alembic", "py4j", "pyspark", "sklearn", "urllib3", "botocore", "kafka", "confluent_kafka")
+LIBRARIES = (
+    "great_expectations",
+    "mlflow",
+    "alembic",
+    "py4j",
+    "pyspark",
+    "sklearn",
+    "urllib3",
+    "botocore",
+    "kafka",
+    "confluent_kafka",
+)
 
 
 def configure(level: str | None = None) -> str:

@@ -65,7 +65,7 @@ class Warmup:
             from spark_apps.session import get_spark
 
             get_spark(self.ctx.settings)
-        except Exception:  # noqa: BLE001 - the Spark stage starts its own session and reports the error
+        except Exception:
             pass
 
     def after(self, result: StageResult) -> None:
@@ -88,7 +88,7 @@ def preflight(settings, stages: Iterable[Stage]) -> None:
 
     names = {s.name for s in stages}
     t = settings.connect_timeout_s
-    settings.data_contract  # noqa: B018 - a bad contract fails here, naming its key
+    _ = settings.data_contract  # a bad contract fails here, naming its key
     if settings.lake_is_s3 and any(s.kind == "spark" for s in stages):
         from spark_apps.session import require_s3a
 

@@ -41,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("buckets", nargs="*", default=list(LAYERS))
     a = p.parse_args(argv)
     client = boto3.client(
-        "s3", endpoint_url=a.endpoint, region_name="us-east-1",
-        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"], aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        "s3",
+        endpoint_url=a.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
         config=Config(s3={"addressing_style": "path"}, connect_timeout=3, read_timeout=30, retries={"max_attempts": 2}),
     )
     deadline = time.monotonic() + a.timeout
@@ -52,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             break
         except (BotoCoreError, ClientError) as e:
             if time.monotonic() > deadline:
-                print(f"s3-buckets: {a.endpoint} did not accept the login within {a.timeout:.0f}s: {e}", file=sys.stderr)
+                print(
+                    f"s3-buckets: {a.endpoint} did not accept the login within {a.timeout:.0f}s: {e}", file=sys.stderr
+                )
                 return 1
             print(f"s3-buckets: waiting for {a.endpoint} ({type(e).__name__})", file=sys.stderr, flush=True)
             time.sleep(3)

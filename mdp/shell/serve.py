@@ -27,8 +27,21 @@ log = logging.getLogger("mdp.serve")
 
 def server_command(model_uri: str, host: str, port: int, workers: int = 1) -> list[str]:
     mlflow = str(Path(sys.executable).with_name("mlflow"))
-    return [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local", "--host", host, "--port", str(port),
-            "--workers", str(workers)]
+    return [
+        mlflow,
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
 
 
 def _stop(proc: subprocess.Popen | None, grace_s: float = 20) -> None:
@@ -51,8 +64,9 @@ def write_status(path: Path | None, **doc) -> None:
     tmp.replace(path)
 
 
-def follow(settings, host: str, port: int, poll_s: float, stop: threading.Event | None = None,
-           status_file: Path | None = None) -> None:
+def follow(
+    settings, host: str, port: int, poll_s: float, stop: threading.Event | None = None, status_file: Path | None = None
+) -> None:
     """Serve the champion until `stop` is set (or a signal arrives), switching when the alias moves."""
     from scoring.champion import no_champion_reason, resolve
 
@@ -62,7 +76,12 @@ def follow(settings, host: str, port: int, poll_s: float, stop: threading.Event 
             signal.signal(sig, lambda *_: stop.set())
     # mlflow runs `uvicorn` from PATH: this environment's, even when it is not activated.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": settings.mlflow_uri, "MLFLOW_REGISTRY_URI": settings.mlflow_uri}
+    env = {
+        **os.environ,
+        "PATH": path,
+        "MLFLOW_TRACKING_URI": settings.mlflow_uri,
+        "MLFLOW_REGISTRY_URI": settings.mlflow_uri,
+    }
     proc, serving = None, None
     try:
         while not stop.is_set():
@@ -76,12 +95,19 @@ def follow(settings, host: str, port: int, poll_s: float, stop: threading.Event 
                 log.warning("serve: %s; checking again in %.0fs", no_champion_reason(settings.model_name), poll_s)
             elif wanted is not None and (wanted != serving or proc.poll() is not None):
                 why = "is the champion" if wanted != serving else f"(its server exited with {proc.returncode})"
-                log.warning("serve: %s v%s %s: starting the model server on %s:%s", settings.model_name, wanted, why, host, port)
+                log.warning(
+                    "serve: %s v%s %s: starting the model server on %s:%s", settings.model_name, wanted, why, host, port
+                )
                 _stop(proc)
-                proc = subprocess.Popen(server_command(f"models:/{settings.model_name}/{wanted}", host, port), env=env,
-                                        start_new_session=True)
+                proc = subprocess.Popen(
+                    server_command(f"models:/{settings.model_name}/{wanted}", host, port),
+                    env=env,
+                    start_new_session=True,
+                )
                 serving = wanted
-            write_status(status_file, state="serving" if serving else "waiting", model=settings.model_name, version=serving)
+            write_status(
+                status_file, state="serving" if serving else "waiting", model=settings.model_name, version=serving
+            )
             stop.wait(poll_s)
     finally:
         _stop(proc)

@@ -24,12 +24,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from mdp.core.lake import pid_alive  # one definition, shared with the writer's lease
-from mdp.core.settings import LAYERS, ConfigError, Settings
+from mdp.core.settings import LAYERS, Settings
 from mdp.core.storage import check_s3  # noqa: F401  (re-exported: `mdp services` checks the same way)
 
 # Local-only development credentials. Not secrets: every server binds 127.0.0.1 only.
@@ -107,13 +107,15 @@ def _wait(check, what: str, timeout: float, proc_alive=None, log: Path | None = 
         try:
             if check():
                 return
-        except Exception as exc:  # noqa: BLE001 - keep trying until the deadline
+        except Exception as exc:
             last = exc
         if proc_alive is not None and not proc_alive():
             tail = _tail(log) if log else ""
             raise ServiceError(f"{what} exited during start-up{': ' + tail if tail else ''}")
         time.sleep(0.2)
-    raise ServiceError(f"{what} not healthy after {timeout:.0f}s{f' ({last})' if last else ''}{'; log: ' + str(log) if log else ''}")
+    raise ServiceError(
+        f"{what} not healthy after {timeout:.0f}s{f' ({last})' if last else ''}{'; log: ' + str(log) if log else ''}"
+    )
 
 
 def _tail(path: Path, n: int = 8) -> str:
@@ -133,15 +135,20 @@ class Ports:
     # SeaweedFS opens several internal ports; fixed ones for `mdp services up`, free ones in tests.
     weed: dict[str, int] = field(
         default_factory=lambda: {
-            "master.port": 19333, "master.port.grpc": 29333,
-            "volume.port": 18080, "volume.port.grpc": 28080,
-            "filer.port": 18888, "filer.port.grpc": 28888,
-            "s3.port.grpc": 28333, "admin.port": 23646, "admin.port.grpc": 33646,
+            "master.port": 19333,
+            "master.port.grpc": 29333,
+            "volume.port": 18080,
+            "volume.port.grpc": 28080,
+            "filer.port": 18888,
+            "filer.port.grpc": 28888,
+            "s3.port.grpc": 28333,
+            "admin.port": 23646,
+            "admin.port.grpc": 33646,
         }
     )
 
     @classmethod
-    def free(cls) -> "Ports":
+    def free(cls) -> Ports:
         return cls(free_port(), free_port(), free_port(), free_port(), {k: free_port() for k in cls().weed})
 
 
@@ -156,7 +163,7 @@ class ServiceConfig:
     pg_fsync: bool = True  # tests turn it off: throwaway data, faster CREATE/DROP DATABASE
 
     @classmethod
-    def load(cls, path: Path) -> "ServiceConfig":
+    def load(cls, path: Path) -> ServiceConfig:
         data = json.loads(path.read_text())
         ports = Ports(**data.pop("ports"))
         return cls(ports=ports, **data)
@@ -182,7 +189,7 @@ class LocalServices:
         config.save(cfg_file)
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> "LocalServices":
+    def for_settings(cls, settings: Settings) -> LocalServices:
         return cls(settings.home / ".mdp" / "services")
 
     def dir(self, name: str) -> Path:
@@ -232,7 +239,10 @@ class LocalServices:
         }
         defaults = Ports()
         if (self.ports.postgres, self.ports.kafka, self.ports.s3, self.ports.mlflow) != (
-            defaults.postgres, defaults.kafka, defaults.s3, defaults.mlflow
+            defaults.postgres,
+            defaults.kafka,
+            defaults.s3,
+            defaults.mlflow,
         ):
             env.update(
                 MDP_S3_ENDPOINT=self.s3_endpoint,
@@ -267,8 +277,13 @@ class LocalServices:
         d = self.dir(name)
         log = open(d / "log", "ab")
         proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=d,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=d,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
         log.close()
         (d / "pid").write_text(str(proc.pid))
@@ -306,7 +321,9 @@ class LocalServices:
             try:
                 pw = pwd.getpwnam("postgres")
             except KeyError:
-                raise ServiceError("postgres: no `postgres` system user (install the Debian postgresql package)") from None
+                raise ServiceError(
+                    "postgres: no `postgres` system user (install the Debian postgresql package)"
+                ) from None
             for p in (d, run, *([data] if data.exists() else [])):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
             probe = subprocess.run(self._as_pg_user(["test", "-w", str(d)]), capture_output=True)
@@ -321,22 +338,39 @@ class LocalServices:
                 os.chown(pwfile, pw.pw_uid, pw.pw_gid)
             pwfile.chmod(0o600)
             res = subprocess.run(
-                self._as_pg_user([
-                    f"{bindir}/initdb", "-D", str(data), "-U", "postgres", "-E", "UTF8", "--locale=C",
-                    "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
-                ]),
-                capture_output=True, text=True,
+                self._as_pg_user(
+                    [
+                        f"{bindir}/initdb",
+                        "-D",
+                        str(data),
+                        "-U",
+                        "postgres",
+                        "-E",
+                        "UTF8",
+                        "--locale=C",
+                        "--auth-local=trust",
+                        "--auth-host=scram-sha-256",
+                        f"--pwfile={pwfile}",
+                    ]
+                ),
+                capture_output=True,
+                text=True,
             )
             pwfile.unlink(missing_ok=True)
             if res.returncode != 0:
                 raise ServiceError(f"postgres: initdb failed: {res.stderr.strip()[-500:]}")
         opts = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={run} -c fsync={'on' if self.config.pg_fsync else 'off'}"
         res = subprocess.run(
-            self._as_pg_user([f"{bindir}/pg_ctl", "-D", str(data), "-l", str(d / "log"), "-o", opts, "-w", "-t", "30", "start"]),
-            capture_output=True, text=True,
+            self._as_pg_user(
+                [f"{bindir}/pg_ctl", "-D", str(data), "-l", str(d / "log"), "-o", opts, "-w", "-t", "30", "start"]
+            ),
+            capture_output=True,
+            text=True,
         )
         if res.returncode != 0:
-            raise ServiceError(f"postgres: pg_ctl start failed: {res.stderr.strip() or res.stdout.strip()}; log: {_tail(d / 'log')}")
+            raise ServiceError(
+                f"postgres: pg_ctl start failed: {res.stderr.strip() or res.stdout.strip()}; log: {_tail(d / 'log')}"
+            )
         _wait(self.postgres_healthy_superuser, "postgres", 30, log=d / "log")
         self.bootstrap_postgres()
 
@@ -344,8 +378,12 @@ class LocalServices:
         import psycopg
 
         return psycopg.connect(
-            host=str(self.root / "postgres" / "run"), port=self.ports.postgres, user="postgres",
-            dbname=dbname, autocommit=True, connect_timeout=5,
+            host=str(self.root / "postgres" / "run"),
+            port=self.ports.postgres,
+            user="postgres",
+            dbname=dbname,
+            autocommit=True,
+            connect_timeout=5,
         )
 
     def postgres_healthy_superuser(self) -> bool:
@@ -365,7 +403,11 @@ class LocalServices:
         with self._pg_super() as conn:
             if not conn.execute("select 1 from pg_roles where rolname = %s", (PG_ROLE,)).fetchone():
                 conn.execute(sql.SQL("create role {} login").format(sql.Identifier(PG_ROLE)))
-            conn.execute(sql.SQL("alter role {} with login password {}").format(sql.Identifier(PG_ROLE), sql.Literal(self.config.pg_password)))
+            conn.execute(
+                sql.SQL("alter role {} with login password {}").format(
+                    sql.Identifier(PG_ROLE), sql.Literal(self.config.pg_password)
+                )
+            )
             for db in PG_DATABASES:
                 self.create_database(db, conn)
 
@@ -386,8 +428,11 @@ class LocalServices:
         if not (d / "data" / "PG_VERSION").exists() or not self.running("postgres"):
             return
         subprocess.run(
-            self._as_pg_user([f"{find_binary('postgres')}/pg_ctl", "-D", str(d / "data"), "-m", "fast", "-w", "-t", "30", "stop"]),
-            capture_output=True, text=True,
+            self._as_pg_user(
+                [f"{find_binary('postgres')}/pg_ctl", "-D", str(d / "data"), "-m", "fast", "-w", "-t", "30", "stop"]
+            ),
+            capture_output=True,
+            text=True,
         )
 
     # ---- tansu (Kafka protocol) ----------------------------------------------------------------
@@ -399,8 +444,19 @@ class LocalServices:
         self._check_port_free(name, port)
         url = f"tcp://127.0.0.1:{port}"
         # memory:// storage: topics live as long as the broker (see docs/LOCAL_PROFILE.md).
-        self._spawn(name, [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                           "--storage-engine", "memory://tansu/"])
+        self._spawn(
+            name,
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+        )
         _wait(lambda: port_open(port), "kafka (tansu)", 15, self._alive_fn(name), self.root / name / "log")
         self.bootstrap_kafka()
 
@@ -420,15 +476,36 @@ class LocalServices:
         d = self.dir(name)
         (d / "data").mkdir(exist_ok=True)
         s3_json = d / "s3.json"
-        s3_json.write_text(json.dumps({"identities": [{
-            "name": "mdp",
-            "credentials": [{"accessKey": self.config.s3_access_key, "secretKey": self.config.s3_secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))
+        s3_json.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "mdp",
+                            "credentials": [
+                                {"accessKey": self.config.s3_access_key, "secretKey": self.config.s3_secret_key}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         s3_json.chmod(0o600)
-        args = [binary, "mini", f"-dir={d / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.config={s3_json}",
-                "-webdav=false", "-admin.ui=false", f"-s3.port={port}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                *[f"-{k}={v}" for k, v in self.ports.weed.items()]]
+        args = [
+            binary,
+            "mini",
+            f"-dir={d / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.config={s3_json}",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-s3.port={port}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            *[f"-{k}={v}" for k, v in self.ports.weed.items()],
+        ]
         self._spawn(name, args)
         _wait(self.s3_healthy, "s3 (SeaweedFS)", 60, self._alive_fn(name), d / "log")
         self.bootstrap_s3()
@@ -438,9 +515,14 @@ class LocalServices:
         from botocore.config import Config
 
         return boto3.client(
-            "s3", endpoint_url=self.s3_endpoint, region_name="us-east-1",
-            aws_access_key_id=self.config.s3_access_key, aws_secret_access_key=secret_key or self.config.s3_secret_key,
-            config=Config(s3={"addressing_style": "path"}, connect_timeout=3, read_timeout=30, retries={"max_attempts": 2}),
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.config.s3_access_key,
+            aws_secret_access_key=secret_key or self.config.s3_secret_key,
+            config=Config(
+                s3={"addressing_style": "path"}, connect_timeout=3, read_timeout=30, retries={"max_attempts": 2}
+            ),
         )
 
     def s3_healthy(self) -> bool:
@@ -482,9 +564,24 @@ class LocalServices:
             if not self.running(dep):
                 raise ServiceError(f"mlflow: needs {dep} running first (mdp services up)")
         backend = f"postgresql+psycopg://{PG_ROLE}@127.0.0.1:{self.ports.postgres}/mlflow"
-        self._spawn(name, [binary, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                           "--backend-store-uri", backend, "--artifacts-destination", "s3://mlflow"],
-                    env=self.mlflow_env())
+        self._spawn(
+            name,
+            [
+                binary,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                backend,
+                "--artifacts-destination",
+                "s3://mlflow",
+            ],
+            env=self.mlflow_env(),
+        )
         if wait:
             self.wait_mlflow()
 
@@ -532,11 +629,15 @@ class LocalServices:
         (self.root / name / "pid").unlink(missing_ok=True)
 
     def healthy(self, name: str) -> bool:
-        check = {"postgres": self.postgres_healthy, "kafka": lambda: port_open(self.ports.kafka),
-                 "s3": self.s3_healthy, "mlflow": self.mlflow_healthy}[name]
+        check = {
+            "postgres": self.postgres_healthy,
+            "kafka": lambda: port_open(self.ports.kafka),
+            "s3": self.s3_healthy,
+            "mlflow": self.mlflow_healthy,
+        }[name]
         try:
             return bool(check())
-        except Exception:  # noqa: BLE001 - any failure is "not healthy"
+        except Exception:
             return False
 
     def up(self, names: tuple[str, ...] = SERVICE_NAMES) -> None:
@@ -558,15 +659,23 @@ class LocalServices:
 
     def status(self) -> list[dict]:
         return [
-            {"service": n, "port": self.port_of(n), "pid": self._pid(n) if self.running(n) else None,
-             "running": self.running(n), "healthy": self.running(n) and self.healthy(n), "dir": str(self.root / n)}
+            {
+                "service": n,
+                "port": self.port_of(n),
+                "pid": self._pid(n) if self.running(n) else None,
+                "running": self.running(n),
+                "healthy": self.running(n) and self.healthy(n),
+                "dir": str(self.root / n),
+            }
             for n in SERVICE_NAMES
         ]
 
 
 # ---- CLI ---------------------------------------------------------------------------------------
-services_app = typer.Typer(no_args_is_help=True, help="Local servers for the `local` profile (PostgreSQL, tansu, SeaweedFS, MLflow).")
-Only = Annotated[Optional[list[str]], typer.Option("--only", "-o", help=f"only these: {', '.join(SERVICE_NAMES)}")]
+services_app = typer.Typer(
+    no_args_is_help=True, help="Local servers for the `local` profile (PostgreSQL, tansu, SeaweedFS, MLflow)."
+)
+Only = Annotated[list[str] | None, typer.Option("--only", "-o", help=f"only these: {', '.join(SERVICE_NAMES)}")]
 Home = Annotated[Path, typer.Option(help="project folder; state goes to HOME/.mdp/services")]
 
 
@@ -600,7 +709,7 @@ def up_cmd(only: Only = None, home: Home = Path(".")):
     except ServiceError as exc:
         typer.echo(f"\nerror: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"state in {svc.root}\n# local-only dev credentials; run: eval \"$(mdp services env)\"\n{_exports(svc)}")
+    typer.echo(f'state in {svc.root}\n# local-only dev credentials; run: eval "$(mdp services env)"\n{_exports(svc)}')
 
 
 @services_app.command("down")
@@ -638,7 +747,9 @@ def bootstrap_cmd(home: Home = Path(".")):
         created = svc.bootstrap_s3()
         svc.bootstrap_postgres()
         svc.bootstrap_kafka()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         typer.echo(f"error: bootstrap failed ({type(exc).__name__}: {exc}); is `mdp services up` running?", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"buckets created: {', '.join(created) or 'none (all present)'}; databases {', '.join(PG_DATABASES)}; topic {svc.config.kafka_topic}")
+    typer.echo(
+        f"buckets created: {', '.join(created) or 'none (all present)'}; databases {', '.join(PG_DATABASES)}; topic {svc.config.kafka_topic}"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -16,11 +16,21 @@ console = Console()
 
 
 def sql(
-    query: Annotated[Optional[str], typer.Argument(help="SQL over bronze, silver.state, silver.quarantine, gold.features, gold.<scores>")] = None,
+    query: Annotated[
+        str | None,
+        typer.Argument(help="SQL over bronze, silver.state, silver.quarantine, gold.features, gold.<scores>"),
+    ] = None,
     profile: Profile = None,
     tables: Annotated[bool, typer.Option("--tables", help="list the tables and their current versions")] = False,
-    as_of: Annotated[Optional[list[str]], typer.Option("--as-of", help="VERSION of the one versioned table the query reads, or TABLE=VERSION; repeatable")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="write the whole result to FILE.csv or FILE.parquet")] = None,
+    as_of: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--as-of", help="VERSION of the one versioned table the query reads, or TABLE=VERSION; repeatable"
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="write the whole result to FILE.csv or FILE.parquet")
+    ] = None,
     max_rows: Annotated[int, typer.Option(help="rows shown on the terminal")] = 50,
 ):
     """Query the lake with SQL (DuckDB): every layer by name, at any kept version."""
@@ -43,7 +53,7 @@ def sql(
         if out is not None and out.suffix.lower() not in (".csv", ".parquet"):
             raise ConfigError(f"--out {out}: a .csv or .parquet file, please")
         result = catalog.query(settings, query, as_of)
-    except Exception as exc:  # noqa: BLE001 - mapped to a clear message and exit code
+    except Exception as exc:
         raise _fail(exc) from None
     if out is not None:
         if out.suffix.lower() == ".csv":

@@ -23,7 +23,9 @@ DAG_ID = "customers_end_to_end"
 VENV_BIN = Path(sys.executable).parent
 
 if "airflow" in sys.modules:  # pragma: no cover - only when another conftest imported it first
-    warnings.warn("airflow was imported before tests/airflow/conftest.py: its config may not be the temp one", stacklevel=1)
+    warnings.warn(
+        "airflow was imported before tests/airflow/conftest.py: its config may not be the temp one", stacklevel=1
+    )
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mdp-airflow-test-"))
 AIRFLOW_ENV = {
@@ -158,7 +160,11 @@ def start_standalone(home: Path) -> Standalone:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(VENV_BIN / "mdp"), "airflow", "standalone"],
-            cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=home,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             # As in a terminal: a test session started in the background (`cmd &` in a script)
             # ignores SIGINT, and the child would inherit that and never see the Ctrl-C under test.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

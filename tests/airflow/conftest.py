@@ -36,8 +36,11 @@ def pytest_collection_finish(session):
         return
     if _selected(session, "test_airflow_dag_run.py"):
         _MIGRATE["proc"] = subprocess.Popen(
-            [str(VENV_BIN / "airflow"), "db", "migrate"], env=airflow_cli_env(),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [str(VENV_BIN / "airflow"), "db", "migrate"],
+            env=airflow_cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     if _selected(session, "test_airflow_standalone.py") and not h.port_in_use():
         home = Path(tempfile.mkdtemp(prefix="mdp-standalone-test-"))
@@ -59,8 +62,11 @@ def pytest_sessionfinish(session, exitstatus):
 def airflow_db():
     """`airflow db migrate` once, in the temp AIRFLOW_HOME (started at collection); returns the home."""
     proc = _MIGRATE.get("proc") or subprocess.Popen(
-        [str(VENV_BIN / "airflow"), "db", "migrate"], env=airflow_cli_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [str(VENV_BIN / "airflow"), "db", "migrate"],
+        env=airflow_cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, f"airflow db migrate failed:\n{out[-5000:]}"
@@ -75,8 +81,10 @@ def standalone():
     sa = h.EARLY.get("standalone")
     if sa is None:
         if h.port_in_use():
-            pytest.skip(f"port {h.PORT} is busy on 127.0.0.1 (another Airflow or service?): "
-                        "cannot start `mdp airflow standalone` there")
+            pytest.skip(
+                f"port {h.PORT} is busy on 127.0.0.1 (another Airflow or service?): "
+                "cannot start `mdp airflow standalone` there"
+            )
         sa = h.EARLY["standalone"] = h.start_standalone(Path(tempfile.mkdtemp(prefix="mdp-standalone-test-")))
     problem = sa.wait_healthy()
     if problem:

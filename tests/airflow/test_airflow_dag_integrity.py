@@ -113,7 +113,9 @@ def test_interval_scheduled_run_is_its_data_interval(dag_module):
 
 def test_interval_params_win(dag_module):
     h = datetime(2026, 3, 1, 5, tzinfo=UTC)
-    got = dag_module.run_interval({"since": "2026-02-01T00:00:00+00:00", "until": "2026-02-01T03:00:00+00:00"}, _run(h, h + timedelta(hours=1)))
+    got = dag_module.run_interval(
+        {"since": "2026-02-01T00:00:00+00:00", "until": "2026-02-01T03:00:00+00:00"}, _run(h, h + timedelta(hours=1))
+    )
     assert got == Interval(datetime(2026, 2, 1, 0, tzinfo=UTC), datetime(2026, 2, 1, 3, tzinfo=UTC))
     only_since = dag_module.run_interval({"since": "2026-02-01T07:30"}, _run())
     assert only_since == Interval(datetime(2026, 2, 1, 7, tzinfo=UTC), datetime(2026, 2, 1, 8, tzinfo=UTC))
@@ -124,7 +126,9 @@ def test_interval_params_win(dag_module):
 
 
 def test_interval_manual_run_without_interval_is_previous_hour(dag_module):
-    got = dag_module.run_interval({"since": None, "until": None}, _run(run_after=datetime(2026, 3, 1, 5, 42, tzinfo=UTC)))
+    got = dag_module.run_interval(
+        {"since": None, "until": None}, _run(run_after=datetime(2026, 3, 1, 5, 42, tzinfo=UTC))
+    )
     assert got == Interval(datetime(2026, 3, 1, 4, tzinfo=UTC), datetime(2026, 3, 1, 5, tzinfo=UTC))
 
 
@@ -136,8 +140,15 @@ def test_both_modes_retry_exactly_the_errors_a_retry_can_fix(dag_module):
 
     from mdp.core import errors
 
-    classes = [errors.MdpError, errors.StageError, errors.ConfigError, errors.GateFailed, errors.ConservationError,
-               errors.Unavailable, errors.Busy]
+    classes = [
+        errors.MdpError,
+        errors.StageError,
+        errors.ConfigError,
+        errors.GateFailed,
+        errors.ConservationError,
+        errors.Unavailable,
+        errors.Busy,
+    ]
     for cls in classes:  # the pods see only the exit code: it must say what `retryable` says
         assert (errors.exit_code_for(cls("x")) in dag_module.NO_RETRY_EXIT_CODES) == (not cls.retryable), cls.__name__
     assert errors.exit_code_for(RuntimeError("unexpected")) not in dag_module.NO_RETRY_EXIT_CODES

@@ -74,8 +74,17 @@ def good_run(dag, spark):
 
 def test_end_to_end_every_task_succeeds(good_run):
     assert str(good_run.state) == "success", states(good_run)
-    assert states(good_run) == {t: "success" for t in ("land_bronze", "bronze_to_silver", "validate_silver", "silver_to_gold", "train_model",
-                                                      "score_customers")}
+    assert states(good_run) == {
+        t: "success"
+        for t in (
+            "land_bronze",
+            "bronze_to_silver",
+            "validate_silver",
+            "silver_to_gold",
+            "train_model",
+            "score_customers",
+        )
+    }
     assert good_run.data_interval_start == GOOD_HOUR
 
 
@@ -102,7 +111,11 @@ def test_end_to_end_xcom_has_stage_figures(good_run):
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.query(XComModel).filter_by(dag_id=DAG_ID, run_id=good_run.run_id, task_id=ti.task_id, key="return_value").one()
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=DAG_ID, run_id=good_run.run_id, task_id=ti.task_id, key="return_value")
+            .one()
+        )
     value = row.value if isinstance(row.value, dict) else json.loads(row.value)
     assert value["landed"] == EVENTS
 
@@ -134,7 +147,10 @@ def test_corrupted_batch_stops_at_the_gate(good_run, dag, capfd):
     written = write_malformed_batch(s, BAD_HOUR, EVENTS // 2)
     assert written and all("ingest_hour=06" in u and "part-test-" in u for u in written)
 
-    dr = dag.test(logical_date=None, run_conf={"since": BAD_HOUR.isoformat(), "until": (BAD_HOUR + timedelta(hours=1)).isoformat()})
+    dr = dag.test(
+        logical_date=None,
+        run_conf={"since": BAD_HOUR.isoformat(), "until": (BAD_HOUR + timedelta(hours=1)).isoformat()},
+    )
     out = capfd.readouterr()
     st = states(dr)
     assert str(dr.state) == "failed"
@@ -185,5 +201,9 @@ def xcom(dag_run, task_id: str) -> dict:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = session.query(XComModel).filter_by(dag_id=DAG_ID, run_id=dag_run.run_id, task_id=task_id, key="return_value").one()
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id=DAG_ID, run_id=dag_run.run_id, task_id=task_id, key="return_value")
+            .one()
+        )
     return row.value if isinstance(row.value, dict) else json.loads(row.value)

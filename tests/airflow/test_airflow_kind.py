@@ -52,9 +52,10 @@ def kind():
 
 def _context(dag, task_id: str) -> dict:
     ti = SimpleNamespace(dag_id=dag.dag_id, task_id=task_id, try_number=1, map_index=-1)
-    dag_run = SimpleNamespace(data_interval_start=HOUR, data_interval_end=HOUR + timedelta(hours=1), run_after=HOUR, logical_date=HOUR)
-    return {"params": dict(dag.params), "dag_run": dag_run, "ti": ti, "task_instance": ti,
-            "run_id": RUN_ID, "dag": dag}
+    dag_run = SimpleNamespace(
+        data_interval_start=HOUR, data_interval_end=HOUR + timedelta(hours=1), run_after=HOUR, logical_date=HOUR
+    )
+    return {"params": dict(dag.params), "dag_run": dag_run, "ti": ti, "task_instance": ti, "run_id": RUN_ID, "dag": dag}
 
 
 def rendered(dag, task_id: str):
@@ -237,7 +238,9 @@ def test_gate_exit_code_fails_the_pod_task_without_retry(kind):
         status = SimpleNamespace(name=op.base_container_name, state=SimpleNamespace(terminated=term))
         return SimpleNamespace(status=SimpleNamespace(container_statuses=[status]))
 
-    boom = AirflowException("Pod returned a failure.\nquality gate failed: Data Docs: s3://silver/_reports/gx/v/index.html")
+    boom = AirflowException(
+        "Pod returned a failure.\nquality gate failed: Data Docs: s3://silver/_reports/gx/v/index.html"
+    )
     with mock.patch.object(KubernetesPodOperator, "cleanup", side_effect=boom):
         for code in (2, 3, 4, 6):
             with pytest.raises(AirflowFailException, match="Data Docs"):
@@ -267,7 +270,11 @@ def chart_docs():
 
 
 def _find(docs, kind_, name, namespace):
-    return [d for d in docs if d.get("kind") == kind_ and d["metadata"].get("name") == name and d["metadata"].get("namespace") == namespace]
+    return [
+        d
+        for d in docs
+        if d.get("kind") == kind_ and d["metadata"].get("name") == name and d["metadata"].get("namespace") == namespace
+    ]
 
 
 def test_chart_has_the_accounts_and_secrets_the_pods_name(kind, chart_docs):

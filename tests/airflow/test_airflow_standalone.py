@@ -54,7 +54,9 @@ def test_rest_api_triggers_a_run_that_succeeds(standalone):
     assert errors["total_entries"] == 0, errors
 
     assert sa.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}).ok
-    r = sa.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"since": HOUR, "until": UNTIL}})
+    r = sa.api(
+        "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"since": HOUR, "until": UNTIL}}
+    )
     assert r.status_code in (200, 201), r.text
     sa.run_id = r.json()["dag_run_id"]
 

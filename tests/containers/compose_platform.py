@@ -20,11 +20,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 import compose_wait  # noqa: E402  (scripts/compose_wait.py: also `make compose-up`)
+
 PROJECT = "mdp"  # docker-compose.yml: name: mdp
 DAG_ID = "customers_end_to_end"
 # Every port docker-compose.yml publishes (on 127.0.0.1 unless MDP_BIND_ADDRESS says otherwise).
-HOST_PORTS = {"airflow": 8088, "spark-ui": 8080, "spark": 7077, "s3": 9000, "s3-admin-ui": 9001,
-              "mlflow": 5001, "model-serving": 5002, "postgres": 5432, "kafka-host": 29092}
+HOST_PORTS = {
+    "airflow": 8088,
+    "spark-ui": 8080,
+    "spark": 7077,
+    "s3": 9000,
+    "s3-admin-ui": 9001,
+    "mlflow": 5001,
+    "model-serving": 5002,
+    "postgres": 5432,
+    "kafka-host": 29092,
+}
 AIRFLOW = "http://localhost:8088"
 MLFLOW = "http://localhost:5001"
 SPARK_UI = "http://localhost:8080"
@@ -48,8 +58,9 @@ def own_addresses() -> list[str]:
     found: list[str] = []
     ip = shutil.which("ip")
     if ip:
-        out = subprocess.run([ip, "-4", "-o", "addr", "show", "scope", "global"], capture_output=True,
-                             text=True, timeout=10).stdout
+        out = subprocess.run(
+            [ip, "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, timeout=10
+        ).stdout
         for line in out.splitlines():
             parts = line.split()
             if "inet" in parts:
@@ -65,8 +76,13 @@ def own_addresses() -> list[str]:
 
 def fresh_copy(dest: Path) -> Path:
     """The files a clone of this working tree would have (tracked or not ignored), as a new folder."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
-                           capture_output=True).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True, capture_output=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = REPO / rel
         if not src.is_file():
@@ -98,8 +114,7 @@ class Platform:
     # ---- commands --------------------------------------------------------------------------------
     def sh(self, *args: str, timeout: float = 1800, check: bool = True, **kw) -> subprocess.CompletedProcess:
         env = {**os.environ, **self.build_env}
-        p = subprocess.run(list(args), cwd=self.workdir, env=env, text=True, capture_output=True,
-                           timeout=timeout, **kw)
+        p = subprocess.run(list(args), cwd=self.workdir, env=env, text=True, capture_output=True, timeout=timeout, **kw)
         if check and p.returncode != 0:
             raise AssertionError(f"`{' '.join(args)}` exited {p.returncode}:\n{p.stdout[-6000:]}\n{p.stderr[-6000:]}")
         return p
@@ -141,8 +156,11 @@ class Platform:
         import requests
 
         if not self.token:
-            r = requests.post(f"{AIRFLOW}/auth/token", timeout=30,
-                              json={"username": self.env["AIRFLOW_ADMIN_USER"], "password": self.env["AIRFLOW_ADMIN_PASSWORD"]})
+            r = requests.post(
+                f"{AIRFLOW}/auth/token",
+                timeout=30,
+                json={"username": self.env["AIRFLOW_ADMIN_USER"], "password": self.env["AIRFLOW_ADMIN_PASSWORD"]},
+            )
             r.raise_for_status()
             self.token = r.json()["access_token"]
         headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {self.token}"}
@@ -205,8 +223,12 @@ class Platform:
     def task_log(self, run_id: str, task_id: str, try_number: int = 1) -> str:
         from urllib.parse import quote
 
-        r = self.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
-                            f"/logs/{try_number}", params={"full_content": "true"}, headers={"Accept": "application/json"})
+        r = self.api(
+            "GET",
+            f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/{try_number}",
+            params={"full_content": "true"},
+            headers={"Accept": "application/json"},
+        )
         return json.dumps(r.json()) if r.ok else r.text  # the log lines as JSON; callers search the text
 
     def failure_report(self, run_id: str) -> str:
@@ -222,10 +244,14 @@ class Platform:
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=S3, region_name="us-east-1",
-                            aws_access_key_id=self.env["MINIO_ROOT_USER"],
-                            aws_secret_access_key=self.env["MINIO_ROOT_PASSWORD"],
-                            config=Config(s3={"addressing_style": "path"}))
+        return boto3.client(
+            "s3",
+            endpoint_url=S3,
+            region_name="us-east-1",
+            aws_access_key_id=self.env["MINIO_ROOT_USER"],
+            aws_secret_access_key=self.env["MINIO_ROOT_PASSWORD"],
+            config=Config(s3={"addressing_style": "path"}),
+        )
 
     def objects(self, bucket: str, since: float = 0.0) -> list[str]:
         """Keys in the bucket modified at or after `since` (epoch seconds)."""
@@ -239,6 +265,7 @@ class Platform:
     def champion(self, name: str = "customers-churn") -> dict | None:
         import requests
 
-        r = requests.get(f"{MLFLOW}/api/2.0/mlflow/registered-models/alias", params={"name": name, "alias": "champion"},
-                         timeout=30)
+        r = requests.get(
+            f"{MLFLOW}/api/2.0/mlflow/registered-models/alias", params={"name": name, "alias": "champion"}, timeout=30
+        )
         return r.json()["model_version"] if r.ok else None

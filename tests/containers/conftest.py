@@ -8,7 +8,6 @@ controller under xdist does not load this file).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

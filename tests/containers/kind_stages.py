@@ -39,8 +39,9 @@ CLUSTER_SERVICES = {
 def config_map() -> dict[str, str]:
     """`mdp-config` as k8s/base generates it (kubectl kustomize, offline)."""
     kubectl = Path(sys.executable).parent / "kubectl"
-    out = subprocess.run([str(kubectl), "kustomize", str(REPO / "k8s" / "base")], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [str(kubectl), "kustomize", str(REPO / "k8s" / "base")], check=True, capture_output=True, text=True
+    ).stdout
     for doc in yaml.safe_load_all(out):
         if doc and doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "mdp-config":
             return dict(doc["data"])
@@ -56,8 +57,9 @@ def secret_values(env: dict[str, str]) -> dict[tuple[str, str], str]:
     }
 
 
-def resolve_env(env: list[dict], env_from: list[dict], cm: dict[str, str],
-                secrets: dict[tuple[str, str], str]) -> dict[str, str]:
+def resolve_env(
+    env: list[dict], env_from: list[dict], cm: dict[str, str], secrets: dict[tuple[str, str], str]
+) -> dict[str, str]:
     out: dict[str, str] = {}
     for src in env_from:
         if "configMapRef" in src:
@@ -81,9 +83,20 @@ def expand(args: list[str], env: dict[str, str]) -> list[str]:
 
 
 def container_ip(service: str) -> str:
-    cid = subprocess.run(["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=mdp",
-                          "--filter", f"label=com.docker.compose.service={service}"],
-                         check=True, capture_output=True, text=True).stdout.split()[0]
+    cid = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.compose.project=mdp",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[0]
     info = json.loads(subprocess.run(["docker", "inspect", cid], check=True, capture_output=True, text=True).stdout)
     return info[0]["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
 
@@ -97,8 +110,12 @@ def env_args(env: dict[str, str]) -> list[str]:
 
 
 def image_user(image: str) -> str:
-    return subprocess.run(["docker", "image", "inspect", "--format", "{{.Config.User}}", image],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Config.User}}", image],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 def start_chart_mlflow(secrets: dict[tuple[str, str], str]) -> None:
@@ -112,16 +129,43 @@ def start_chart_mlflow(secrets: dict[tuple[str, str], str]) -> None:
     env = resolve_env(c.get("env", []), c.get("envFrom", []), {}, secrets)
     user = pod.get("securityContext", {}).get("runAsUser")
     subprocess.run(["docker", "rm", "-f", KIND_MLFLOW], capture_output=True)
-    subprocess.run(["docker", "run", "-d", "--name", KIND_MLFLOW, "--network", NETWORK,
-                    "--network-alias", "mlflow.mdp.svc.cluster.local", *host_args(), *env_args(env),
-                    *(["--user", str(user)] if user else []),
-                    "--entrypoint", c["command"][0], c["image"], *c["command"][1:], *expand(c["args"], env)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            KIND_MLFLOW,
+            "--network",
+            NETWORK,
+            "--network-alias",
+            "mlflow.mdp.svc.cluster.local",
+            *host_args(),
+            *env_args(env),
+            *(["--user", str(user)] if user else []),
+            "--entrypoint",
+            c["command"][0],
+            c["image"],
+            *c["command"][1:],
+            *expand(c["args"], env),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        probe = subprocess.run(["docker", "exec", KIND_MLFLOW, "python", "-c",
-                                "import urllib.request; urllib.request.urlopen('http://localhost:5001/health', timeout=3)"],
-                               capture_output=True)
+        probe = subprocess.run(
+            [
+                "docker",
+                "exec",
+                KIND_MLFLOW,
+                "python",
+                "-c",
+                "import urllib.request; urllib.request.urlopen('http://localhost:5001/health', timeout=3)",
+            ],
+            capture_output=True,
+        )
         if probe.returncode == 0:
             return
         time.sleep(3)
@@ -142,8 +186,20 @@ def run_python_stage(stage, settings, since: str, until: str, cm, secrets, run_i
     pod = k8s.stage_pod(settings, stage, since, until)
     c = pod["spec"]["containers"][0]
     env = resolve_env(c["env"], c["envFrom"], cm, secrets)
-    cmd = ["docker", "run", "--rm", "--network", NETWORK, *host_args(), *env_args(env),
-           "--entrypoint", c["command"][0], c["image"], *c["command"][1:], *render(c["args"], run_id)]
+    cmd = [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        NETWORK,
+        *host_args(),
+        *env_args(env),
+        "--entrypoint",
+        c["command"][0],
+        c["image"],
+        *c["command"][1:],
+        *render(c["args"], run_id),
+    ]
     return _run(cmd, c["image"])
 
 
@@ -155,8 +211,14 @@ def run_spark_driver(stage, settings, since: str, until: str, cm, secrets, run_i
     env = resolve_env(d["env"], d["envFrom"], cm, secrets)
     env.setdefault("SPARK_DRIVER_BIND_ADDRESS", "0.0.0.0")  # the operator sets the pod IP
     conf = {**app.get("sparkConf", {}), "spark.driver.memory": d["memory"]}
-    submit = ["driver", "--master", "local[*]", *[a for k, v in conf.items() for a in ("--conf", f"{k}={v}")],
-              app["mainApplicationFile"], *render(app["arguments"], run_id)]
+    submit = [
+        "driver",
+        "--master",
+        "local[*]",
+        *[a for k, v in conf.items() for a in ("--conf", f"{k}={v}")],
+        app["mainApplicationFile"],
+        *render(app["arguments"], run_id),
+    ]
     cmd = ["docker", "run", "--rm", "--network", NETWORK, *host_args(), *env_args(env), app["image"], *submit]
     return _run(cmd, app["image"])
 
@@ -164,8 +226,13 @@ def run_spark_driver(stage, settings, since: str, until: str, cm, secrets, run_i
 def _run(cmd: list[str], image: str) -> dict:
     t0 = time.monotonic()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    return {"exit_code": p.returncode, "seconds": round(time.monotonic() - t0, 1), "user": image_user(image),
-            "log": p.stdout[-8000:] + p.stderr[-8000:], "command": cmd}
+    return {
+        "exit_code": p.returncode,
+        "seconds": round(time.monotonic() - t0, 1),
+        "user": image_user(image),
+        "log": p.stdout[-8000:] + p.stderr[-8000:],
+        "command": cmd,
+    }
 
 
 def run_all(platform, run_id: str, hour: datetime | None = None) -> dict[str, dict]:
@@ -183,7 +250,9 @@ def run_all(platform, run_id: str, hour: datetime | None = None) -> dict[str, di
         for stage in STAGES:
             run = run_spark_driver if stage.kind == "spark" else run_python_stage
             results[stage.name] = r = run(stage, settings, since, until, cm, secrets, run_id)
-            print(f"[kind stage] {stage.name}: exit {r['exit_code']} in {r['seconds']}s as user {r['user']!r}", flush=True)
+            print(
+                f"[kind stage] {stage.name}: exit {r['exit_code']} in {r['seconds']}s as user {r['user']!r}", flush=True
+            )
             if r["exit_code"] != 0:
                 break
     finally:

@@ -22,11 +22,24 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))  # s3_admin, shared with tests/deploy
-import s3_admin  # noqa: E402
+from tests.helpers import headless_chromium as _chrome
 
-from compose_platform import (AIRFLOW, DAG_ID, HOST_PORTS, MLFLOW, PROJECT, REPO, SPARK_UI, Platform, busy_ports,
-                              fresh_copy, own_addresses, port_answers)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))  # s3_admin, shared with tests/deploy
+import s3_admin
+from compose_platform import (
+    AIRFLOW,
+    DAG_ID,
+    HOST_PORTS,
+    MLFLOW,
+    PROJECT,
+    REPO,
+    SPARK_UI,
+    Platform,
+    busy_ports,
+    fresh_copy,
+    own_addresses,
+    port_answers,
+)
 
 pytestmark = pytest.mark.containers
 
@@ -43,8 +56,11 @@ def platform(build_args, phase, tmp_path_factory):
     busy = busy_ports()
     if busy:
         pytest.skip(f"host ports the compose file publishes are in use: {', '.join(busy)}")
-    stale = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
-                           capture_output=True, text=True).stdout.split()
+    stale = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     if stale:
         pytest.skip(f"a compose project named {PROJECT!r} already has containers; `docker compose down -v` it first")
     p = Platform(fresh_copy(tmp_path_factory.mktemp("compose") / "mdp"), build_env=build_args)
@@ -81,8 +97,19 @@ def logs_on_failure(request):
 def test_every_service_is_healthy(platform):
     assert platform.unhealthy() == []
     env = platform.env
-    out = platform.compose("exec", "-T", "postgres", "psql", "-U", env["POSTGRES_USER"], "-d", "customers", "-At",
-                           "-c", "select datname || ':' || pg_get_userbyid(datdba) from pg_database").stdout.split()
+    out = platform.compose(
+        "exec",
+        "-T",
+        "postgres",
+        "psql",
+        "-U",
+        env["POSTGRES_USER"],
+        "-d",
+        "customers",
+        "-At",
+        "-c",
+        "select datname || ':' || pg_get_userbyid(datdba) from pg_database",
+    ).stdout.split()
     # The init SQL takes the owner from .env, not a literal.
     assert f"airflow:{env['POSTGRES_USER']}" in out and f"mlflow:{env['POSTGRES_USER']}" in out
 
@@ -90,9 +117,12 @@ def test_every_service_is_healthy(platform):
 def test_published_ports_answer_on_loopback_only(platform):
     """With the default .env (no MDP_BIND_ADDRESS), the ports answer on 127.0.0.1 and on none of this
     machine's other addresses. Only this machine's own addresses are dialled, 1 s per connect."""
-    quiet = [f"{n} {p}" for n, p in HOST_PORTS.items()
-             # model-serving listens once a champion exists (later in this module); it is still checked below.
-             if n != "model-serving" and not port_answers("127.0.0.1", p)]
+    quiet = [
+        f"{n} {p}"
+        for n, p in HOST_PORTS.items()
+        # model-serving listens once a champion exists (later in this module); it is still checked below.
+        if n != "model-serving" and not port_answers("127.0.0.1", p)
+    ]
     assert not quiet, f"published ports that do not answer on 127.0.0.1: {quiet}"
     addresses = own_addresses()
     if not addresses:
@@ -139,7 +169,8 @@ def test_the_run_wrote_every_layer_and_the_champion(platform):
         assert platform.objects(bucket, since=t0), f"bucket {bucket} has no object from this run"
     champion = platform.champion()
     assert champion is not None, "customers-churn@champion is not registered:\n" + "\n".join(
-        platform.task_log(r, "train_model")[-3000:] for r in STATE["runs"])
+        platform.task_log(r, "train_model")[-3000:] for r in STATE["runs"]
+    )
     STATE["champion"] = champion["version"]
     artifacts = platform.objects("mlflow", since=t0)
     assert any(k.endswith("MLmodel") for k in artifacts), artifacts[:20]
@@ -158,9 +189,12 @@ def test_spark_stages_ran_on_the_standalone_cluster(platform):
 
     spark_stages = {s.name for s in STAGES if s.kind == "spark"}
     # The Spark tasks of the runs since the trigger (a stage with nothing new may skip its session).
-    windows = {(r, ti["task_id"]): (ts(ti["start_date"]), ts(ti["end_date"]))
-               for r in STATE["runs"] for ti in platform.task_instances(r)
-               if ti["task_id"] in spark_stages}
+    windows = {
+        (r, ti["task_id"]): (ts(ti["start_date"]), ts(ti["end_date"]))
+        for r in STATE["runs"]
+        for ti in platform.task_instances(r)
+        if ti["task_id"] in spark_stages
+    }
     start, end = min(w[0] for w in windows.values()), max(w[1] for w in windows.values())
     master = requests.get(f"{SPARK_UI}/json/", timeout=30).json()
     apps = [a for a in master.get("completedapps", []) if start <= a["starttime"] / 1000 <= end]
@@ -170,9 +204,6 @@ def test_spark_stages_ran_on_the_standalone_cluster(platform):
     assert {task for _, task in owners} == spark_stages, (apps, windows)
     assert all(a["state"] == "FINISHED" for a in apps), apps
     assert master.get("aliveworkers", len(master.get("workers", []))) >= 1
-
-
-from tests.helpers import headless_chromium as _chrome  # noqa: E402
 
 
 def test_airflow_and_mlflow_uis_load_in_chromium(platform, tmp_path):
@@ -189,7 +220,8 @@ def test_airflow_and_mlflow_uis_load_in_chromium(platform, tmp_path):
         wait = WebDriverWait(drv, 90, ignored_exceptions=(WebDriverException,))
         drv.get(f"{AIRFLOW}/")
         wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "input[name='username']"))).send_keys(
-            env["AIRFLOW_ADMIN_USER"])
+            env["AIRFLOW_ADMIN_USER"]
+        )
         drv.find_element(By.CSS_SELECTOR, "input[name='password']").send_keys(env["AIRFLOW_ADMIN_PASSWORD"])
         drv.find_element(By.CSS_SELECTOR, "button[type='submit']").click()
         wait.until(lambda d: "/auth/login" not in d.current_url)
@@ -253,8 +285,9 @@ def test_corrupted_batch_stops_at_validate_silver(platform):
         pytest.skip("no good run to compare with")
     champion_before = platform.champion()["version"]
     t0 = time.time()
-    out = platform.compose("run", "--rm", "--entrypoint", "python", "producer", "-c", CORRUPT, str(EVENTS),
-                           timeout=600).stdout
+    out = platform.compose(
+        "run", "--rm", "--entrypoint", "python", "producer", "-c", CORRUPT, str(EVENTS), timeout=600
+    ).stdout
     assert json.loads(out.strip().splitlines()[-1]) == {"corrupted": EVENTS}
     run_id = platform.trigger()
     platform.wait_run(run_id, RUN_TIMEOUT_S)
@@ -265,8 +298,9 @@ def test_corrupted_batch_stops_at_validate_silver(platform):
     for r in runs:
         states = platform.task_states(r["dag_run_id"])
         assert r["state"] == "failed", states
-        assert states["land_bronze"] == "success" and states["bronze_to_silver"] == "success", \
-            platform.failure_report(r["dag_run_id"])
+        assert states["land_bronze"] == "success" and states["bronze_to_silver"] == "success", platform.failure_report(
+            r["dag_run_id"]
+        )
         assert states["validate_silver"] == "failed"
         assert states["silver_to_gold"] == "upstream_failed" and states["train_model"] == "upstream_failed"
         assert "Failed expectations" in platform.task_log(r["dag_run_id"], "validate_silver")
@@ -276,6 +310,7 @@ def test_corrupted_batch_stops_at_validate_silver(platform):
 def test_continuous_lander_lands_and_drains(platform):
     """The `follow` profile's lander (main's continuous landing): healthy by its status file, lands new
     events into Bronze while it runs, and stops cleanly on SIGTERM (exit 0) with its offsets committed."""
+
     def follow(*args: str, **kw):
         return platform.compose("--profile", "follow", *args, **kw)
 
@@ -283,12 +318,15 @@ def test_continuous_lander_lands_and_drains(platform):
     follow("up", "-d", "lander", timeout=600)
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and follow(
-                "ps", "--format", "{{.Health}}", "lander").stdout.strip() != "healthy":
+        while (
+            time.monotonic() < deadline
+            and follow("ps", "--format", "{{.Health}}", "lander").stdout.strip() != "healthy"
+        ):
             time.sleep(5)
         assert follow("ps", "--format", "{{.Health}}", "lander").stdout.strip() == "healthy", platform.logs()
-        figures = json.loads(platform.compose("run", "--rm", "producer", "--events", "2000", timeout=600)
-                             .stdout.strip().splitlines()[-1])
+        figures = json.loads(
+            platform.compose("run", "--rm", "producer", "--events", "2000", timeout=600).stdout.strip().splitlines()[-1]
+        )
         deadline = time.monotonic() + 180
         status: dict = {}
         while time.monotonic() < deadline:
@@ -299,8 +337,9 @@ def test_continuous_lander_lands_and_drains(platform):
         assert status.get("landed", 0) >= 2000, (figures, status)
         assert platform.objects("bronze", since=t0), "the lander wrote no Bronze object"
         follow("stop", "lander", timeout=300)
-        exit_code = platform.sh("docker", "inspect", "--format", "{{.State.ExitCode}}",
-                                follow("ps", "-aq", "lander").stdout.strip()).stdout.strip()
+        exit_code = platform.sh(
+            "docker", "inspect", "--format", "{{.State.ExitCode}}", follow("ps", "-aq", "lander").stdout.strip()
+        ).stdout.strip()
         assert exit_code == "0", follow("logs", "--tail", "40", "lander").stdout
     finally:
         follow("rm", "-sf", "lander", check=False)

@@ -55,13 +55,28 @@ UPSTREAM_COMPONENTS = [
     ("strimzi", "cluster-operator", "replicas", None, ["resources"]),
     ("spark-operator", "controller", "controller.replicas", None, ["controller.resources"]),
     ("spark-operator", "webhook", "webhook.replicas", "webhook.enable", ["webhook.resources"]),
-    ("airflow", "scheduler", "scheduler.replicas", None,
-     ["scheduler.resources", "scheduler.logGroomerSidecar.resources"]),
+    (
+        "airflow",
+        "scheduler",
+        "scheduler.replicas",
+        None,
+        ["scheduler.resources", "scheduler.logGroomerSidecar.resources"],
+    ),
     ("airflow", "api-server", "apiServer.replicas", None, ["apiServer.resources"]),
-    ("airflow", "dag-processor", "dagProcessor.replicas", None,
-     ["dagProcessor.resources", "dagProcessor.logGroomerSidecar.resources"]),
-    ("airflow", "triggerer", "triggerer.replicas", "triggerer.enabled",
-     ["triggerer.resources", "triggerer.logGroomerSidecar.resources"]),
+    (
+        "airflow",
+        "dag-processor",
+        "dagProcessor.replicas",
+        None,
+        ["dagProcessor.resources", "dagProcessor.logGroomerSidecar.resources"],
+    ),
+    (
+        "airflow",
+        "triggerer",
+        "triggerer.replicas",
+        "triggerer.enabled",
+        ["triggerer.resources", "triggerer.logGroomerSidecar.resources"],
+    ),
 ]
 # Airflow's migration Job runs once at install, while the other pods wait for it.
 UPSTREAM_JOBS = [("airflow", "migrate-database-job", ["migrateDatabaseJob.resources"])]
@@ -84,8 +99,15 @@ def cpu_m(q) -> int:
     return int(round(float(s) * 1000))
 
 
-_MEM = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "Ti": 1024 * 1024, "k": 1000 / 1024**2,
-        "M": 1000**2 / 1024**2, "G": 1000**3 / 1024**2}
+_MEM = {
+    "Ki": 1 / 1024,
+    "Mi": 1,
+    "Gi": 1024,
+    "Ti": 1024 * 1024,
+    "k": 1000 / 1024**2,
+    "M": 1000**2 / 1024**2,
+    "G": 1000**3 / 1024**2,
+}
 
 
 def mem_mi(q) -> float:
@@ -184,8 +206,9 @@ def upstream_values(release: dict, overlay: str | None = None) -> dict:
     return merged
 
 
-def upstream_items(releases: list[dict], values: dict[str, dict] | None = None,
-                   overlay: str | None = None) -> list[Item]:
+def upstream_items(
+    releases: list[dict], values: dict[str, dict] | None = None, overlay: str | None = None
+) -> list[Item]:
     """`values`: merged values per release name (default: read from the release's files)."""
     by_name = {r["name"]: upstream_values(r, overlay) for r in releases}
     by_name.update(values or {})
@@ -294,10 +317,13 @@ def peak(items: list[Item]) -> tuple[int, float]:
 def report(overlay: str, items: list[Item], budget: str | None = None) -> str:
     lines = [f"{overlay}: {'source':<22} {'pod':<44} {'cpu':>6} {'memory':>8}"]
     for i in items:
-        lines.append(f"{overlay}: {i.source:<22} {i.name + (' (job)' if i.job else ''):<44} "
-                     f"{i.cpu_m:>5}m {i.mem_mi:>6.0f}Mi")
+        lines.append(
+            f"{overlay}: {i.source:<22} {i.name + (' (job)' if i.job else ''):<44} {i.cpu_m:>5}m {i.mem_mi:>6.0f}Mi"
+        )
     cpu, mem = peak(items)
     b = BUDGETS[budget or overlay]
-    lines.append(f"{overlay}: peak {cpu}m CPU, {mem:.0f}Mi; budget {b['cpu_m'] * (1 - MARGIN):.0f}m, "
-                 f"{b['mem_mi'] * (1 - MARGIN):.0f}Mi ({b['cpu_m']}m / {b['mem_mi']}Mi less {MARGIN:.0%})")
+    lines.append(
+        f"{overlay}: peak {cpu}m CPU, {mem:.0f}Mi; budget {b['cpu_m'] * (1 - MARGIN):.0f}m, "
+        f"{b['mem_mi'] * (1 - MARGIN):.0f}Mi ({b['cpu_m']}m / {b['mem_mi']}Mi less {MARGIN:.0%})"
+    )
     return "\n".join(lines)

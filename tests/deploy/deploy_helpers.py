@@ -91,8 +91,18 @@ def helm_shim(tmp_path_factory) -> Path:
 
 def build_overlay(name: str, helm: Path) -> str:
     proc = subprocess.run(
-        [tool("kubectl"), "kustomize", "--enable-helm", "--helm-command", str(helm), str(REPO / "k8s" / "overlays" / name)],
-        capture_output=True, text=True, timeout=120, env={**os.environ},
+        [
+            tool("kubectl"),
+            "kustomize",
+            "--enable-helm",
+            "--helm-command",
+            str(helm),
+            str(REPO / "k8s" / "overlays" / name),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
     )
     assert proc.returncode == 0, f"kustomize build {name} failed:\n{proc.stderr}"
     return proc.stdout
@@ -146,9 +156,20 @@ def compose_config(dotenv_example, render_dir) -> dict:
     env_file = render_dir / "compose.env"
     env_file.write_text((REPO / ".env.example").read_text())
     proc = subprocess.run(
-        [tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env_file),
-         "config", "--format", "json"],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        [
+            tool("docker-compose"),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "--env-file",
+            str(env_file),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

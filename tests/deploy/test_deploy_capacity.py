@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-import yaml
-
 import capacity
 import k8s_schemas
+import pytest
+import yaml
 from deploy_helpers import OVERLAYS, REPO, load_docs
 
 RELEASES = yaml.safe_load((REPO / "charts" / "upstream" / "releases.yaml").read_text())["releases"]
@@ -14,9 +13,12 @@ RELEASES = yaml.safe_load((REPO / "charts" / "upstream" / "releases.yaml").read_
 
 def overlay_items(overlay_docs, overlay: str) -> list[capacity.Item]:
     docs = overlay_docs[overlay]
-    return (capacity.control_plane_items() + capacity.platform_items(docs)
-            + capacity.upstream_items(RELEASES, overlay=overlay)
-            + capacity.stage_items(capacity.airflow_env(docs)))
+    return (
+        capacity.control_plane_items()
+        + capacity.platform_items(docs)
+        + capacity.upstream_items(RELEASES, overlay=overlay)
+        + capacity.stage_items(capacity.airflow_env(docs))
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

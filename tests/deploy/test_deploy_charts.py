@@ -11,18 +11,28 @@ from collections import Counter
 from pathlib import Path
 
 import jsonschema
+import k8s_schemas
 import pytest
 import yaml
-
-import k8s_schemas
 from deploy_helpers import CHART, KUBE_VERSION, OVERLAYS, REPO, find, render_chart, secret_value, tool
 
 pytestmark = pytest.mark.deploy
 
 CHARTS = sorted(p.parent for p in (REPO / "charts").glob("*/Chart.yaml"))
 EXPECTED_KINDS = {
-    "Secret", "Service", "Deployment", "StatefulSet", "Job", "ConfigMap", "PersistentVolumeClaim",
-    "ServiceAccount", "Role", "RoleBinding", "Kafka", "KafkaNodePool", "KafkaTopic",
+    "Secret",
+    "Service",
+    "Deployment",
+    "StatefulSet",
+    "Job",
+    "ConfigMap",
+    "PersistentVolumeClaim",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "Kafka",
+    "KafkaNodePool",
+    "KafkaTopic",
 }
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet"}
@@ -54,7 +64,6 @@ def test_helm_lint(chart: Path):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_helm_lint_with_overlay_values(overlay):
     import helm_python as helm
-
     from deploy_helpers import overlay_values
 
     report = helm.lint(str(CHART), overlay_values(overlay), strict=True, kube_version=f"v{KUBE_VERSION}")
@@ -106,7 +115,6 @@ def test_schema_rejects_bad_values(name, tmp_path):
 
 def test_schema_accepts_overlay_and_default_values():
     import helm_python as helm
-
     from deploy_helpers import overlay_values
 
     with helm.Chart.load(str(CHART)) as c:
@@ -116,6 +124,7 @@ def test_schema_accepts_overlay_and_default_values():
 
 
 # --- built-in kinds: kubernetes-validate --strict -----------------------------------------------
+
 
 def _builtin(docs):
     return [d for d in docs if not k8s_schemas_group(d)]
@@ -152,12 +161,17 @@ def test_kubernetes_validate_cli_on_overlay(overlay_docs, render_dir, overlay):
     assert len(docs) >= 20
     f = render_dir / f"builtin-{overlay}.yaml"
     f.write_text(yaml.safe_dump_all(docs))
-    proc = subprocess.run([tool("kubernetes-validate"), "--strict", "-k", KUBE_VERSION, "--quiet", str(f)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "-k", KUBE_VERSION, "--quiet", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # --- custom resources: jsonschema against the CRDs ----------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def crds():
@@ -191,17 +205,26 @@ def test_crd_validation_is_strict(crds, chart_renders):
     with pytest.raises(jsonschema.ValidationError):
         k8s_schemas.validate_custom_resource(topic)
     with pytest.raises(k8s_schemas.UnknownCustomResource):
-        k8s_schemas.validate_custom_resource({"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "Kafka",
-                                              "metadata": {"name": "old"}})
+        k8s_schemas.validate_custom_resource(
+            {"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "Kafka", "metadata": {"name": "old"}}
+        )
 
 
 def spark_application(profiles: dict, stage: str = "bronze_to_silver") -> dict:
     """A SparkApplication as the kind profile describes it (the DAG builds the real ones)."""
     k = profiles["kind"]["kubernetes"]
-    env = [{"name": var, "valueFrom": {"secretKeyRef": {"name": ref["name"], "key": key}}}
-           for ref in k["secrets"].values() for var, key in ref["keys"].items()]
-    pod = {"cores": 1, "memory": "1g", "env": env, "envFrom": [{"configMapRef": {"name": k["config_map"]}}],
-           "labels": {"app.kubernetes.io/part-of": "mini-data-platform"}}
+    env = [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": ref["name"], "key": key}}}
+        for ref in k["secrets"].values()
+        for var, key in ref["keys"].items()
+    ]
+    pod = {
+        "cores": 1,
+        "memory": "1g",
+        "env": env,
+        "envFrom": [{"configMapRef": {"name": k["config_map"]}}],
+        "labels": {"app.kubernetes.io/part-of": "mini-data-platform"},
+    }
     return {
         "apiVersion": "sparkoperator.k8s.io/v1beta2",
         "kind": "SparkApplication",
@@ -233,10 +256,14 @@ def test_spark_application_shape_matches_crd(crds, profiles):
 
 
 def test_strict_adds_additional_properties_only_where_not_preserved():
-    schema = {"type": "object", "properties": {
-        "a": {"type": "object", "properties": {"x": {"type": "string"}}},
-        "b": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"y": {}}},
-        "c": {"type": "object", "additionalProperties": {"type": "string"}}}}
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "object", "properties": {"x": {"type": "string"}}},
+            "b": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"y": {}}},
+            "c": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
     s = k8s_schemas.strict(schema)
     assert s["additionalProperties"] is False
     assert s["properties"]["a"]["additionalProperties"] is False
@@ -252,6 +279,7 @@ def test_schemas_dir_env_override(monkeypatch, tmp_path):
 
 
 # --- container standards --------------------------------------------------------------------------
+
 
 def pod_specs(docs):
     for d in docs:
@@ -346,9 +374,15 @@ def test_default_credentials_are_generated_and_shared(chart_renders):
 def test_existing_secrets_are_used_not_created():
     # Airflow's DB URL needs the password, so the user brings that Secret too
     # (test_deploy_existing_secrets.py checks every reference end to end).
-    docs = render_chart({"credentials": {"s3": {"existingSecret": "my-s3"},
-                                         "postgres": {"existingSecret": "my-pg", "user": "mdp"},
-                                         "airflowMetadata": {"create": False}}})
+    docs = render_chart(
+        {
+            "credentials": {
+                "s3": {"existingSecret": "my-s3"},
+                "postgres": {"existingSecret": "my-pg", "user": "mdp"},
+                "airflowMetadata": {"create": False},
+            }
+        }
+    )
     assert not [d for d in docs if d["kind"] == "Secret"]
     minio = find(docs, "Deployment", "mdp-minio")
     refs = json.dumps(minio)

@@ -5,13 +5,23 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from deploy_helpers import REPO, tool
 
 pytestmark = pytest.mark.deploy
 
-ORIGINAL_SERVICES = {"postgres", "kafka", "minio", "minio-init", "spark-master", "spark-worker", "mlflow",
-                     "airflow-init", "airflow-webserver", "airflow-scheduler", "airflow-dag-processor"}
+ORIGINAL_SERVICES = {
+    "postgres",
+    "kafka",
+    "minio",
+    "minio-init",
+    "spark-master",
+    "spark-worker",
+    "mlflow",
+    "airflow-init",
+    "airflow-webserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+}
 ONE_SHOT = {"minio-init", "kafka-init", "airflow-init"}
 AIRFLOW = {"airflow-init", "airflow-webserver", "airflow-scheduler", "airflow-dag-processor"}
 
@@ -19,8 +29,13 @@ AIRFLOW = {"airflow-init", "airflow-webserver", "airflow-scheduler", "airflow-da
 def test_compose_config_quiet_accepts_file(render_dir):
     env_file = render_dir / "q.env"
     env_file.write_text((REPO / ".env.example").read_text())
-    proc = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env_file),
-                           "config", "-q"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env_file), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -28,9 +43,14 @@ def test_compose_requires_credentials_from_env(tmp_path):
     """No credential has a default in the compose file: without .env it refuses to render."""
     empty = tmp_path / "empty.env"
     empty.write_text("")
-    proc = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(empty),
-                           "config", "-q"], capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(empty), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert proc.returncode != 0
     assert "MINIO_ROOT_PASSWORD" in proc.stderr and "POSTGRES_PASSWORD" in proc.stderr
 
@@ -55,9 +75,24 @@ def test_producer_step_is_a_profiled_jobs_service(compose_config, tmp_path):
     assert "producer" not in compose_config["services"]  # `up` leaves it out
     env = tmp_path / "compose.env"
     env.write_text((REPO / ".env.example").read_text())
-    proc = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env),
-                           "--profile", "tools", "config", "--format", "json"], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [
+            tool("docker-compose"),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "--env-file",
+            str(env),
+            "--profile",
+            "tools",
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     p = json.loads(proc.stdout)["services"]["producer"]
     assert p["image"] == "mdp-jobs:0.1.0" and p["profiles"] == ["tools"]  # not started by `up`
@@ -142,9 +177,25 @@ def _render_all_profiles(tmp_path, extra_env: str = "") -> dict:
     env = tmp_path / "bind.env"
     lines = [ln for ln in (REPO / ".env.example").read_text().splitlines() if not ln.startswith("MDP_BIND_ADDRESS=")]
     env.write_text("\n".join(lines) + "\n" + extra_env)
-    proc = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env),
-                           "--profile", "*", "config", "--format", "json"], capture_output=True, text=True,
-                          timeout=60, cwd=REPO, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [
+            tool("docker-compose"),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "--env-file",
+            str(env),
+            "--profile",
+            "*",
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)["services"]
 
@@ -155,7 +206,9 @@ def test_published_ports_bind_loopback_by_default(tmp_path):
     ports = [(name, p) for name, svc in services.items() for p in svc.get("ports", [])]
     assert len(ports) >= 9  # 8088, 8080, 7077, 9000, 9001, 5001, 5002, 5432, 29092
     for name, p in ports:
-        assert p.get("host_ip") == "127.0.0.1", f"{name}: {p.get('published')} is published on {p.get('host_ip') or 'every interface'}"
+        assert p.get("host_ip") == "127.0.0.1", (
+            f"{name}: {p.get('published')} is published on {p.get('host_ip') or 'every interface'}"
+        )
 
 
 def test_one_setting_exposes_every_port(tmp_path):
@@ -171,8 +224,12 @@ def test_no_image_from_the_deleted_minio_repositories(compose_config):
     import yaml
 
     chart = yaml.safe_load((REPO / "charts/mdp-platform/values.yaml").read_text())["images"]
-    images = [svc["image"] for svc in compose_config["services"].values()] + [v for k, v in chart.items() if k != "pullPolicy"]
-    assert not [i for i in images if i.split(":")[0] in {"minio/minio", "minio/mc", "quay.io/minio/minio", "quay.io/minio/mc"}]
+    images = [svc["image"] for svc in compose_config["services"].values()] + [
+        v for k, v in chart.items() if k != "pullPolicy"
+    ]
+    assert not [
+        i for i in images if i.split(":")[0] in {"minio/minio", "minio/mc", "quay.io/minio/minio", "quay.io/minio/mc"}
+    ]
     assert compose_config["services"]["minio"]["image"] == chart["minio"]
 
 

@@ -9,7 +9,6 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-
 from deploy_helpers import OVERLAYS, REPO, find
 
 pytestmark = pytest.mark.deploy
@@ -70,15 +69,23 @@ def test_kind_service_hosts_and_ports(profiles, overlay_docs, overlay):
     """Every endpoint of the kind profile resolves to a rendered Service with that port."""
     kind = profiles["kind"]
     docs = overlay_docs[overlay]
-    services = {(d["metadata"]["name"], d["metadata"]["namespace"]): {p["port"] for p in d["spec"]["ports"]}
-                for d in docs if d["kind"] == "Service"}
-    endpoints = [kind["s3_endpoint"], kind["mlflow_tracking_uri"], kind["postgres_dsn"], "tcp://" + kind["kafka_bootstrap"]]
+    services = {
+        (d["metadata"]["name"], d["metadata"]["namespace"]): {p["port"] for p in d["spec"]["ports"]}
+        for d in docs
+        if d["kind"] == "Service"
+    }
+    endpoints = [
+        kind["s3_endpoint"],
+        kind["mlflow_tracking_uri"],
+        kind["postgres_dsn"],
+        "tcp://" + kind["kafka_bootstrap"],
+    ]
     kafka = find(docs, "Kafka", "mdp", "mdp")
     for url in endpoints:
         u = urlparse(url)
         name, ns, *_ = u.hostname.split(".")
         if name == f"{kafka['metadata']['name']}-kafka-bootstrap":  # created by the Strimzi operator
-            assert u.port in {l["port"] for l in kafka["spec"]["kafka"]["listeners"] if not l["tls"]}
+            assert u.port in {ln["port"] for ln in kafka["spec"]["kafka"]["listeners"] if not ln["tls"]}
             continue
         assert (name, ns) in services, f"{url}: no Service {ns}/{name}"
         assert u.port in services[(name, ns)], f"{url}: Service {ns}/{name} lacks port {u.port}"
@@ -94,8 +101,13 @@ def test_kind_service_hosts_and_ports(profiles, overlay_docs, overlay):
 def test_compose_hosts_and_ports(profiles, compose_config):
     compose = profiles["compose"]
     s = compose_config["services"]
-    for url in (compose["s3_endpoint"], compose["mlflow_tracking_uri"], compose["postgres_dsn"],
-                "tcp://" + compose["kafka_bootstrap"], compose["spark_master"]):
+    for url in (
+        compose["s3_endpoint"],
+        compose["mlflow_tracking_uri"],
+        compose["postgres_dsn"],
+        "tcp://" + compose["kafka_bootstrap"],
+        compose["spark_master"],
+    ):
         u = urlparse(url)
         assert u.hostname in s, f"{url}: no compose service {u.hostname}"
     assert "--port=5001" in s["mlflow"]["command"]
@@ -154,8 +166,12 @@ def kind_mappings() -> dict[int, int]:
 def test_kind_ports_reach_node_ports(overlay_docs, overlay):
     mappings = kind_mappings()
     assert PLATFORM_PORTS <= set(mappings)
-    node_ports = {p["nodePort"]: (d["metadata"]["name"], p["port"]) for d in overlay_docs[overlay]
-                  if d["kind"] == "Service" and d["spec"].get("type") == "NodePort" for p in d["spec"]["ports"]}
+    node_ports = {
+        p["nodePort"]: (d["metadata"]["name"], p["port"])
+        for d in overlay_docs[overlay]
+        if d["kind"] == "Service" and d["spec"].get("type") == "NodePort"
+        for p in d["spec"]["ports"]
+    }
     for host, node in mappings.items():
         assert node in node_ports, f"host {host} -> nodePort {node}: no Service"
         assert node_ports[node][1] == host, f"{node_ports[node][0]} serves {node_ports[node][1]}, not {host}"
@@ -172,8 +188,9 @@ def test_airflow_node_port_is_the_projects_own_service(overlay_docs, overlay):
     `nodePort` (one renders only name and port), and 1.22.0 cannot be rendered offline. So the kind
     overlays carry their own NodePort Service, selecting the chart's API server pod labels
     (tier, component, release in the chart's api-server templates), and the chart's stays ClusterIP."""
-    services = [d for d in overlay_docs[overlay] if d["kind"] == "Service"
-                and d["metadata"].get("namespace") == "airflow"]
+    services = [
+        d for d in overlay_docs[overlay] if d["kind"] == "Service" and d["metadata"].get("namespace") == "airflow"
+    ]
     (svc,) = services
     assert svc["spec"]["type"] == "NodePort"
     assert svc["spec"]["selector"] == {"tier": "airflow", "component": "api-server", "release": "airflow"}
@@ -184,8 +201,14 @@ def test_airflow_node_port_is_the_projects_own_service(overlay_docs, overlay):
     for f in ("airflow-values.yaml", "airflow-values-dev.yaml"):
         values = yaml.safe_load((REPO / "charts/upstream" / f).read_text())
         assert "service" not in values.get("apiServer", {}), f"{f}: a second NodePort 30088 would clash"
-    mk = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "deploy", f"OVERLAY={overlay}"], cwd=REPO,
-                        capture_output=True, text=True, timeout=30, check=True).stdout
+    mk = subprocess.run(
+        ["make", "-n", "-f", "mk/deploy.mk", "deploy", f"OVERLAY={overlay}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     assert "kubernetes.io/service-name=mdp-airflow-api-server-nodeport" in mk, "deploy checks it has endpoints"
 
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 import importlib.util
 import os
 
+import capacity
 import pytest
 import yaml
-
-import capacity
 from deploy_helpers import REPO, find, overlay_values, render_chart
 
 _spec = importlib.util.spec_from_file_location("kind_secrets", REPO / "scripts" / "kind_secrets.py")
@@ -20,6 +19,7 @@ _spec.loader.exec_module(kind_secrets)
 
 def made_by_kind_secrets(overlay: str) -> set[tuple[str, str]]:
     return {(m["metadata"]["namespace"], m["metadata"]["name"]) for m in kind_secrets.plan(overlay, lambda ns, n: None)}
+
 
 AIRFLOW_VALUES = yaml.safe_load((REPO / "charts" / "upstream" / "airflow-values.yaml").read_text())
 EXISTING = {
@@ -31,8 +31,13 @@ EXISTING = {
 }
 # What the user creates (docs/DEPLOYMENT.md, "Helm alone"): the two Secrets in the release and the
 # jobs namespace, and Airflow's DB URL in the airflow namespace.
-DECLARED = {("mdp", "corp-s3"), ("mdp-jobs", "corp-s3"), ("mdp", "corp-postgres"),
-            ("mdp-jobs", "corp-postgres"), ("airflow", "mdp-airflow-metadata")}
+DECLARED = {
+    ("mdp", "corp-s3"),
+    ("mdp-jobs", "corp-s3"),
+    ("mdp", "corp-postgres"),
+    ("mdp-jobs", "corp-postgres"),
+    ("airflow", "mdp-airflow-metadata"),
+}
 
 
 def secret_refs(obj, out: set[str]) -> set[str]:
@@ -65,8 +70,11 @@ def dag_pod_refs(airflow_env: dict[str, str]) -> set[str]:
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     refs: set[str] = set()
     for stage in STAGES:
-        body = (k8s.spark_application(settings, stage, "", "") if stage.kind == "spark"
-                else k8s.stage_pod(settings, stage, "", ""))
+        body = (
+            k8s.spark_application(settings, stage, "", "")
+            if stage.kind == "spark"
+            else k8s.stage_pod(settings, stage, "", "")
+        )
         secret_refs(body, refs)
     assert settings.kubernetes.namespace == "mdp-jobs"
     return refs
@@ -74,8 +82,11 @@ def dag_pod_refs(airflow_env: dict[str, str]) -> set[str]:
 
 @pytest.mark.parametrize("case", ["generated", "existingSecret", "ci-overlay"])
 def test_every_secret_reference_resolves(case):
-    values, declared = {"generated": ({}, set()), "existingSecret": (EXISTING, DECLARED),
-                        "ci-overlay": (overlay_values("ci"), made_by_kind_secrets("ci"))}[case]
+    values, declared = {
+        "generated": ({}, set()),
+        "existingSecret": (EXISTING, DECLARED),
+        "ci-overlay": (overlay_values("ci"), made_by_kind_secrets("ci")),
+    }[case]
     docs = render_chart(values)
     rendered = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Secret"}
     # The Airflow chart's own keys (fernet, JWT, API secret key): scripts/kind_secrets.py, any overlay.

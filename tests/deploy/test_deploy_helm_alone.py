@@ -10,8 +10,13 @@ from deploy_helpers import REPO, load_docs, render_chart, tool
 
 
 def base_docs() -> list[dict]:
-    out = subprocess.run([tool("kubectl"), "kustomize", str(REPO / "k8s" / "base")], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [tool("kubectl"), "kustomize", str(REPO / "k8s" / "base")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     return load_docs(out)
 
 
@@ -27,8 +32,13 @@ def test_chart_alone_lacks_what_the_docs_say():
 def test_k8s_base_and_the_operators_fill_the_gap():
     base = base_docs()
     assert {d["metadata"]["name"] for d in base if d["kind"] == "Namespace"} >= {"mdp", "mdp-jobs", "airflow"}
-    assert [d for d in base if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "mdp-config"
-            and d["metadata"]["namespace"] == "mdp-jobs"]
+    assert [
+        d
+        for d in base
+        if d["kind"] == "ConfigMap"
+        and d["metadata"]["name"] == "mdp-config"
+        and d["metadata"]["namespace"] == "mdp-jobs"
+    ]
     import yaml
 
     releases = yaml.safe_load((REPO / "charts/upstream/releases.yaml").read_text())["releases"]
@@ -38,7 +48,14 @@ def test_k8s_base_and_the_operators_fill_the_gap():
 def test_docs_state_the_prerequisites():
     doc = (REPO / "docs" / "DEPLOYMENT.md").read_text()
     para = doc.split("- **Helm alone**", 1)[1].split("\n\n", 1)[0]
-    for needed in ("mdp-jobs", "airflow", "kubectl kustomize k8s/base", "mdp-config",
-                   "upstream_charts.py install --phase operators", "Strimzi", "not checked"):
+    for needed in (
+        "mdp-jobs",
+        "airflow",
+        "kubectl kustomize k8s/base",
+        "mdp-config",
+        "upstream_charts.py install --phase operators",
+        "Strimzi",
+        "not checked",
+    ):
         assert needed in para, needed
     assert "works too" not in para

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from deploy_helpers import REPO, tool
 
 pytestmark = pytest.mark.deploy
@@ -39,8 +38,10 @@ def test_hadolint_would_catch_problems(tmp_path):
 
 def args_and_froms(text: str) -> tuple[dict[str, str], list[str]]:
     args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
-    froms = [re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), f)
-             for f in re.findall(r"^FROM (\S+)", text, re.M)]
+    froms = [
+        re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), f)
+        for f in re.findall(r"^FROM (\S+)", text, re.M)
+    ]
     return args, froms
 
 
@@ -110,7 +111,9 @@ def test_jobs_image_has_no_java_or_s3a_jars():
 
 def test_spark_image_layout():
     text = (REPO / "images" / "spark" / "Dockerfile").read_text()
-    assert re.search(r"^COPY (--\S+ )*spark_apps \./spark_apps$", text, re.M) and "WORKDIR /opt/mdp" in text  # local:///opt/mdp/spark_apps
+    assert (
+        re.search(r"^COPY (--\S+ )*spark_apps \./spark_apps$", text, re.M) and "WORKDIR /opt/mdp" in text
+    )  # local:///opt/mdp/spark_apps
     assert 'ENTRYPOINT ["/opt/entrypoint.sh"]' in text
     # Only Java, tini and the Kubernetes entrypoint come from the Spark image: a published 4.x tag.
     assert re.search(r"^ARG SPARK_IMAGE=apache/spark:4\.\d+\.\d+-scala2\.13-java17-ubuntu$", text, re.M)
@@ -140,15 +143,21 @@ def test_dependencies_install_before_the_sources_are_copied(role):
     assert len(deps) == 1, f"{role}: one locked dependency install"
     assert "project_deps.py" in steps[deps[0]] and "-r /tmp/requirements.txt" in steps[deps[0]]
     # Before it, only the lock and pyproject.toml of the repo's own files (plus the build inputs).
-    before = [s for s in steps[:deps[0]] if s.startswith("COPY") and "--from=" not in s]
+    before = [s for s in steps[: deps[0]] if s.startswith("COPY") and "--from=" not in s]
     for step in before:
         srcs = step.split()[1:-1]
-        assert all(w.startswith("--") or w in ("requirements.lock", "pyproject.toml", "images/common/")
-                   or w.startswith("${BUILD_INPUTS}") for w in srcs), f"{role}: {step} before the dependency install"
+        assert all(
+            w.startswith("--")
+            or w in ("requirements.lock", "pyproject.toml", "images/common/")
+            or w.startswith("${BUILD_INPUTS}")
+            for w in srcs
+        ), f"{role}: {step} before the dependency install"
     copies = [i for i, s in enumerate(steps) if s.startswith("COPY") and any(f" {d} ./{d}" in s for d in SOURCES)]
     assert len(copies) == len(SOURCES) and min(copies) > deps[0], f"{role}: sources copied before the dependencies"
-    project = [s for s in steps[max(copies):] if s.startswith("RUN") and "pip install" in s]
-    assert len(project) == 1 and "--no-deps" in project[0] and project[0].split("&&")[0].rstrip().endswith(" ."), project
+    project = [s for s in steps[max(copies) :] if s.startswith("RUN") and "pip install" in s]
+    assert len(project) == 1 and "--no-deps" in project[0] and project[0].split("&&")[0].rstrip().endswith(" ."), (
+        project
+    )
 
 
 def deps_stage(text: str) -> str:
@@ -163,7 +172,9 @@ def test_spark_and_jobs_share_one_deps_stage():
     spark = (REPO / "images" / "spark" / "Dockerfile").read_text()
     jobs = (REPO / "images" / "jobs" / "Dockerfile").read_text()
     assert deps_stage(spark) == deps_stage(jobs)
-    assert re.search(r"^ARG PYTHON_IMAGE=(\S+)$", spark, re.M).group(1) == re.search(r"^ARG PYTHON_IMAGE=(\S+)$", jobs, re.M).group(1)
+    assert re.search(r"^ARG PYTHON_IMAGE=(\S+)$", spark, re.M).group(1) == re.search(
+        r"^ARG PYTHON_IMAGE=(\S+)$", jobs, re.M
+    ).group(1)
     assert "fetch_s3a_jars" not in deps_stage(spark)  # the jars are Spark's only: a stage of their own
     for text in (spark, jobs):
         assert "COPY --from=deps /opt/venv /opt/venv" in text
@@ -173,19 +184,39 @@ def test_project_deps_lists_the_dependencies_extras_and_build_backend(tmp_path):
     import tomllib
 
     out = tmp_path / "req.txt"
-    proc = subprocess.run([sys.executable, str(REPO / "images" / "common" / "project_deps.py"), str(REPO / "pyproject.toml"),
-                           "--extra", "airflow", "--out", str(out)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "images" / "common" / "project_deps.py"),
+            str(REPO / "pyproject.toml"),
+            "--extra",
+            "airflow",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
-    want = (data["project"]["dependencies"] + data["project"]["optional-dependencies"]["airflow"]
-            + data["build-system"]["requires"])
+    want = (
+        data["project"]["dependencies"]
+        + data["project"]["optional-dependencies"]["airflow"]
+        + data["build-system"]["requires"]
+    )
     assert out.read_text().splitlines() == want
 
 
 def test_with_build_inputs_takes_a_wheelhouse_url(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "WHEELS_URL": "http://172.17.0.1:18765/wheels/", "PIP_OFFLINE": "1"}
-    proc = subprocess.run(["sh", str(REPO / "images" / "common" / "with_build_inputs.sh"), "env"], capture_output=True,
-                          text=True, timeout=30, env=env)
+    proc = subprocess.run(
+        ["sh", str(REPO / "images" / "common" / "with_build_inputs.sh"), "env"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     got = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     assert got["PIP_FIND_LINKS"] == "http://172.17.0.1:18765/wheels/"
@@ -194,12 +225,13 @@ def test_with_build_inputs_takes_a_wheelhouse_url(tmp_path):
 
 # --- the build-time downloader, against a fake Maven repo (file://) ------------------------------
 
+
 def fake_maven(root: Path, hadoop: str, sdk: str, pom_sdk: str | None = None, corrupt: bool = False) -> None:
     def put(group: str, artifact: str, version: str, data: bytes) -> None:
         d = root / group.replace(".", "/") / artifact / version
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{artifact}-{version}.jar").write_bytes(data)
-        digest = hashlib.sha1(b"other" if corrupt else data).hexdigest()  # noqa: S324
+        digest = hashlib.sha1(b"other" if corrupt else data).hexdigest()
         (d / f"{artifact}-{version}.jar.sha1").write_text(digest + "\n")
 
     put("org.apache.hadoop", "hadoop-aws", hadoop, b"aws-jar")
@@ -207,17 +239,30 @@ def fake_maven(root: Path, hadoop: str, sdk: str, pom_sdk: str | None = None, co
     pom = root / "org/apache/hadoop/hadoop-project" / hadoop
     pom.mkdir(parents=True, exist_ok=True)
     (pom / f"hadoop-project-{hadoop}.pom").write_text(
-        f"<project><properties><aws-java-sdk-v2.version>{pom_sdk or sdk}</aws-java-sdk-v2.version></properties></project>")
+        f"<project><properties><aws-java-sdk-v2.version>{pom_sdk or sdk}</aws-java-sdk-v2.version></properties></project>"
+    )
 
 
 def run_fetch(repo_root: Path, dest: Path, hadoop: str, sdk: str):
     dest.mkdir(exist_ok=True)
     if not list(dest.glob("hadoop-client-api-*.jar")):  # what pyspark ships
         (dest / f"hadoop-client-api-{hadoop}.jar").write_bytes(b"x")
-    return subprocess.run([sys.executable, str(REPO / "images" / "common" / "fetch_s3a_jars.py"),
-                           "--hadoop", hadoop, "--aws-sdk", sdk, "--dest", str(dest)],
-                          capture_output=True, text=True, timeout=60,
-                          env={"MAVEN_REPO": repo_root.as_uri(), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "images" / "common" / "fetch_s3a_jars.py"),
+            "--hadoop",
+            hadoop,
+            "--aws-sdk",
+            sdk,
+            "--dest",
+            str(dest),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"MAVEN_REPO": repo_root.as_uri(), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_fetch_s3a_jars_downloads_and_verifies(tmp_path):
@@ -238,11 +283,26 @@ def test_fetch_s3a_jars_stops_the_old_sdk_pin(tmp_path):
 def run_from_dir(src: Path, dest: Path, pins: str):
     dest.mkdir(exist_ok=True)
     (dest / "hadoop-client-api-3.5.0.jar").write_bytes(b"x")
-    return subprocess.run([sys.executable, str(REPO / "images" / "common" / "fetch_s3a_jars.py"),
-                           "--hadoop", "3.5.0", "--aws-sdk", "2.35.4", "--dest", str(dest), "--from-dir", str(src),
-                           "--sha256", pins],
-                          capture_output=True, text=True, timeout=60,
-                          env={"MAVEN_REPO": "file:///nonexistent", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "images" / "common" / "fetch_s3a_jars.py"),
+            "--hadoop",
+            "3.5.0",
+            "--aws-sdk",
+            "2.35.4",
+            "--dest",
+            str(dest),
+            "--from-dir",
+            str(src),
+            "--sha256",
+            pins,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"MAVEN_REPO": "file:///nonexistent", "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.mark.parametrize("case", ["ok", "wrong-sha", "missing", "no-pins"])
@@ -251,8 +311,10 @@ def test_fetch_s3a_jars_from_a_folder_checks_sha256(tmp_path, case):
     src.mkdir()
     (src / "hadoop-aws-3.3.1.jar").write_bytes(b"aws")
     (src / "aws-java-sdk-bundle-1.11.901.jar").write_bytes(b"sdk")
-    sha = {n: hashlib.sha256(b).hexdigest() for n, b in [("hadoop-aws-3.3.1.jar", b"aws"),
-                                                         ("aws-java-sdk-bundle-1.11.901.jar", b"sdk")]}
+    sha = {
+        n: hashlib.sha256(b).hexdigest()
+        for n, b in [("hadoop-aws-3.3.1.jar", b"aws"), ("aws-java-sdk-bundle-1.11.901.jar", b"sdk")]
+    }
     if case == "wrong-sha":
         sha["hadoop-aws-3.3.1.jar"] = hashlib.sha256(b"other").hexdigest()
     if case == "missing":
@@ -265,8 +327,9 @@ def test_fetch_s3a_jars_from_a_folder_checks_sha256(tmp_path, case):
         assert "numeric S3A settings" in proc.stdout  # 3.3.1 with the 3.5 client: session.py's overrides
         return
     assert proc.returncode != 0
-    assert {"wrong-sha": "SHA-256 is", "missing": "hadoop-aws-3.4.0.jar: not in",
-            "no-pins": "S3A_JARS_SHA256"}[case] in proc.stderr
+    assert {"wrong-sha": "SHA-256 is", "missing": "hadoop-aws-3.4.0.jar: not in", "no-pins": "S3A_JARS_SHA256"}[
+        case
+    ] in proc.stderr
     assert not (tmp_path / "jars" / "hadoop-aws-3.3.1.jar").exists()
 
 
@@ -289,8 +352,9 @@ def test_fetch_s3a_jars_from_a_url_checks_sha256(tmp_path, case):
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path / "inputs")))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        proc = run_from_dir(f"http://127.0.0.1:{server.server_address[1]}/jars", tmp_path / "dest",
-                            f"hadoop-aws-3.3.1.jar={sha}")
+        proc = run_from_dir(
+            f"http://127.0.0.1:{server.server_address[1]}/jars", tmp_path / "dest", f"hadoop-aws-3.3.1.jar={sha}"
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -304,16 +368,24 @@ def test_fetch_s3a_jars_from_a_url_checks_sha256(tmp_path, case):
 
 @pytest.mark.parametrize("case", ["sdk-mismatch", "bad-checksum", "hadoop-mismatch"])
 def test_fetch_s3a_jars_fails_loudly(tmp_path, case):
-    fake_maven(tmp_path / "m2", "3.5.0", "2.35.4", pom_sdk="2.30.0" if case == "sdk-mismatch" else None,
-               corrupt=case == "bad-checksum")
+    fake_maven(
+        tmp_path / "m2",
+        "3.5.0",
+        "2.35.4",
+        pom_sdk="2.30.0" if case == "sdk-mismatch" else None,
+        corrupt=case == "bad-checksum",
+    )
     dest = tmp_path / "jars"
     if case == "hadoop-mismatch":
         dest.mkdir()
         (dest / "hadoop-client-api-3.4.1.jar").write_bytes(b"x")
     proc = run_fetch(tmp_path / "m2", dest, "3.5.0", "2.35.4")
     assert proc.returncode != 0
-    assert {"sdk-mismatch": "AWS SDK 2.30.0", "bad-checksum": "SHA-1 mismatch",
-            "hadoop-mismatch": "hadoop-client-api-3.4.1"}[case] in proc.stderr
+    assert {
+        "sdk-mismatch": "AWS SDK 2.30.0",
+        "bad-checksum": "SHA-1 mismatch",
+        "hadoop-mismatch": "hadoop-client-api-3.4.1",
+    }[case] in proc.stderr
 
 
 @pytest.mark.parametrize("role", ["airflow", "spark", "jobs"])

@@ -9,7 +9,6 @@ from collections import Counter
 
 import pytest
 import yaml
-
 from deploy_helpers import OVERLAYS, REPO, build_overlay, find, load_docs, overlay_values, secret_value, tool
 
 _spec = importlib.util.spec_from_file_location("kind_secrets", REPO / "scripts" / "kind_secrets.py")
@@ -90,7 +89,10 @@ def test_ci_overlay_generates_credentials(dotenv_example):
 def test_two_renders_give_the_same_secrets(helm_shim):
     """Minor 9: a second `make deploy OVERLAY=ci` (or a Tilt reload) must not rotate credentials."""
     first, second = (load_docs(build_overlay(o, helm_shim)) for o in ("ci", "ci"))
-    secrets = lambda docs: [d for d in docs if d["kind"] == "Secret"]  # noqa: E731
+
+    def secrets(docs):
+        return [d for d in docs if d["kind"] == "Secret"]
+
     assert secrets(first) == secrets(second) == []
     dev1, dev2 = (load_docs(build_overlay("dev", helm_shim)) for _ in range(2))
     assert secrets(dev1) == secrets(dev2) and secrets(dev1)  # fixed dev logins
@@ -132,8 +134,9 @@ def test_overlay_patches_applied(overlay_docs):
 
 
 def test_base_builds_without_helm():
-    proc = subprocess.run([tool("kubectl"), "kustomize", str(REPO / "k8s" / "base")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [tool("kubectl"), "kustomize", str(REPO / "k8s" / "base")], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(proc.stdout) if d]
     assert sorted(kinds) == ["ConfigMap", "Namespace", "Namespace", "Namespace"]
@@ -141,17 +144,29 @@ def test_base_builds_without_helm():
 
 def test_overlay_without_helm_flag_fails():
     """Guards the documented command: helmCharts need --enable-helm."""
-    proc = subprocess.run([tool("kubectl"), "kustomize", str(REPO / "k8s" / "overlays" / "dev")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [tool("kubectl"), "kustomize", str(REPO / "k8s" / "overlays" / "dev")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0 and "enable-helm" in proc.stderr
 
 
 def test_helm_shim_rejects_other_commands():
     import sys
 
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "helm_shim.py"), "install", "x", "y"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "helm_shim.py"), "install", "x", "y"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "unsupported" in proc.stderr
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "helm_shim.py"), "version", "--short"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "helm_shim.py"), "version", "--short"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("v")

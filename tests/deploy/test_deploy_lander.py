@@ -7,7 +7,6 @@ import json
 import subprocess
 
 import pytest
-
 from deploy_helpers import KUBE_VERSION, REPO, find, render_chart, tool
 
 pytestmark = pytest.mark.deploy
@@ -21,7 +20,9 @@ def test_chart_lander_is_off_by_default(chart_renders):
 def test_chart_lander_deployment():
     import kubernetes_validate
 
-    values = {"lander": {"enabled": True, "replicas": 2, "contract": "subscribers", "flushRecords": 1000, "flushSeconds": 5}}
+    values = {
+        "lander": {"enabled": True, "replicas": 2, "contract": "subscribers", "flushRecords": 1000, "flushSeconds": 5}
+    }
     docs = render_chart(values)
     dep = find(docs, "Deployment", "mdp-lander", "mdp")
     kubernetes_validate.validate(dep, KUBE_VERSION, strict=True)
@@ -37,7 +38,9 @@ def test_chart_lander_deployment():
     assert c["envFrom"] == [{"secretRef": {"name": "mdp-s3"}}]
     # Non-root, no escalation, resources, probes: like the other long-running templates.
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] > 0
-    assert c["securityContext"]["allowPrivilegeEscalation"] is False and c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False and c["securityContext"]["capabilities"][
+        "drop"
+    ] == ["ALL"]
     assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and {"cpu", "memory"} <= set(c["resources"]["limits"])
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert "/tmp/lander-status.json" in " ".join(c[probe]["exec"]["command"]), probe
@@ -45,7 +48,9 @@ def test_chart_lander_deployment():
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
 
 
-@pytest.mark.parametrize("bad", [{"replicas": 0}, {"flushSeconds": 0}, {"image": "mdp-jobs:latest"}, {"flushRecord": 5}])
+@pytest.mark.parametrize(
+    "bad", [{"replicas": 0}, {"flushSeconds": 0}, {"image": "mdp-jobs:latest"}, {"flushRecord": 5}]
+)
 def test_chart_lander_schema_rejects(bad):
     import helm_python as helm
 
@@ -56,8 +61,23 @@ def test_chart_lander_schema_rejects(bad):
 def _compose(render_dir, *args: str) -> dict:
     env_file = render_dir / "lander.env"
     env_file.write_text((REPO / ".env.example").read_text())
-    proc = subprocess.run([tool("docker-compose"), "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env_file), *args,
-                           "config", "--format", "json"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    proc = subprocess.run(
+        [
+            tool("docker-compose"),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "--env-file",
+            str(env_file),
+            *args,
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -71,4 +91,6 @@ def test_compose_lander_only_with_the_follow_profile(compose_config, render_dir)
     assert lander["user"].split(":")[0] != "0"
     assert "/tmp/lander-status.json" in " ".join(lander["healthcheck"]["test"])
     assert {d: c["condition"] for d, c in lander["depends_on"].items()} == {
-        "kafka-init": "service_completed_successfully", "minio-init": "service_completed_successfully"}
+        "kafka-init": "service_completed_successfully",
+        "minio-init": "service_completed_successfully",
+    }

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 import s3_admin
 from deploy_helpers import find
 
@@ -55,9 +54,13 @@ def test_network_policy_admits_only_s3_and_admin_ports(chart_renders, values):
     docs = chart_renders[values]
     dep = find(docs, "Deployment", "mdp-minio")
     labels = dep["spec"]["template"]["metadata"]["labels"]
-    policies = [d for d in docs if d["kind"] == "NetworkPolicy"
-                and set(d["spec"]["podSelector"].get("matchLabels", {}).items()) <= set(labels.items())
-                and d["spec"]["podSelector"].get("matchLabels")]
+    policies = [
+        d
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+        and set(d["spec"]["podSelector"].get("matchLabels", {}).items()) <= set(labels.items())
+        and d["spec"]["podSelector"].get("matchLabels")
+    ]
     assert len(policies) == 1, "no NetworkPolicy selects the SeaweedFS pod"
     spec = policies[0]["spec"]
     assert spec["policyTypes"] == ["Ingress"]
@@ -69,6 +72,7 @@ def test_network_policy_admits_only_s3_and_admin_ports(chart_renders, values):
 
 
 # --- a real `weed mini` with the compose service's arguments ---------------------------------------
+
 
 def _free_port_pair() -> int:
     """A port p with p and p + 10000 free (weed puts each gRPC port 10000 above its HTTP port)."""
@@ -101,8 +105,15 @@ def _start_weed(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen, int]
     assert args[0] == "mini"
     ports = {f: _free_port_pair() for f in ("-s3.port", "-admin.port", "-master.port", "-volume.port", "-filer.port")}
     keep = [a for a in args[1:] if a.split("=", 1)[0] not in {*ports, "-dir"}]
-    cmd = [_weed(), "mini", f"-dir={tmp_path}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", *keep,
-           *(f"{f}={p}" for f, p in ports.items())]
+    cmd = [
+        _weed(),
+        "mini",
+        f"-dir={tmp_path}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        *keep,
+        *(f"{f}={p}" for f, p in ports.items()),
+    ]
     proc = subprocess.Popen(cmd, stdout=(tmp_path / "weed.log").open("w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{ports['-admin.port']}"
     deadline = time.monotonic() + 60

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from deploy_helpers import REPO
 
 pytestmark = pytest.mark.deploy
@@ -29,6 +28,7 @@ class Recorder:
         def fn(*args, **kwargs):
             self.calls.setdefault(name, []).append((args, kwargs))
             return result(*args, **kwargs) if callable(result) else result
+
         return fn
 
     def of(self, name):
@@ -41,15 +41,24 @@ def run_tiltfile(context: str) -> Recorder:
     rec = Recorder(context)
     m = sl.Module()
     stubs = {
-        "allow_k8s_contexts": None, "update_settings": None, "version_settings": None, "watch_file": None,
-        "docker_build": None, "custom_build": None,
+        "allow_k8s_contexts": None,
+        "update_settings": None,
+        "version_settings": None,
+        "watch_file": None,
+        "docker_build": None,
+        "custom_build": None,
         "local_resource": None,
-        "k8s_yaml": None, "k8s_resource": None, "local": "", "sync": lambda src, dest: ("sync", src, dest),
+        "k8s_yaml": None,
+        "k8s_resource": None,
+        "local": "",
+        "sync": lambda src, dest: ("sync", src, dest),
         "port_forward": lambda local, container=None, **kw: ("pf", local, container),
         "link": lambda url, name=None: ("link", url),
-        "helm": lambda path, **kw: ("helm", path), "kustomize": lambda path, **kw: ("kustomize", path),
+        "helm": lambda path, **kw: ("helm", path),
+        "kustomize": lambda path, **kw: ("kustomize", path),
         "read_yaml": lambda path: yaml.safe_load((REPO / path).read_text()),
-        "k8s_context": lambda: context, "_exists": lambda p: (REPO / p).exists(),
+        "k8s_context": lambda: context,
+        "_exists": lambda p: (REPO / p).exists(),
     }
     for name, result in stubs.items():
         m.add_callable(name, rec.stub(name, result))
@@ -91,10 +100,11 @@ def test_images_and_live_update(kind_run):
 
 def test_tilt_loads_images_the_way_make_kind_load_does(kind_run, other_run):
     """One way to load images: `make -f mk/deploy.mk image KIND_LOAD=1` (an archive), never `kind load docker-image`."""
-    import subprocess
 
-    (args, kw), = kind_run.of("custom_build")
-    cmds = {"mdp-airflow": args[1]} | {a[0]: k["cmd"] for a, k in kind_run.of("local_resource") if a[0].startswith("image-")}
+    ((args, kw),) = kind_run.of("custom_build")
+    cmds = {"mdp-airflow": args[1]} | {
+        a[0]: k["cmd"] for a, k in kind_run.of("local_resource") if a[0].startswith("image-")
+    }
     archives = set()
     for name, cmd in cmds.items():
         assert "load docker-image" not in cmd, name
@@ -103,11 +113,17 @@ def test_tilt_loads_images_the_way_make_kind_load_does(kind_run, other_run):
     assert len(archives) == 3, "parallel builds need their own archive"
     assert kw["disable_push"] is True  # the command loaded it; Tilt must not load it again
     # Off kind (Docker Desktop shares the engine's images) there is nothing to load.
-    (oargs, okw), = other_run.of("custom_build")
+    ((oargs, okw),) = other_run.of("custom_build")
     assert "KIND_LOAD" not in oargs[1] and okw["disable_push"] is False
     # The target takes one ref and an archive path, as the Tiltfile passes them.
-    dry = make_n("image", "ROLE=airflow", "REF=mdp-airflow:tilt-1", "KIND_LOAD=1", "CLUSTER=mdp",
-                 "KIND_ARCHIVE=.cache/kind/tilt-airflow.tar")
+    dry = make_n(
+        "image",
+        "ROLE=airflow",
+        "REF=mdp-airflow:tilt-1",
+        "KIND_LOAD=1",
+        "CLUSTER=mdp",
+        "KIND_ARCHIVE=.cache/kind/tilt-airflow.tar",
+    )
     assert "save -o .cache/kind/tilt-airflow.tar mdp-airflow:tilt-1" in dry
     assert "load image-archive --name mdp .cache/kind/tilt-airflow.tar" in dry
 
@@ -115,8 +131,13 @@ def test_tilt_loads_images_the_way_make_kind_load_does(kind_run, other_run):
 def make_n(*args: str, docker: str = "docker") -> str:
     import subprocess
 
-    proc = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", *args, f"DOCKER={docker}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        ["make", "-n", "-f", "mk/deploy.mk", *args, f"DOCKER={docker}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -127,7 +148,7 @@ def test_tilt_and_make_images_build_through_one_target(kind_run, tmp_path):
     buildx = tmp_path / "docker"  # a docker whose `buildx version` answers, as with BuildKit
     buildx.write_text("#!/bin/sh\nexit 0\n")
     buildx.chmod(0o755)
-    (args, _), = kind_run.of("custom_build")
+    ((args, _),) = kind_run.of("custom_build")
     cmds = [args[1]] + [k["cmd"] for a, k in kind_run.of("local_resource") if a[0].startswith("image-")]
     for cmd in cmds:
         words = cmd.split(" && ")[0].split()
@@ -159,7 +180,7 @@ def test_charts_and_overlay_exist(kind_run):
     releases = yaml.safe_load((REPO / "charts/upstream/releases.yaml").read_text())["releases"]
     helm_calls = kind_run.of("helm")
     assert len(helm_calls) == len(releases) == 3
-    for (args, kw), rel in zip(helm_calls, releases):
+    for (args, kw), rel in zip(helm_calls, releases, strict=False):
         assert args[0] == ".cache/charts/" + rel["chart"]
         assert kw["name"] == rel["name"] and kw["namespace"] == rel["namespace"]
         for values in kw["values"]:
@@ -213,23 +234,29 @@ def test_ports_forwarded_off_kind(other_run):
 
 def test_tilt_uses_the_dev_overlay_values(kind_run):
     (airflow,) = [kw for args, kw in kind_run.of("helm") if kw["name"] == "airflow"]
-    assert airflow["values"] == ["charts/upstream/airflow-values.yaml", "charts/upstream/airflow-values-dev.yaml",
-                                 "charts/upstream/airflow-values-laptop.yaml"]
+    assert airflow["values"] == [
+        "charts/upstream/airflow-values.yaml",
+        "charts/upstream/airflow-values-dev.yaml",
+        "charts/upstream/airflow-values-laptop.yaml",
+    ]
 
 
 def test_ports_served_by_kind_mappings(kind_run):
     assert host_ports(kind_run) == set(), "port-forwards would collide with kind's extraPortMappings"
-    urls = {l[1] for _, kw in kind_run.of("k8s_resource") + kind_run.of("local_resource") for l in kw.get("links", [])}
+    urls = {
+        ln[1] for _, kw in kind_run.of("k8s_resource") + kind_run.of("local_resource") for ln in kw.get("links", [])
+    }
     assert {f"http://localhost:{p}" for p in (8088, 8080, 9001, 5001)} <= urls
 
 
 def test_only_the_kind_context_is_allowed(kind_run):
-    (args, _), = kind_run.of("allow_k8s_contexts")
+    ((args, _),) = kind_run.of("allow_k8s_contexts")
     kind_cfg = yaml.safe_load((REPO / "kind/cluster.yaml").read_text())
     assert args[0] == ["kind-" + kind_cfg["name"]]
 
 
 # --- every path a Dockerfile COPYs lies inside what Tilt gives its build ---------------------------
+
 
 def dockerfile_sources(dockerfile: Path) -> list[str]:
     """The build-context paths that COPY/ADD read (not --from=stage), with ARG defaults filled in."""

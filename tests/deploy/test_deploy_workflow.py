@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
-
 from deploy_helpers import REPO
 
 pytestmark = pytest.mark.deploy
@@ -24,8 +23,9 @@ def test_make_targets_exist_and_dry_run():
     declared = set(re.findall(r"^([a-z][\w-]*):", mk, re.M))
     assert set(TARGETS) <= declared
     for target in TARGETS:
-        proc = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", target], cwd=REPO,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            ["make", "-n", "-f", "mk/deploy.mk", target], cwd=REPO, capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0, f"{target}: {proc.stderr}"
         assert proc.stdout.strip(), target
     e2e = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "e2e"], cwd=REPO, capture_output=True, text=True)
@@ -42,13 +42,20 @@ def test_upstream_charts_are_pinned_and_installed_in_order():
     for r in releases:
         for v in r["values"] + [f for fs in (r.get("overlay_values") or {}).values() for f in fs]:
             assert (REPO / v).is_file(), v
-    out = subprocess.run([sys.executable, "scripts/upstream_charts.py", "install", "--dry-run"], cwd=REPO,
-                         capture_output=True, text=True, timeout=60, check=True).stdout
-    lines = [l for l in out.splitlines() if l.startswith("+ ")]
-    assert [l.split()[4] for l in lines] == ["strimzi", "spark-operator", "airflow"]
-    assert all("--version" in l and "--wait" in l for l in lines)
-    mk = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "deploy"], cwd=REPO, capture_output=True, text=True,
-                        timeout=30, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "scripts/upstream_charts.py", "install", "--dry-run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    lines = [ln for ln in out.splitlines() if ln.startswith("+ ")]
+    assert [ln.split()[4] for ln in lines] == ["strimzi", "spark-operator", "airflow"]
+    assert all("--version" in ln and "--wait" in ln for ln in lines)
+    mk = subprocess.run(
+        ["make", "-n", "-f", "mk/deploy.mk", "deploy"], cwd=REPO, capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     ops, apps = mk.index("--phase operators"), mk.index("--phase apps")
     assert ops < mk.index("kustomize --enable-helm") < apps
     # spark-operator's controller creates Roles in its job namespace (mdp-jobs): namespaces first.
@@ -59,23 +66,47 @@ def test_upstream_charts_are_pinned_and_installed_in_order():
 
 def test_strimzi_chart_comes_from_its_oci_artifact():
     # Strimzi 0.36.0's CHANGELOG deprecates https://strimzi.io/charts/ for the OCI artifacts.
-    out = subprocess.run([sys.executable, "scripts/upstream_charts.py", "install", "--dry-run", "--release", "strimzi"],
-                         cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "scripts/upstream_charts.py", "install", "--dry-run", "--release", "strimzi"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert "upgrade --install strimzi oci://quay.io/strimzi-helm/strimzi-kafka-operator --version 1.2.0" in out
     assert "--repo" not in out
-    pull = subprocess.run([sys.executable, "scripts/upstream_charts.py", "pull", "--dry-run", "--dest", "/nonexistent"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout
+    pull = subprocess.run(
+        [sys.executable, "scripts/upstream_charts.py", "pull", "--dry-run", "--dest", "/nonexistent"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert "pull oci://quay.io/strimzi-helm/strimzi-kafka-operator --version 1.2.0 --untar" in pull
 
 
 @pytest.mark.parametrize("overlay,dev_login", [("dev", True), ("ci", True), (None, False), ("shared", False)])
 def test_dev_airflow_values_only_for_kind_overlays(overlay, dev_login):
     cmd = [sys.executable, "scripts/upstream_charts.py", "install", "--dry-run", "--release", "airflow"]
-    out = subprocess.run(cmd + (["--overlay", overlay] if overlay else []), cwd=REPO, capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        cmd + (["--overlay", overlay] if overlay else []),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     assert ("airflow-values-dev.yaml" in out) is dev_login
-    mk = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "deploy", "OVERLAY=ci"], cwd=REPO, capture_output=True,
-                        text=True, timeout=30, check=True).stdout
+    mk = subprocess.run(
+        ["make", "-n", "-f", "mk/deploy.mk", "deploy", "OVERLAY=ci"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     assert mk.count("upstream_charts.py install --phase operators --overlay ci") == 1
     assert mk.count("upstream_charts.py install --phase apps --overlay ci") == 1
 
@@ -90,10 +121,16 @@ def test_cluster_kubectl_within_version_skew():
     assert abs(kubectl_minor - node_minor) <= 1, (wf["env"]["KUBECTL_VERSION"], node)
     tools = "\n".join(s.get("run", "") for s in wf["jobs"]["kind-e2e"]["steps"])
     assert "dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/amd64/kubectl" in tools
-    mk = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", "deploy", "KUBECTL=cluster-kubectl"], cwd=REPO,
-                        capture_output=True, text=True, timeout=30, check=True).stdout
-    talks = [l for l in mk.splitlines() if " apply " in l or " rollout " in l or " wait " in l]
-    assert talks and all("cluster-kubectl" in l and ".venv/bin/kubectl apply" not in l for l in talks)
+    mk = subprocess.run(
+        ["make", "-n", "-f", "mk/deploy.mk", "deploy", "KUBECTL=cluster-kubectl"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    talks = [ln for ln in mk.splitlines() if " apply " in ln or " rollout " in ln or " wait " in ln]
+    assert talks and all("cluster-kubectl" in ln and ".venv/bin/kubectl apply" not in ln for ln in talks)
     tilt = (REPO / "Tiltfile").read_text()
     assert "KUBECTL = 'kubectl'" in tilt
 
@@ -111,8 +148,10 @@ def test_workflow_runs_the_cluster_path():
     wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
     job = wf["jobs"]["kind-e2e"]
     runs = "\n".join(step.get("run", "") for step in job["steps"])
-    positions = [re.search(rf"make -f mk/deploy.mk {t}(?![\w-])", runs).start()
-                 for t in ["deploy-tools", "kind-up", "images", "kind-load", "deploy", "e2e"]]
+    positions = [
+        re.search(rf"make -f mk/deploy.mk {t}(?![\w-])", runs).start()
+        for t in ["deploy-tools", "kind-up", "images", "kind-load", "deploy", "e2e"]
+    ]
     assert positions == sorted(positions)
     dump = [s for s in job["steps"] if s.get("if") == "failure()"]
     assert dump and "kubectl" in dump[0]["run"] and "logs" in dump[0]["run"]
@@ -147,9 +186,14 @@ def test_workflow_runs_compose_with_the_real_images():
     wf = yaml.safe_load((REPO / ".github/workflows/kind-e2e.yml").read_text())
     job = wf["jobs"]["compose-e2e"]
     runs = "\n".join(step.get("run", "") for step in job["steps"])
-    order = ["base_images.py --mode pull", "cp .env.example .env",
-             "docker compose build airflow-init airflow-webserver airflow-scheduler", "docker compose up -d",
-             "scripts/compose_wait.py", "make compose-e2e"]
+    order = [
+        "base_images.py --mode pull",
+        "cp .env.example .env",
+        "docker compose build airflow-init airflow-webserver airflow-scheduler",
+        "docker compose up -d",
+        "scripts/compose_wait.py",
+        "make compose-e2e",
+    ]
     assert [runs.index(t) for t in order] == sorted(runs.index(t) for t in order)
     assert "BUILD_INPUTS" not in runs and "--mode standin" not in runs
     assert any(s.get("if") == "failure()" and "docker compose logs" in s["run"] for s in job["steps"])
@@ -157,6 +201,7 @@ def test_workflow_runs_compose_with_the_real_images():
 
 
 # --- scripts/e2e_trigger.py against a fake Airflow API ---------------------------------------------
+
 
 class FakeAirflow(BaseHTTPRequestHandler):
     final_state = "success"
@@ -220,12 +265,14 @@ class FakeAirflow(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_airflow():
     def start(final_state="success", expire_first_token=False):
-        handler = type("H", (FakeAirflow,), {"final_state": final_state, "log": [],
-                                               "expire_first_token": expire_first_token})
+        handler = type(
+            "H", (FakeAirflow,), {"final_state": final_state, "log": [], "expire_first_token": expire_first_token}
+        )
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}", handler.log
+
     servers: list = []
     yield start
     for s in servers:
@@ -233,9 +280,24 @@ def fake_airflow():
 
 
 def run_e2e(url, *extra):
-    return subprocess.run([sys.executable, str(REPO / "scripts/e2e_trigger.py"), "--url", url, "--poll", "0.05",
-                           "--username", "admin", "--password", "pw", *extra],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts/e2e_trigger.py"),
+            "--url",
+            url,
+            "--poll",
+            "0.05",
+            "--username",
+            "admin",
+            "--password",
+            "pw",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_e2e_trigger_success(fake_airflow):
@@ -266,8 +328,13 @@ def test_e2e_trigger_times_out(fake_airflow):
 
 
 def test_e2e_trigger_needs_credentials():
-    proc = subprocess.run([sys.executable, str(REPO / "scripts/e2e_trigger.py"), "--url", "http://127.0.0.1:9"],
-                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/e2e_trigger.py"), "--url", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 2 and "AIRFLOW_PASSWORD" in proc.stderr
 
 
@@ -287,6 +354,7 @@ def test_kind_airflow_login_file_is_writable():
 
 
 # --- the deploy path's own tool set (issue 29, items 3 and 4) ---------------------------------------
+
 
 def _tool_set_lines() -> dict[str, str]:
     out = {}
@@ -315,15 +383,18 @@ def test_deploy_tool_set_is_small_and_pinned_as_the_lock():
 def test_deploy_targets_use_only_the_tool_set(target):
     """make deploy, deploy-render, e2e and the Tiltfile's render: the tool set's python and kustomize
     (with the helm shim), never the full .venv, the system python3 or a kustomize from PATH."""
-    out = subprocess.run(["make", "-n", "-f", "mk/deploy.mk", target], cwd=REPO, capture_output=True,
-                         text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "-f", "mk/deploy.mk", target], cwd=REPO, capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     lines = out.splitlines()
-    assert not [l for l in lines if ".venv/bin" in l.replace(".cache/deploy-venv/bin", "")], out
-    scripts = [l for l in lines if "scripts/" in l and ".py" in l]
-    assert all(".cache/deploy-venv/bin/python scripts/" in l for l in scripts), scripts
-    kustomize = [l for l in lines if " kustomize " in l]
-    assert all(".cache/deploy-venv/bin/kubectl kustomize --enable-helm --helm-command" in l
-               and "scripts/helm-shim" in l for l in kustomize), kustomize
+    assert not [ln for ln in lines if ".venv/bin" in ln.replace(".cache/deploy-venv/bin", "")], out
+    scripts = [ln for ln in lines if "scripts/" in ln and ".py" in ln]
+    assert all(".cache/deploy-venv/bin/python scripts/" in ln for ln in scripts), scripts
+    kustomize = [ln for ln in lines if " kustomize " in ln]
+    assert all(
+        ".cache/deploy-venv/bin/kubectl kustomize --enable-helm --helm-command" in ln and "scripts/helm-shim" in ln
+        for ln in kustomize
+    ), kustomize
     if target != "render" and target != "deploy-render":
         assert "kubectl version --client" in out and "helm version" in out, "versions checked first"
     if target in ("deploy", "render", "deploy-render"):
@@ -336,18 +407,40 @@ def _fake(path, text: str):
     return str(path)
 
 
-@pytest.mark.parametrize("helm,kustomize,ok", [
-    ("v3.19.0+g1234", "v5.8.1", True), ("v4.1.2", "v5.8.1", True), ("v3.18.6", "v5.8.1", False),
-    ("v4.0.0", "v5.8.1", False), ("v3.19.0", "v5.7.1", False), ("", "v5.8.1", False),
-])
+@pytest.mark.parametrize(
+    "helm,kustomize,ok",
+    [
+        ("v3.19.0+g1234", "v5.8.1", True),
+        ("v4.1.2", "v5.8.1", True),
+        ("v3.18.6", "v5.8.1", False),
+        ("v4.0.0", "v5.8.1", False),
+        ("v3.19.0", "v5.7.1", False),
+        ("", "v5.8.1", False),
+    ],
+)
 def test_tool_versions_are_checked_before_rendering(tmp_path, helm, kustomize, ok):
     venv = tmp_path / "venv"
     venv.mkdir()
     (venv / ".installed").write_text("")  # newer than mk/deploy-tools.txt: no install
     fake_helm = _fake(tmp_path / "helm", f"[ -n '{helm}' ] || exit 127\necho '{helm}'\n")
-    fake_kubectl = _fake(tmp_path / "kubectl", f"echo 'Client Version: v1.37.1'\necho 'Kustomize Version: {kustomize}'\n")
-    proc = subprocess.run(["make", "-f", "mk/deploy.mk", "tool-versions", f"DEPLOY_VENV={venv}", f"HELM={fake_helm}",
-                           f"KUSTOMIZE_KUBECTL={fake_kubectl}"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    fake_kubectl = _fake(
+        tmp_path / "kubectl", f"echo 'Client Version: v1.37.1'\necho 'Kustomize Version: {kustomize}'\n"
+    )
+    proc = subprocess.run(
+        [
+            "make",
+            "-f",
+            "mk/deploy.mk",
+            "tool-versions",
+            f"DEPLOY_VENV={venv}",
+            f"HELM={fake_helm}",
+            f"KUSTOMIZE_KUBECTL={fake_kubectl}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert (proc.returncode == 0) is ok, proc.stderr
     if not ok:
         assert "need >=" in proc.stderr
@@ -361,11 +454,28 @@ def test_make_render_gives_the_overlay_the_tests_check(tmp_path, overlay_docs):
     venv = tmp_path / "venv"
     venv.mkdir()
     (venv / ".installed").write_text("")
-    proc = subprocess.run(["make", "-s", "-f", "mk/deploy.mk", "render", "OVERLAY=dev", f"DEPLOY_VENV={venv}",
-                           f"DEPLOY_PYTHON={sys.executable}", f"KUSTOMIZE_KUBECTL={tool('kubectl')}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            "make",
+            "-s",
+            "-f",
+            "mk/deploy.mk",
+            "render",
+            "OVERLAY=dev",
+            f"DEPLOY_VENV={venv}",
+            f"DEPLOY_PYTHON={sys.executable}",
+            f"KUSTOMIZE_KUBECTL={tool('kubectl')}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
-    key = lambda d: (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))  # noqa: E731
+
+    def key(d):
+        return (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))
+
     assert sorted(map(key, load_docs(proc.stdout))) == sorted(map(key, overlay_docs["dev"]))
 
 
@@ -408,9 +518,11 @@ def test_kind_runs_a_supported_kubernetes_pinned_by_digest():
 def test_downloads_are_checked_against_published_checksums():
     wf, _ = _workflow()
     tools = "\n".join(s.get("run", "") for s in wf["jobs"]["kind-e2e"]["steps"])
-    for url, checksum in (("kind-linux-amd64\"", "kind-linux-amd64.sha256sum"),
-                          ("helm-${HELM_VERSION}-linux-amd64.tar.gz\"", "linux-amd64.tar.gz.sha256sum"),
-                          ("bin/linux/amd64/kubectl\"", "bin/linux/amd64/kubectl.sha256")):
+    for url, checksum in (
+        ('kind-linux-amd64"', "kind-linux-amd64.sha256sum"),
+        ('helm-${HELM_VERSION}-linux-amd64.tar.gz"', "linux-amd64.tar.gz.sha256sum"),
+        ('bin/linux/amd64/kubectl"', "bin/linux/amd64/kubectl.sha256"),
+    ):
         assert url in tools and checksum in tools, (url, checksum)
     assert tools.count("sha256sum -c -") == 3
     assert "set -euo pipefail" in tools

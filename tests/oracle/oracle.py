@@ -26,16 +26,32 @@ from bench.common import _normalise
 from ingestion.bronze import RawRecord, write_bronze
 from mdp.core import catalog
 from mdp.core.lake import bronze_table_uri, read_parquet
-from mdp.core.tables import silver_dataset
 from mdp.core.storage import store_for
+from mdp.core.tables import silver_dataset
 
-FIGURES = ("bronze_objects", "bronze_in", "accepted", "quarantined", "duplicates", "new_keys", "changed",
-           "silver_rows", "quarantine_rows", "quarantine_reasons")
+FIGURES = (
+    "bronze_objects",
+    "bronze_in",
+    "accepted",
+    "quarantined",
+    "duplicates",
+    "new_keys",
+    "changed",
+    "silver_rows",
+    "quarantine_rows",
+    "quarantine_reasons",
+)
 POSITION = ["source", "topic", "partition", "offset"]
 
 
-def land(settings, messages: list[bytes], offsets: list[int], ingest: list[datetime] | datetime, source: str = "kafka",
-         partition: int = 0) -> list[str]:
+def land(
+    settings,
+    messages: list[bytes],
+    offsets: list[int],
+    ingest: list[datetime] | datetime,
+    source: str = "kafka",
+    partition: int = 0,
+) -> list[str]:
     """Write records into Bronze as a landing does (one object per ingest hour, named by its offsets)."""
     times = ingest if isinstance(ingest, list) else [ingest + timedelta(milliseconds=i) for i in range(len(messages))]
     records = [RawRecord(m, None, partition, o, t) for m, o, t in zip(messages, offsets, times, strict=True)]
@@ -69,9 +85,16 @@ def expected(settings, before: list[str], run: list[str], work: Path) -> Expecte
         duckdb_pipeline.silver_to_gold(con, work / "silver" / "customers", work / "gold", settings.data_contract)
     finally:
         con.close()
-    read = lambda p: read_parquet(settings, str(p))  # noqa: E731
-    tables = {"state": read(work / "silver" / "customers"), "quarantine": read(work / "silver" / "quarantine"),
-              "batch": read(work / "silver" / "batch"), "gold": read(work / "gold" / "customer_features")}
+
+    def read(p):
+        return read_parquet(settings, str(p))
+
+    tables = {
+        "state": read(work / "silver" / "customers"),
+        "quarantine": read(work / "silver" / "quarantine"),
+        "batch": read(work / "silver" / "batch"),
+        "gold": read(work / "gold" / "customer_features"),
+    }
     return Expected(tables, figures)
 
 
@@ -88,7 +111,7 @@ def published(settings, staged_run: str | None = None) -> dict[str, pa.Table]:
 def _rows(table: pa.Table) -> tuple[list[str], list[tuple]]:
     names = sorted(table.column_names)
     cols = [_normalise(table.column(n)).to_pylist() for n in names]
-    return names, [tuple(_hashable(v) for v in row) for row in zip(*cols)] if cols else []
+    return names, [tuple(_hashable(v) for v in row) for row in zip(*cols, strict=False)] if cols else []
 
 
 def _hashable(v):
@@ -107,12 +130,20 @@ def differences(want: pa.Table, got: pa.Table, key: list[str] | None, limit: int
         w = {tuple(r[i] for i in idx): r for r in wr}
         g = {tuple(r[i] for i in idx): r for r in gr}
         if len(w) != len(wr) or len(g) != len(gr):
-            out.append(f"key {key} not unique: oracle {len(wr)} rows / {len(w)} keys, spark {len(gr)} rows / {len(g)} keys")
+            out.append(
+                f"key {key} not unique: oracle {len(wr)} rows / {len(w)} keys, spark {len(gr)} rows / {len(g)} keys"
+            )
         for k in sorted(set(w) | set(g), key=repr):
             if w.get(k) != g.get(k):
                 a, b = w.get(k), g.get(k)
-                cols = [n for n, x, y in zip(wn, a or [None] * len(wn), b or [None] * len(wn)) if x != y] if a and b else "row"
-                out.append(f"{dict(zip(key, k))}: oracle {_show(wn, a)} spark {_show(wn, b)} (differs in {cols})")
+                cols = (
+                    [n for n, x, y in zip(wn, a or [None] * len(wn), b or [None] * len(wn), strict=False) if x != y]
+                    if a and b
+                    else "row"
+                )
+                out.append(
+                    f"{dict(zip(key, k, strict=False))}: oracle {_show(wn, a)} spark {_show(wn, b)} (differs in {cols})"
+                )
     else:
         from collections import Counter
 
@@ -123,7 +154,11 @@ def differences(want: pa.Table, got: pa.Table, key: list[str] | None, limit: int
 
 
 def _show(names, row) -> str:
-    return "absent" if row is None else "{" + ", ".join(f"{n}={v!r}" for n, v in zip(names, row) if not n.startswith("value")) + "}"
+    return (
+        "absent"
+        if row is None
+        else "{" + ", ".join(f"{n}={v!r}" for n, v in zip(names, row, strict=False) if not n.startswith("value")) + "}"
+    )
 
 
 @dataclass
@@ -141,7 +176,9 @@ class Comparison:
         return "\n".join(lines) or "equal"
 
 
-def compare(exp: Expected, actual: dict[str, pa.Table], figures: dict | None, contract, gold: bool = True) -> Comparison:
+def compare(
+    exp: Expected, actual: dict[str, pa.Table], figures: dict | None, contract, gold: bool = True
+) -> Comparison:
     """Spark's published tables (and a run's figures) against the oracle's."""
     keys = {"state": [contract.primary_key], "quarantine": POSITION, "batch": None, "gold": [contract.primary_key]}
     out = Comparison()
@@ -150,5 +187,9 @@ def compare(exp: Expected, actual: dict[str, pa.Table], figures: dict | None, co
             continue
         out.tables[table] = differences(exp.tables[table], actual[table], key)
     if figures is not None:
-        out.figures = [f"{k}: oracle {exp.figures[k]!r} spark {figures.get(k)!r}" for k in FIGURES if exp.figures[k] != figures.get(k)]
+        out.figures = [
+            f"{k}: oracle {exp.figures[k]!r} spark {figures.get(k)!r}"
+            for k in FIGURES
+            if exp.figures[k] != figures.get(k)
+        ]
     return out

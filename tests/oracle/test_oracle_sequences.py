@@ -74,18 +74,29 @@ class Story:
         self.offset += n
         return list(range(self.offset - n, self.offset))
 
-    def run(self, name: str, why: str, backfill: Interval | None = None, rebuild: bool = False, all_bronze: bool = False) -> Step:
+    def run(
+        self, name: str, why: str, backfill: Interval | None = None, rebuild: bool = False, all_bronze: bool = False
+    ) -> Step:
         """`rebuild`: the run rebuilds Silver from all of Bronze (a backfill under a changed
         contract), so its figures are those of a from-scratch run. `all_bronze`: `--all`."""
         if all_bronze:
             backfill, rebuild = Interval(H[0], H[-1] + timedelta(hours=2)), True
         step = Step(name, why)
         now = bronze_objects(self.settings)
-        reread = [f for f in now if backfill and any(f"ingest_date={h:%Y-%m-%d}/ingest_hour={h:%H}/" in f for h in backfill.hours())]
+        reread = [
+            f
+            for f in now
+            if backfill and any(f"ingest_date={h:%Y-%m-%d}/ingest_hour={h:%H}/" in f for h in backfill.hours())
+        ]
         new = sorted(set(now) - set(self.seen))
         run_files = now if rebuild else sorted(set(new) | set(reread))
-        ctx = RunContext(self.settings, backfill or Interval.hour_of(H[0]), run_id=f"story-{name}", backfill=backfill is not None,
-                         all_bronze=all_bronze)
+        ctx = RunContext(
+            self.settings,
+            backfill or Interval.hour_of(H[0]),
+            run_id=f"story-{name}",
+            backfill=backfill is not None,
+            all_bronze=all_bronze,
+        )
         try:
             report = run_pipeline(ctx, [get_stage(s) for s in STAGES])
             step.figures = report.figures("bronze_to_silver")
@@ -101,7 +112,9 @@ class Story:
             step.comparison = compare(exp, actual, step.figures if staged else None, self.settings.data_contract)
             step.state = {r[self.settings.data_contract.primary_key]: r for r in actual["state"].to_pylist()}
             step.conflicts = sum(actual["batch"].column("_conflict").to_pylist()) if "batch" in actual else 0
-            step.reasons = [(r["reason"], r["reasons"]) for r in actual["quarantine"].select(["reason", "reasons"]).to_pylist()]
+            step.reasons = [
+                (r["reason"], r["reasons"]) for r in actual["quarantine"].select(["reason", "reasons"]).to_pylist()
+            ]
             self.seen = now
         self.steps[name] = step
         return step
@@ -117,7 +130,10 @@ def story(tmp_path_factory, spark) -> Story:
     for p, h in enumerate(H[:2]):
         land(st, generated(h), list(range(N)), h, partition=p)
     # A few records that break three rules each: the primary reason is the first in contract order.
-    broken = [{**e, "email": "not-an-email", "age": 150, "plan": "gold"} for e in (json.loads(m) for m in generated(H[0], n=5, dirty=0.0))]
+    broken = [
+        {**e, "email": "not-an-email", "age": 150, "plan": "gold"}
+        for e in (json.loads(m) for m in generated(H[0], n=5, dirty=0.0))
+    ]
     land(st, as_json(broken), list(range(len(broken))), H[0] + timedelta(minutes=59), partition=5)
     s.run("in_order", "two hours landed in order")
 
@@ -154,7 +170,9 @@ def story(tmp_path_factory, spark) -> Story:
     #    whose event is its key's state are conflicts with Silver: landed with an ordinary hour, so
     #    that they stay under the gate's max_conflicting_duplicates.
     h3 = [json.loads(m) for m in generated(H[3], dirty=0.0)]
-    conflicting = [{**e, "monthly_spend": round(e["monthly_spend"] + (1 if i % 2 else -1), 2)} for i, e in enumerate(h3[200:260])]
+    conflicting = [
+        {**e, "monthly_spend": round(e["monthly_spend"] + (1 if i % 2 else -1), 2)} for i, e in enumerate(h3[200:260])
+    ]
     hour5 = generated(H[5], seed=SEED + 2)
     land(st, [*hour5, *as_json(conflicting)], s.offsets(len(hour5) + len(conflicting)), H[5])
     s.run("conflicting_copies", "same event id, other content")
@@ -166,8 +184,20 @@ def story(tmp_path_factory, spark) -> Story:
     deletes = []
     for i, cid in enumerate(cids[:12]):
         when = H[6] if i < 8 else H[0]  # the last 4 are older than the customer's state
-        deletes.append({**state[cid], "event_id": eid(1000 + i), "event_type": "customer_deleted", "event_ts": ts(when + timedelta(seconds=i))})
-    revived = {**state[cids[0]], "event_id": eid(2000), "event_type": "customer_updated", "event_ts": ts(H[6] + timedelta(minutes=5))}
+        deletes.append(
+            {
+                **state[cid],
+                "event_id": eid(1000 + i),
+                "event_type": "customer_deleted",
+                "event_ts": ts(when + timedelta(seconds=i)),
+            }
+        )
+    revived = {
+        **state[cids[0]],
+        "event_id": eid(2000),
+        "event_type": "customer_updated",
+        "event_ts": ts(H[6] + timedelta(minutes=5)),
+    }
     land(st, as_json([*deletes, revived]), s.offsets(len(deletes) + 1), H[6])
     s.run("tombstones", "deletes stay in Silver and leave Gold; the latest event still wins")
 
@@ -175,8 +205,13 @@ def story(tmp_path_factory, spark) -> Story:
     #    (in reverse order) with an ordinary hour, so that the one conflicting event id stays under
     #    the gate's max_conflicting_duplicates. The ties are later than any event of that hour.
     tie_t = ts(H[8] + timedelta(minutes=30))
-    ties = [{**state[cids[20]], "event_id": eid(3000 + i), "event_ts": tie_t, "support_tickets": t} for i, t in enumerate((3, 9))]
-    ties += [{**state[cids[21]], "event_id": eid(3100), "event_ts": tie_t, "plan": p} for p in ("basic", "pro")]  # same id too
+    ties = [
+        {**state[cids[20]], "event_id": eid(3000 + i), "event_ts": tie_t, "support_tickets": t}
+        for i, t in enumerate((3, 9))
+    ]
+    ties += [
+        {**state[cids[21]], "event_id": eid(3100), "event_ts": tie_t, "plan": p} for p in ("basic", "pro")
+    ]  # same id too
     hour = generated(H[7])
     s.tie_customers = [cids[20], cids[21]]
     land(st, [*hour, *as_json(ties[::-1])], s.offsets(len(hour) + len(ties)), H[7])
@@ -206,14 +241,31 @@ def story(tmp_path_factory, spark) -> Story:
     # 11. A backfill of one hour under a changed contract (a tightened range, a new normaliser):
     #     Silver is rebuilt, and equals the oracle from scratch under the new contract.
     s.settings = get_settings(home=home, seed=SEED, contract=str(changed_contract(home)))
-    s.run("backfill_changed_contract", "age max 82 and full_name upper, backfill of H1", backfill=Interval.hour_of(H[1]),
-          rebuild=True)
+    s.run(
+        "backfill_changed_contract",
+        "age max 82 and full_name upper, backfill of H1",
+        backfill=Interval.hour_of(H[1]),
+        rebuild=True,
+    )
     return s
 
 
-STEPS = ["in_order", "out_of_order_later_hour_first", "out_of_order_earlier_hour_after", "redelivered_records",
-         "producer_resend", "late_records", "conflicting_copies", "tombstones", "event_time_ties", "late_bad_record_alone",
-         "export_twice_in_one_run", "backfill", "nothing_new", "backfill_changed_contract"]
+STEPS = [
+    "in_order",
+    "out_of_order_later_hour_first",
+    "out_of_order_earlier_hour_after",
+    "redelivered_records",
+    "producer_resend",
+    "late_records",
+    "conflicting_copies",
+    "tombstones",
+    "event_time_ties",
+    "late_bad_record_alone",
+    "export_twice_in_one_run",
+    "backfill",
+    "nothing_new",
+    "backfill_changed_contract",
+]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -253,16 +305,29 @@ def test_the_story_exercises_what_it_claims(story):
     assert max(r["age"] for r in rebuilt.state.values()) <= 82
     assert all(r["full_name"] is None or r["full_name"].isupper() for r in rebuilt.state.values())
     assert sum(r == "out_of_range:age" for r, _ in rebuilt.reasons) > sum(
-        r == "out_of_range:age" for r, _ in story.steps["nothing_new"].reasons)
+        r == "out_of_range:age" for r, _ in story.steps["nothing_new"].reasons
+    )
 
 
 # ---- A contract without an event time: the state is the latest first arrival per key -------------
 def subscriber_rows(first: int, n: int, tenure_shift: int = 0) -> list[dict]:
     regions, plans = ["Central", "East", "North", "South", "West"], ["Month-to-month", "One year", "Two year"]
-    return [{"account_no": first + i, "region": regions[i % 5], "contract_type": plans[i % 3], "internet_service": "DSL",
-             "tenure_months": 1 + (i * 7) % 72 + tenure_shift, "monthly_charges": 20.0 + i, "total_charges": None if i % 9 == 0 else 20.0 * i,
-             "support_calls": i % 4, "paperless_billing": i % 2, "email": f"a{first + i}@example.com",
-             "churn": "Yes" if i % 3 == 0 else "No"} for i in range(n)]
+    return [
+        {
+            "account_no": first + i,
+            "region": regions[i % 5],
+            "contract_type": plans[i % 3],
+            "internet_service": "DSL",
+            "tenure_months": 1 + (i * 7) % 72 + tenure_shift,
+            "monthly_charges": 20.0 + i,
+            "total_charges": None if i % 9 == 0 else 20.0 * i,
+            "support_calls": i % 4,
+            "paperless_billing": i % 2,
+            "email": f"a{first + i}@example.com",
+            "churn": "Yes" if i % 3 == 0 else "No",
+        }
+        for i in range(n)
+    ]
 
 
 def file_events(rows: list[dict]) -> list[bytes]:
@@ -271,7 +336,9 @@ def file_events(rows: list[dict]) -> list[bytes]:
     import uuid
 
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
-    return as_json([{"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{digest}:{i}")), **r} for i, r in enumerate(rows)])
+    return as_json(
+        [{"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{digest}:{i}")), **r} for i, r in enumerate(rows)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -303,11 +370,30 @@ def subscribers_story(tmp_path_factory, spark) -> Story:
     c, d = subscriber_rows(100, 20), subscriber_rows(100, 20, tenure_shift=2)
     for name, rows, minute in (("c", c, 0), ("d", d, 10), ("c", c, 20)):
         path = home / f"{name}.csv"
-        path.write_text("account_no,region,contract_type,internet_service,tenure_months,monthly_charges,total_charges,"
-                        "support_calls,paperless_billing,email,churn\n" + "".join(
-                            ",".join("" if r[k] is None else str(r[k]) for k in (
-                                "account_no", "region", "contract_type", "internet_service", "tenure_months", "monthly_charges",
-                                "total_charges", "support_calls", "paperless_billing", "email", "churn")) + "\n" for r in rows))
+        path.write_text(
+            "account_no,region,contract_type,internet_service,tenure_months,monthly_charges,total_charges,"
+            "support_calls,paperless_billing,email,churn\n"
+            + "".join(
+                ",".join(
+                    "" if r[k] is None else str(r[k])
+                    for k in (
+                        "account_no",
+                        "region",
+                        "contract_type",
+                        "internet_service",
+                        "tenure_months",
+                        "monthly_charges",
+                        "total_charges",
+                        "support_calls",
+                        "paperless_billing",
+                        "email",
+                        "churn",
+                    )
+                )
+                + "\n"
+                for r in rows
+            )
+        )
         ingest_file(st, store_for(st), path, at=H[3] + timedelta(minutes=minute))
         s.run(f"file_{name}_{minute}", f"file {name} at minute {minute} of one hour")
     s.run("all_after_same_name_reingest", "--all after C, D and C again within the hour", all_bronze=True)
@@ -315,8 +401,17 @@ def subscribers_story(tmp_path_factory, spark) -> Story:
     return s
 
 
-SUBSCRIBER_STEPS = ["file_a", "edited_file_b", "file_a_again", "nothing_new", "backfill", "file_c_0", "file_d_10",
-                    "file_c_20", "all_after_same_name_reingest"]
+SUBSCRIBER_STEPS = [
+    "file_a",
+    "edited_file_b",
+    "file_a_again",
+    "nothing_new",
+    "backfill",
+    "file_c_0",
+    "file_d_10",
+    "file_c_20",
+    "all_after_same_name_reingest",
+]
 
 
 @pytest.mark.parametrize("step", SUBSCRIBER_STEPS)
@@ -328,7 +423,10 @@ def test_without_an_event_time_each_run_publishes_what_the_oracle_computes(subsc
 
 def test_without_an_event_time_a_reingest_keeps_the_edit(subscribers_story):
     steps = subscribers_story.steps
-    tenure = lambda step: {k: r["tenure_months"] for k, r in steps[step].state.items()}  # noqa: E731
+
+    def tenure(step):
+        return {k: r["tenure_months"] for k, r in steps[step].state.items()}
+
     assert tenure("file_a_again") == tenure("edited_file_b") != tenure("file_a")
     assert steps["file_a_again"].figures["changed"] == 0 and steps["file_a_again"].figures["bronze_in"] == 40
     # The quarantine is per source position: the second file's bad row is another delivery.

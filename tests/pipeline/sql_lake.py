@@ -43,7 +43,12 @@ def build_lake(settings) -> dict:
     scores = scores_dataset(settings)
     for n in (7, 9):
         write = scores.begin("sql-test")
-        _stage(settings, write, scores.tables[-1], pa.table({"customer_id": [f"C{i:07d}" for i in range(n)], "score": [0.5] * n}))
+        _stage(
+            settings,
+            write,
+            scores.tables[-1],
+            pa.table({"customer_id": [f"C{i:07d}" for i in range(n)], "score": [0.5] * n}),
+        )
         write.commit({})
     name = f"gold.{settings.data_contract.scores_name}"
     return {

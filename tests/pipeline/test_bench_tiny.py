@@ -19,8 +19,13 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    proc = subprocess.run([sys.executable, "-m", "bench", "--tiny", "--work", str(out / "work"), "--results", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--work", str(out / "work"), "--results", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     doc = json.loads((out / "latest-tiny.json").read_text()) if (out / "latest-tiny.json").exists() else None
     return proc, doc
 
@@ -46,4 +51,8 @@ def test_bench_lands_through_kafka_and_times_the_cli(tiny):
     cli = doc["cli"]
     assert cli["quiet_changed_nothing"], cli["state_before_after"]
     before, _ = cli["state_before_after"]
-    assert before["model_versions"] == 1 and None not in (before["silver"], before["gold"], before["scores"])  # Delta versions from 0
+    assert before["model_versions"] == 1 and None not in (
+        before["silver"],
+        before["gold"],
+        before["scores"],
+    )  # Delta versions from 0

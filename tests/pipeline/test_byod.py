@@ -22,10 +22,10 @@ import pytest
 from ingestion.file_source import ingest_file
 from mdp.core.context import RunContext
 from mdp.core.lake import Interval
-from mdp.core.tables import silver_dataset
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
+from mdp.core.tables import silver_dataset
 from mdp.shell.runner import run_pipeline
 from tests.helpers import clean_events
 
@@ -78,8 +78,15 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MDP_", "MLFLOW_TRACKING_URI"))}
-    env.update({"PYTHONPATH": str(ROOT), "MDP_HOME": str(home), "MDP_SPARK_DRIVER_MEMORY": "1g",
-                "GX_ANALYTICS_ENABLED": "false", "COLUMNS": "200"})
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "MDP_HOME": str(home),
+            "MDP_SPARK_DRIVER_MEMORY": "1g",
+            "GX_ANALYTICS_ENABLED": "false",
+            "COLUMNS": "200",
+        }
+    )
     env.update(extra)
     return env
 
@@ -92,8 +99,14 @@ BAD_CONTRACTS = {
     # (a change to the subscribers contract, the key the message must name)
     "bad_type": (lambda c: c["columns"][5].update(type="float"), "columns.5.type"),
     "unknown_key": (lambda c: c.update(primary_keys=["account_no"]), "primary_keys"),
-    "label_not_declared": (lambda c: c["label"].update(column="churned"), "label.column: 'churned' is not a declared column"),
-    "positive_wrong_type": (lambda c: c["label"].update(positive=True), "label.positive: True does not fit the string column 'churn'"),
+    "label_not_declared": (
+        lambda c: c["label"].update(column="churned"),
+        "label.column: 'churned' is not a declared column",
+    ),
+    "positive_wrong_type": (
+        lambda c: c["label"].update(positive=True),
+        "label.positive: True does not fit the string column 'churn'",
+    ),
 }
 
 
@@ -129,7 +142,10 @@ def test_a_bad_contract_fails_up_front_naming_the_key(tmp_path, small_file, case
 
 
 def test_infer_with_a_bad_option_names_it(tmp_path, small_file):
-    r = _mdp(["contract", "infer", str(small_file), "--entity", "subscribers", "--key", "account", "--label", "churn"], _env(tmp_path))
+    r = _mdp(
+        ["contract", "infer", str(small_file), "--entity", "subscribers", "--key", "account", "--label", "churn"],
+        _env(tmp_path),
+    )
     assert r.returncode == 2 and "--key: no column 'account'" in " ".join(r.stderr.split()), r.stderr
 
 
@@ -155,10 +171,16 @@ def baseline_auc(path: Path, key: str, label: str, positive: str, drop: tuple[st
     X = df.drop(columns=[key, label, *drop])
     categorical = [c for c in X if X[c].dtype == object]
     numeric = [c for c in X if c not in categorical]
-    pre = ColumnTransformer([
-        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), categorical),
-        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-    ])
+    pre = ColumnTransformer(
+        [
+            (
+                "cat",
+                make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+                categorical,
+            ),
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+        ]
+    )
     model = make_pipeline(pre, LogisticRegression(max_iter=2000))
     scores = cross_val_score(model, X, y, cv=StratifiedKFold(5, shuffle=True, random_state=0), scoring="roc_auc")
     return float(scores.mean())
@@ -175,7 +197,22 @@ def test_subscribers_from_contract_infer_to_a_champion(tmp_path):
     env = _env(tmp_path)
     r = _mdp(["example", "subscribers", "--rows", str(ROWS), "--out", str(data)], env)
     assert r.returncode == 0, r.stderr
-    r = _mdp(["contract", "infer", str(data), "--entity", "subscribers", "--key", "account_no", "--label", "churn", "--out", str(draft)], env)
+    r = _mdp(
+        [
+            "contract",
+            "infer",
+            str(data),
+            "--entity",
+            "subscribers",
+            "--key",
+            "account_no",
+            "--label",
+            "churn",
+            "--out",
+            str(draft),
+        ],
+        env,
+    )
     assert r.returncode == 0, r.stderr
 
     r = _mdp(["run", "--input", str(data)], _env(tmp_path, MDP_CONTRACT=str(draft)), timeout=900)
@@ -191,5 +228,7 @@ def test_subscribers_from_contract_infer_to_a_champion(tmp_path):
     champion = client.get_model_version_by_alias("subscribers-churn", "champion")
     auc = client.get_run(champion.run_id).data.metrics["roc_auc"]
     base = baseline_auc(data, "account_no", "churn", "Yes", drop=("email",))
-    print(f"subscribers ({ROWS} rows): champion v{champion.version} roc_auc={auc:.4f}, baseline 5-fold logistic {base:.4f}")
+    print(
+        f"subscribers ({ROWS} rows): champion v{champion.version} roc_auc={auc:.4f}, baseline 5-fold logistic {base:.4f}"
+    )
     assert abs(auc - base) <= 0.01, (auc, base)

@@ -39,7 +39,11 @@ def _good(home: Path) -> dict:
 
     silver = silver_dataset(_settings(home))
     out["published_before"] = (silver.current() or {}).get("version")
-    parts = sorted(Path(u.removeprefix("file://")) for u in silver.files("state")) if out["published_before"] is not None else []
+    parts = (
+        sorted(Path(u.removeprefix("file://")) for u in silver.files("state"))
+        if out["published_before"] is not None
+        else []
+    )
     out["lost_part"] = parts[0].name if parts else None
     if parts:
         parts[0].unlink()  # a lost batch: rows Silver's pointer says it holds are gone
@@ -74,8 +78,13 @@ LAKE_OF = {
 
 @pytest.fixture(scope="module")
 def lakes(request, tmp_path_factory):
-    wanted = sorted({LAKE_OF[i.originalname] for i in request.session.items
-                     if i.module is request.module and i.originalname in LAKE_OF})
+    wanted = sorted(
+        {
+            LAKE_OF[i.originalname]
+            for i in request.session.items
+            if i.module is request.module and i.originalname in LAKE_OF
+        }
+    )
     build = {"good": _good, "dirty": _dirty}
     with ThreadPoolExecutor(max_workers=2) as pool:  # the two lakes run concurrently
         futures = {n: pool.submit(build[n], tmp_path_factory.mktemp(f"cli-{n}")) for n in wanted}
@@ -94,7 +103,9 @@ def test_a_lost_silver_batch_exits_4_and_publishes_nothing(lakes):
     assert g["lost_part"], "Silver state had no part file to lose"
     r = g["second"]
     assert r.returncode == 4, r.text[-3000:]
-    assert "ConservationError: row conservation failed, nothing staged" in r.text and "silver rows" in r.text, r.text[-1500:]
+    assert "ConservationError: row conservation failed, nothing staged" in r.text and "silver rows" in r.text, r.text[
+        -1500:
+    ]
     assert g["published_after"] == g["published_before"]  # nothing staged, nothing published
 
 

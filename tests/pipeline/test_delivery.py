@@ -10,15 +10,15 @@ import pytest
 import yaml
 
 from ingestion.bronze import RawRecord, write_bronze
+from mdp.core import catalog
 from mdp.core.context import RunContext
 from mdp.core.contract import load_contract
 from mdp.core.errors import Busy, ConfigError, GateFailed, StageError
-from mdp.core import catalog
 from mdp.core.lake import Interval, Lease, spark_uri
-from mdp.core.tables import silver_dataset
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.core.storage import join, store_for
+from mdp.core.tables import silver_dataset
 from mdp.shell.runner import run_pipeline
 from spark_apps.transforms import content_checksum
 from tests.helpers import clean_events
@@ -32,12 +32,17 @@ SILVER = ("bronze_to_silver", "validate_silver")
 def land(settings, hour, messages, offsets=None, source="kafka", ingest=None):
     """Write messages into Bronze as a landing would: one object per batch, named by its offsets."""
     offsets = offsets or list(range(len(messages)))
-    records = [RawRecord(m, None, 0, o, ingest or hour + timedelta(seconds=1 + i % 3000)) for i, (m, o) in enumerate(zip(messages, offsets))]
+    records = [
+        RawRecord(m, None, 0, o, ingest or hour + timedelta(seconds=1 + i % 3000))
+        for i, (m, o) in enumerate(zip(messages, offsets, strict=False))
+    ]
     write_bronze(settings, store_for(settings), records, source=source, topic="customers")
 
 
 def run(settings, stages=SILVER, run_id=None, interval=None, backfill=False):
-    ctx = RunContext(settings, interval or Interval.hour_of(H), run_id=run_id or f"r{datetime.now(UTC):%H%M%S%f}", backfill=backfill)
+    ctx = RunContext(
+        settings, interval or Interval.hour_of(H), run_id=run_id or f"r{datetime.now(UTC):%H%M%S%f}", backfill=backfill
+    )
     return run_pipeline(ctx, [get_stage(s) for s in stages])
 
 
@@ -92,7 +97,11 @@ def test_a_new_field_in_every_message_stops_the_run_at_the_gate(lake):
     land(lake, H, messages(3))
     run(lake)
     current = silver_dataset(lake).current()["version"]
-    land(lake, H + timedelta(hours=1), [json.dumps({**e, "loyalty_tier": "gold"}).encode() for e in clean_events(4, H + timedelta(hours=1), N)])
+    land(
+        lake,
+        H + timedelta(hours=1),
+        [json.dumps({**e, "loyalty_tier": "gold"}).encode() for e in clean_events(4, H + timedelta(hours=1), N)],
+    )
     with pytest.raises(GateFailed) as err:
         run(lake, run_id="new-field")
     assert err.value.exit_code == 3
@@ -120,8 +129,12 @@ def test_late_records_reach_silver_on_the_next_run(lake):
     rows = silver_dataset(lake).current()["silver_rows"]
     # Records with a Kafka timestamp in hour H land after H was processed (another object in H's partition).
     late = clean_events(7, H, 40)
-    land(lake, H, [json.dumps({**e, "customer_id": f"C9{i:06d}"}).encode() for i, e in enumerate(late)],
-         offsets=list(range(50_000, 50_040)))
+    land(
+        lake,
+        H,
+        [json.dumps({**e, "customer_id": f"C9{i:06d}"}).encode() for i, e in enumerate(late)],
+        offsets=list(range(50_000, 50_040)),
+    )
     report = run(lake, interval=Interval.hour_of(H + timedelta(hours=5)))  # a later hour's run
     assert report.figures("bronze_to_silver")["bronze_in"] == 40
     assert silver_dataset(lake).current()["silver_rows"] == rows + 40
@@ -129,7 +142,12 @@ def test_late_records_reach_silver_on_the_next_run(lake):
 
 def test_a_paused_pipeline_catches_up_in_one_run(lake):
     for i in range(3):
-        land(lake, H + timedelta(hours=i), messages(10 + i, H + timedelta(hours=i), 500), offsets=list(range(i * 500, (i + 1) * 500)))
+        land(
+            lake,
+            H + timedelta(hours=i),
+            messages(10 + i, H + timedelta(hours=i), 500),
+            offsets=list(range(i * 500, (i + 1) * 500)),
+        )
     report = run(lake)
     assert report.figures("bronze_to_silver")["bronze_in"] == 1500
     assert report.figures("bronze_to_silver")["bronze_objects"] == 3
@@ -150,8 +168,12 @@ def test_a_delete_removes_the_customer_from_silver_and_gold(lake):
     land(lake, H, [json.dumps(e).encode() for e in events])
     run(lake, stages=(*SILVER, "silver_to_gold"))
     victim = events[-1]
-    tombstone = {**victim, "event_id": "00000000-0000-4000-8000-0000000000dd", "event_type": "customer_deleted",
-                 "event_ts": (H + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    tombstone = {
+        **victim,
+        "event_id": "00000000-0000-4000-8000-0000000000dd",
+        "event_type": "customer_deleted",
+        "event_ts": (H + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
     land(lake, H + timedelta(hours=1), [json.dumps(tombstone).encode()], offsets=[90_000])
     run(lake, stages=(*SILVER, "silver_to_gold"))
     state = catalog.read(lake, "silver.state").to_pandas().set_index("customer_id")
@@ -210,16 +232,24 @@ def _contract_with(tmp_path, name, change):
 def test_adding_a_nullable_column_needs_no_rebuild_and_an_incompatible_change_is_named(lake, tmp_path):
     land(lake, H, messages(14))
     run(lake)
-    added = _contract_with(tmp_path, "added", lambda d: d["columns"].append({"name": "referral_code", "type": "string"}))
+    added = _contract_with(
+        tmp_path, "added", lambda d: d["columns"].append({"name": "referral_code", "type": "string"})
+    )
     wider = get_settings(home=lake.home, contract=added)
     hour = H + timedelta(hours=1)
-    land(wider, hour, [json.dumps({**e, "referral_code": "R1"}).encode() for e in clean_events(15, hour, 200)],
-         offsets=list(range(N, N + 200)))
+    land(
+        wider,
+        hour,
+        [json.dumps({**e, "referral_code": "R1"}).encode() for e in clean_events(15, hour, 200)],
+        offsets=list(range(N, N + 200)),
+    )
     report = run(wider, interval=Interval.hour_of(hour))
     assert report.figures("validate_silver")["published"] is True
     state = catalog.read(wider, "silver.state").to_pandas()
     assert state.referral_code.notna().sum() > 0 and state.referral_code.isna().sum() > 0
 
-    retyped = _contract_with(tmp_path, "retyped", lambda d: next(c for c in d["columns"] if c["name"] == "age").update(type="double"))
+    retyped = _contract_with(
+        tmp_path, "retyped", lambda d: next(c for c in d["columns"] if c["name"] == "age").update(type="double")
+    )
     with pytest.raises(ConfigError, match="columns.age: type changed from int to double"):
         run(get_settings(home=lake.home, contract=retyped))

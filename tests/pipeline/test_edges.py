@@ -27,8 +27,9 @@ pytestmark = pytest.mark.integration
 SILVER = ["--stage", "land_bronze", "--stage", "bronze_to_silver", "--stage", "validate_silver"]
 
 
-def _contract_with(tmp_path: Path, column: str | None = None, base: str = "customers", quality: dict | None = None,
-                   **changes) -> Path:
+def _contract_with(
+    tmp_path: Path, column: str | None = None, base: str = "customers", quality: dict | None = None, **changes
+) -> Path:
     data = yaml.safe_load((CONTRACTS_DIR / f"{base}.yaml").read_text())
     for c in data["columns"]:
         if c["name"] == column:
@@ -40,11 +41,14 @@ def _contract_with(tmp_path: Path, column: str | None = None, base: str = "custo
     return path
 
 
-@pytest.mark.parametrize("regex, engine", [
-    (r"^\p{Lu}[a-z]+$", "Python"),  # Java's Unicode classes: Spark accepts it, Python's re does not
-    (r"^(?P<first>[a-z]+)$", "Java"),  # Python's named group: GX accepts it, Spark's Java regex does not
-    (r"^[a-z+$", "Python"),  # refused everywhere
-])
+@pytest.mark.parametrize(
+    "regex, engine",
+    [
+        (r"^\p{Lu}[a-z]+$", "Python"),  # Java's Unicode classes: Spark accepts it, Python's re does not
+        (r"^(?P<first>[a-z]+)$", "Java"),  # Python's named group: GX accepts it, Spark's Java regex does not
+        (r"^[a-z+$", "Python"),  # refused everywhere
+    ],
+)
 def test_a_regex_one_engine_refuses_fails_the_contract_check(tmp_path, regex, engine):
     path = _contract_with(tmp_path, "country", regex=regex)
     r = run_cli(["contract", "check", str(path)], cli_env(tmp_path))
@@ -60,19 +64,23 @@ def test_the_bundled_regexes_compile_in_both_engines(tmp_path):
 def test_a_lake_folder_with_a_space_and_an_accent_is_one_lake(tmp_path):
     root = tmp_path / "my lake é"
     env = cli_env(tmp_path, MDP_LAKE_ROOT=str(root), MDP_EVENTS="60")
-    r = run_cli(["run", "--stage", "land_bronze", "--stage", "bronze_to_silver", "--stage", "validate_silver"],
-                env, timeout=600)
+    r = run_cli(
+        ["run", "--stage", "land_bronze", "--stage", "bronze_to_silver", "--stage", "validate_silver"], env, timeout=600
+    )
     assert r.returncode == 0, r.text[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("my")) == ["my lake é"]
-    assert (root / "bronze" / "customers").is_dir() and (root / "silver" / "customers" / "state" / "_delta_log").is_dir()
+    assert (root / "bronze" / "customers").is_dir() and (
+        root / "silver" / "customers" / "state" / "_delta_log"
+    ).is_dir()
 
 
 def _csv(path: Path, rows: list[dict]) -> Path:
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
-        w.writerows([{k: "" if v is None else str(v).lower() if isinstance(v, bool) else v for k, v in r.items()}
-                     for r in rows])
+        w.writerows(
+            [{k: "" if v is None else str(v).lower() if isinstance(v, bool) else v for k, v in r.items()} for r in rows]
+        )
     return path
 
 
@@ -83,11 +91,14 @@ def _customers(seed: int, n: int, bad_emails: int) -> list[dict]:
     return events
 
 
-@pytest.mark.parametrize("n, bad, code", [
-    (5, 1, 0),  # a quiet hour with one bad email: 20% of 5, but under the cap of 20 rows (10% of 200)
-    (3, 2, 0),  # two bad of three: two records, not a broken producer (the half-batch cap stopped it)
-    (30, 21, 3),  # more bad emails than a batch of min_batch_rows may hold still stop the line
-])
+@pytest.mark.parametrize(
+    "n, bad, code",
+    [
+        (5, 1, 0),  # a quiet hour with one bad email: 20% of 5, but under the cap of 20 rows (10% of 200)
+        (3, 2, 0),  # two bad of three: two records, not a broken producer (the half-batch cap stopped it)
+        (30, 21, 3),  # more bad emails than a batch of min_batch_rows may hold still stop the line
+    ],
+)
 def test_a_small_batch_is_judged_by_counts_not_shares(tmp_path, n, bad, code):
     events = _csv(tmp_path / "events.csv", _customers(7, n, bad))
     r = run_cli(["run", "--input", str(events), *SILVER], cli_env(tmp_path), timeout=600)
@@ -115,12 +126,27 @@ def test_a_batch_of_new_accounts_with_one_tenure_is_not_drift(tmp_path):
 
 
 def _subscribers(first_account: int, n: int) -> list[dict]:
-    regions, contracts, internet = ["Central", "East", "North", "South", "West"], ["Month-to-month", "One year", "Two year"], \
-        ["DSL", "Fiber optic", "No internet"]
-    return [{"account_no": first_account + i + 1, "region": regions[i % 5], "contract_type": contracts[i % 3],
-             "internet_service": internet[i % 3], "tenure_months": 1 + (i * 7) % 72, "monthly_charges": 20.0 + i,
-             "total_charges": (20.0 + i) * (1 + (i * 7) % 72), "support_calls": i % 4, "paperless_billing": i % 2,
-             "email": f"a{first_account + i}@example.com", "churn": "Yes" if i % 3 == 0 else "No"} for i in range(n)]
+    regions, contracts, internet = (
+        ["Central", "East", "North", "South", "West"],
+        ["Month-to-month", "One year", "Two year"],
+        ["DSL", "Fiber optic", "No internet"],
+    )
+    return [
+        {
+            "account_no": first_account + i + 1,
+            "region": regions[i % 5],
+            "contract_type": contracts[i % 3],
+            "internet_service": internet[i % 3],
+            "tenure_months": 1 + (i * 7) % 72,
+            "monthly_charges": 20.0 + i,
+            "total_charges": (20.0 + i) * (1 + (i * 7) % 72),
+            "support_calls": i % 4,
+            "paperless_billing": i % 2,
+            "email": f"a{first_account + i}@example.com",
+            "churn": "Yes" if i % 3 == 0 else "No",
+        }
+        for i in range(n)
+    ]
 
 
 def test_a_catch_up_with_many_events_per_customer_is_not_drift(tmp_path):
@@ -150,11 +176,18 @@ def test_a_renamed_column_is_refused_before_silver_changes(tmp_path):
     next(d for d in data["derived"] if d["column"] == "last_login_date")["column"] = "last_seen_date"
     renamed = tmp_path / "renamed.yaml"
     renamed.write_text(yaml.safe_dump(data, sort_keys=False))
-    later = _csv(tmp_path / "later.csv", [{**{k: v for k, v in r.items() if k != "last_login_date"},
-                                           "last_seen_date": r["last_login_date"]} for r in _customers(4, 40, 0)])
+    later = _csv(
+        tmp_path / "later.csv",
+        [
+            {**{k: v for k, v in r.items() if k != "last_login_date"}, "last_seen_date": r["last_login_date"]}
+            for r in _customers(4, 40, 0)
+        ],
+    )
     r = run_cli(["run", "--input", str(later), *SILVER], cli_env(tmp_path, MDP_CONTRACT=str(renamed)), timeout=600)
     assert r.returncode == 2, r.text[-3000:]
-    assert "columns.last_login_date: dropped while last_seen_date (date) was added: a rename is not compatible" in r.text
+    assert (
+        "columns.last_login_date: dropped while last_seen_date (date) was added: a rename is not compatible" in r.text
+    )
     assert _silver_version(tmp_path) == current
 
 
@@ -211,8 +244,13 @@ def test_all_under_a_changed_contract_gives_the_silver_of_a_fresh_run(tmp_path):
 
     def rows(home, table):
         drop = {"value", "reasons"}  # bytes and lists: compared through reason and position
-        return sorted((tuple(sorted((k, v) for k, v in r.items() if k not in drop)) for r in _published(home, "customers", table)),
-                      key=repr)
+        return sorted(
+            (
+                tuple(sorted((k, v) for k, v in r.items() if k not in drop))
+                for r in _published(home, "customers", table)
+            ),
+            key=repr,
+        )
 
     state = _published(tmp_path / "lake", "customers")
     assert max(r["age"] for r in state) <= 82
@@ -220,7 +258,9 @@ def test_all_under_a_changed_contract_gives_the_silver_of_a_fresh_run(tmp_path):
     assert rows(tmp_path / "lake", "state") == rows(fresh, "state")
     assert rows(tmp_path / "lake", "quarantine") == rows(fresh, "quarantine")
     kept = {(r["_source"], r["_partition"], r["_offset"]) for r in state}
-    quarantined = {(r["source"], r["partition"], r["offset"]) for r in _published(tmp_path / "lake", "customers", "quarantine")}
+    quarantined = {
+        (r["source"], r["partition"], r["offset"]) for r in _published(tmp_path / "lake", "customers", "quarantine")
+    }
     assert not kept & quarantined, "a record both accepted and quarantined"
 
 
@@ -228,17 +268,38 @@ def test_a_minimal_tombstone_deletes_the_customer(tmp_path):
     """A delete that carries only what a delete needs (event id, type, time, key) is a delete, not a
     record quarantined as missing:<column>; an ordinary event with a blank required cell still is."""
     events = _customers(5, 40, 0)
-    assert run_cli(["run", "--input", str(_csv(tmp_path / "first.csv", events)), *SILVER, "-s", "silver_to_gold"],
-                   cli_env(tmp_path), timeout=600).returncode == 0
+    assert (
+        run_cli(
+            ["run", "--input", str(_csv(tmp_path / "first.csv", events)), *SILVER, "-s", "silver_to_gold"],
+            cli_env(tmp_path),
+            timeout=600,
+        ).returncode
+        == 0
+    )
     gone, later = events[0]["customer_id"], "2026-03-02T11:00:00.000000Z"
-    tombstone = {k: None for k in events[0]} | {"event_id": "00000000-0000-4000-8000-000000000001", "event_type": "customer_deleted",
-                                                "event_ts": later, "customer_id": gone}
+    tombstone = {k: None for k in events[0]} | {
+        "event_id": "00000000-0000-4000-8000-000000000001",
+        "event_type": "customer_deleted",
+        "event_ts": later,
+        "customer_id": gone,
+    }
     blank_email = {**events[1], "event_id": "00000000-0000-4000-8000-000000000002", "event_ts": later, "email": None}
-    updates = [{**e, "event_id": f"00000000-0000-4000-8000-00000000001{i}", "event_ts": later, "support_tickets": 7}
-               for i, e in enumerate(events[2:5])]
-    r = run_cli(["run", "--input", str(_csv(tmp_path / "deletes.csv", [tombstone, blank_email, *updates])), *SILVER,
-                 "-s", "silver_to_gold"],
-                cli_env(tmp_path), timeout=600)
+    updates = [
+        {**e, "event_id": f"00000000-0000-4000-8000-00000000001{i}", "event_ts": later, "support_tickets": 7}
+        for i, e in enumerate(events[2:5])
+    ]
+    r = run_cli(
+        [
+            "run",
+            "--input",
+            str(_csv(tmp_path / "deletes.csv", [tombstone, blank_email, *updates])),
+            *SILVER,
+            "-s",
+            "silver_to_gold",
+        ],
+        cli_env(tmp_path),
+        timeout=600,
+    )
     assert r.returncode == 0, r.text[-3000:]
     state = {row["customer_id"]: row for row in _published(tmp_path, "customers")}
     assert state[gone]["event_type"] == "customer_deleted" and state[gone]["email"] is None
@@ -256,8 +317,12 @@ def test_a_conflicting_copy_in_a_later_run_counts_against_max_conflicting_duplic
     is a conflict like two contents within one batch. Fifteen of them in a batch of 35 stop the gate
     (under min_batch_rows, max_conflicting_duplicates (5%) allows 10 rows)."""
     first = _customers(11, 300, 0)
-    assert run_cli(["run", "--input", str(_csv(tmp_path / "first.csv", first)), *SILVER], cli_env(tmp_path),
-                   timeout=600).returncode == 0
+    assert (
+        run_cli(
+            ["run", "--input", str(_csv(tmp_path / "first.csv", first)), *SILVER], cli_env(tmp_path), timeout=600
+        ).returncode
+        == 0
+    )
     states = sorted(_published(tmp_path, "customers"), key=lambda r: r["customer_id"])[:15]
     by_id = {e["event_id"]: e for e in first}
     conflicting = [{**by_id[s["event_id"]], "monthly_spend": by_id[s["event_id"]]["monthly_spend"] + 1} for s in states]

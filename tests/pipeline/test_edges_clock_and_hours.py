@@ -72,8 +72,15 @@ def test_a_recent_file_ingested_with_an_old_since_is_not_future(tmp_path):
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(events[0]))
         w.writeheader()
-        w.writerows([{k: "" if v is None else str(v).lower() if isinstance(v, bool) else v for k, v in e.items()} for e in events])
+        w.writerows(
+            [
+                {k: "" if v is None else str(v).lower() if isinstance(v, bool) else v for k, v in e.items()}
+                for e in events
+            ]
+        )
     old = (now - timedelta(days=30)).strftime("%Y-%m-%dT%H")
-    r = run_cli(["run", "--input", str(path), "--since", old, "-s", "land_bronze", *STAGES], cli_env(tmp_path), timeout=600)
+    r = run_cli(
+        ["run", "--input", str(path), "--since", old, "-s", "land_bronze", *STAGES], cli_env(tmp_path), timeout=600
+    )
     assert r.returncode == 0, r.text[-3000:]
     assert "quarantined=0" in r.text, r.text[-3000:]

@@ -29,8 +29,10 @@ pytestmark = pytest.mark.integration
 def _distinct_customers(n: int) -> list[dict]:
     """n creates of n customers (the generator gives a few events per customer): a Silver of n rows."""
     events = clean_events(17, datetime(2026, 3, 2, 9, tzinfo=UTC), n)
-    return [{**e, "event_type": "customer_created", "customer_id": f"C{1000000 + i:07d}", "email": f"c{i}@example.com"}
-            for i, e in enumerate(events)]
+    return [
+        {**e, "event_type": "customer_created", "customer_id": f"C{1000000 + i:07d}", "email": f"c{i}@example.com"}
+        for i, e in enumerate(events)
+    ]
 
 
 def _silver_manifest(home: Path) -> dict:
@@ -52,10 +54,26 @@ def test_a_bulk_delete_of_minimal_deletes_is_not_drift(tmp_path):
     assert r.returncode == 0, r.text[-3000:]
 
     later = "2026-03-02T11:00:00.000000Z"
-    deletes = [{k: None for k in e} | {"event_id": f"00000000-0000-4000-8000-{i:012d}", "event_type": "customer_deleted",
-                                       "event_ts": later, "customer_id": e["customer_id"]} for i, e in enumerate(first[:500])]
-    updates = [{**e, "event_id": f"00000000-0000-4000-9000-{i:012d}", "event_type": "customer_updated", "event_ts": later,
-                "support_tickets": 3} for i, e in enumerate(first[500:])]
+    deletes = [
+        {k: None for k in e}
+        | {
+            "event_id": f"00000000-0000-4000-8000-{i:012d}",
+            "event_type": "customer_deleted",
+            "event_ts": later,
+            "customer_id": e["customer_id"],
+        }
+        for i, e in enumerate(first[:500])
+    ]
+    updates = [
+        {
+            **e,
+            "event_id": f"00000000-0000-4000-9000-{i:012d}",
+            "event_type": "customer_updated",
+            "event_ts": later,
+            "support_tickets": 3,
+        }
+        for i, e in enumerate(first[500:])
+    ]
     r = run_cli(["run", "--input", str(_csv(tmp_path / "deletes.csv", deletes + updates)), *SILVER], env, timeout=600)
     assert r.returncode == 0, r.text[-3000:]
     state = {row["customer_id"]: row for row in _published(tmp_path, "customers")}
@@ -66,11 +84,20 @@ def test_a_bulk_delete_of_minimal_deletes_is_not_drift(tmp_path):
     assert profile["columns"]["phone"]["nulls"] == 0, "the profile counts live customers, not tombstones"
 
     even_later = "2026-03-02T12:00:00.000000Z"
-    no_phone = [{**e, "event_id": f"00000000-0000-4000-a000-{i:012d}", "event_ts": even_later,
-                 "phone": None if i % 2 else e["phone"]} for i, e in enumerate(updates)]
+    no_phone = [
+        {
+            **e,
+            "event_id": f"00000000-0000-4000-a000-{i:012d}",
+            "event_ts": even_later,
+            "phone": None if i % 2 else e["phone"],
+        }
+        for i, e in enumerate(updates)
+    ]
     r = run_cli(["run", "--input", str(_csv(tmp_path / "no_phone.csv", no_phone)), *SILVER], env, timeout=600)
     assert r.returncode == 3, r.text[-3000:]
-    assert "expect_column_values_to_not_be_null(phone)" in r.text and "quality.drift.max_null_share_increase" in r.text, r.text[-3000:]
+    assert (
+        "expect_column_values_to_not_be_null(phone)" in r.text and "quality.drift.max_null_share_increase" in r.text
+    ), r.text[-3000:]
 
 
 def test_a_retry_after_a_crash_past_the_pointer_succeeds(tmp_path):
@@ -87,8 +114,9 @@ def test_a_retry_after_a_crash_past_the_pointer_succeeds(tmp_path):
     write_id = json.loads(staged_uri.read_text())["write"]["write_id"]
     staged = before + 1  # the Delta version its commit makes
 
-    crashed = run_cli(["stage", "validate_silver", "--run-id", "r2"], {**env, "MDP_TEST_CRASH_AFTER_POINTER": "silver"},
-                      timeout=600)
+    crashed = run_cli(
+        ["stage", "validate_silver", "--run-id", "r2"], {**env, "MDP_TEST_CRASH_AFTER_POINTER": "silver"}, timeout=600
+    )
     assert crashed.returncode == -signal.SIGKILL, crashed.text[-3000:]
     manifest = _silver_manifest(tmp_path)
     assert (manifest["version"], manifest["write_id"]) == (staged, write_id)  # the commit is in the log ...
@@ -105,8 +133,9 @@ def test_a_retry_after_a_crash_past_the_pointer_succeeds(tmp_path):
     from mdp.core.tables import gold_dataset
 
     gold_features = gold_dataset(get_settings(home=tmp_path))
-    crashed = run_cli(["stage", "silver_to_gold", "--run-id", "r2"], {**env, "MDP_TEST_CRASH_AFTER_POINTER": "gold"},
-                      timeout=600)
+    crashed = run_cli(
+        ["stage", "silver_to_gold", "--run-id", "r2"], {**env, "MDP_TEST_CRASH_AFTER_POINTER": "gold"}, timeout=600
+    )
     assert crashed.returncode == -signal.SIGKILL, crashed.text[-3000:]
     gold = gold_features.current()  # the Delta commit is made, the run's bookkeeping is not
     assert gold["silver_version"] == staged

@@ -38,12 +38,15 @@ def test_a_key_left_nullable_is_still_required(tmp_path):
     """Finding 2: a contract that leaves out `nullable: false` on the key loads (a record with no key
     is then quarantined: tests/properties test_finding_2_*); a key stated nullable is refused,
     naming the setting."""
+
     def drop(data):
         next(c for c in data["columns"] if c["name"] == "customer_id").pop("nullable", None)
 
     left_out = _contract(tmp_path, drop)
     assert run_cli(["contract", "check", str(left_out)], cli_env(tmp_path)).returncode == 0
-    stated = _contract(tmp_path, lambda d: next(c for c in d["columns"] if c["name"] == "customer_id").update(nullable=True))
+    stated = _contract(
+        tmp_path, lambda d: next(c for c in d["columns"] if c["name"] == "customer_id").update(nullable=True)
+    )
     r = run_cli(["contract", "check", str(stated)], cli_env(tmp_path))
     assert r.returncode == 2 and "columns.customer_id.nullable" in r.text, r.text[-2000:]
 
@@ -54,8 +57,11 @@ def test_the_silver_fingerprint_covers_every_field_that_shapes_silver():
     named ones that do not shape Silver: a field added later is in it unless someone says otherwise."""
     data = yaml.safe_load((CONTRACTS_DIR / "customers.yaml").read_text())
     base = Contract.model_validate(data)
-    for edit in (lambda d: d.pop("tombstone"), lambda d: d.update(tombstone={"column": "event_type", "value": "gone"}),
-                 lambda d: (d.pop("tombstone"), d.pop("event_type"))):
+    for edit in (
+        lambda d: d.pop("tombstone"),
+        lambda d: d.update(tombstone={"column": "event_type", "value": "gone"}),
+        lambda d: (d.pop("tombstone"), d.pop("event_type")),
+    ):
         changed = json.loads(json.dumps(data, default=str))
         edit(changed)
         assert Contract.model_validate(changed).silver_fingerprint != base.silver_fingerprint
@@ -85,9 +91,14 @@ def test_a_gate_stopped_by_one_record_names_it_and_says_how_to_go_on(tmp_path):
     record (event id, key, reason, ingest hour) and says how to go on, not only the share."""
     strict = _contract(tmp_path, lambda d: d["quality"].update(max_per_rule=0))
     events = _customers(25, 40, 1)
-    r = run_cli(["run", "--input", str(_csv(tmp_path / "e.csv", events)), "-s", "land_bronze", *STAGES],
-                cli_env(tmp_path, MDP_CONTRACT=str(strict)), timeout=600)
+    r = run_cli(
+        ["run", "--input", str(_csv(tmp_path / "e.csv", events)), "-s", "land_bronze", *STAGES],
+        cli_env(tmp_path, MDP_CONTRACT=str(strict)),
+        timeout=600,
+    )
     assert r.returncode == 3, r.text[-3000:]
     text = " ".join(r.text.split())
-    assert f"event_id={events[0]['event_id']!r} customer_id={events[0]['customer_id']!r} reason=bad_format:email" in text, text[-3000:]
+    assert (
+        f"event_id={events[0]['event_id']!r} customer_id={events[0]['customer_id']!r} reason=bad_format:email" in text
+    ), text[-3000:]
     assert "ingest hour " in text and "To go on:" in text and "quality.max_per_rule" in text

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mdp.core.context import GateFailed, RunContext
 from mdp.core import catalog
+from mdp.core.context import GateFailed, RunContext
 from mdp.core.lake import Interval, spark_uri
-from mdp.core.tables import silver_dataset
-from mdp.shell.runner import run_pipeline
 from mdp.core.settings import get_settings
 from mdp.core.stages import STAGES, get_stage
+from mdp.core.tables import silver_dataset
+from mdp.shell.runner import run_pipeline
 from spark_apps.transforms import content_checksum
 from tests.helpers import clean_events, corrupt, write_messages
 
@@ -68,7 +68,9 @@ def test_model_is_good_and_registered_as_champion(lake):
 
     mlflow.set_tracking_uri(settings.mlflow_uri)
     run = mlflow.get_run(t["run_id"])
-    assert run.data.params["gold_snapshot"] == str(report.figures("silver_to_gold")["gold_snapshot"])  # the Delta version
+    assert run.data.params["gold_snapshot"] == str(
+        report.figures("silver_to_gold")["gold_snapshot"]
+    )  # the Delta version
     assert {"roc_auc", "f1", "precision", "recall", "accuracy"} <= set(run.data.metrics)
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(t["run_id"], "plots")}
     assert arts == {"plots/roc_curve.png", "plots/confusion_matrix.png", "plots/feature_importance.png"}
@@ -86,11 +88,23 @@ def test_data_docs_are_in_the_lake(lake):
 
 def test_rerun_of_the_same_input_changes_nothing(lake, spark):
     settings, _ = lake
-    before = checksums(spark, settings), silver_dataset(settings).current()["version"], catalog.current_version(settings, "gold.features")
+    before = (
+        checksums(spark, settings),
+        silver_dataset(settings).current()["version"],
+        catalog.current_version(settings, "gold.features"),
+    )
     stages = [s for s in STAGES if s.name != "train_model"]
-    report = run_pipeline(RunContext(settings, Interval.hour_of(HOUR)), stages)  # the generator lands the same hour again
-    assert report.figures("bronze_to_silver")["bronze_in"] == 0 and report.figures("validate_silver")["published"] is False
-    after = checksums(spark, settings), silver_dataset(settings).current()["version"], catalog.current_version(settings, "gold.features")
+    report = run_pipeline(
+        RunContext(settings, Interval.hour_of(HOUR)), stages
+    )  # the generator lands the same hour again
+    assert (
+        report.figures("bronze_to_silver")["bronze_in"] == 0 and report.figures("validate_silver")["published"] is False
+    )
+    after = (
+        checksums(spark, settings),
+        silver_dataset(settings).current()["version"],
+        catalog.current_version(settings, "gold.features"),
+    )
     assert after == before
 
 
@@ -104,7 +118,15 @@ def test_corrupted_batch_stops_at_the_gate(lake, spark):
     champ_before = champion(settings)
     ctx = RunContext(settings, Interval.hour_of(hour), run_id="corrupted")
     with pytest.raises(GateFailed) as err:
-        run_pipeline(ctx, [get_stage("bronze_to_silver"), get_stage("validate_silver"), get_stage("silver_to_gold"), get_stage("train_model")])
+        run_pipeline(
+            ctx,
+            [
+                get_stage("bronze_to_silver"),
+                get_stage("validate_silver"),
+                get_stage("silver_to_gold"),
+                get_stage("train_model"),
+            ],
+        )
     msg = str(err.value)
     assert "expect_column_values_to_match_regex(email)" in msg and "quality.max_per_rule" in msg and "Data Docs" in msg
     assert [r.stage for r in ctx.report.results] == ["bronze_to_silver"]  # nothing after the gate ran
@@ -117,7 +139,10 @@ def test_corrupted_batch_stops_at_the_gate(lake, spark):
         run_pipeline(ctx, [get_stage("validate_silver")])
     # The rejected objects are not consumed: the next run reads them again and stops again.
     with pytest.raises(GateFailed):
-        run_pipeline(RunContext(settings, Interval.hour_of(hour), run_id="again"), [get_stage("bronze_to_silver"), get_stage("validate_silver")])
+        run_pipeline(
+            RunContext(settings, Interval.hour_of(hour), run_id="again"),
+            [get_stage("bronze_to_silver"), get_stage("validate_silver")],
+        )
     assert silver_dataset(settings).staged("again")["bronze_in"] == 2000
     # Tidy for the next test: these events are not part of the story any more.
     from mdp.core.lake import bronze_partition, bronze_table_uri
@@ -130,7 +155,7 @@ def test_malformed_and_unknown_fields_are_quarantined_while_the_rest_flows(lake)
     settings, _ = lake
     hour = HOUR + timedelta(hours=2)
     good = clean_events(12, hour, 1000)
-    bad = [b"{\"event_id\": oops", b"\xff\xfe not utf8", b""] + [
+    bad = [b'{"event_id": oops', b"\xff\xfe not utf8", b""] + [
         json.dumps({**e, "vip_flag": True}).encode() for e in clean_events(13, hour, 20)
     ]
     write_messages(settings, hour, [json.dumps(e).encode() for e in good] + bad)
@@ -157,8 +182,11 @@ def test_an_independent_delta_reader_gets_the_same_rows_at_every_version(lake, t
 
     settings, _ = lake
     wanted, ours = [], []
-    for data, table in ((silver_dataset(settings), "state"), (silver_dataset(settings), "quarantine"),
-                        (gold_dataset(settings), "features")):
+    for data, table in (
+        (silver_dataset(settings), "state"),
+        (silver_dataset(settings), "quarantine"),
+        (gold_dataset(settings), "features"),
+    ):
         t = data.table(table)
         for version in range(t.version() + 1):
             wanted.append((Path(delta_uri(t.uri)), version))

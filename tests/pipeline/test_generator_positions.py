@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mdp.core.context import RunContext
 from mdp.core import catalog
+from mdp.core.context import RunContext
 from mdp.core.lake import Interval
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
@@ -21,7 +21,9 @@ STAGES = [get_stage("land_bronze"), get_stage("bronze_to_silver"), get_stage("va
 
 def _quarantine(settings, report) -> tuple[int, int]:
     version = report.figures("validate_silver")["validated_version"]
-    return catalog.read(settings, "silver.quarantine", version).num_rows, report.figures("bronze_to_silver")["duplicates"]
+    return catalog.read(settings, "silver.quarantine", version).num_rows, report.figures("bronze_to_silver")[
+        "duplicates"
+    ]
 
 
 def test_two_generated_hours_quarantine_what_each_hour_does_alone(tmp_path, spark):

@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from ingestion.generator import generate_hour
-from mdp.core.context import RunContext
 from mdp.core import catalog
+from mdp.core.context import RunContext
 from mdp.core.lake import Interval
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
@@ -28,13 +28,19 @@ STAGES = ("land_bronze", "bronze_to_silver", "validate_silver", "silver_to_gold"
 
 def truth() -> tuple[dict[str, dict], datetime]:
     events = [json.loads(e.message) for h in HOURS for e in generate_hour(SEED, h, EVENTS, dirty_fraction=0.0)]
-    ts = lambda e: datetime.fromisoformat(e["event_ts"].replace("Z", "+00:00"))  # noqa: E731
+
+    def ts(e):
+        return datetime.fromisoformat(e["event_ts"].replace("Z", "+00:00"))
+
     latest: dict[str, dict] = {}
     for e in events:
         if e["customer_id"] not in latest or ts(e) > ts(latest[e["customer_id"]]):
             latest[e["customer_id"]] = e
     as_of = max(ts(e) for e in events)
-    days = lambda iso: (as_of.date() - date.fromisoformat(iso)).days  # noqa: E731
+
+    def days(iso):
+        return (as_of.date() - date.fromisoformat(iso)).days
+
     out = {}
     for cid, e in latest.items():
         out[cid] = {
@@ -68,7 +74,9 @@ def test_gold_has_one_row_per_customer_of_the_truth(gold):
 
 def test_label_and_features_equal_the_generators_truth(gold):
     expected, as_of = truth()
-    wrong = {cid: {k: (gold[cid][k], v) for k, v in want.items() if gold[cid][k] != v} for cid, want in expected.items()}
+    wrong = {
+        cid: {k: (gold[cid][k], v) for k, v in want.items() if gold[cid][k] != v} for cid, want in expected.items()
+    }
     wrong = {cid: diff for cid, diff in wrong.items() if diff}
     assert wrong == {}, f"{len(wrong)} customers differ (gold, truth): {dict(list(wrong.items())[:3])}"
     labels = [w["churned"] for w in expected.values()]

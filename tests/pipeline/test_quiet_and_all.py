@@ -21,19 +21,32 @@ def _state(home) -> dict:
     from mlflow.tracking import MlflowClient
 
     from mdp.core.lake import all_bronze_hours
-    from mdp.core.tables import silver_dataset
     from mdp.core.settings import get_settings
-    from mdp.core.tables import gold_dataset, scores_dataset
+    from mdp.core.tables import gold_dataset, scores_dataset, silver_dataset
 
     s = get_settings(home=home)
     client = MlflowClient(s.mlflow_uri, s.mlflow_uri)
-    return {"silver": (silver_dataset(s).current() or {}).get("version"), "gold": (gold_dataset(s).current() or {}).get("version"),
-            "scores": (scores_dataset(s).current() or {}).get("version"),
-            "versions": sorted(str(v.version) for v in client.search_model_versions(f"name = '{s.model_name}'")),
-            "bronze_hours": [h.isoformat() for h in all_bronze_hours(s)]}
+    return {
+        "silver": (silver_dataset(s).current() or {}).get("version"),
+        "gold": (gold_dataset(s).current() or {}).get("version"),
+        "scores": (scores_dataset(s).current() or {}).get("version"),
+        "versions": sorted(str(v.version) for v in client.search_model_versions(f"name = '{s.model_name}'")),
+        "bronze_hours": [h.isoformat() for h in all_bronze_hours(s)],
+    }
 
 
-STAGES = ["-s", "bronze_to_silver", "-s", "validate_silver", "-s", "silver_to_gold", "-s", "train_model", "-s", "score_customers"]
+STAGES = [
+    "-s",
+    "bronze_to_silver",
+    "-s",
+    "validate_silver",
+    "-s",
+    "silver_to_gold",
+    "-s",
+    "train_model",
+    "-s",
+    "score_customers",
+]
 
 
 def test_a_rerun_with_nothing_new_does_nothing_and_says_so(tmp_path):
@@ -42,7 +55,11 @@ def test_a_rerun_with_nothing_new_does_nothing_and_says_so(tmp_path):
     landed = run_cli(["generate", "--since", "2026-01-05T08"], env)
     again = run_cli(["generate", "--since", "2026-01-05T08"], env)
     assert landed.returncode == again.returncode == 0, landed.stdout + again.stdout + again.stderr
-    assert "landed 2000 events" in landed.stdout and "landed 0 events" in again.stdout and "2000 already there" in again.stdout
+    assert (
+        "landed 2000 events" in landed.stdout
+        and "landed 0 events" in again.stdout
+        and "2000 already there" in again.stdout
+    )
     first = run_cli(["run", *STAGES], env, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     before = _state(tmp_path)
@@ -67,7 +84,7 @@ def test_all_reprocesses_bronze_and_makes_up_no_hours(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     state = _state(tmp_path)
     assert state["bronze_hours"] == hours, "the generator landed hours that were never there"
-    from mdp.core.tables import silver_dataset
     from mdp.core.settings import get_settings
+    from mdp.core.tables import silver_dataset
 
     assert silver_dataset(get_settings(home=tmp_path)).current()["bronze_in"] == 4000  # both hours read, nothing else

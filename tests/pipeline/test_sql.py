@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
 from tests.pipeline.sql_lake import build_lake
 
 MDP = str(Path(sys.executable).parent / "mdp")
@@ -18,8 +19,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def mdp_sql(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MDP, "sql", *args], env={**env, "COLUMNS": "200", "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [MDP, "sql", *args],
+        env={**env, "COLUMNS": "200", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def check_every_layer(env: dict, lake: dict, tmp_path: Path) -> None:
@@ -37,7 +43,12 @@ def check_every_layer(env: dict, lake: dict, tmp_path: Path) -> None:
     assert f"│ {lake['gold_rows'][0]} " in mdp_sql(env, "select count(*) from gold.features", "--as-of", "0").stdout
     r = mdp_sql(env, "select count(*) from silver.quarantine", "--as-of", "0")
     assert r.returncode == 0 and f"│ {lake['quarantine_rows'][0]} " in r.stdout, r.stdout + r.stderr
-    r = mdp_sql(env, "select count(*) from silver.state s join gold.features f using (customer_id)", "--as-of", "gold.features=0")
+    r = mdp_sql(
+        env,
+        "select count(*) from silver.state s join gold.features f using (customer_id)",
+        "--as-of",
+        "gold.features=0",
+    )
     assert r.returncode == 0, r.stderr
 
     out = tmp_path / "q.csv"

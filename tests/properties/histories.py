@@ -32,7 +32,6 @@ JVM start. `finally` blocks still run (the lease is released; a real kill leaves
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -55,10 +54,10 @@ from mdp.core.context import RunContext
 from mdp.core.contract import CONTRACTS_DIR
 from mdp.core.errors import MdpError
 from mdp.core.lake import Interval
-from mdp.core.tables import silver_dataset
 from mdp.core.settings import get_settings
 from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
+from mdp.core.tables import silver_dataset
 from mdp.shell.runner import run_pipeline
 from tests.oracle.oracle import POSITION, bronze_objects, compare, differences, expected, land, published
 from tests.properties.values import RAW, text_cell, value_for
@@ -82,8 +81,14 @@ CRASHES = {
     "silver_to_gold dies after the Gold pointer moved": ("silver_to_gold", "gold", "after"),
 }
 CHANGES = {
-    "customers": ("age at most 82", "full_name upper-cased", "a new nullable column", "tombstone toggled",
-                  "the key made non-nullable", "max_quarantined loosened to 0.2"),
+    "customers": (
+        "age at most 82",
+        "full_name upper-cased",
+        "a new nullable column",
+        "tombstone toggled",
+        "the key made non-nullable",
+        "max_quarantined loosened to 0.2",
+    ),
     "subscribers": ("tenure_months at most 60", "a new nullable column", "max_quarantined loosened to 0.2"),
 }
 TIGHTENING = {"age at most 82", "tenure_months at most 60"}  # makes clean records bad: the producer view is lost
@@ -93,7 +98,7 @@ def note(text: str) -> None:
     """Hypothesis's note (printed with a failing example), or nothing outside a Hypothesis test."""
     try:
         _note(text)
-    except Exception:  # noqa: BLE001 - outside a Hypothesis test (the regression tests)
+    except Exception:
         pass
 
 
@@ -162,10 +167,22 @@ class Delivery:
 
 def customer_rows(first: int, n: int, shift: int) -> list[dict]:
     regions, plans = ["Central", "East", "North", "South", "West"], ["Month-to-month", "One year", "Two year"]
-    return [{"account_no": first + i, "region": regions[i % 5], "contract_type": plans[i % 3], "internet_service": "DSL",
-             "tenure_months": 1 + (i * 7) % 72 + shift, "monthly_charges": 20.0 + i, "total_charges": None if i % 9 == 0 else 20.0 * i,
-             "support_calls": i % 4, "paperless_billing": i % 2, "email": f"a{first + i}@example.com",
-             "churn": "Yes" if i % 3 == 0 else "No"} for i in range(n)]
+    return [
+        {
+            "account_no": first + i,
+            "region": regions[i % 5],
+            "contract_type": plans[i % 3],
+            "internet_service": "DSL",
+            "tenure_months": 1 + (i * 7) % 72 + shift,
+            "monthly_charges": 20.0 + i,
+            "total_charges": None if i % 9 == 0 else 20.0 * i,
+            "support_calls": i % 4,
+            "paperless_billing": i % 2,
+            "email": f"a{first + i}@example.com",
+            "churn": "Yes" if i % 3 == 0 else "No",
+        }
+        for i in range(n)
+    ]
 
 
 class Failed(AssertionError):
@@ -195,9 +212,13 @@ class History:
         self.refusals: list[str] = []
         self.steps: list[str] = []
         self.script = self.replay / "replay.sh"
-        self.lines = ["#!/usr/bin/env bash", "# A history found by tests/properties (issue 28). Run from the repository root.",
-                      'export MDP_HOME="${MDP_HOME:-$(mktemp -d)}" PYTHONPATH="$PWD"', f"R={self.replay}",
-                      f"export MDP_CONTRACT=$R/contracts/{self.contract_path.name}  # {kind}"]
+        self.lines = [
+            "#!/usr/bin/env bash",
+            "# A history found by tests/properties (issue 28). Run from the repository root.",
+            'export MDP_HOME="${MDP_HOME:-$(mktemp -d)}" PYTHONPATH="$PWD"',
+            f"R={self.replay}",
+            f"export MDP_CONTRACT=$R/contracts/{self.contract_path.name}  # {kind}",
+        ]
         self._flush()
 
     # ---- contracts -------------------------------------------------------------------------------
@@ -240,7 +261,9 @@ class History:
         elif change == "full_name upper-cased":
             cols["full_name"]["normalise"] = ["trim", "upper"]
         elif change == "a new nullable column":
-            data["columns"].append({"name": f"note{self.contract_no}", "type": "string", "nullable": True, "feature": "excluded"})
+            data["columns"].append(
+                {"name": f"note{self.contract_no}", "type": "string", "nullable": True, "feature": "excluded"}
+            )
         elif change == "tombstone toggled":
             if data.pop("tombstone", None) is None:
                 data["tombstone"] = {"column": "event_type", "value": "customer_deleted"}
@@ -251,7 +274,9 @@ class History:
         self.contract_path = self._write_contract(data, change)
         self.tracked &= change not in TIGHTENING
         self.mixed = True
-        self.step(f"the contract changes: {change}", f"export MDP_CONTRACT=$R/contracts/{self.contract_path.name}  # {change}")
+        self.step(
+            f"the contract changes: {change}", f"export MDP_CONTRACT=$R/contracts/{self.contract_path.name}  # {change}"
+        )
 
     # ---- the replay script -----------------------------------------------------------------------
     def step(self, human: str, *commands: str) -> None:
@@ -266,7 +291,9 @@ class History:
     def fail(self, what: str) -> None:
         steps = "\n".join(f"  {i}. {s}" for i, s in enumerate(self.steps, 1))
         (self.replay / "FAILED.txt").write_text(what + "\n")  # which examples failed, for the fuzz log
-        raise Failed(f"{what}\n\nhistory ({self.kind}):\n{steps}\n\nreplay: bash {self.script}  (inputs under {self.replay})")
+        raise Failed(
+            f"{what}\n\nhistory ({self.kind}):\n{steps}\n\nreplay: bash {self.script}  (inputs under {self.replay})"
+        )
 
     # ---- deliveries ------------------------------------------------------------------------------
     def next_offsets(self, source: str, partition: int, n: int) -> list[int]:
@@ -288,16 +315,27 @@ class History:
                 self.step(f"{why}: refused ({type(exc).__name__}: {str(exc)[:200]})")
                 return []
             if figures["events"] != d.n:
-                self.fail(f"{d.file}: {d.n} rows, {figures['events']} events sent (a row lost or doubled by the file source)")
+                self.fail(
+                    f"{d.file}: {d.n} rows, {figures['events']} events sent (a row lost or doubled by the file source)"
+                )
             written = [path_of(u) for u in figures["bronze_objects"]]
-            self.step(why, f"python -m tests.properties.replay ingest $R/{d.file.relative_to(self.replay)} --at {at.isoformat()}"
-                           "  # = mdp ingest FILE, at that time")
+            self.step(
+                why,
+                f"python -m tests.properties.replay ingest $R/{d.file.relative_to(self.replay)} --at {at.isoformat()}"
+                "  # = mdp ingest FILE, at that time",
+            )
         else:
-            written = [path_of(u) for u in land(self.settings, d.messages, d.offsets, at, source=d.source, partition=d.partition)]
+            written = [
+                path_of(u)
+                for u in land(self.settings, d.messages, d.offsets, at, source=d.source, partition=d.partition)
+            ]
             name = self.replay / "inputs" / f"{k:03d}.jsonl"
             name.write_text("".join(json.dumps(m.decode()) + "\n" for m in d.messages))
-            self.step(why, f"python -m tests.properties.replay land $R/inputs/{name.name} --at {at.isoformat()} --source {d.source} "
-                           f"--partition {d.partition} --first-offset {d.offsets[0]}")
+            self.step(
+                why,
+                f"python -m tests.properties.replay land $R/inputs/{name.name} --at {at.isoformat()} --source {d.source} "
+                f"--partition {d.partition} --first-offset {d.offsets[0]}",
+            )
         assert len(written) == 1, written  # one hour, one partition: one object
         self.ledger[written[0]] = (d.n, sum(d.bad), d.conflicts)
         self.copies[written[0]] = list(d.copies_of)
@@ -307,7 +345,11 @@ class History:
         hour[2] += d.conflicts
         for m, bad in zip(d.messages, d.bad if d.messages else [], strict=True):
             e = json.loads(m) if not bad else None
-            if isinstance(e, dict) and isinstance(e.get("customer_id"), str) and e.get("event_type") != "customer_deleted":
+            if (
+                isinstance(e, dict)
+                and isinstance(e.get("customer_id"), str)
+                and e.get("event_type") != "customer_deleted"
+            ):
                 self.customers[e["customer_id"]] = e
         d.copies_of = written  # what a later resend of this delivery copies
         return written
@@ -316,8 +358,9 @@ class History:
     def within(self, n: int, bad: int, conflicts: int) -> bool:
         """`bad` records (each may count against any share) and `conflicts` in `n` within every threshold."""
         q = self.contract.quality
-        return (bad <= allowed(min(getattr(q, s) for s in SHARES), n, q.min_batch_rows)
-                and conflicts <= allowed(q.max_conflicting_duplicates, n, q.min_batch_rows))
+        return bad <= allowed(min(getattr(q, s) for s in SHARES), n, q.min_batch_rows) and conflicts <= allowed(
+            q.max_conflicting_duplicates, n, q.min_batch_rows
+        )
 
     def healthy(self) -> bool:
         """Every ingest hour, over all that was ever delivered into it, within the thresholds."""
@@ -336,11 +379,17 @@ class History:
             return "crash", {}, str(exc)
         except MdpError as exc:
             return exc.exit_code, {}, f"{type(exc).__name__}: {exc}"
-        except Exception:  # noqa: BLE001 - an unexpected error is exit 1, which the checks refuse
+        except Exception:
             return 1, {}, traceback.format_exc()
 
-    def run(self, why: str, backfill: tuple[int, int] | None = None, everything: bool = False, crash: str | None = None,
-            contract_step: bool = False) -> None:
+    def run(
+        self,
+        why: str,
+        backfill: tuple[int, int] | None = None,
+        everything: bool = False,
+        crash: str | None = None,
+        contract_step: bool = False,
+    ) -> None:
         r = next(self.runs)
         settings, contract = self.settings, self.contract
         objects = bronze_objects(settings)
@@ -353,27 +402,49 @@ class History:
             interval = Interval(H[backfill[0]], H[backfill[1]] + timedelta(hours=1))
         else:
             interval = Interval.hour_of(H[0])
-        ctx = RunContext(settings, interval, run_id=f"r{r}", backfill=bool(everything or backfill), all_bronze=everything)
+        ctx = RunContext(
+            settings, interval, run_id=f"r{r}", backfill=bool(everything or backfill), all_bronze=everything
+        )
         silver = silver_dataset(settings)
         current = silver.current()
         before_version = current and current["version"]
         before_tables = published(settings) if current else None
         pending = [o for o in objects if o not in self.seen]
-        reread = [o for o in objects if backfill and int(Path(o).parent.name.split("=")[1]) in range(backfill[0], backfill[1] + 1)]
-        rebuild = bool(current and ctx.backfill and (everything or current.get("contract") != contract.silver_fingerprint))
+        reread = [
+            o
+            for o in objects
+            if backfill and int(Path(o).parent.name.split("=")[1]) in range(backfill[0], backfill[1] + 1)
+        ]
+        rebuild = bool(
+            current and ctx.backfill and (everything or current.get("contract") != contract.silver_fingerprint)
+        )
         batch = objects if rebuild else sorted(set(pending) | set(reread))
         must_pass = self.required_to_pass(batch)
-        scope = " --all" if everything else f" --since {interval.start:%Y-%m-%dT%H} --until {interval.end:%Y-%m-%dT%H}" if backfill else ""
-        commands = [f"mdp run -s bronze_to_silver -s validate_silver -s silver_to_gold --run-id r{r}{scope}; echo exit $?"]
+        scope = (
+            " --all"
+            if everything
+            else f" --since {interval.start:%Y-%m-%dT%H} --until {interval.end:%Y-%m-%dT%H}"
+            if backfill
+            else ""
+        )
+        commands = [
+            f"mdp run -s bronze_to_silver -s validate_silver -s silver_to_gold --run-id r{r}{scope}; echo exit $?"
+        ]
         if crash:
             where, layer, when = CRASHES[crash]
             env = f"MDP_TEST_CRASH_BEFORE_POINTER={layer} " if when == "before" else ""
-            commands = [f"{env}mdp stage {s} --run-id r{r}{scope}" if s == where else f"mdp stage {s} --run-id r{r}{scope}"
-                        for s in STAGES[: STAGES.index(where) + 1]]
+            commands = [
+                f"{env}mdp stage {s} --run-id r{r}{scope}" if s == where else f"mdp stage {s} --run-id r{r}{scope}"
+                for s in STAGES[: STAGES.index(where) + 1]
+            ]
             if not env:
                 commands[-1] += "  # dies right after its pointer write (in the test: raised after the Delta commit)"
-            commands += [f"mdp stage {s} --run-id r{r}{scope}; echo exit $?  # the retry" if s == where else f"mdp stage {s} --run-id r{r}{scope}"
-                         for s in STAGES[STAGES.index(where):]]
+            commands += [
+                f"mdp stage {s} --run-id r{r}{scope}; echo exit $?  # the retry"
+                if s == where
+                else f"mdp stage {s} --run-id r{r}{scope}"
+                for s in STAGES[STAGES.index(where) :]
+            ]
         self.step(f"run r{r}{scope}: {why}" + (f" ({crash}, then the retry)" if crash else ""), *commands)
 
         figures, code, err, failed_stage = {}, 0, None, None
@@ -391,28 +462,38 @@ class History:
                 break
         outcome = "exit 0" if code == 0 else f"{failed_stage} exit {code}"
         note(f"  -> {outcome}" + (f": {err.splitlines()[0][:300]}" if err else ""))
-        self.lines.append(f"#    expected by the test: exit 0{' (the gate must pass)' if must_pass else ''}; it gave {outcome}")
+        self.lines.append(
+            f"#    expected by the test: exit 0{' (the gate must pass)' if must_pass else ''}; it gave {outcome}"
+        )
         self._flush()
 
         if code in (1, 4, 5, 6, "crash"):  # 6: a stage refused (StageError) input a healthy history makes
-            self.fail(f"run r{r}: {failed_stage} exited {code} (a stage must not fail unexpectedly on any input, and a retry "
-                      f"after a crash must succeed):\n{err}")
+            self.fail(
+                f"run r{r}: {failed_stage} exited {code} (a stage must not fail unexpectedly on any input, and a retry "
+                f"after a crash must succeed):\n{err}"
+            )
         if code == 2:
             if not self.mixed or everything:
-                self.fail(f"run r{r}: {failed_stage} refused the run with exit 2 "
-                          f"{'under --all, which rebuilds Silver whatever the contract' if everything else 'with no contract change to refuse'}"
-                          f":\n{err}")
+                self.fail(
+                    f"run r{r}: {failed_stage} refused the run with exit 2 "
+                    f"{'under --all, which rebuilds Silver whatever the contract' if everything else 'with no contract change to refuse'}"
+                    f":\n{err}"
+                )
             self.refusals.append(f"r{r}: exit 2 {err[:200]}")
             return
         if code == 3:
             if must_pass:
-                self.fail(f"run r{r}: the gate failed (exit 3) although every delivery so far is within the contract's "
-                          f"thresholds as its producer made it, and so is this run's batch:\n{err}")
+                self.fail(
+                    f"run r{r}: the gate failed (exit 3) although every delivery so far is within the contract's "
+                    f"thresholds as its producer made it, and so is this run's batch:\n{err}"
+                )
             self.refusals.append(f"r{r}: exit 3")
             return
         self.check(r, settings, objects, pending, reread, before_version, before_tables, figures, contract_step)
 
-    def check(self, r, settings, objects, pending, reread, before_version, before_tables, figures, contract_step) -> None:
+    def check(
+        self, r, settings, objects, pending, reread, before_version, before_tables, figures, contract_step
+    ) -> None:
         current = silver_dataset(settings).current()
         if current is None:
             return
@@ -426,8 +507,10 @@ class History:
         if staged:
             written = sum(self.ledger[o][0] for o in run_files)
             if b2s["bronze_in"] != written:
-                self.fail(f"run r{r}: bronze_to_silver read {b2s['bronze_in']} records, the objects it read hold {written} "
-                          f"as written (rows lost or doubled)")
+                self.fail(
+                    f"run r{r}: bronze_to_silver read {b2s['bronze_in']} records, the objects it read hold {written} "
+                    f"as written (rows lost or doubled)"
+                )
         actual = published(settings)
         if contract_step or rebuilt:
             # After a contract change (and its backfill or --all), Silver is what a from-scratch run under
@@ -451,13 +534,26 @@ class History:
         if comparison is not None and not comparison.equal:
             self.fail(f"run r{r}: what published differs from {what}:\n{comparison}")
         # A resend, or a re-ingest under either name, of records Silver has read changes nothing.
-        if staged and moved and not rebuilt and pending and not reread and before_tables is not None \
-                and all(self.copies.get(o) and set(self.copies[o]) <= set(self.seen) for o in pending):
-            for table, key in (("state", [settings.data_contract.primary_key]), ("gold", [settings.data_contract.primary_key])):
+        if (
+            staged
+            and moved
+            and not rebuilt
+            and pending
+            and not reread
+            and before_tables is not None
+            and all(self.copies.get(o) and set(self.copies[o]) <= set(self.seen) for o in pending)
+        ):
+            for table, key in (
+                ("state", [settings.data_contract.primary_key]),
+                ("gold", [settings.data_contract.primary_key]),
+            ):
                 if table in before_tables and table in actual:
                     diff = differences(before_tables[table], actual[table], key)
                     if diff:
-                        self.fail(f"run r{r}: only copies of records Silver had read, yet {table} changed:\n" + "\n".join(diff))
+                        self.fail(
+                            f"run r{r}: only copies of records Silver had read, yet {table} changed:\n"
+                            + "\n".join(diff)
+                        )
         self.seen = now
         if contract_step or rebuilt:
             self.mixed = False
@@ -473,10 +569,18 @@ class History:
         shutil.copytree(self.home, copy)
         other = get_settings(home=copy, seed=0, contract=str(self.contract_path))
         hours = sorted({int(Path(o).parent.name.split("=")[1]) for o in objects})
-        ctx = RunContext(other, Interval(H[hours[0]], H[hours[-1]] + timedelta(hours=1)), run_id="all-on-a-copy", backfill=True,
-                         all_bronze=True)
-        self.step("--all on a copy of the lake", 'rm -rf "$MDP_HOME.copy"; cp -r "$MDP_HOME" "$MDP_HOME.copy"',
-                  'MDP_HOME="$MDP_HOME.copy" mdp run -s bronze_to_silver -s validate_silver --all --run-id all; echo exit $?')
+        ctx = RunContext(
+            other,
+            Interval(H[hours[0]], H[hours[-1]] + timedelta(hours=1)),
+            run_id="all-on-a-copy",
+            backfill=True,
+            all_bronze=True,
+        )
+        self.step(
+            "--all on a copy of the lake",
+            'rm -rf "$MDP_HOME.copy"; cp -r "$MDP_HOME" "$MDP_HOME.copy"',
+            'MDP_HOME="$MDP_HOME.copy" mdp run -s bronze_to_silver -s validate_silver --all --run-id all; echo exit $?',
+        )
         must_pass = self.required_to_pass(objects)
         for name in STAGES[:2]:
             code, _, err = self._stage(name, ctx)
@@ -487,18 +591,39 @@ class History:
                 self.fail(f"--all on a copy of the lake: {name} exited {code}:\n{err}")
         mine, theirs = published(settings), published(other)
         key = [settings.data_contract.primary_key]
-        diff = differences(mine["state"], theirs["state"], key) + differences(mine["quarantine"], theirs["quarantine"], POSITION)
+        diff = differences(mine["state"], theirs["state"], key) + differences(
+            mine["quarantine"], theirs["quarantine"], POSITION
+        )
         shutil.rmtree(copy, ignore_errors=True)
         if diff:
-            self.fail("--all on a copy gives another Silver than the incremental runs (incremental vs --all):\n" + "\n".join(diff))
+            self.fail(
+                "--all on a copy gives another Silver than the incremental runs (incremental vs --all):\n"
+                + "\n".join(diff)
+            )
 
 
 # ---- the machine -----------------------------------------------------------------------------------
-LAND = dict(hour=st.integers(0, 9), seed=st.integers(0, 3), n=st.one_of(st.integers(3, 30), st.integers(31, 300)),
-            dirty=st.sampled_from([0.0, 0.03, 0.3]), edges=st.integers(0, 3), ascii_only=st.booleans(), minute=st.integers(0, 39),
-            partition=st.integers(0, 2), then_run=st.booleans())
-FILE = dict(stem=st.sampled_from(["subscribers", "export"]), first=st.sampled_from([1, 21]), n=st.integers(3, 60), shift=st.integers(0, 2),
-            edges=st.integers(0, 3), hour=st.integers(0, 9), minute=st.integers(0, 50), then_run=st.booleans())
+LAND = dict(
+    hour=st.integers(0, 9),
+    seed=st.integers(0, 3),
+    n=st.one_of(st.integers(3, 30), st.integers(31, 300)),
+    dirty=st.sampled_from([0.0, 0.03, 0.3]),
+    edges=st.integers(0, 3),
+    ascii_only=st.booleans(),
+    minute=st.integers(0, 39),
+    partition=st.integers(0, 2),
+    then_run=st.booleans(),
+)
+FILE = dict(
+    stem=st.sampled_from(["subscribers", "export"]),
+    first=st.sampled_from([1, 21]),
+    n=st.integers(3, 60),
+    shift=st.integers(0, 2),
+    edges=st.integers(0, 3),
+    hour=st.integers(0, 9),
+    minute=st.integers(0, 50),
+    then_run=st.booleans(),
+)
 
 
 class Histories(RuleBasedStateMachine):
@@ -560,22 +685,43 @@ class Histories(RuleBasedStateMachine):
     @rule(target=deliveries, **LAND, data=st.data())
     def land_an_hour(self, hour, seed, n, dirty, edges, ascii_only, minute, partition, then_run, data):
         generated = generate_hour((seed * 1000 + n) * 10 + int(dirty * 10), H[hour], n, dirty)  # its own event ids
-        events = [json.loads(e.message) if e.dirty not in ("unparseable_json", "truncated_json") else e.message for e in generated]
+        events = [
+            json.loads(e.message) if e.dirty not in ("unparseable_json", "truncated_json") else e.message
+            for e in generated
+        ]
         bad = [0 if e.dirty is None else 2 if e.dirty == "conflicting_duplicate" else 1 for e in generated]
         conflicts = 2 * sum(e.dirty == "conflicting_duplicate" for e in generated)  # both copies, to be safe
         for i in self._mutate(data, events, edges):
             bad[i] = max(bad[i], 1)
-        d = Delivery(n, self._encode(events, ascii_only), bad, hour, "kafka", partition, self.h.next_offsets("kafka", partition, n),
-                     conflicts=conflicts)
-        self.h.deliver(d, H[hour] + timedelta(minutes=minute), f"land hour {hour}: {n} events (seed {seed}, dirty {dirty}, "
-                                                                 f"{edges} edge values) on partition {partition}")
+        d = Delivery(
+            n,
+            self._encode(events, ascii_only),
+            bad,
+            hour,
+            "kafka",
+            partition,
+            self.h.next_offsets("kafka", partition, n),
+            conflicts=conflicts,
+        )
+        self.h.deliver(
+            d,
+            H[hour] + timedelta(minutes=minute),
+            f"land hour {hour}: {n} events (seed {seed}, dirty {dirty}, {edges} edge values) on partition {partition}",
+        )
         if then_run:
             self.h.run("the next run")
         return d
 
     @precondition(lambda self: self.h is not None and self.h.kind != "subscribers")
-    @rule(d=deliveries, start=st.integers(0, 299), length=st.integers(1, 300), later=st.integers(0, 3), other_source=st.booleans(),
-          same_offsets=st.booleans(), then_run=st.booleans())
+    @rule(
+        d=deliveries,
+        start=st.integers(0, 299),
+        length=st.integers(1, 300),
+        later=st.integers(0, 3),
+        other_source=st.booleans(),
+        same_offsets=st.booleans(),
+        then_run=st.booleans(),
+    )
     def resend(self, d, start, length, later, other_source, same_offsets, then_run):
         """Part of an earlier delivery again: a producer resend (new offsets) or a redelivery of the
         same records (same source, partition and offsets: a landing that crashed before its commit)."""
@@ -583,12 +729,27 @@ class Histories(RuleBasedStateMachine):
         part = slice(start, min(d.n, start + length))
         source = "crm" if other_source else d.source
         same_offsets = same_offsets and not other_source
-        hour = min(9, d.hour + max(later, 1 if same_offsets else 0))  # a redelivery into its own hour would rewrite the object
+        hour = min(
+            9, d.hour + max(later, 1 if same_offsets else 0)
+        )  # a redelivery into its own hour would rewrite the object
         offsets = d.offsets[part] if same_offsets else self.h.next_offsets(source, d.partition, len(d.offsets[part]))
-        again = Delivery(len(offsets), d.messages[part], d.bad[part], hour, source, d.partition, offsets, copies_of=d.copies_of,
-                         conflicts=d.conflicts)  # at most the original's
-        self.h.deliver(again, H[hour] + timedelta(minutes=57 if other_source else 55), f"{'redeliver' if same_offsets else 'resend'} records {part.start}-"
-                                                              f"{part.stop - 1} of the hour-{d.hour} delivery into hour {hour}, source {source}")
+        again = Delivery(
+            len(offsets),
+            d.messages[part],
+            d.bad[part],
+            hour,
+            source,
+            d.partition,
+            offsets,
+            copies_of=d.copies_of,
+            conflicts=d.conflicts,
+        )  # at most the original's
+        self.h.deliver(
+            again,
+            H[hour] + timedelta(minutes=57 if other_source else 55),
+            f"{'redeliver' if same_offsets else 'resend'} records {part.start}-"
+            f"{part.stop - 1} of the hour-{d.hour} delivery into hour {hour}, source {source}",
+        )
         if then_run:
             self.h.run("the next run")
 
@@ -602,26 +763,57 @@ class Histories(RuleBasedStateMachine):
         events = [e]
         if not clean:
             self._mutate(data, events, 1)
-        d = Delivery(1, self._encode(events, True), [0 if clean else 1], old, "kafka", 9, self.h.next_offsets("kafka", 9, 1))
-        self.h.deliver(d, H[old] + timedelta(minutes=59), f"a late {'clean' if clean else 'malformed'} record into hour {old}: "
-                                                          f"{d.messages[0][:200]!r}")
+        d = Delivery(
+            1, self._encode(events, True), [0 if clean else 1], old, "kafka", 9, self.h.next_offsets("kafka", 9, 1)
+        )
+        self.h.deliver(
+            d,
+            H[old] + timedelta(minutes=59),
+            f"a late {'clean' if clean else 'malformed'} record into hour {old}: {d.messages[0][:200]!r}",
+        )
         if then_run:
             self.h.run("the next run")
 
     @precondition(lambda self: self.events and self.h.customers)
-    @rule(full=st.booleans(), burst=st.integers(1, 20), newer=st.booleans(), hour=st.integers(0, 9), then_run=st.booleans())
+    @rule(
+        full=st.booleans(),
+        burst=st.integers(1, 20),
+        newer=st.booleans(),
+        hour=st.integers(0, 9),
+        then_run=st.booleans(),
+    )
     def deletes(self, full, burst, newer, hour, then_run):
         cids = sorted(self.h.customers)[:burst]
         out = []
         for cid in cids:
             when = H[hour] + timedelta(minutes=30) if newer else H[0] - timedelta(days=1)
             base = {**self.h.customers[cid]} if full else {}
-            out.append({**base, "event_id": eid(next(self.h.ids)), "event_type": "customer_deleted", "event_ts": ts(when), "customer_id": cid})
+            out.append(
+                {
+                    **base,
+                    "event_id": eid(next(self.h.ids)),
+                    "event_type": "customer_deleted",
+                    "event_ts": ts(when),
+                    "customer_id": cid,
+                }
+            )
         n = len(out)
         # A minimal delete is bad under a contract without a tombstone: counted as maybe bad always.
-        d = Delivery(n, self._encode(out, True), [0 if full else 1] * n, hour, "crm-deletes", 0, self.h.next_offsets("crm-deletes", 0, n))
-        self.h.deliver(d, H[hour] + timedelta(minutes=41), f"{n} {'full' if full else 'minimal'} deletes "
-                                                           f"({'newer' if newer else 'older'} than the state) into hour {hour}")
+        d = Delivery(
+            n,
+            self._encode(out, True),
+            [0 if full else 1] * n,
+            hour,
+            "crm-deletes",
+            0,
+            self.h.next_offsets("crm-deletes", 0, n),
+        )
+        self.h.deliver(
+            d,
+            H[hour] + timedelta(minutes=41),
+            f"{n} {'full' if full else 'minimal'} deletes "
+            f"({'newer' if newer else 'older'} than the state) into hour {hour}",
+        )
         if then_run:
             self.h.run("the next run")
 
@@ -646,14 +838,23 @@ class Histories(RuleBasedStateMachine):
             w.writerow(list(rows[0]))
             w.writerows([[text_cell(v) for v in r.values()] for r in rows])
         d = Delivery(n, [], bad, hour, stem, 0, [], file=path)
-        self.h.deliver(d, H[hour] + timedelta(minutes=minute), f"ingest {path.name} ({n} accounts from {first}, tenure +{shift}, "
-                                                                f"{edges} edge values) in hour {hour}")
+        self.h.deliver(
+            d,
+            H[hour] + timedelta(minutes=minute),
+            f"ingest {path.name} ({n} accounts from {first}, tenure +{shift}, {edges} edge values) in hour {hour}",
+        )
         if then_run:
             self.h.run("the next run")
         return d
 
     @precondition(lambda self: self.h is not None and self.h.kind == "subscribers")
-    @rule(d=deliveries, other_name=st.booleans(), later=st.integers(0, 2), minute=st.integers(0, 9), then_run=st.booleans())
+    @rule(
+        d=deliveries,
+        other_name=st.booleans(),
+        later=st.integers(0, 2),
+        minute=st.integers(0, 9),
+        then_run=st.booleans(),
+    )
     def ingest_a_file_again(self, d, other_name, later, minute, then_run):
         path = d.file
         if other_name:
@@ -663,7 +864,9 @@ class Histories(RuleBasedStateMachine):
             shutil.copyfile(d.file, path)
         hour = min(9, d.hour + later)
         again = Delivery(d.n, [], d.bad, hour, path.stem, 0, [], file=path, copies_of=d.copies_of)
-        self.h.deliver(again, H[hour] + timedelta(minutes=50 + minute), f"ingest {d.file.name} again as {path.name} in hour {hour}")
+        self.h.deliver(
+            again, H[hour] + timedelta(minutes=50 + minute), f"ingest {d.file.name} again as {path.name} in hour {hour}"
+        )
         if then_run:
             self.h.run("the next run")
 
@@ -684,8 +887,12 @@ class Histories(RuleBasedStateMachine):
         options = CHANGES["subscribers" if self.h.kind == "subscribers" else "customers"]
         change = data.draw(st.sampled_from(options), label="change")
         self.h.change_contract(change)
-        self.h.run(f"after the change: {change}", backfill=None if everything else (first, min(9, first + hours)),
-                   everything=everything, contract_step=True)
+        self.h.run(
+            f"after the change: {change}",
+            backfill=None if everything else (first, min(9, first + hours)),
+            everything=everything,
+            contract_step=True,
+        )
 
     @precondition(lambda self: self.h is not None and self.h.ledger)
     @rule(crash=st.sampled_from(sorted(CRASHES)))

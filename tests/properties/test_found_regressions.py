@@ -16,17 +16,27 @@ from datetime import timedelta
 import pytest
 
 from ingestion.generator import generate_hour
-from tests.properties.histories import H, Delivery, History, customer_rows, eid
+from tests.properties.histories import Delivery, H, History, customer_rows, eid
 
 pytestmark = pytest.mark.integration
 
 
-def land_hour(h: History, hour: int, n: int = 300, seed: int = 0, edit=None, minute: int = 0, partition: int = 0) -> Delivery:
+def land_hour(
+    h: History, hour: int, n: int = 300, seed: int = 0, edit=None, minute: int = 0, partition: int = 0
+) -> Delivery:
     """A generated hour of clean events; `edit(events)` may break some, returning the indexes broken."""
     events = [json.loads(e.message) for e in generate_hour(seed * 1000 + n, H[hour], n, 0.0)]
     broken = edit(events) if edit else []
     bad = [1 if i in broken else 0 for i in range(n)]
-    d = Delivery(n, [json.dumps(e).encode() for e in events], bad, hour, "kafka", partition, h.next_offsets("kafka", partition, n))
+    d = Delivery(
+        n,
+        [json.dumps(e).encode() for e in events],
+        bad,
+        hour,
+        "kafka",
+        partition,
+        h.next_offsets("kafka", partition, n),
+    )
     h.deliver(d, H[hour] + timedelta(minutes=minute), f"land hour {hour}: {n} events, {len(broken)} broken")
     return d
 
@@ -38,7 +48,9 @@ def late_record(h: History, hour: int, change: dict) -> None:
     h.deliver(d, H[hour] + timedelta(minutes=59), f"a late malformed record into hour {hour}: {change}")
 
 
-def ingest(h: History, rows: list[dict], name: str, hour: int, minute: int, folder: str, bad: list[int] | None = None) -> Delivery:
+def ingest(
+    h: History, rows: list[dict], name: str, hour: int, minute: int, folder: str, bad: list[int] | None = None
+) -> Delivery:
     import csv
 
     path = h.replay / "inputs" / folder / f"{name}.csv"
@@ -119,7 +131,9 @@ def test_finding_7_adding_a_tombstone_then_a_backfill_gives_the_from_scratch_sil
 
     def minimal_deletes(events):
         for i in range(3):
-            events[i] = {k: events[i][k] for k in ("event_id", "event_ts", "customer_id")} | {"event_type": "customer_deleted"}
+            events[i] = {k: events[i][k] for k in ("event_id", "event_ts", "customer_id")} | {
+                "event_type": "customer_deleted"
+            }
         return [0, 1, 2]
 
     land_hour(h, 1, edit=minimal_deletes)  # without a tombstone: quarantined as missing:<column>

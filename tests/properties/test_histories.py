@@ -29,13 +29,29 @@ PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrin
 
 def budget() -> settings:
     if os.environ.get("FUZZ_EXAMPLES"):
-        return settings(max_examples=int(os.environ["FUZZ_EXAMPLES"]), stateful_step_count=int(os.environ.get("FUZZ_STEPS", "12")),
-                        deadline=None, derandomize=False, suppress_health_check=SLOW, report_multiple_bugs=False, phases=PHASES,
-                        database=DirectoryBasedExampleDatabase(str(ROOT / ".cache" / "hypothesis")), print_blob=True)
+        return settings(
+            max_examples=int(os.environ["FUZZ_EXAMPLES"]),
+            stateful_step_count=int(os.environ.get("FUZZ_STEPS", "12")),
+            deadline=None,
+            derandomize=False,
+            suppress_health_check=SLOW,
+            report_multiple_bugs=False,
+            phases=PHASES,
+            database=DirectoryBasedExampleDatabase(str(ROOT / ".cache" / "hypothesis")),
+            print_blob=True,
+        )
     # The suite's fixed budget: two short histories, the same ones every run (derandomised); the
     # search itself is `make fuzz`'s.
-    return settings(max_examples=2, stateful_step_count=5, deadline=None, derandomize=True, database=None, phases=PHASES,
-                    suppress_health_check=SLOW, print_blob=True)
+    return settings(
+        max_examples=2,
+        stateful_step_count=5,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=PHASES,
+        suppress_health_check=SLOW,
+        print_blob=True,
+    )
 
 
 def test_random_histories_keep_the_promises(spark, tmp_path):

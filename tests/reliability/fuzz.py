@@ -44,7 +44,7 @@ def _dump(e: dict) -> bytes:
 def _set(field: str, value, expect: str = "quarantine", code: str | None = None, raw: bool = False):
     """A mutation that sets one field. `raw` inserts `value` as JSON text verbatim (e.g. 1e400, NaN)."""
 
-    def mutate(rng: random.Random, e: dict, state: "_State") -> Case:
+    def mutate(rng: random.Random, e: dict, state: _State) -> Case:
         e = dict(e)
         if raw:
             marker = f"__RAW_{rng.getrandbits(48):x}__"
@@ -68,7 +68,9 @@ def _drop(field: str, expect: str, code: str | None = None):
     return mutate
 
 
-def _text(fn: Callable[[random.Random, dict], bytes | None], code: str | None = "unparseable_json", expect: str = "quarantine"):
+def _text(
+    fn: Callable[[random.Random, dict], bytes | None], code: str | None = "unparseable_json", expect: str = "quarantine"
+):
     def mutate(rng, e, state):
         return Case("", fn(rng, e), expect, code)
 
@@ -178,7 +180,10 @@ MUTATIONS: dict[str, Callable] = {
     "null_event_ts": _set("event_ts", None, code="missing:event_ts"),
     "missing_phone_ok": _drop("phone", "accept"),
     "extra_field": _set("loyalty_tier", "gold", code="unknown_field"),
-    "renamed_field": _text(lambda r, e: _dump({("Customer_ID" if k == "customer_id" else k): v for k, v in e.items()}), code="unknown_field"),
+    "renamed_field": _text(
+        lambda r, e: _dump({("Customer_ID" if k == "customer_id" else k): v for k, v in e.items()}),
+        code="unknown_field",
+    ),
     "empty_object": _text(lambda r, e: b"{}", code="missing:event_id"),
     # -- unicode and control characters -----------------------------------------------------
     "unicode_name_ok": _set("full_name", lambda r: _unicode_soup(r), expect="accept"),
@@ -203,20 +208,31 @@ MUTATIONS: dict[str, Callable] = {
     "negative_tickets": _set("support_tickets", -1, code="out_of_range:support_tickets"),
     "huge_tickets": _set("support_tickets", 2**31, code="bad_type:support_tickets"),
     # -- dates in the far past and future -----------------------------------------------------
-    "far_past_signup": _set("signup_date", lambda r: r.choice(["0001-01-01", "1066-10-14", "1899-12-31"]), code="out_of_range:signup_date"),
-    "far_future_signup": _set("signup_date", lambda r: r.choice(["2999-01-01", "9999-12-31"]), code="future:signup_date"),
+    "far_past_signup": _set(
+        "signup_date", lambda r: r.choice(["0001-01-01", "1066-10-14", "1899-12-31"]), code="out_of_range:signup_date"
+    ),
+    "far_future_signup": _set(
+        "signup_date", lambda r: r.choice(["2999-01-01", "9999-12-31"]), code="future:signup_date"
+    ),
     "far_past_last_login": _set("last_login_date", "1970-01-01", code="out_of_range:last_login_date"),
-    "far_future_event": _set("event_ts", lambda r: r.choice(["2999-06-01T00:00:00Z", "9999-12-31T23:59:59Z"]), code="future:event_ts"),
+    "far_future_event": _set(
+        "event_ts", lambda r: r.choice(["2999-06-01T00:00:00Z", "9999-12-31T23:59:59Z"]), code="future:event_ts"
+    ),
     "year_10000_event": _set("event_ts", "+10000-01-01T00:00:00Z", code="bad_type:event_ts"),
     # Years past 9999 or before 1: Spark parses them, no store downstream holds them (pandas, Python).
     "year_10000_signup": _set("signup_date", "10000-01-01", code="bad_type:signup_date"),
     "year_minus_1_login": _set("last_login_date", "-0001-06-01", code="bad_type:last_login_date"),
-    "far_past_event": _set("event_ts", lambda r: r.choice(["0001-01-01T00:00:00Z", "1066-10-14T09:00:00Z", "1899-12-31T23:59:59Z"]),
-                           code="out_of_range:event_ts"),
+    "far_past_event": _set(
+        "event_ts",
+        lambda r: r.choice(["0001-01-01T00:00:00Z", "1066-10-14T09:00:00Z", "1899-12-31T23:59:59Z"]),
+        code="out_of_range:event_ts",
+    ),
     # -- enums and formats ----------------------------------------------------------------------
     "bad_plan": _set("plan", "platinum", code="bad_value:plan"),
     "bad_country": _set("country", "XX", code="bad_value:country"),
-    "bad_event_type": _set("event_type", "customer_merged", code="bad_value:event_type"),  # customer_deleted is a tombstone
+    "bad_event_type": _set(
+        "event_type", "customer_merged", code="bad_value:event_type"
+    ),  # customer_deleted is a tombstone
     "bad_event_id": _set("event_id", "not-a-uuid", code="bad_format:event_id"),
     "bad_phone": _set("phone", "call me", code="bad_format:phone"),
     # -- duplicates and conflicting updates ---------------------------------------------------

@@ -128,7 +128,9 @@ def cycle(settings, hour: datetime, stages=SILVER_STAGES, run_id: str | None = N
     from mdp.core.stages import get_stage
     from mdp.shell.runner import run_pipeline
 
-    ctx = RunContext(settings, Interval.hour_of(hour), run_id=run_id or f"cycle-{time.monotonic_ns()}", backfill=backfill)
+    ctx = RunContext(
+        settings, Interval.hour_of(hour), run_id=run_id or f"cycle-{time.monotonic_ns()}", backfill=backfill
+    )
     return run_pipeline(ctx, [get_stage(s) for s in stages])
 
 
@@ -139,7 +141,11 @@ def checksums(spark, settings) -> dict:
     from spark_apps.transforms import content_checksum
 
     out = {}
-    for name in ("silver.state", "silver.quarantine", "gold.features"):  # gold: as_of and features; a version is not content
+    for name in (
+        "silver.state",
+        "silver.quarantine",
+        "gold.features",
+    ):  # gold: as_of and features; a version is not content
         if catalog.current_version(settings, name) is not None:
             uris = [spark_uri(u) for u in catalog.files(settings, name)]
             out[name.replace(".", "/")] = content_checksum(spark.read.parquet(*uris))
@@ -151,5 +157,3 @@ def staged_dirs(settings, table: str) -> set[str]:
     from mdp.core.tables import silver_dataset
 
     return set(silver_dataset(settings).staged_writes(table))
-
-

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mdp.core.tables import silver_dataset
-from mdp.core.tables import gold_dataset
+from mdp.core.tables import gold_dataset, silver_dataset
 from tests.reliability.harness import (
     CLI_OUTPUTS,
     HOURS,
@@ -31,9 +30,9 @@ from tests.reliability.harness import (
     checksums,
     cli_env,
     cycle,
+    land_hour,
     make_lake,
     staged_dirs,
-    land_hour,
 )
 
 pytestmark = pytest.mark.integration
@@ -51,8 +50,14 @@ def lake(tmp_path_factory, spark, reference):
 def spawn(settings, args: list[str], log: Path, **env) -> subprocess.Popen:
     fh = open(log, "wb")
     # A session of its own, so the kill takes the JVM that PySpark started along with the driver.
-    return subprocess.Popen([MDP, *args], env=cli_env(settings.home, **env), stdout=fh, stderr=subprocess.STDOUT,
-                            cwd=ROOT, start_new_session=True)
+    return subprocess.Popen(
+        [MDP, *args],
+        env=cli_env(settings.home, **env),
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
 
 
 def finish(proc: subprocess.Popen, log: Path, what: str) -> str:
@@ -73,7 +78,11 @@ def layer_path(settings, layer: str) -> Path:
 def leftovers(settings, layer: str) -> list[str]:
     """Spark temp folders and half-written pointer files anywhere in the layer."""
     root = layer_path(settings, layer)
-    return [str(p.relative_to(root)) for p in root.rglob("*") if p.name in ("_temporary", "_STAGED.json.tmp") or p.name.startswith(".tmp-")]
+    return [
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.name in ("_temporary", "_STAGED.json.tmp") or p.name.startswith(".tmp-")
+    ]
 
 
 def test_sigkill_while_writing_silver_then_rerun(lake, spark, reference, tmp_path):

@@ -20,10 +20,10 @@ from ingestion.generator import ingest_time
 from mdp.core.context import GateFailed, RunContext
 from mdp.core.contract import UNKNOWN_FIELD, UNPARSEABLE, load_contract
 from mdp.core.lake import Interval, bronze_table_uri, read_parquet
-from mdp.core.tables import silver_dataset
-from mdp.shell.runner import run_stage
 from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
+from mdp.core.tables import silver_dataset
+from mdp.shell.runner import run_stage
 from tests.reliability.fuzz import MUTATIONS, fuzz, variety
 from tests.reliability.harness import make_lake
 
@@ -47,8 +47,14 @@ def fuzzed(tmp_path_factory, spark):
     quarantine = silver.read_staged("fuzz", "quarantine").to_pydict()
     customers = silver.read_staged("fuzz", "state").to_pydict()
     q = {}
-    for p, o, value, reason, reasons in zip(quarantine["partition"], quarantine["offset"], quarantine["value"],
-                                             quarantine["reason"], quarantine["reasons"]):
+    for p, o, value, reason, reasons in zip(
+        quarantine["partition"],
+        quarantine["offset"],
+        quarantine["value"],
+        quarantine["reason"],
+        quarantine["reasons"],
+        strict=False,
+    ):
         assert (p, o) not in q, f"record {(p, o)} quarantined twice"
         q[(p, o)] = {"value": value, "reason": reason, "reasons": list(reasons)}
     return {"settings": settings, "ctx": ctx, "cases": cases, "figures": figures, "q": q, "customers": customers}
@@ -73,7 +79,7 @@ def test_the_fuzzer_is_varied(fuzzed):
 def test_bronze_holds_every_message_byte_for_byte(fuzzed):
     table = read_parquet(fuzzed["settings"], bronze_table_uri(fuzzed["settings"])).to_pydict()
     assert len(table["value"]) == N
-    got = {(p, o): v for p, o, v in zip(table["partition"], table["offset"], table["value"])}
+    got = {(p, o): v for p, o, v in zip(table["partition"], table["offset"], table["value"], strict=False)}
     assert len(got) == N
     assert all(got[position(i)] == c.value for i, c in enumerate(fuzzed["cases"]))
 
@@ -111,7 +117,7 @@ def test_every_record_is_accounted_for_exactly(fuzzed, record_property):
         by_customer.setdefault(e["customer_id"], []).append((datetime.fromisoformat(e["event_ts"]), i))
     silver = fuzzed["customers"]
     assert len(silver["customer_id"]) == f["silver_rows"] == len(by_customer)
-    winners = dict(zip(silver["customer_id"], silver["_offset"]))
+    winners = dict(zip(silver["customer_id"], silver["_offset"], strict=False))
     for cid, events in by_customer.items():
         latest = max(t for t, _ in events)
         assert winners[cid] in {i for t, i in events if t == latest}, (cid, winners[cid], events)
@@ -121,7 +127,7 @@ def test_every_quarantined_record_keeps_its_bytes_and_a_valid_reason(fuzzed):
     contract = load_contract()
     codes = {r.code for r in contract.rules()} | {UNPARSEABLE, UNKNOWN_FIELD}
     cases = fuzzed["cases"]
-    for (p, o), rec in fuzzed["q"].items():
+    for (_p, o), rec in fuzzed["q"].items():
         assert rec["reasons"] and rec["reason"] == rec["reasons"][0]
         assert set(rec["reasons"]) <= codes, rec["reasons"]
         assert rec["value"] == cases[o].value  # the raw message, replayable

@@ -23,13 +23,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from mdp.core.context import GateFailed, RunContext
 from mdp.core import catalog
+from mdp.core.context import GateFailed, RunContext
 from mdp.core.lake import Interval, bronze_partition, bronze_table_uri
-from mdp.core.tables import silver_dataset
-from mdp.core.storage import join, store_for
-from mdp.shell.runner import run_pipeline
 from mdp.core.stages import STAGES, get_stage
+from mdp.core.storage import join, store_for
+from mdp.core.tables import silver_dataset
+from mdp.shell.runner import run_pipeline
 from tests.helpers import clean_events, write_messages
 from tests.reliability.harness import HOURS
 
@@ -51,8 +51,11 @@ def registry_state(settings) -> dict:
 
 
 def lake_state(settings) -> dict:
-    return {"silver": catalog.current_version(settings, "silver.state"), "gold": catalog.current_version(settings, "gold.features"),
-            "registry": registry_state(settings)}
+    return {
+        "silver": catalog.current_version(settings, "silver.state"),
+        "gold": catalog.current_version(settings, "gold.features"),
+        "registry": registry_state(settings),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +70,27 @@ def _email(e):
 
 # (name, field -> function applied to every event of the hour, expectation named in the failure, threshold)
 BRONZE_CORRUPTIONS = [
-    ("null_key", {"customer_id": lambda v: None}, "expect_column_values_to_not_be_null(customer_id)", "quality.max_per_rule"),
-    ("conflicting_ids", {"event_id": None}, "expect_column_values_to_be_unique(event_id)", "quality.max_conflicting_duplicates"),
+    (
+        "null_key",
+        {"customer_id": lambda v: None},
+        "expect_column_values_to_not_be_null(customer_id)",
+        "quality.max_per_rule",
+    ),
+    (
+        "conflicting_ids",
+        {"event_id": None},
+        "expect_column_values_to_be_unique(event_id)",
+        "quality.max_conflicting_duplicates",
+    ),
     ("out_of_range", {"age": lambda v: 150}, "expect_column_values_to_be_between(age)", "quality.max_per_rule"),
     ("bad_enum", {"plan": lambda v: "platinum"}, "expect_column_values_to_be_in_set(plan)", "quality.max_per_rule"),
     ("bad_regex", {"email": _email}, "expect_column_values_to_match_regex(email)", "quality.max_per_rule"),
 ]
 
 
-@pytest.mark.parametrize("name,changes,expectation,threshold", BRONZE_CORRUPTIONS, ids=[c[0] for c in BRONZE_CORRUPTIONS])
+@pytest.mark.parametrize(
+    "name,changes,expectation,threshold", BRONZE_CORRUPTIONS, ids=[c[0] for c in BRONZE_CORRUPTIONS]
+)
 def test_a_corrupted_batch_stops_at_the_gate(baseline, name, changes, expectation, threshold):
     settings = baseline
     hour = HOURS[-1] + timedelta(hours=1 + [c[0] for c in BRONZE_CORRUPTIONS].index(name))
@@ -109,7 +124,11 @@ def stage_corrupted_silver(settings, corrupt, run_id: str) -> str:
     write = silver.begin(run_id)
     before = silver.read("state", cur["version"])
     state = corrupt(before)
-    changed = state.slice(0, 3) if state.num_rows == before.num_rows else pa.concat_tables([state.slice(0, 3), state.slice(before.num_rows)])
+    changed = (
+        state.slice(0, 3)
+        if state.num_rows == before.num_rows
+        else pa.concat_tables([state.slice(0, 3), state.slice(before.num_rows)])
+    )
     for table, data in (("state", state), ("changes", changed)):
         target = Path(write.staging(table).removeprefix("file://"))
         target.mkdir(parents=True)
@@ -121,8 +140,16 @@ def stage_corrupted_silver(settings, corrupt, run_id: str) -> str:
             shutil.copy(uri.removeprefix("file://"), target / f"part-{i:05d}.parquet")
     keys = len(set(state.column("customer_id").to_pylist()) - {None})
     profile = {**cur["profile"], "rows": state.num_rows, "keys": keys}
-    silver.stage(run_id, write, {"note": "written by a buggy writer", "profile": profile, "silver_rows": state.num_rows,
-                                 "checkpoint": cur["checkpoint"]})
+    silver.stage(
+        run_id,
+        write,
+        {
+            "note": "written by a buggy writer",
+            "profile": profile,
+            "silver_rows": state.num_rows,
+            "checkpoint": cur["checkpoint"],
+        },
+    )
     return write.write_id
 
 
@@ -162,5 +189,6 @@ def test_a_corrupted_silver_version_is_never_published(baseline, name, corrupt, 
     message = str(err.value)
     assert expectation in message and version in message, message
     assert lake_state(settings) == before  # the bad version was rejected, the pointer never moved
-    assert pc.sum(pc.is_null(catalog.read(settings, "silver.state", before["silver"])
-                             .column("customer_id"))).as_py() in (None, 0)
+    assert pc.sum(
+        pc.is_null(catalog.read(settings, "silver.state", before["silver"]).column("customer_id"))
+    ).as_py() in (None, 0)

@@ -22,13 +22,13 @@ import pytest
 
 from ingestion.landing import LandingOptions, land
 from ingestion.producer import ensure_topic, make_producer, publish
+from mdp.core import catalog
 from mdp.core.context import RunContext
 from mdp.core.lake import Interval, bronze_table_uri, read_parquet
-from mdp.core import catalog
-from mdp.shell.runner import run_stage
-from mdp.shell.services import LocalServices, Ports, ServiceConfig, ServiceError, find_binary
 from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
+from mdp.shell.runner import run_stage
+from mdp.shell.services import LocalServices, Ports, ServiceConfig, ServiceError, find_binary
 from tests.helpers import clean_events
 from tests.reliability.harness import make_lake
 
@@ -59,19 +59,24 @@ def broker():
 
 
 def test_poison_messages_do_not_stop_landing_and_end_in_quarantine(broker, tmp_path, spark):
-    settings = make_lake(tmp_path).model_copy(update={"source": "kafka", "kafka_bootstrap": broker.kafka_bootstrap,
-                                                       "kafka_topic": "poison-rel7"})
+    settings = make_lake(tmp_path).model_copy(
+        update={"source": "kafka", "kafka_bootstrap": broker.kafka_bootstrap, "kafka_topic": "poison-rel7"}
+    )
     ensure_topic(settings.kafka_bootstrap, settings.topic, partitions=1)
     now = datetime.now(UTC)
     events = clean_events(77, Interval.hour_of(now).start, 42)
     good = [json.dumps(e).encode() for e in events[:40]]
     # Valid JSON with values no store downstream holds: a date of year 10000, text with U+0000.
-    values = {"year_10000": json.dumps({**events[40], "signup_date": "10000-01-01"}).encode(),
-              "nul_text": json.dumps({**events[41], "full_name": "Ada\u0000Lovelace"}).encode()}
+    values = {
+        "year_10000": json.dumps({**events[40], "signup_date": "10000-01-01"}).encode(),
+        "nul_text": json.dumps({**events[41], "full_name": "Ada\u0000Lovelace"}).encode(),
+    }
     messages = good[:20] + list(POISON.values()) + list(values.values()) + good[20:]  # what follows poison lands too
     producer = make_producer(settings)
     try:
-        publish(producer, settings.topic, [(b"C9999999" if m is None else None, m) for m in messages])  # a tombstone has a key
+        publish(
+            producer, settings.topic, [(b"C9999999" if m is None else None, m) for m in messages]
+        )  # a tombstone has a key
     finally:
         producer.close()
 
@@ -79,19 +84,30 @@ def test_poison_messages_do_not_stop_landing_and_end_in_quarantine(broker, tmp_p
     assert figures["landed"] == len(messages)
     bronze = read_parquet(settings, bronze_table_uri(settings)).to_pydict()
     assert sorted(bronze["value"], key=lambda v: (v is None, len(v or b""), v or b"")) == sorted(
-        messages, key=lambda v: (v is None, len(v or b""), v or b""))  # raw bytes, none lost, none altered
+        messages, key=lambda v: (v is None, len(v or b""), v or b"")
+    )  # raw bytes, none lost, none altered
 
     hours = [datetime.fromisoformat(h + ":00+00:00") for h in figures["hours"]]
     ctx = RunContext(settings, Interval(min(hours), max(hours) + timedelta(hours=1)), run_id="poison")
     f = run_stage(get_stage("bronze_to_silver"), ctx).figures
     assert f["bronze_in"] == len(messages)
-    assert f["quarantine_reasons"] == {"unparseable_json": len(POISON), "bad_type:signup_date": 1, "bad_type:full_name": 1}
+    assert f["quarantine_reasons"] == {
+        "unparseable_json": len(POISON),
+        "bad_type:signup_date": 1,
+        "bad_type:full_name": 1,
+    }
     assert f["accepted"] == len(good) and f["accepted"] + f["quarantined"] + f["duplicates"] == f["bronze_in"]
     # The gate reads the batch with those values in it, and publishes: the poison ends in the
     # published quarantine, bytes unchanged (the gate once died on the year 10000, on every run).
     assert run_stage(get_stage("validate_silver"), ctx).figures["published"] is True
     q = catalog.read(settings, "silver.quarantine").to_pydict()
     poison = [*POISON.values(), *values.values()]
-    order = lambda v: (v is None, len(v or b""), v or b"")  # noqa: E731 - None and b"" both have no bytes
+
+    # None and b"" both have no bytes
+    def order(v):
+        return (v is None, len(v or b""), v or b"")
+
     assert sorted(q["value"], key=order) == sorted(poison, key=order)
-    assert sorted(q["reason"]) == sorted(["unparseable_json"] * len(POISON) + ["bad_type:full_name", "bad_type:signup_date"])
+    assert sorted(q["reason"]) == sorted(
+        ["unparseable_json"] * len(POISON) + ["bad_type:full_name", "bad_type:signup_date"]
+    )

@@ -46,17 +46,33 @@ P = free_port()
 URL = f"http://127.0.0.1:{P}"
 # name: (environment, secrets in the environment, exit code, fragment of the message)
 CASES = {
-    "s3_unreachable": ({"MDP_PROFILE": "local", "MDP_S3_ENDPOINT": URL}, True, 5, f"s3_endpoint (MDP_S3_ENDPOINT) {URL}"),
+    "s3_unreachable": (
+        {"MDP_PROFILE": "local", "MDP_S3_ENDPOINT": URL},
+        True,
+        5,
+        f"s3_endpoint (MDP_S3_ENDPOINT) {URL}",
+    ),
     "s3_without_credentials": ({"MDP_PROFILE": "local", "MDP_S3_ENDPOINT": URL}, False, 2, "S3 credentials missing"),
-    "mlflow_unreachable": ({"MDP_MLFLOW_TRACKING_URI": URL}, True, 5, f"mlflow_tracking_uri (MDP_MLFLOW_TRACKING_URI) {URL}"),
+    "mlflow_unreachable": (
+        {"MDP_MLFLOW_TRACKING_URI": URL},
+        True,
+        5,
+        f"mlflow_tracking_uri (MDP_MLFLOW_TRACKING_URI) {URL}",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_bad_s3_or_mlflow_setting_fails_before_any_stage_or_spark(tmp_path, name):
     env, with_secrets, code, fragment = CASES[name]
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=cli_env(tmp_path, secrets_in_env=with_secrets, **env),
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env=cli_env(tmp_path, secrets_in_env=with_secrets, **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "train_model" in out["stages"] and len(out["stages"]) >= 4  # the whole pipeline was asked for

@@ -25,7 +25,9 @@ def test_reruns_late_arrival_and_a_backfill_equal_one_clean_in_order_run(tmp_pat
         report = cycle(settings, HOURS[0])
         versions.append(silver_dataset(settings).current()["version"])
         assert checksums(spark, settings) == reference.after[0], f"H1 run #{attempt + 1} differs from the reference"
-        assert report.figures("bronze_to_silver")["bronze_in"] == (0 if attempt else report.figures("bronze_to_silver")["bronze_in"])
+        assert report.figures("bronze_to_silver")["bronze_in"] == (
+            0 if attempt else report.figures("bronze_to_silver")["bronze_in"]
+        )
     assert len(set(versions)) == 1  # a rerun with nothing new publishes nothing
     land_hour(settings, 2)  # H3 arrives before H2
     cycle(settings, HOURS[2])

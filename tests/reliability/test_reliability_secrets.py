@@ -89,7 +89,9 @@ def test_error_messages_redact_passwords_in_urls(monkeypatch):
     from mdp.core.settings import redact
 
     monkeypatch.setenv("PGPASSWORD", FAKE_SECRETS["PGPASSWORD"])
-    text = redact(f"cannot connect to postgresql://mdp:inline-pw@127.0.0.1:5432/db (password {FAKE_SECRETS['PGPASSWORD']})")
+    text = redact(
+        f"cannot connect to postgresql://mdp:inline-pw@127.0.0.1:5432/db (password {FAKE_SECRETS['PGPASSWORD']})"
+    )
     assert "inline-pw" not in text and FAKE_SECRETS["PGPASSWORD"] not in text
     assert "postgresql://mdp:***@127.0.0.1:5432/db" in text
 
@@ -114,8 +116,15 @@ def test_mlflow_logs_and_lake_hold_no_credential(trained):
 
 
 # ---- committed configuration --------------------------------------------------------------------
-CONFIG_GLOBS = ["mdp/core/profiles.yaml", "charts/**/*.yaml", "k8s/**/*.yaml", "docker-compose*.yml", ".env*",
-                ".github/workflows/*.yml", "kind/*.yaml"]
+CONFIG_GLOBS = [
+    "mdp/core/profiles.yaml",
+    "charts/**/*.yaml",
+    "k8s/**/*.yaml",
+    "docker-compose*.yml",
+    ".env*",
+    ".github/workflows/*.yml",
+    "kind/*.yaml",
+]
 SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|access_?key|api_?key|token|credential)")
 NOT_A_VALUE_KEY = re.compile(r"(?i)(name|file|ref|path|existingsecret|secrets|keys)$")
 REFERENCE = re.compile(r"\$\{|\{\{|\$\(|^\$")  # ${VAR}, {{ template }}, $(cmd), $VAR
@@ -128,8 +137,15 @@ LITERAL_PATTERNS = {
 
 def config_files() -> list[Path]:
     """Config files in the repository (committed, or new and not ignored)."""
-    listed = set(subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout.split())
+    listed = set(
+        subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    )
     return sorted({p for g in CONFIG_GLOBS for p in ROOT.glob(g) if str(p.relative_to(ROOT)) in listed})
 
 
@@ -140,13 +156,23 @@ def is_dev_file(path: Path) -> bool:
 def literal_secrets(path: Path) -> list[str]:
     """Secret-looking keys with literal values, and secret-looking literals anywhere."""
     text = path.read_text(errors="replace")
-    found = [f"{name}: line {text[:m.start()].count(chr(10)) + 1}" for name, rx in LITERAL_PATTERNS.items()
-             for m in rx.finditer(text) if not (m.groups() and re.search(r"\$|\{\{|%s", m.group(1)))]
+    found = [
+        f"{name}: line {text[: m.start()].count(chr(10)) + 1}"
+        for name, rx in LITERAL_PATTERNS.items()
+        for m in rx.finditer(text)
+        if not (m.groups() and re.search(r"\$|\{\{|%s", m.group(1)))
+    ]
 
     def check(key: str, value) -> None:
-        if (isinstance(value, str) and value.strip() and SECRET_KEY.search(key) and not NOT_A_VALUE_KEY.search(key)
-                and not REFERENCE.search(value) and not value.startswith("/")
-                and not re.fullmatch(r"[A-Z][A-Z0-9_]*", value)):  # names of variables/Secret keys
+        if (
+            isinstance(value, str)
+            and value.strip()
+            and SECRET_KEY.search(key)
+            and not NOT_A_VALUE_KEY.search(key)
+            and not REFERENCE.search(value)
+            and not value.startswith("/")
+            and not re.fullmatch(r"[A-Z][A-Z0-9_]*", value)
+        ):  # names of variables/Secret keys
             found.append(f"{key}: {value!r}")
 
     def walk(node) -> None:
@@ -189,17 +215,23 @@ def test_dev_credentials_live_only_in_files_marked_as_dev():
     dev = [p for p in config_files() if is_dev_file(p) and literal_secrets(p)]
     for p in dev:
         head = p.read_text().lower()[:600]
-        assert "dev" in head and ("only" in head or "not secret" in head or "throwaway" in head), f"{p}: say it is dev-only"
+        assert "dev" in head and ("only" in head or "not secret" in head or "throwaway" in head), (
+            f"{p}: say it is dev-only"
+        )
 
 
 def test_the_scanner_finds_what_it_should(tmp_path):
     """The scan itself can fail: planted literals are found, references are not."""
     bad = tmp_path / "values.yaml"
-    bad.write_text("credentials:\n  s3:\n    secretAccessKey: hunter2\nenv:\n  - name: PGPASSWORD\n    value: s3cret\n"
-                   "url: postgresql://mdp:pw@db/x\nkey: AKIAABCDEFGHIJKLMNOP\n")
+    bad.write_text(
+        "credentials:\n  s3:\n    secretAccessKey: hunter2\nenv:\n  - name: PGPASSWORD\n    value: s3cret\n"
+        "url: postgresql://mdp:pw@db/x\nkey: AKIAABCDEFGHIJKLMNOP\n"
+    )
     assert len(literal_secrets(bad)) == 4, literal_secrets(bad)
     good = tmp_path / "values-ok.yaml"
-    good.write_text("credentials:\n  s3:\n    existingSecret: mdp-s3\n    secretAccessKey: ''\nenv:\n  - name: PGPASSWORD\n"
-                    "    value: ${POSTGRES_PASSWORD}\nkeys: {AWS_ACCESS_KEY_ID: AWS_ACCESS_KEY_ID}\n"
-                    "url: postgresql://${U}:${P}@db/x\npasswords_file: /opt/auth/passwords.json\n")
+    good.write_text(
+        "credentials:\n  s3:\n    existingSecret: mdp-s3\n    secretAccessKey: ''\nenv:\n  - name: PGPASSWORD\n"
+        "    value: ${POSTGRES_PASSWORD}\nkeys: {AWS_ACCESS_KEY_ID: AWS_ACCESS_KEY_ID}\n"
+        "url: postgresql://${U}:${P}@db/x\npasswords_file: /opt/auth/passwords.json\n"
+    )
     assert literal_secrets(good) == []

@@ -17,8 +17,14 @@ MDP = str(Path(sys.executable).with_name("mdp"))
 
 def test_the_whole_pipeline_scores_under_a_cluster_master(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MDP_", "MLFLOW_"))}
-    env.update(MDP_HOME=str(tmp_path), MDP_EVENTS="3000", MDP_MIN_TEST_ROWS="50", MDP_SPARK_DRIVER_MEMORY="1g",
-               MDP_SPARK_MASTER="local-cluster[1,1,1024]", COLUMNS="200")
+    env.update(
+        MDP_HOME=str(tmp_path),
+        MDP_EVENTS="3000",
+        MDP_MIN_TEST_ROWS="50",
+        MDP_SPARK_DRIVER_MEMORY="1g",
+        MDP_SPARK_MASTER="local-cluster[1,1,1024]",
+        COLUMNS="200",
+    )
     r = subprocess.run([MDP, "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]

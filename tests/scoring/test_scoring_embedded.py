@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from mdp.core import catalog
 from mdp.core.context import RunContext
 from mdp.core.contract import load_contract
-from mdp.core import catalog
 from mdp.core.lake import read_parquet
 from scoring.champion import SCORE
 from tests.training.gold import HOUR, publish_gold, synthetic_gold, train
@@ -85,7 +85,11 @@ def test_a_rerun_is_a_noop(scored):
     settings, _, snapshot, _, first = scored
     again = score(settings)
     assert not again["new_scores"]
-    assert (again["scores_version"], again["scored"], again["gold_snapshot"]) == (first["scores_version"], first["scored"], snapshot)
+    assert (again["scores_version"], again["scored"], again["gold_snapshot"]) == (
+        first["scores_version"],
+        first["scored"],
+        snapshot,
+    )
     assert catalog.current_version(settings, scores_table(settings)) == first["scores_version"] == 0  # one version only
 
 
@@ -93,7 +97,11 @@ def test_the_same_gold_and_model_give_the_same_scores(scored):
     settings, gold, _, _, first = scored
     republished = publish_gold(settings, gold)  # a new snapshot of the same rows
     second = score(settings)
-    assert second["new_scores"] and second["gold_snapshot"] == republished and second["scores_version"] != first["scores_version"]
+    assert (
+        second["new_scores"]
+        and second["gold_snapshot"] == republished
+        and second["scores_version"] != first["scores_version"]
+    )
     a = read_scores(settings, first["scores_version"]).set_index(KEY).sort_index()
     b = read_scores(settings, second["scores_version"]).set_index(KEY).sort_index()
     assert a[SCORE].equals(b[SCORE])

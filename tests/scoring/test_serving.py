@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import requests
 
-from mdp.core.contract import load_contract
 from mdp.core import catalog
+from mdp.core.contract import load_contract
 from mdp.shell.services import free_port
 from tests.scoring.test_scoring_embedded import score
 from tests.training.gold import publish_gold, shuffle_training_features, synthetic_gold, train
@@ -27,8 +27,16 @@ pytestmark = pytest.mark.integration
 C = load_contract()
 MLFLOW = Path(sys.executable).with_name("mlflow")
 # The curl example in docs/SCORING.md.
-DOCS_ROW = {"country": "DE", "age": 41, "plan": "pro", "monthly_spend": 79.5, "support_tickets": 3,
-            "tenure_days": 420, "days_since_last_login": 12, "has_phone": True}
+DOCS_ROW = {
+    "country": "DE",
+    "age": 41,
+    "plan": "pro",
+    "monthly_spend": 79.5,
+    "support_tickets": 3,
+    "tenure_days": 420,
+    "days_since_last_login": 12,
+    "has_phone": True,
+}
 
 
 def request_body(rows) -> str:
@@ -39,7 +47,9 @@ def request_body(rows) -> str:
 
 
 def predict(url: str, rows) -> list[float]:
-    resp = requests.post(f"{url}/invocations", data=request_body(rows), headers={"Content-Type": "application/json"}, timeout=30)
+    resp = requests.post(
+        f"{url}/invocations", data=request_body(rows), headers={"Content-Type": "application/json"}, timeout=30
+    )
     resp.raise_for_status()
     return [p[1] for p in resp.json()["predictions"]]
 
@@ -86,12 +96,31 @@ def test_mlflow_model_server_answers_with_the_batch_score(batch, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_uri,
-           "PATH": os.pathsep.join([str(MLFLOW.parent), os.environ.get("PATH", "")])}  # mlflow runs uvicorn from PATH
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": settings.mlflow_uri,
+        "PATH": os.pathsep.join([str(MLFLOW.parent), os.environ.get("PATH", "")]),
+    }  # mlflow runs uvicorn from PATH
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(MLFLOW), "models", "serve", "-m", f"models:/{settings.model_name}@champion",
-                                 "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                str(MLFLOW),
+                "models",
+                "serve",
+                "-m",
+                f"models:/{settings.model_name}@champion",
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             wait_ping(url, proc, log)
             one = gold.iloc[[17]]
@@ -104,8 +133,12 @@ def test_mlflow_model_server_answers_with_the_batch_score(batch, tmp_path):
             # The request docs/SCORING.md shows (whole numbers where the signature says double) answers too.
             import mlflow
 
-            resp = requests.post(f"{url}/invocations", data=json.dumps({"dataframe_records": [DOCS_ROW]}),
-                                 headers={"Content-Type": "application/json"}, timeout=30)
+            resp = requests.post(
+                f"{url}/invocations",
+                data=json.dumps({"dataframe_records": [DOCS_ROW]}),
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            )
             assert resp.status_code == 200, resp.text
             mlflow.set_tracking_uri(settings.mlflow_uri)
             model = mlflow.sklearn.load_model(f"models:/{settings.model_name}@champion")
@@ -126,8 +159,13 @@ def test_mdp_serve_follows_the_champion_alias(batch, tmp_path):
     env = {**os.environ, "MDP_HOME": str(settings.home), "MDP_SEED": "5"}
     one = gold.iloc[[42]]
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mdp.shell.cli", "serve", "--port", str(port), "--poll", "1"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mdp.shell.cli", "serve", "--port", str(port), "--poll", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             wait_ping(url, proc, log)
             assert abs(predict(url, one)[0] - scores[one[C.primary_key].iloc[0]]) <= 1e-9  # v1, the champion
@@ -136,9 +174,13 @@ def test_mdp_serve_follows_the_champion_alias(batch, tmp_path):
             publish_gold(settings, shuffle_training_features(gold, C))
             v2 = train(settings)["model_version"]
             mlflow.set_tracking_uri(settings.mlflow_uri)
-            expected = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{v2}").predict_proba(model_input(one, C))[0, 1]
+            expected = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{v2}").predict_proba(
+                model_input(one, C)
+            )[0, 1]
             assert abs(expected - scores[one[C.primary_key].iloc[0]]) > 1e-6
-            MlflowClient(settings.mlflow_uri, settings.mlflow_uri).set_registered_model_alias(settings.model_name, "champion", v2)
+            MlflowClient(settings.mlflow_uri, settings.mlflow_uri).set_registered_model_alias(
+                settings.model_name, "champion", v2
+            )
 
             deadline = time.monotonic() + 180
             while True:

@@ -23,7 +23,16 @@ from mdp.core.tables import gold_dataset
 from training.model import split
 
 HOUR = datetime(2026, 1, 5, 0, tzinfo=UTC)
-FEATURES = ["country", "age", "plan", "monthly_spend", "support_tickets", "tenure_days", "days_since_last_login", "has_phone"]
+FEATURES = [
+    "country",
+    "age",
+    "plan",
+    "monthly_spend",
+    "support_tickets",
+    "tenure_days",
+    "days_since_last_login",
+    "has_phone",
+]
 
 
 def synthetic_gold(n: int, seed: int = 0, extra: dict | None = None) -> pd.DataFrame:
@@ -32,23 +41,27 @@ def synthetic_gold(n: int, seed: int = 0, extra: dict | None = None) -> pd.DataF
     plan = rng.choice(plans, n, p=[0.4, 0.3, 0.2, 0.1])
     age = rng.integers(18, 86, n)
     tenure = rng.integers(0, 2500, n)
-    spend = np.round(np.vectorize({"free": 0, "basic": 19, "pro": 59, "enterprise": 249}.get)(plan) + rng.uniform(0, 60, n), 2)
+    spend = np.round(
+        np.vectorize({"free": 0, "basic": 19, "pro": 59, "enterprise": 249}.get)(plan) + rng.uniform(0, 60, n), 2
+    )
     tickets = np.minimum(12, rng.exponential(1 / 0.6, n).astype(int))
     idle = np.minimum(tenure, rng.exponential(12, n).astype(int))
-    p = np.array([churn_probability(*args) for args in zip(plan, tenure, spend, tickets, idle, age)])
-    gold = pd.DataFrame({
-        "customer_id": [f"C{i:07d}" for i in range(n)],
-        "country": rng.choice(["DE", "FR", "GB", "US"], n),
-        "age": age.astype("int32"),
-        "plan": plan,
-        "monthly_spend": spend,
-        "support_tickets": tickets.astype("int32"),
-        "tenure_days": tenure.astype("int32"),
-        "days_since_last_login": idle.astype("int32"),
-        "has_phone": rng.random(n) < 0.8,
-        "churned": (rng.random(n) < p).astype("int32"),
-        "as_of": pd.Timestamp(HOUR),
-    })
+    p = np.array([churn_probability(*args) for args in zip(plan, tenure, spend, tickets, idle, age, strict=False)])
+    gold = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:07d}" for i in range(n)],
+            "country": rng.choice(["DE", "FR", "GB", "US"], n),
+            "age": age.astype("int32"),
+            "plan": plan,
+            "monthly_spend": spend,
+            "support_tickets": tickets.astype("int32"),
+            "tenure_days": tenure.astype("int32"),
+            "days_since_last_login": idle.astype("int32"),
+            "has_phone": rng.random(n) < 0.8,
+            "churned": (rng.random(n) < p).astype("int32"),
+            "as_of": pd.Timestamp(HOUR),
+        }
+    )
     for name, values in (extra or {}).items():
         gold.insert(len(gold.columns) - 2, name, values)
     return gold

@@ -76,8 +76,7 @@ def test_first_model_is_promoted_and_logs_no_integer_warning(settings):
 
 
 def pinned(settings) -> tuple[int | None, str | None]:
-    from mdp.core.tables import silver_dataset
-    from mdp.core.tables import gold_dataset
+    from mdp.core.tables import gold_dataset, silver_dataset
 
     g, s = gold_dataset(settings).pins().get("champion"), silver_dataset(settings).pins().get("champion")
     return (g and g["versions"]["features"]), (s and s["versions"]["state"])
@@ -96,7 +95,9 @@ def test_a_worse_challenger_does_not_move_the_alias(settings):
     assert pinned(settings) == (first_snapshot, f"silver-for-{first_snapshot}")
     assert challenger["roc_auc"] < challenger["champion_roc_auc_same_rows"] - 0.1
     # The champion was scored on the challenger's test rows: the same figure, computed here apart.
-    assert challenger["champion_roc_auc_same_rows"] == pytest.approx(auc_of_version_on(settings, champ["model_version"], worse), abs=1e-4)
+    assert challenger["champion_roc_auc_same_rows"] == pytest.approx(
+        auc_of_version_on(settings, champ["model_version"], worse), abs=1e-4
+    )
     tags = tags_of(settings, challenger["model_version"])
     assert tags["champion_decision"] == "kept" and tags["previous_champion"] == champ["model_version"]
     assert tags["previous_champion_roc_auc_same_rows"] == f"{challenger['champion_roc_auc_same_rows']:.4f}"
@@ -113,7 +114,9 @@ def test_a_better_challenger_moves_the_alias(settings):
     assert better["promoted"] and champion_of(settings) == better["model_version"], better
     assert pinned(settings)[0] == better_snapshot
     assert better["roc_auc"] > better["champion_roc_auc_same_rows"] + 0.1
-    assert better["champion_roc_auc_same_rows"] == pytest.approx(auc_of_version_on(settings, weak["model_version"], good), abs=1e-4)
+    assert better["champion_roc_auc_same_rows"] == pytest.approx(
+        auc_of_version_on(settings, weak["model_version"], good), abs=1e-4
+    )
     assert "beats champion v1" in tags_of(settings, better["model_version"])["champion_reason"]
 
 

@@ -44,12 +44,14 @@ def tokens_gold(n: int, informative_x: bool, seed: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     label = (rng.random(n) < 0.5).astype("int32")
     noise = np.random.default_rng(seed + 1).normal(0, 1, n)
-    return pd.DataFrame({
-        "account_no": np.arange(1000, 1000 + n, dtype="int64"),
-        "token": [f"t{i}" for i in range(n)],
-        "x": (label + noise) if informative_x else np.zeros(n),
-        "churned": label,
-    })
+    return pd.DataFrame(
+        {
+            "account_no": np.arange(1000, 1000 + n, dtype="int64"),
+            "token": [f"t{i}" for i in range(n)],
+            "x": (label + noise) if informative_x else np.zeros(n),
+            "churned": label,
+        }
+    )
 
 
 def test_the_champion_is_compared_on_rows_it_never_trained_on(make_settings, tmp_path):
@@ -68,7 +70,11 @@ def test_the_champion_is_compared_on_rows_it_never_trained_on(make_settings, tmp
     assert challenger["promoted"] and challenger["roc_auc"] > 0.65, challenger
     from mlflow.tracking import MlflowClient
 
-    tags = MlflowClient(settings.mlflow_uri, settings.mlflow_uri).get_model_version("tokens-churned", challenger["model_version"]).tags
+    tags = (
+        MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
+        .get_model_version("tokens-churned", challenger["model_version"])
+        .tags
+    )
     assert tags["comparison_rows"] == str(challenger["rows_test"]) and int(tags["comparison_rows"]) > 200
     assert tags["holdout"] == champion_tags_holdout(settings, champion["model_version"])  # one rule for both
     assert f"on the same {tags['comparison_rows']} held-out rows" in tags["champion_reason"]
@@ -77,7 +83,11 @@ def test_the_champion_is_compared_on_rows_it_never_trained_on(make_settings, tmp
 def champion_tags_holdout(settings, version: str) -> str:
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(settings.mlflow_uri, settings.mlflow_uri).get_model_version("tokens-churned", version).tags["holdout"]
+    return (
+        MlflowClient(settings.mlflow_uri, settings.mlflow_uri)
+        .get_model_version("tokens-churned", version)
+        .tags["holdout"]
+    )
 
 
 def test_a_class_with_one_row_trains_nothing_and_names_the_counts(make_settings, tmp_path):
@@ -93,14 +103,21 @@ def test_a_class_with_one_row_trains_nothing_and_names_the_counts(make_settings,
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["decision"] == "not trained" and not figures["promoted"] and "model_version" not in figures, figures
     reason = figures["reason"]
-    assert f"Gold snapshot {snapshot} has too few rows of a class" in reason and "at least 3 of each class" in reason, reason
+    assert f"Gold snapshot {snapshot} has too few rows of a class" in reason and "at least 3 of each class" in reason, (
+        reason
+    )
     assert re.search(r"hold \d+ negative and [01] positive \(churned = True\)", reason), reason
     assert "Traceback" not in result.text
     from mlflow.tracking import MlflowClient
 
-    assert MlflowClient(settings.mlflow_uri, settings.mlflow_uri).search_model_versions(f"name = '{settings.model_name}'") == []
+    assert (
+        MlflowClient(settings.mlflow_uri, settings.mlflow_uri).search_model_versions(f"name = '{settings.model_name}'")
+        == []
+    )
     run = run_cli(["run", "--stage", "train_model"], cli_env(tmp_path))
-    assert run.returncode == 0 and f"model {settings.model_name} not trained: Gold snapshot {snapshot}" in run.text, run.text
+    assert run.returncode == 0 and f"model {settings.model_name} not trained: Gold snapshot {snapshot}" in run.text, (
+        run.text
+    )
 
 
 def test_a_champion_trained_before_the_holdout_is_replaced_once(make_settings):

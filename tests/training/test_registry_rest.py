@@ -45,9 +45,23 @@ def server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     log = (root / "server.log").open("wb")
     proc = subprocess.Popen(
-        [str(binary), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(binary),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root}/mlflow.db",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 240
@@ -93,9 +107,16 @@ def test_registered_model_describes_what_it_predicts(server, trained):
     settings, _, _ = trained
     model = rest(server, "registered-models/get", name=settings.model_name)["registered_model"]
     text = model["description"]
-    for words in ("probability", "`churned` is True", "one row per `customer_id`", "Contract: customers version 2",
-                  "numeric ['age', 'monthly_spend'", "a tie keeps the champion", "which no version trains on",
-                  "customer_id: blake2b('mdp-holdout-1:' + key) mod 100 < 25"):
+    for words in (
+        "probability",
+        "`churned` is True",
+        "one row per `customer_id`",
+        "Contract: customers version 2",
+        "numeric ['age', 'monthly_spend'",
+        "a tie keeps the champion",
+        "which no version trains on",
+        "customer_id: blake2b('mdp-holdout-1:' + key) mod 100 < 25",
+    ):
         assert words in text, text
     assert {a["alias"]: a["version"] for a in model["aliases"]} == {"champion": "1"}
 
@@ -106,11 +127,17 @@ def test_each_version_has_tags_and_a_description(server, trained):
     for v in ("1", "2"):
         mv = rest(server, "model-versions/get", name=settings.model_name, version=v)["model_version"]
         versions[v] = (mv["description"], {t["key"]: t["value"] for t in mv.get("tags", [])})
-    for v, snapshot, fig in zip(("1", "2"), snapshots, figures):
+    for v, snapshot, fig in zip(("1", "2"), snapshots, figures, strict=False):
         description, tags = versions[v]
-        assert tags["gold_snapshot"] == str(snapshot) and f"Gold snapshot {snapshot} " in description  # its Delta version
+        assert (
+            tags["gold_snapshot"] == str(snapshot) and f"Gold snapshot {snapshot} " in description
+        )  # its Delta version
         assert tags["silver_version"] == f"silver-for-{snapshot}"
-        assert (tags["rows_total"], tags["rows_train"], tags["rows_test"]) == ("1000", "753", "247")  # a quarter of the keys, by hash
+        assert (tags["rows_total"], tags["rows_train"], tags["rows_test"]) == (
+            "1000",
+            "753",
+            "247",
+        )  # a quarter of the keys, by hash
         assert tags["holdout"] == "customer_id: blake2b('mdp-holdout-1:' + key) mod 100 < 25"
         assert tags["roc_auc"] == f"{fig['roc_auc']:.4f}" and tags["model"] == fig["model"]
         assert tags["contract"] == "customers v2"
@@ -119,7 +146,9 @@ def test_each_version_has_tags_and_a_description(server, trained):
     assert "Champion decision: promoted (no champion yet)" in desc1
     desc2, tags2 = versions["2"]
     assert tags2["champion_decision"] == "kept" and tags2["previous_champion"] == "1"
-    assert tags2["previous_champion_roc_auc_same_rows"] == f"{figures[0]['roc_auc']:.4f}"  # the same model, the same rows
+    assert (
+        tags2["previous_champion_roc_auc_same_rows"] == f"{figures[0]['roc_auc']:.4f}"
+    )  # the same model, the same rows
     assert "keeps the alias" in tags2["champion_reason"] and "Champion decision: kept" in desc2
     assert tags2["comparison_rows"] == "247" and "on the same 247 held-out rows" in tags2["champion_reason"]
     assert "comparison_rows" not in tags1  # no champion to compare with

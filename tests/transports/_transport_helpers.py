@@ -9,20 +9,29 @@ from pathlib import Path
 def subprocess_env(settings, **extra: str) -> dict[str, str]:
     """Environment for a child `python -m ...` that rebuilds the same settings from MDP_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MDP_")}
-    env.update({
-        "MDP_PROFILE": settings.profile,
-        "MDP_HOME": str(settings.home),
-        "MDP_LAKE_ROOT": settings.lake_root,
-        "MDP_SOURCE": settings.source,
-        "MDP_KAFKA_TOPIC": settings.topic,
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-    })
-    for key, var in (("kafka_bootstrap", "MDP_KAFKA_BOOTSTRAP"), ("s3_endpoint", "MDP_S3_ENDPOINT"),
-                     ("postgres_dsn", "MDP_POSTGRES_DSN"), ("mlflow_tracking_uri", "MDP_MLFLOW_TRACKING_URI")):
+    env.update(
+        {
+            "MDP_PROFILE": settings.profile,
+            "MDP_HOME": str(settings.home),
+            "MDP_LAKE_ROOT": settings.lake_root,
+            "MDP_SOURCE": settings.source,
+            "MDP_KAFKA_TOPIC": settings.topic,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        }
+    )
+    for key, var in (
+        ("kafka_bootstrap", "MDP_KAFKA_BOOTSTRAP"),
+        ("s3_endpoint", "MDP_S3_ENDPOINT"),
+        ("postgres_dsn", "MDP_POSTGRES_DSN"),
+        ("mlflow_tracking_uri", "MDP_MLFLOW_TRACKING_URI"),
+    ):
         if getattr(settings, key):
             env[var] = str(getattr(settings, key))
-    for secret, var in ((settings.s3_access_key, "AWS_ACCESS_KEY_ID"), (settings.s3_secret_key, "AWS_SECRET_ACCESS_KEY"),
-                        (settings.postgres_password, "PGPASSWORD")):
+    for secret, var in (
+        (settings.s3_access_key, "AWS_ACCESS_KEY_ID"),
+        (settings.s3_secret_key, "AWS_SECRET_ACCESS_KEY"),
+        (settings.postgres_password, "PGPASSWORD"),
+    ):
         if secret:
             env[var] = secret.get_secret_value()
     env.update(extra)
@@ -39,8 +48,12 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 20) -> list:
     from kafka import KafkaConsumer
     from kafka.structs import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=64 << 20,
-                             fetch_max_bytes=128 << 20)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=64 << 20,
+        fetch_max_bytes=128 << 20,
+    )
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(parts)
@@ -48,8 +61,10 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 20) -> list:
         listed = consumer.end_offsets(parts)
 
         def behind() -> bool:
-            return any(consumer.highwater(tp) is None or consumer.position(tp) < max(listed[tp], consumer.highwater(tp))
-                       for tp in parts)
+            return any(
+                consumer.highwater(tp) is None or consumer.position(tp) < max(listed[tp], consumer.highwater(tp))
+                for tp in parts
+            )
 
         out, deadline = [], time.monotonic() + timeout_s
         while behind() and time.monotonic() < deadline:
@@ -67,7 +82,9 @@ def committed_offsets(bootstrap: str, topic: str, group: str) -> dict[int, int |
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
-        return {p: consumer.committed(TopicPartition(topic, p)) for p in sorted(consumer.partitions_for_topic(topic) or [])}
+        return {
+            p: consumer.committed(TopicPartition(topic, p)) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        }
     finally:
         consumer.close(autocommit=False)
 
@@ -75,7 +92,7 @@ def committed_offsets(bootstrap: str, topic: str, group: str) -> dict[int, int |
 def bronze_offsets(table) -> dict[int, list[int]]:
     """Bronze rows by Kafka partition: the sorted offsets, duplicates kept (so a double shows)."""
     out: dict[int, list[int]] = {}
-    for p, o in zip(table["partition"].to_pylist(), table["offset"].to_pylist()):
+    for p, o in zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=False):
         out.setdefault(p, []).append(o)
     return {p: sorted(v) for p, v in sorted(out.items())}
 
@@ -107,12 +124,12 @@ class SteadyProducer:
                 self.sent = i
                 time.sleep(0.01)
             producer.flush(timeout=30)
-        except BaseException as exc:  # noqa: BLE001 - reported by stop()
+        except BaseException as exc:
             self.error = exc
         finally:
             producer.close(timeout=10)
 
-    def start(self, at_least: int = 0, timeout_s: float = 60) -> "SteadyProducer":
+    def start(self, at_least: int = 0, timeout_s: float = 60) -> SteadyProducer:
         import time
 
         self._thread.start()
@@ -146,14 +163,22 @@ def contract_violations(message: dict, contract) -> list[str]:
         if c.type == "string" and isinstance(v, str):
             for n in c.normalise:
                 v = {"trim": str.strip, "lower": str.lower, "upper": str.upper}[n](v)
-        ok_type = {"string": isinstance(v, str), "int": isinstance(v, int) and not isinstance(v, bool),
-                   "double": isinstance(v, (int, float)) and not isinstance(v, bool), "boolean": isinstance(v, bool)}
+        ok_type = {
+            "string": isinstance(v, str),
+            "int": isinstance(v, int) and not isinstance(v, bool),
+            "double": isinstance(v, (int, float)) and not isinstance(v, bool),
+            "boolean": isinstance(v, bool),
+        }
         if c.type in ok_type and not ok_type[c.type]:
             out.append(f"bad_type:{c.name}")
             continue
         if c.type in ("date", "timestamp"):
             try:
-                v = date.fromisoformat(v) if c.type == "date" else datetime.fromisoformat(v.replace("Z", "+00:00")).date()
+                v = (
+                    date.fromisoformat(v)
+                    if c.type == "date"
+                    else datetime.fromisoformat(v.replace("Z", "+00:00")).date()
+                )
             except (TypeError, ValueError):
                 out.append(f"bad_type:{c.name}")
                 continue

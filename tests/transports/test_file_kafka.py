@@ -8,13 +8,13 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-
 from _transport_helpers import read_topic
+
 from ingestion.examples import write_example
 from ingestion.file_source import ingest_file, read_file, to_events
+from mdp.core import catalog
 from mdp.core.context import RunContext
 from mdp.core.contract import load_contract
-from mdp.core import catalog
 from mdp.core.lake import Interval, bronze_table_uri, read_parquet
 from mdp.core.storage import store_for
 
@@ -40,7 +40,9 @@ def test_run_input_with_a_kafka_source_produces_then_lands(local_settings, topic
     from ingestion.land import run as land_bronze
 
     path = write_example("subscribers", tmp_path / "s.csv", rows=ROWS)
-    s = local_settings(kafka_topic=topic, source="kafka", lake_root=".mdp/lake", contract="subscribers", input_file=str(path))
+    s = local_settings(
+        kafka_topic=topic, source="kafka", lake_root=".mdp/lake", contract="subscribers", input_file=str(path)
+    )
     now = datetime.now(UTC)
     figures = land_bronze(RunContext(s, Interval.hour_of(now)))
     assert figures["input_rows"] == ROWS and figures["landed"] == ROWS

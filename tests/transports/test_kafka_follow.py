@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _transport_helpers import bronze_offsets, committed_offsets, read_topic, subprocess_env
+
 from ingestion.producer import make_producer, publish
 from mdp.core.lake import bronze_table_uri, read_parquet
 
@@ -23,7 +23,11 @@ pytestmark = pytest.mark.integration
 def _produce(settings, first: int, n: int) -> None:
     producer = make_producer(settings)
     try:
-        publish(producer, settings.topic, [(f"C{i % 997:07d}".encode(), f'{{"i": {i}}}'.encode()) for i in range(first, first + n)])
+        publish(
+            producer,
+            settings.topic,
+            [(f"C{i % 997:07d}".encode(), f'{{"i": {i}}}'.encode()) for i in range(first, first + n)],
+        )
     finally:
         producer.close()
 
@@ -48,8 +52,18 @@ class Follower:
         self.status = tmp_path / f"{name}.status.json"
         self.log = tmp_path / f"{name}.log"
         env = subprocess_env(settings, MDP_LOG_LEVEL="WARNING")
-        cmd = [sys.executable, "-m", "mdp.shell.cli", "land", "--follow", "--group", f"g-{settings.topic}",
-               "--status-file", str(self.status), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mdp.shell.cli",
+            "land",
+            "--follow",
+            "--group",
+            f"g-{settings.topic}",
+            "--status-file",
+            str(self.status),
+            *args,
+        ]
         self._err = self.log.open("w")
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=self._err, text=True)
 
@@ -72,7 +86,9 @@ class Follower:
 
 def test_follow_flushes_and_drains_on_sigterm(local_settings, topic, tmp_path):
     s = local_settings(kafka_topic=topic, source="kafka", lake_root=".mdp/lake")
-    bronze = lambda: read_parquet(s, bronze_table_uri(s))  # noqa: E731
+
+    def bronze():
+        return read_parquet(s, bronze_table_uri(s))
 
     # Count-based flushes only (the time trigger is an hour away): 2,500 records give two flushes
     # of 1,000 and leave 500 polled but unwritten, which SIGTERM must write and commit.
@@ -80,7 +96,9 @@ def test_follow_flushes_and_drains_on_sigterm(local_settings, topic, tmp_path):
     try:
         first.wait_for("the group join", lambda st: st.get("state") == "following")
         _produce(s, 0, 2500)
-        first.wait_for("2,000 landed and 2,500 polled", lambda st: st.get("landed") == 2000 and st.get("polled") == 2500)
+        first.wait_for(
+            "2,000 landed and 2,500 polled", lambda st: st.get("landed") == 2000 and st.get("polled") == 2500
+        )
         assert bronze().num_rows == 2000  # Bronze fills while the follower runs
         code, figures, log = first.stop(signal.SIGTERM)
     finally:
@@ -122,10 +140,20 @@ def test_follow_without_a_broker_is_unavailable(local_settings, tmp_path):
     """Nothing listens at the bootstrap address: exit 5 (retry later), naming the setting and endpoint."""
     from mdp.shell.services import free_port
 
-    s = local_settings(kafka_topic="customers", source="kafka", lake_root=".mdp/lake",
-                       kafka_bootstrap=f"127.0.0.1:{free_port()}", connect_timeout_s=2)
+    s = local_settings(
+        kafka_topic="customers",
+        source="kafka",
+        lake_root=".mdp/lake",
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        connect_timeout_s=2,
+    )
     env = subprocess_env(s, MDP_CONNECT_TIMEOUT_S="2")
-    done = subprocess.run([sys.executable, "-m", "mdp.shell.cli", "land", "--follow"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "mdp.shell.cli", "land", "--follow"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 5, done.stderr
     assert f"cannot reach Kafka at {s.kafka_bootstrap} (kafka_bootstrap, MDP_KAFKA_BOOTSTRAP)" in done.stderr

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow.compute as pc
 import pytest
-
 from _transport_helpers import SteadyProducer, bronze_offsets, committed_offsets, read_topic, subprocess_env
+
 from ingestion.generator import generate_hour
 from ingestion.landing import LandingOptions, land
 from ingestion.producer import make_producer, produce_generated, publish
@@ -56,16 +56,20 @@ def test_round_trip_every_event_lands_exactly_once(local_settings, topic):
 
     table = bronze_table(s)
     assert table.num_rows == 12_000
-    coords = list(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))
+    coords = list(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=False))
     assert len(set(coords)) == 12_000  # no record twice
     assert Counter(table["value"].to_pylist()) == Counter(e.message for e in sent)  # bytes unchanged, none lost
     # The topic's name and its lifetime (the id of this creation of the topic), one for all rows.
     (tagged,) = set(table["topic"].to_pylist())
-    assert tagged.split("@")[0] == topic and len(tagged.split("@")[1]) == 32 and set(table["source"].to_pylist()) == {"kafka"}
+    assert (
+        tagged.split("@")[0] == topic
+        and len(tagged.split("@")[1]) == 32
+        and set(table["source"].to_pylist()) == {"kafka"}
+    )
     assert sorted(set(table["partition"].to_pylist())) == [0, 1, 2]
     # Keyed by customer_id: all events of a customer are in one partition.
     by_key = {}
-    for k, p in zip(table["key"].to_pylist(), table["partition"].to_pylist()):
+    for k, p in zip(table["key"].to_pylist(), table["partition"].to_pylist(), strict=False):
         if k:
             assert by_key.setdefault(k, p) == p
     # ingest_ts is the Kafka record time: within the last minutes, not the generator's event time.
@@ -107,7 +111,10 @@ def test_landing_is_bounded_by_max_records_and_max_wait(local_settings, topic):
     # The run ends by itself: group join (a few s) + work + one max_wait of silence.
     assert time.monotonic() - t0 < 20
     table = bronze_table(s)
-    assert table.num_rows == 3000 and len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))) == 3000
+    assert (
+        table.num_rows == 3000
+        and len(set(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=False))) == 3000
+    )
 
 
 def test_landing_ends_under_a_producer_that_never_pauses(local_settings, topic):
@@ -117,8 +124,12 @@ def test_landing_ends_under_a_producer_that_never_pauses(local_settings, topic):
     group = f"g-{topic}"
     stream = SteadyProducer(s).start(at_least=5000)
     figures: dict = {}
-    run = threading.Thread(target=lambda: figures.update(
-        land(s, store_for(s), LandingOptions(max_wait_s=2, batch_records=2000, group=group))), daemon=True)
+    run = threading.Thread(
+        target=lambda: figures.update(
+            land(s, store_for(s), LandingOptions(max_wait_s=2, batch_records=2000, group=group))
+        ),
+        daemon=True,
+    )
     try:
         run.start()
         run.join(timeout=180)  # a guard against a hang, not a timing: today's code never ends here
@@ -147,17 +158,21 @@ def test_landing_ends_under_a_producer_that_never_pauses(local_settings, topic):
 
 
 def test_sigkill_after_write_before_commit_loses_nothing(local_settings, topic, spark):
-    from mdp.shell.runner import run_stage
     from mdp.core.stages import get_stage
+    from mdp.shell.runner import run_stage
 
     s = kafka_settings(local_settings, topic, events=6000, dirty_fraction=0.03)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     produce_generated(s, [hour])
     sent = generate_hour(s.seed, hour, s.events, s.dirty_fraction)
-    env = subprocess_env(s, MDP_LANDING_GROUP=f"g-{topic}", MDP_LANDING_MAX_WAIT_S="2", MDP_LANDING_BATCH_RECORDS="2500")
+    env = subprocess_env(
+        s, MDP_LANDING_GROUP=f"g-{topic}", MDP_LANDING_MAX_WAIT_S="2", MDP_LANDING_BATCH_RECORDS="2500"
+    )
     cmd = [sys.executable, "-m", "ingestion.landing"]
 
-    crashed = subprocess.run(cmd, env={**env, "MDP_TEST_CRASH_AFTER_WRITE": "1"}, capture_output=True, text=True, timeout=120)
+    crashed = subprocess.run(
+        cmd, env={**env, "MDP_TEST_CRASH_AFTER_WRITE": "1"}, capture_output=True, text=True, timeout=120
+    )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     assert "MDP_TEST_CRASH_AFTER_WRITE" in crashed.stderr
     after_crash = bronze_table(s)
@@ -169,7 +184,7 @@ def test_sigkill_after_write_before_commit_loses_nothing(local_settings, topic, 
     assert figures["landed"] == 6000  # ... but was not committed: all of it is delivered again
 
     table = bronze_table(s)
-    coords = set(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))
+    coords = set(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=False))
     assert len(coords) == 6000  # every Kafka record is in Bronze: nothing lost
 
     ctx = RunContext(settings=s, interval=around_now(), run_id="redelivered")
@@ -243,15 +258,28 @@ def test_two_landers_in_one_group_share_partitions_without_loss(local_settings, 
         producer.close()
     # The idle guard is long: on a loaded machine a rebalance can outlast a short one, and a lander
     # stopped idle leaves the rest to the next run by design (the landers stop at their snapshot first).
-    env = subprocess_env(s, MDP_LANDING_GROUP=f"g-{topic}", MDP_LANDING_MAX_WAIT_S="20", MDP_LANDING_BATCH_RECORDS="2000",
-                         MDP_LANDING_BATCH_WAIT_S="0.5")
-    procs = [subprocess.Popen([sys.executable, "-m", "ingestion.landing"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    env = subprocess_env(
+        s,
+        MDP_LANDING_GROUP=f"g-{topic}",
+        MDP_LANDING_MAX_WAIT_S="20",
+        MDP_LANDING_BATCH_RECORDS="2000",
+        MDP_LANDING_BATCH_WAIT_S="0.5",
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ingestion.landing"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
     figures = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
     table = bronze_table(s)
-    coords = set(zip(table["partition"].to_pylist(), table["offset"].to_pylist()))
+    coords = set(zip(table["partition"].to_pylist(), table["offset"].to_pylist(), strict=False))
     assert len(coords) == 30_000  # nothing lost across the rebalance
     assert sum(f["landed"] for f in figures) == table.num_rows >= 30_000
     # Pending batches are landed and committed before partitions move: at most a failed commit's worth twice.

@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from _transport_helpers import committed_offsets
+
 from ingestion.landing import LandingOptions, consumer_config, land
 from ingestion.producer import ensure_topic, make_producer, publish
+from mdp.core import catalog
 from mdp.core.context import RunContext
 from mdp.core.lake import Interval, bronze_table_uri, read_parquet
-from mdp.core import catalog
 from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
 from mdp.shell.runner import run_pipeline
@@ -68,7 +68,9 @@ def published(settings, table: str):
 
 
 @pytest.mark.parametrize("second", [40, 55], ids=["same-bounds", "other-bounds"])
-def test_a_recreated_topic_is_a_new_lifetime_in_bronze_silver_and_the_quarantine(local_settings, kafka, uid, monkeypatch, second):
+def test_a_recreated_topic_is_a_new_lifetime_in_bronze_silver_and_the_quarantine(
+    local_settings, kafka, uid, monkeypatch, second
+):
     """Lifetime 1: 40 events and one bad record at offset 20. The topic is recreated; lifetime 2:
     `second` later events and one bad record at offset 20 again. With 40 the new Bronze object has
     the old one's bounds (today: overwritten in place, never read again); with 55 it has other
@@ -100,7 +102,7 @@ def test_a_recreated_topic_is_a_new_lifetime_in_bronze_silver_and_the_quarantine
     assert again[1]["quarantined"] == 1 and again[1]["duplicates"] == 0  # ... and its bad record is not a copy
 
     state = published(s, "state")
-    latest = dict(zip(state["customer_id"].to_pylist(), state["event_id"].to_pylist()))
+    latest = dict(zip(state["customer_id"].to_pylist(), state["event_id"].to_pylist(), strict=False))
     new_ids = {e["event_id"] for e in new}
     assert {latest[e["customer_id"]] for e in new} <= new_ids  # every customer of lifetime 2 is at its new state
     quarantine = published(s, "quarantine")

@@ -13,18 +13,18 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from _transport_helpers import subprocess_env
+
 from ingestion.postgres_source import WatermarkPublisher, seed
 from ingestion.producer import produce_generated
-from mdp.core.context import RunContext
-from spark_apps.session import get_spark
 from mdp.core import catalog
+from mdp.core.context import RunContext
 from mdp.core.lake import Interval, spark_uri
-from mdp.core.tables import silver_dataset
-from mdp.shell.runner import run_pipeline, run_stage
 from mdp.core.settings import LAYERS, ConfigError, get_settings
 from mdp.core.stages import get_stage
+from mdp.core.tables import silver_dataset
+from mdp.shell.runner import run_pipeline, run_stage
+from spark_apps.session import get_spark
 
 pytestmark = pytest.mark.integration
 
@@ -44,9 +44,17 @@ def pipeline_run(stack, postgres, kafka, s3, mlflow_server, spark, tmp_path_fact
     from spark_apps.session import s3a_jars
 
     if not s3a_jars():
-        pytest.skip("no hadoop-aws/AWS SDK jars for s3a://: pip install --no-deps sagemaker-pyspark==1.4.5 or set MDP_SPARK_JARS_DIR")
-    settings = get_settings(**{**stack.settings_overrides(), "home": tmp_path_factory.mktemp("local"),
-                               "events": EVENTS, "dirty_fraction": 0.03})
+        pytest.skip(
+            "no hadoop-aws/AWS SDK jars for s3a://: pip install --no-deps sagemaker-pyspark==1.4.5 or set MDP_SPARK_JARS_DIR"
+        )
+    settings = get_settings(
+        **{
+            **stack.settings_overrides(),
+            "home": tmp_path_factory.mktemp("local"),
+            "events": EVENTS,
+            "dirty_fraction": 0.03,
+        }
+    )
     assert settings.lake_root == "s3://" and settings.source == "kafka"
     seeded = seed(settings, customers=CUSTOMERS)
     publisher = WatermarkPublisher(settings)
@@ -57,15 +65,23 @@ def pipeline_run(stack, postgres, kafka, s3, mlflow_server, spark, tmp_path_fact
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     produced = produce_generated(settings, [hour])
     now = datetime.now(UTC)  # records carry broker time: cover an hour flip during the test
-    interval = Interval(Interval.hour_of(now - timedelta(hours=1)).start, Interval.hour_of(now + timedelta(minutes=30)).end)
+    interval = Interval(
+        Interval.hour_of(now - timedelta(hours=1)).start, Interval.hour_of(now + timedelta(minutes=30)).end
+    )
     ctx = RunContext(settings=settings, interval=interval, run_id="local-e2e")
     with pytest.MonkeyPatch.context() as mp:
         # The MLflow client talks HTTP only: no S3 endpoint or keys in its environment.
         for var in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             mp.delenv(var, raising=False)
         report = run_pipeline(ctx)
-    return {"settings": settings, "ctx": ctx, "report": report, "seeded": seeded,
-            "from_postgres": from_postgres, "produced": produced["produced"]}
+    return {
+        "settings": settings,
+        "ctx": ctx,
+        "report": report,
+        "seeded": seeded,
+        "from_postgres": from_postgres,
+        "produced": produced["produced"],
+    }
 
 
 def test_full_local_pipeline_conserves_rows(pipeline_run):
@@ -130,7 +146,11 @@ def test_a_folder_marker_is_not_a_file(stack, s3, uid, tmp_path):
     store = store_for(get_settings(**{**stack.settings_overrides(), "home": tmp_path}))
     s3.s3_client().put_object(Bucket="gold", Key=f"markers-{uid}/v=1/", Body=b"")
     store.put_bytes(f"s3://gold/markers-{uid}/v=1/part-0.parquet", b"x")
-    assert store.walk_files(f"s3://gold/markers-{uid}/v=1") == store.list_files(f"s3://gold/markers-{uid}/v=1") == ["part-0.parquet"]
+    assert (
+        store.walk_files(f"s3://gold/markers-{uid}/v=1")
+        == store.list_files(f"s3://gold/markers-{uid}/v=1")
+        == ["part-0.parquet"]
+    )
     assert store.copy_prefix(f"s3://gold/markers-{uid}/v=1", f"s3://gold/markers-{uid}/v=2") == 1
 
 
@@ -141,8 +161,13 @@ def test_wrong_secret_key_fails_with_a_clear_error(s3, local_settings, topic):
         run_stage(get_stage("land_bronze"), ctx)
 
     # The same through the CLI: exit code 2 (configuration), one clear line, no traceback, no secret.
-    res = subprocess.run([sys.executable, "-m", "mdp.shell.cli", "stage", "land_bronze"], env=subprocess_env(s),
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "mdp.shell.cli", "stage", "land_bronze"],
+        env=subprocess_env(s),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2, res.stderr
     assert s.s3_endpoint in res.stderr and "rejected the credentials" in res.stderr
     assert "Traceback" not in res.stderr + res.stdout and "not-the-secret" not in res.stderr + res.stdout
@@ -154,12 +179,19 @@ def test_services_cli_reports_the_running_stack(stack, postgres, kafka, s3, mlfl
     status = subprocess.run([*cli, "status", "--home", str(home)], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
     for name in ("postgres", "s3", "kafka", "mlflow"):
-        assert any(line.startswith(name) and line.endswith("healthy") for line in status.stdout.splitlines()), status.stdout
+        assert any(line.startswith(name) and line.endswith("healthy") for line in status.stdout.splitlines()), (
+            status.stdout
+        )
     env = subprocess.run([*cli, "env", "--home", str(home)], capture_output=True, text=True, timeout=60)
     exports = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
-    assert exports["MDP_KAFKA_BOOTSTRAP"] == stack.kafka_bootstrap and exports["AWS_SECRET_ACCESS_KEY"] == stack.config.s3_secret_key
+    assert (
+        exports["MDP_KAFKA_BOOTSTRAP"] == stack.kafka_bootstrap
+        and exports["AWS_SECRET_ACCESS_KEY"] == stack.config.s3_secret_key
+    )
     # `up` on a running stack is a no-op that still succeeds (idempotent), and prints the exports.
-    up = subprocess.run([*cli, "up", "--home", str(home), "--only", "kafka"], capture_output=True, text=True, timeout=60)
+    up = subprocess.run(
+        [*cli, "up", "--home", str(home), "--only", "kafka"], capture_output=True, text=True, timeout=60
+    )
     assert up.returncode == 0 and "export AWS_ACCESS_KEY_ID=" in up.stdout, up.stderr
     assert json.dumps(exports)  # printable
 
@@ -169,7 +201,9 @@ def _score_table(settings):
 
     c = settings.data_contract
     with connect(settings) as conn:
-        rows = conn.execute(f'SELECT "{c.primary_key}", score, model_version, gold_snapshot FROM "{c.scores_table}"').fetchall()
+        rows = conn.execute(
+            f'SELECT "{c.primary_key}", score, model_version, gold_snapshot FROM "{c.scores_table}"'
+        ).fetchall()
     return {r[0]: r[1:] for r in rows}, len(rows)
 
 
@@ -177,9 +211,13 @@ def test_scores_reach_postgres_and_a_rerun_upserts(pipeline_run):
     """score_customers ran in the pipeline: the Postgres table holds exactly the lake's scores; a rerun
     is a no-op; a table that drifted (rows lost, a stale entity) is upserted back, with no duplicates."""
     from ingestion.postgres_source import connect
+
     settings, report = pipeline_run["settings"], pipeline_run["report"]
     scored, train = report.figures("score_customers"), report.figures("train_model")
-    assert scored["scored"] == report.figures("silver_to_gold")["gold_rows"] and scored["model_version"] == train["champion"]
+    assert (
+        scored["scored"] == report.figures("silver_to_gold")["gold_rows"]
+        and scored["model_version"] == train["champion"]
+    )
     assert scored["postgres_table"] == "customer_churn_scores" and scored["postgres_upserted"] == scored["scored"]
     lake = catalog.read(settings, f"gold.{settings.data_contract.scores_name}", scored["scores_version"]).to_pandas()
     expected = {r.customer_id: (r.score, r.model_version, r.gold_snapshot) for r in lake.itertuples()}
@@ -200,8 +238,10 @@ def test_scores_reach_postgres_and_a_rerun_upserts(pipeline_run):
     lost = sorted(expected)[:10]
     with connect(settings) as conn:
         conn.execute("DELETE FROM customer_churn_scores WHERE customer_id = ANY(%s)", (lost,))
-        conn.execute("INSERT INTO customer_churn_scores (customer_id, score, model_name, model_version, gold_snapshot) "
-                     "VALUES ('C9999999', 0.5, 'm', '0', 'old')")
+        conn.execute(
+            "INSERT INTO customer_churn_scores (customer_id, score, model_name, model_version, gold_snapshot) "
+            "VALUES ('C9999999', 0.5, 'm', '0', 'old')"
+        )
     repaired = rerun()
     assert (repaired["postgres_upserted"], repaired["postgres_deleted"]) == (10, 1)
     assert _score_table(settings) == (expected, len(expected))
@@ -223,17 +263,23 @@ def test_a_slow_sync_of_older_scores_does_not_overwrite_newer_ones(pipeline_run)
     # The same rows under a newer version, as a later scoring run would publish.
     write = dataset.begin("newer-scores")
     for i, uri in enumerate(dataset.files(version=older["version"])):
-        dataset.store.put_bytes(f"{write.staging(dataset.tables[-1])}/part-{i:05d}.parquet", dataset.store.get_bytes(uri))
+        dataset.store.put_bytes(
+            f"{write.staging(dataset.tables[-1])}/part-{i:05d}.parquet", dataset.store.get_bytes(uri)
+        )
     manifest = {k: older[k] for k in ("gold_snapshot", "model_name", "model_version", "rows")}
 
     results: dict = {}
     with connect(settings) as holder:  # another sync holds the table's turn
-        holder.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"mdp-scores-sync:{settings.data_contract.scores_table}",))
+        holder.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"mdp-scores-sync:{settings.data_contract.scores_table}",)
+        )
         slow = threading.Thread(target=lambda: results.update(sync(settings, dataset, older["version"])))
         slow.start()
         with connect(settings) as probe:  # the older sync is waiting on the lock, not done
             for _ in range(600):
-                waiting = probe.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]
+                waiting = probe.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ).fetchone()[0]
                 if waiting or not slow.is_alive():
                     break
                 probe.execute("SELECT pg_sleep(0.05)")

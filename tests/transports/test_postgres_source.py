@@ -12,10 +12,16 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-
 from _transport_helpers import contract_violations, read_topic
+
 from ingestion.postgres_source import (
-    WatermarkPublisher, connect, delete_rows, ensure_schema, seed, simulate_changes, state_columns,
+    WatermarkPublisher,
+    connect,
+    delete_rows,
+    ensure_schema,
+    seed,
+    simulate_changes,
+    state_columns,
 )
 from mdp.core.contract import load_contract
 
@@ -30,7 +36,9 @@ def pg_settings(local_settings, pg_database, topic):
 
 
 def published(settings) -> list[dict]:
-    return [json.loads(r.value) | {"_key": r.key.decode()} for r in read_topic(settings.kafka_bootstrap, settings.topic)]
+    return [
+        json.loads(r.value) | {"_key": r.key.decode()} for r in read_topic(settings.kafka_bootstrap, settings.topic)
+    ]
 
 
 def newer(msgs: list[dict], seen: list[dict], event_id: str = "event_id") -> list[dict]:
@@ -50,16 +58,24 @@ def test_table_follows_the_contract(pg_settings):
             "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey) "
             "where i.indrelid = 'customers'::regclass and i.indisprimary"
         ).fetchall()
-    expected_types = {"string": "text", "int": "integer", "double": "double precision", "boolean": "boolean", "date": "date"}
+    expected_types = {
+        "string": "text",
+        "int": "integer",
+        "double": "double precision",
+        "boolean": "boolean",
+        "date": "date",
+    }
     # The contract's state columns, then the watermark column and the writing transaction's id.
     assert [c[0] for c in cols] == [c.name for c in state_columns(contract)] + ["updated_at", "mdp_xid"]
-    for (name, dtype, nullable), c in zip(cols, state_columns(contract)):
+    for (name, dtype, nullable), c in zip(cols, state_columns(contract), strict=False):
         assert dtype == expected_types[c.type], name
         assert (nullable == "YES") == c.nullable, name
     assert [p[0] for p in pk] == [contract.primary_key]
     with connect(pg_settings) as conn:  # the contract's NOT NULL holds in the database too
         with pytest.raises(Exception, match="null value"):
-            conn.execute("update customers set email = null where customer_id = (select min(customer_id) from customers)")
+            conn.execute(
+                "update customers set email = null where customer_id = (select min(customer_id) from customers)"
+            )
 
 
 def test_changes_are_published_on_the_next_poll_and_restart_resumes(pg_settings):
@@ -114,9 +130,15 @@ def test_equal_timestamps_are_not_skipped(pg_settings):
         with connect(pg_settings) as conn:
             conn.execute("alter table customers disable trigger customers_touch")
             ids = [r[0] for r in conn.execute("select customer_id from customers order by customer_id limit 10")]
-            conn.execute("update customers set updated_at = clock_timestamp(), support_tickets = support_tickets + 1 "
-                         "where customer_id = any(%s)", (ids,))  # one statement: ... but clock_timestamp differs per row
-            conn.execute("update customers set updated_at = (select max(updated_at) from customers) where customer_id = any(%s)", (ids,))
+            conn.execute(
+                "update customers set updated_at = clock_timestamp(), support_tickets = support_tickets + 1 "
+                "where customer_id = any(%s)",
+                (ids,),
+            )  # one statement: ... but clock_timestamp differs per row
+            conn.execute(
+                "update customers set updated_at = (select max(updated_at) from customers) where customer_id = any(%s)",
+                (ids,),
+            )
             conn.execute("alter table customers enable trigger customers_touch")
         assert pub.poll_once() == 10
         new = newer(published(pg_settings), before)
@@ -172,8 +194,12 @@ def test_overlapping_transactions_the_older_committing_last_are_both_published(p
         first, second = sorted({m["customer_id"] for m in before})[:2]
         older, newer_tx = connect(pg_settings), connect(pg_settings)
         try:
-            older.execute("update customers set plan = 'enterprise', support_tickets = 777 where customer_id = %s", (first,))
-            newer_tx.execute("update customers set plan = 'free', support_tickets = 778 where customer_id = %s", (second,))
+            older.execute(
+                "update customers set plan = 'enterprise', support_tickets = 777 where customer_id = %s", (first,)
+            )
+            newer_tx.execute(
+                "update customers set plan = 'free', support_tickets = 778 where customer_id = %s", (second,)
+            )
             newer_tx.commit()
             assert pub.poll_once() == 1  # only the committed one
             mid = newer(published(pg_settings), before)
@@ -211,18 +237,20 @@ def test_concurrent_writers_lose_no_update(pg_settings):
             with connect(pg_settings) as conn:
                 for i in range(25):
                     for cid in rng.sample(ids, 2):
-                        conn.execute("update customers set support_tickets = %s where customer_id = %s",
-                                     (worker * 100 + i % 100, cid))
+                        conn.execute(
+                            "update customers set support_tickets = %s where customer_id = %s",
+                            (worker * 100 + i % 100, cid),
+                        )
                         time.sleep(rng.uniform(0, 0.02))  # transactions overlap and commit out of start order
                     conn.commit()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     def poll() -> None:
         try:
             while not stop.is_set():
                 pub.poll_once()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     try:
@@ -330,13 +358,28 @@ def test_any_contract_integer_key_and_another_watermark_column(local_settings, p
     contract = s.data_contract
     ensure_schema(s)
     with connect(s) as conn:
-        cols = conn.execute("select column_name, data_type from information_schema.columns "
-                            "where table_name = 'crm_accounts' order by ordinal_position").fetchall()
-        pk = conn.execute("select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid "
-                          "and a.attnum = any(i.indkey) where i.indrelid = 'crm_accounts'::regclass and i.indisprimary").fetchall()
-        conn.cursor().executemany("insert into crm_accounts (account_no, holder, balance, opened, status, churned) values (%s, %s, %s, %s, %s, %s)",
-                         [(n, f"holder {n}", 10.5 * n, f"2024-01-0{n}", "open", "no") for n in range(1, 6)])
-    assert [c[0] for c in cols] == ["account_no", "holder", "balance", "opened", "status", "churned", "modified_at", "mdp_xid"]
+        cols = conn.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_name = 'crm_accounts' order by ordinal_position"
+        ).fetchall()
+        pk = conn.execute(
+            "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid "
+            "and a.attnum = any(i.indkey) where i.indrelid = 'crm_accounts'::regclass and i.indisprimary"
+        ).fetchall()
+        conn.cursor().executemany(
+            "insert into crm_accounts (account_no, holder, balance, opened, status, churned) values (%s, %s, %s, %s, %s, %s)",
+            [(n, f"holder {n}", 10.5 * n, f"2024-01-0{n}", "open", "no") for n in range(1, 6)],
+        )
+    assert [c[0] for c in cols] == [
+        "account_no",
+        "holder",
+        "balance",
+        "opened",
+        "status",
+        "churned",
+        "modified_at",
+        "mdp_xid",
+    ]
     assert dict(cols)["account_no"] == "integer" and pk == [("account_no",)]
     with pytest.raises(ConfigError, match="the generator makes customers rows"):
         seed(s, customers=5)
@@ -375,9 +418,13 @@ def test_without_a_tombstone_an_update_of_the_key_is_refused(local_settings, pg_
     s = local_settings(postgres_dsn=pg_database, kafka_topic=topic, contract=str(path))
     ensure_schema(s)
     with connect(s) as conn:
-        conn.execute("insert into crm_accounts (account_no, opened, status, churned) values (1, '2024-01-01', 'open', 'no')")
+        conn.execute(
+            "insert into crm_accounts (account_no, opened, status, churned) values (1, '2024-01-01', 'open', 'no')"
+        )
         conn.execute("update crm_accounts set balance = 5 where account_no = 1")  # other columns still change
-    with pytest.raises(psycopg.errors.RaiseException, match=r"crm_accounts\.account_no cannot change \(1 to 2\).*no tombstone"):
+    with pytest.raises(
+        psycopg.errors.RaiseException, match=r"crm_accounts\.account_no cannot change \(1 to 2\).*no tombstone"
+    ):
         with connect(s) as conn:
             conn.execute("update crm_accounts set account_no = 2 where account_no = 1")
 
@@ -387,5 +434,7 @@ def test_unreachable_postgres_is_unavailable(local_settings):
     from mdp.shell.services import free_port
 
     s = local_settings(postgres_dsn=f"postgresql://mdp@127.0.0.1:{free_port()}/customers", connect_timeout_s=2)
-    with pytest.raises(Unavailable, match=r"cannot connect to Postgres at postgresql://mdp@127\.0\.0\.1:\d+/customers \(postgres_dsn"):
+    with pytest.raises(
+        Unavailable, match=r"cannot connect to Postgres at postgresql://mdp@127\.0\.0\.1:\d+/customers \(postgres_dsn"
+    ):
         connect(s)

@@ -61,7 +61,14 @@ def test_types_from_parquet_values():
 
 def test_numeric_with_blanks_is_numeric_nullable_with_its_observed_range():
     s = _spec("monthly_charges", ["70.35", "", "12", " "])
-    assert s == {"name": "monthly_charges", "type": "double", "nullable": True, "min": 12, "max": 70.35, "feature": "numeric"}
+    assert s == {
+        "name": "monthly_charges",
+        "type": "double",
+        "nullable": True,
+        "min": 12,
+        "max": 70.35,
+        "feature": "numeric",
+    }
     assert _spec("n", ["1", "2"])["nullable"] is False
 
 
@@ -164,7 +171,11 @@ def test_yaml_round_trips_and_loads(tmp_path):
 
 
 def test_yaml_quotes_values_yaml_would_misread(tmp_path):
-    cols = {"id": [str(i) for i in range(8)], "answer": ["No", "Yes", "on", "off"] * 2, "y": ["Yes", "No", "No", "Yes"] * 2}
+    cols = {
+        "id": [str(i) for i in range(8)],
+        "answer": ["No", "Yes", "on", "off"] * 2,
+        "y": ["Yes", "No", "No", "Yes"] * 2,
+    }
     draft = infer_contract(cols, "t", "id", "y")
     loaded = yaml.safe_load(render_yaml(draft))
     assert loaded["label"]["positive"] == "Yes"

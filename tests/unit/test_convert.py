@@ -22,7 +22,9 @@ def old_lake(settings) -> Path:
     gold = Path(settings.layer_uri("gold").removeprefix("file://")) / "customers"
     for table, n in (("state", 4), ("quarantine", 2), ("batch", 6), ("changes", 4)):
         (silver / table / "v=old1").mkdir(parents=True)
-        pq.write_table(pa.table({"customer_id": [f"C{i}" for i in range(n)]}), silver / table / "v=old1" / "part-0.parquet")
+        pq.write_table(
+            pa.table({"customer_id": [f"C{i}" for i in range(n)]}), silver / table / "v=old1" / "part-0.parquet"
+        )
     (silver / "_checkpoint" / "v=old1" / "offsets").mkdir(parents=True)
     (silver / "_checkpoint" / "v=old1" / "offsets" / "0").write_text("v1\n{}\n")
     (silver / "_CURRENT.json").write_text(json.dumps({"version": "old1", "silver_rows": 4, "history": ["old1"]}))
@@ -44,7 +46,10 @@ def test_an_old_lake_is_refused_then_converted(make_settings):
 
     done = convert(settings)
     assert len(done) == 2, done
-    assert catalog.read(settings, "silver.state").num_rows == 4 and catalog.read(settings, "silver.quarantine").num_rows == 2
+    assert (
+        catalog.read(settings, "silver.state").num_rows == 4
+        and catalog.read(settings, "silver.quarantine").num_rows == 2
+    )
     assert catalog.read(settings, "gold.features").num_rows == 3
     current = silver_dataset(settings).current()
     assert (current["version"], current["converted_from"], current["silver_rows"]) == (0, "old1", 4)

@@ -20,16 +20,36 @@ from spark_apps.features import build_features
 
 pytestmark = pytest.mark.unit
 C = load_contract()
-ARROW = {"string": pa.string(), "int": pa.int32(), "double": pa.float64(), "boolean": pa.bool_(), "date": pa.date32(),
-         "timestamp": pa.timestamp("us", tz="UTC")}
-META = [("_source", pa.string()), ("_partition", pa.int32()), ("_offset", pa.int64()), ("_ingest_ts", pa.timestamp("us", tz="UTC"))]
+ARROW = {
+    "string": pa.string(),
+    "int": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+META = [
+    ("_source", pa.string()),
+    ("_partition", pa.int32()),
+    ("_offset", pa.int64()),
+    ("_ingest_ts", pa.timestamp("us", tz="UTC")),
+]
 
 
 def write_silver(tmp_path, contract, rows: list[dict]) -> str:
     """A Silver table as bronze_to_silver writes it: the contract's columns, typed, plus lineage."""
     schema = pa.schema([(c.name, ARROW[c.type]) for c in contract.columns] + META)
-    full = [{**{f.name: None for f in schema}, "_source": "test", "_partition": 0, "_offset": i,
-             "_ingest_ts": datetime(2026, 1, 12, tzinfo=UTC), **r} for i, r in enumerate(rows)]
+    full = [
+        {
+            **{f.name: None for f in schema},
+            "_source": "test",
+            "_partition": 0,
+            "_offset": i,
+            "_ingest_ts": datetime(2026, 1, 12, tzinfo=UTC),
+            **r,
+        }
+        for i, r in enumerate(rows)
+    ]
     path = tmp_path / f"silver-{contract.entity}"
     path.mkdir()
     pq.write_table(pa.Table.from_pylist(full, schema=schema), path / "part-0.parquet")
@@ -37,7 +57,9 @@ def write_silver(tmp_path, contract, rows: list[dict]) -> str:
 
 
 def _epoch(v) -> int:
-    return int(v.timestamp()) if isinstance(v, datetime) else int(datetime(v.year, v.month, v.day, tzinfo=UTC).timestamp())
+    return (
+        int(v.timestamp()) if isinstance(v, datetime) else int(datetime(v.year, v.month, v.day, tzinfo=UTC).timestamp())
+    )
 
 
 def gold_by_engine(spark, path: str, contract) -> dict[str, tuple[list[str], dict]]:
@@ -56,29 +78,80 @@ def gold_by_engine(spark, path: str, contract) -> dict[str, tuple[list[str], dic
 
 
 def customer(cid: str, **over) -> dict:
-    base = {"event_id": f"e-{cid}", "event_type": "customer_updated", "event_ts": datetime(2026, 1, 10, 12, tzinfo=UTC),
-            "customer_id": cid, "email": f"{cid.lower()}@example.com", "phone": "+44 20 7123 4567", "country": "GB", "age": 40,
-            "plan": "pro", "signup_date": date(2025, 1, 1), "monthly_spend": 59.5, "support_tickets": 1,
-            "last_login_date": date(2026, 1, 9), "churned": False}
+    base = {
+        "event_id": f"e-{cid}",
+        "event_type": "customer_updated",
+        "event_ts": datetime(2026, 1, 10, 12, tzinfo=UTC),
+        "customer_id": cid,
+        "email": f"{cid.lower()}@example.com",
+        "phone": "+44 20 7123 4567",
+        "country": "GB",
+        "age": 40,
+        "plan": "pro",
+        "signup_date": date(2025, 1, 1),
+        "monthly_spend": 59.5,
+        "support_tickets": 1,
+        "last_login_date": date(2026, 1, 9),
+        "churned": False,
+    }
     return {**base, **over}
 
 
 def test_customers_features_mean_what_the_contract_says(spark, tmp_path):
     # as_of = the latest event time in Silver = C9's deletion at 2026-01-11 06:00 (a tombstone still
     # counts for as_of, and then leaves Gold). All day counts are to 2026-01-11.
-    path = write_silver(tmp_path, C, [
-        customer("C0000001", signup_date=date(2026, 1, 1), last_login_date=date(2026, 1, 8), phone=None, churned=True,
-                 event_ts=datetime(2026, 1, 10, 23, 59, tzinfo=UTC)),
-        customer("C0000002", signup_date=date(2025, 12, 31), last_login_date=None, age=71, plan="free", country="DE",
-                 monthly_spend=0.0, support_tickets=7, event_ts=datetime(2026, 1, 5, tzinfo=UTC)),
-        customer("C0000009", event_type="customer_deleted", event_ts=datetime(2026, 1, 11, 6, tzinfo=UTC)),
-    ])
+    path = write_silver(
+        tmp_path,
+        C,
+        [
+            customer(
+                "C0000001",
+                signup_date=date(2026, 1, 1),
+                last_login_date=date(2026, 1, 8),
+                phone=None,
+                churned=True,
+                event_ts=datetime(2026, 1, 10, 23, 59, tzinfo=UTC),
+            ),
+            customer(
+                "C0000002",
+                signup_date=date(2025, 12, 31),
+                last_login_date=None,
+                age=71,
+                plan="free",
+                country="DE",
+                monthly_spend=0.0,
+                support_tickets=7,
+                event_ts=datetime(2026, 1, 5, tzinfo=UTC),
+            ),
+            customer("C0000009", event_type="customer_deleted", event_ts=datetime(2026, 1, 11, 6, tzinfo=UTC)),
+        ],
+    )
     expected = {
-        "C0000001": {"customer_id": "C0000001", "country": "GB", "age": 40, "plan": "pro", "monthly_spend": 59.5,
-                     "support_tickets": 1, "tenure_days": 10, "days_since_last_login": 3, "has_phone": False, "churned": 1},
+        "C0000001": {
+            "customer_id": "C0000001",
+            "country": "GB",
+            "age": 40,
+            "plan": "pro",
+            "monthly_spend": 59.5,
+            "support_tickets": 1,
+            "tenure_days": 10,
+            "days_since_last_login": 3,
+            "has_phone": False,
+            "churned": 1,
+        },
         # no last login: days_since_last_login falls back to the signup date
-        "C0000002": {"customer_id": "C0000002", "country": "DE", "age": 71, "plan": "free", "monthly_spend": 0.0,
-                     "support_tickets": 7, "tenure_days": 11, "days_since_last_login": 11, "has_phone": True, "churned": 0},
+        "C0000002": {
+            "customer_id": "C0000002",
+            "country": "DE",
+            "age": 71,
+            "plan": "free",
+            "monthly_spend": 0.0,
+            "support_tickets": 7,
+            "tenure_days": 11,
+            "days_since_last_login": 11,
+            "has_phone": True,
+            "churned": 0,
+        },
     }
     as_of = int(datetime(2026, 1, 11, 6, tzinfo=UTC).timestamp())
     columns = ["customer_id", *[n for n, _, _ in C.features()], "churned", "as_of"]
@@ -91,17 +164,29 @@ def test_customers_features_mean_what_the_contract_says(spark, tmp_path):
 
 
 def small_contract(label: dict, label_type: str, event_time: bool = False, **extra):
-    cols = [{"name": "eid", "type": "string", "nullable": False},
-            {"name": "ref", "type": "string", "nullable": False},
-            {"name": "balance", "type": "double"},
-            {"name": "vip", "type": "int", "feature": "boolean"},  # a 0/1 flag
-            {"name": "opened", "type": "date"},
-            {"name": "left", "type": label_type}]
+    cols = [
+        {"name": "eid", "type": "string", "nullable": False},
+        {"name": "ref", "type": "string", "nullable": False},
+        {"name": "balance", "type": "double"},
+        {"name": "vip", "type": "int", "feature": "boolean"},  # a 0/1 flag
+        {"name": "opened", "type": "date"},
+        {"name": "left", "type": label_type},
+    ]
     if event_time:
         cols.append({"name": "ts", "type": "timestamp", "nullable": False})
-    data = {"entity": "accounts", "version": 1, "primary_key": "ref", "event_id": "eid", "label": label, "columns": cols,
-            "derived": [{"name": "age_days", "kind": "days_since", "column": "opened"},
-                        {"name": "has_balance", "kind": "is_present", "column": "balance"}], **extra}
+    data = {
+        "entity": "accounts",
+        "version": 1,
+        "primary_key": "ref",
+        "event_id": "eid",
+        "label": label,
+        "columns": cols,
+        "derived": [
+            {"name": "age_days", "kind": "days_since", "column": "opened"},
+            {"name": "has_balance", "kind": "is_present", "column": "balance"},
+        ],
+        **extra,
+    }
     if event_time:
         data["event_time"] = "ts"
     return parse_contract(data, "test")
@@ -118,8 +203,10 @@ def small_contract(label: dict, label_type: str, event_time: bool = False, **ext
 )
 def test_label_is_one_where_the_positive_value_is(spark, tmp_path, label_type, positive, values, want):
     contract = small_contract({"column": "left", "positive": positive}, label_type)
-    rows = [{"eid": f"e{i}", "ref": f"A{i}", "balance": 10.0 * i, "vip": i % 2, "opened": date(2025, 12, 1), "left": v}
-            for i, v in enumerate(values)]
+    rows = [
+        {"eid": f"e{i}", "ref": f"A{i}", "balance": 10.0 * i, "vip": i % 2, "opened": date(2025, 12, 1), "left": v}
+        for i, v in enumerate(values)
+    ]
     path = write_silver(tmp_path, contract, rows)
     for engine, (_, gold) in gold_by_engine(spark, path, contract).items():
         assert [gold[f"A{i}"]["left"] for i in range(len(values))] == want, engine
@@ -128,15 +215,31 @@ def test_label_is_one_where_the_positive_value_is(spark, tmp_path, label_type, p
 def test_without_event_time_as_of_is_the_latest_ingest_and_flags_read_as_booleans(spark, tmp_path):
     contract = small_contract({"column": "left", "positive": "Yes"}, "string")
     rows = [
-        {"eid": "e1", "ref": "A1", "balance": None, "vip": 1, "opened": date(2026, 1, 1), "left": "No",
-         "_ingest_ts": datetime(2026, 2, 1, 8, tzinfo=UTC)},
-        {"eid": "e2", "ref": "A2", "balance": 3.5, "vip": 0, "opened": None, "left": "Yes",
-         "_ingest_ts": datetime(2026, 1, 15, tzinfo=UTC)},
+        {
+            "eid": "e1",
+            "ref": "A1",
+            "balance": None,
+            "vip": 1,
+            "opened": date(2026, 1, 1),
+            "left": "No",
+            "_ingest_ts": datetime(2026, 2, 1, 8, tzinfo=UTC),
+        },
+        {
+            "eid": "e2",
+            "ref": "A2",
+            "balance": 3.5,
+            "vip": 0,
+            "opened": None,
+            "left": "Yes",
+            "_ingest_ts": datetime(2026, 1, 15, tzinfo=UTC),
+        },
     ]
     path = write_silver(tmp_path, contract, rows)
     for engine, (cols, gold) in gold_by_engine(spark, path, contract).items():
         assert cols == ["ref", "balance", "vip", "age_days", "has_balance", "left", "as_of"], engine
-        assert gold["A1"]["as_of"] == gold["A2"]["as_of"] == int(datetime(2026, 2, 1, 8, tzinfo=UTC).timestamp()), engine
+        assert gold["A1"]["as_of"] == gold["A2"]["as_of"] == int(datetime(2026, 2, 1, 8, tzinfo=UTC).timestamp()), (
+            engine
+        )
         assert (gold["A1"]["vip"], gold["A2"]["vip"]) == (True, False), engine
         assert (gold["A1"]["age_days"], gold["A2"]["age_days"]) == (31, None), engine  # no fallback: a gap stays a gap
         assert (gold["A1"]["has_balance"], gold["A2"]["has_balance"]) == (0, 1), engine  # numeric role: 0/1

@@ -108,15 +108,17 @@ def test_lines_with_the_wrong_field_count_travel_as_raw_text(tmp_path):
 
 def test_parquet_values_keep_their_json_types(tmp_path):
     path = tmp_path / "t.parquet"
-    table = pa.table({
-        "account_no": pa.array([1, 2], pa.int64()),
-        "monthly_charges": pa.array([70.35, float("nan")]),
-        "total_charges": pa.array([None, 5.0]),
-        "region": ["North", " "],
-        "since": pa.array([date(2024, 1, 2), None]),
-        "seen": pa.array([datetime(2024, 1, 2, 3, 4, tzinfo=UTC), None], pa.timestamp("us", tz="UTC")),
-        "paperless_billing": [True, False],
-    })
+    table = pa.table(
+        {
+            "account_no": pa.array([1, 2], pa.int64()),
+            "monthly_charges": pa.array([70.35, float("nan")]),
+            "total_charges": pa.array([None, 5.0]),
+            "region": ["North", " "],
+            "since": pa.array([date(2024, 1, 2), None]),
+            "seen": pa.array([datetime(2024, 1, 2, 3, 4, tzinfo=UTC), None], pa.timestamp("us", tz="UTC")),
+            "paperless_billing": [True, False],
+        }
+    )
     pq.write_table(table, path)
     events = to_events(read_file(path), SUBSCRIBERS)
     a, b = _messages(events)

@@ -54,10 +54,13 @@ def test_future_is_judged_against_the_rows_ingest_time_not_the_wall_clock():
     assert ok, failures
     # Long past now, but dated two days after its own ingest time: future, as Spark judges it.
     past = datetime(2025, 1, 1, tzinfo=UTC)
-    ok, failures = _failures({"changes": (_changes(clean_events(1, past + timedelta(days=2), 20), past), changes_suite(c))})
+    ok, failures = _failures(
+        {"changes": (_changes(clean_events(1, past + timedelta(days=2), 20), past), changes_suite(c))}
+    )
     assert not ok
     assert {(f["expectation"], f["column"]) for f in failures} >= {
-        ("expect_column_pair_values_a_to_be_greater_than_b", "event_ts")}
+        ("expect_column_pair_values_a_to_be_greater_than_b", "event_ts")
+    }
 
 
 def _batch(hours: int, per_hour: int = 30, broken: dict[int, dict] | None = None) -> pd.DataFrame:
@@ -85,6 +88,7 @@ def test_one_broken_hour_of_a_catch_up_is_judged_on_its_own_and_named():
     hours = hour_suites(c, batch)
     assert list(hours) == ["customers_batch, ingest hour 2026-03-02T12"]  # the clean hours cannot fail
     parsed, accepted = int((~batch["_unparseable"]).sum()), int((~batch["_quarantined"]).sum())
+
     def whole():
         return batch_suite(c, None, accepted, rows=len(batch), parsed_rows=parsed)
 

@@ -97,7 +97,11 @@ def test_a_live_holder_with_a_slow_clock_is_not_taken_over(tmp_path):
         while not stop.wait(TTL / 6):
             data, token = store.get_versioned(str(path))
             doc = json.loads(data)
-            store.put_if_match(str(path), json.dumps({**doc, "expires_at": (utcnow() - timedelta(hours=1)).isoformat()}).encode(), token)
+            store.put_if_match(
+                str(path),
+                json.dumps({**doc, "expires_at": (utcnow() - timedelta(hours=1)).isoformat()}).encode(),
+                token,
+            )
 
     t = threading.Thread(target=renew, daemon=True)
     t.start()

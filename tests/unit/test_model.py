@@ -39,19 +39,30 @@ def tiny_contract(**impute):
         {"name": "notes", "type": "string"},  # free text: excluded
         {"name": "left", "type": "string"},
     ]
-    return parse_contract({"entity": "accounts", "version": 1, "primary_key": "ref", "event_id": "eid",
-                           "label": {"column": "left", "positive": "Yes"}, "columns": cols}, "test")
+    return parse_contract(
+        {
+            "entity": "accounts",
+            "version": 1,
+            "primary_key": "ref",
+            "event_id": "eid",
+            "label": {"column": "left", "positive": "Yes"},
+            "columns": cols,
+        },
+        "test",
+    )
 
 
 def tiny_gold() -> pd.DataFrame:
-    return pd.DataFrame({
-        "ref": ["r1", "r2", "r3", "r4", "r5"],
-        "income": [10.0, 20.0, 30.0, 100.0, np.nan],
-        "visits": pd.array([1, 2, 2, 9, None], dtype="Int32"),
-        "tier": ["a", "b", "b", None, "c"],
-        "flag": pd.Series([True, True, False, None, True], dtype=object),
-        "left": [1, 0, 1, 0, 1],
-    })
+    return pd.DataFrame(
+        {
+            "ref": ["r1", "r2", "r3", "r4", "r5"],
+            "income": [10.0, 20.0, 30.0, 100.0, np.nan],
+            "visits": pd.array([1, 2, 2, 9, None], dtype="Int32"),
+            "tier": ["a", "b", "b", None, "c"],
+            "flag": pd.Series([True, True, False, None, True], dtype=object),
+            "left": [1, 0, 1, 0, 1],
+        }
+    )
 
 
 def test_model_input_is_typed_as_the_signature_declares():
@@ -63,7 +74,11 @@ def test_model_input_is_typed_as_the_signature_declares():
     assert X["flag"].tolist() == [True, True, False, None, True]
     sig = signature(tiny_contract())
     assert [(c.name, c.type.name) for c in sig.inputs.inputs] == [
-        ("income", "double"), ("visits", "double"), ("tier", "string"), ("flag", "boolean")]
+        ("income", "double"),
+        ("visits", "double"),
+        ("tier", "string"),
+        ("flag", "boolean"),
+    ]
 
 
 def test_customers_signature_declares_every_numeric_feature_as_double():
@@ -90,8 +105,10 @@ def test_preprocessing_follows_roles_and_impute():
     names = list(pre.get_feature_names_out())
     assert names == ["income", "visits", "tier_a", "tier_b", "tier_c", "flag"]
 
-    row = pd.DataFrame({"ref": ["x"], "income": [np.nan], "visits": [np.nan], "tier": [None], "flag": [None], "left": [0]})
-    out = dict(zip(names, pre.transform(model_input(row, contract))[0]))
+    row = pd.DataFrame(
+        {"ref": ["x"], "income": [np.nan], "visits": [np.nan], "tier": [None], "flag": [None], "left": [0]}
+    )
+    out = dict(zip(names, pre.transform(model_input(row, contract))[0], strict=False))
     mean_scaler, zero_scaler = br["numeric_mean"][1], br["numeric_zero"][1]
     assert out["income"] == pytest.approx((40.0 - mean_scaler.mean_[0]) / mean_scaler.scale_[0])
     assert out["visits"] == pytest.approx((0.0 - zero_scaler.mean_[0]) / zero_scaler.scale_[0])
@@ -99,7 +116,7 @@ def test_preprocessing_follows_roles_and_impute():
     assert out["flag"] == 1.0  # booleans are 0/1; the gap became the most frequent, True
 
     unseen = pd.DataFrame({"income": [1.0], "visits": [1.0], "tier": ["zzz"], "flag": [False]})
-    enc = dict(zip(names, pre.transform(unseen)[0]))
+    enc = dict(zip(names, pre.transform(unseen)[0], strict=False))
     assert (enc["tier_a"], enc["tier_b"], enc["tier_c"], enc["flag"]) == (0.0, 0.0, 0.0, 0.0)  # unseen value: all zeros
 
 
@@ -120,10 +137,20 @@ def test_contract_refuses_an_imputation_that_does_not_fit_the_role():
 
 def test_contract_refuses_roles_the_model_cannot_read():
     base = load_contract().model_dump(mode="json")
-    text_flag = {**base, "columns": [*base["columns"][:-1], {"name": "vip", "type": "string", "feature": "boolean"}, base["columns"][-1]]}
+    text_flag = {
+        **base,
+        "columns": [
+            *base["columns"][:-1],
+            {"name": "vip", "type": "string", "feature": "boolean"},
+            base["columns"][-1],
+        ],
+    }
     with pytest.raises(ValueError, match=r"columns.vip.feature: boolean needs type boolean or int"):
         parse_contract(text_flag, "test")
-    odd = {**base, "derived": [{"name": "tenure_band", "kind": "days_since", "column": "signup_date", "feature": "categorical"}]}
+    odd = {
+        **base,
+        "derived": [{"name": "tenure_band", "kind": "days_since", "column": "signup_date", "feature": "categorical"}],
+    }
     with pytest.raises(ValueError, match=r"derived.tenure_band.feature"):
         parse_contract(odd, "test")
 
@@ -131,14 +158,16 @@ def test_contract_refuses_roles_the_model_cannot_read():
 def _gold(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
-    return pd.DataFrame({
-        "ref": [f"r{i:05d}" for i in range(n)],
-        "income": x,
-        "visits": rng.integers(0, 5, n).astype("int32"),
-        "tier": rng.choice(["a", "b", "c"], n),
-        "flag": rng.random(n) < 0.5,
-        "left": (x + rng.normal(scale=0.5, size=n) > 0).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "ref": [f"r{i:05d}" for i in range(n)],
+            "income": x,
+            "visits": rng.integers(0, 5, n).astype("int32"),
+            "tier": rng.choice(["a", "b", "c"], n),
+            "flag": rng.random(n) < 0.5,
+            "left": (x + rng.normal(scale=0.5, size=n) > 0).astype(int),
+        }
+    )
 
 
 def test_split_is_deterministic_whatever_the_row_order():
@@ -153,7 +182,10 @@ def test_split_is_deterministic_whatever_the_row_order():
 def test_a_key_stays_where_it_is_as_gold_grows():
     """The holdout depends on the key alone: more rows, other labels or another seed move no key."""
     contract, small, big = tiny_contract(), _gold(400), _gold(1200, seed=5)
-    held = lambda g: set(g.loc[in_holdout(g["ref"]), "ref"])  # noqa: E731
+
+    def held(g):
+        return set(g.loc[in_holdout(g["ref"]), "ref"])
+
     assert held(small) == held(big) & set(small["ref"]) and held(small)
     X_train, X_test, _, _ = split(big, contract)
     keys = labelled(big, contract)["ref"]
@@ -192,14 +224,48 @@ def test_positive_scores_need_class_probabilities():
         (0.9, 199, 2, Champion(), False, "not_promoted", "only 199 held-out rows"),
         (0.9, 500, 1, Champion(), False, "not_promoted", "single class"),
         (0.6, 500, 2, Champion(), True, "promoted", "no champion yet"),
-        (0.6, 500, 2, Champion("3", cannot_score="it needs ['x']"), True, "promoted", "v3 cannot score the current features"),
-        (0.6, 500, 2, Champion("3", not_held_out="it records no holdout"), True, "promoted", "v3 cannot be compared on rows it never trained on"),
-        (0.81, 500, 2, Champion("3", roc_auc=0.80), True, "promoted", "beats champion v3's 0.8000 on the same 500 held-out rows"),
+        (
+            0.6,
+            500,
+            2,
+            Champion("3", cannot_score="it needs ['x']"),
+            True,
+            "promoted",
+            "v3 cannot score the current features",
+        ),
+        (
+            0.6,
+            500,
+            2,
+            Champion("3", not_held_out="it records no holdout"),
+            True,
+            "promoted",
+            "v3 cannot be compared on rows it never trained on",
+        ),
+        (
+            0.81,
+            500,
+            2,
+            Champion("3", roc_auc=0.80),
+            True,
+            "promoted",
+            "beats champion v3's 0.8000 on the same 500 held-out rows",
+        ),
         (0.79, 500, 2, Champion("3", roc_auc=0.80), False, "kept", "champion v3 keeps the alias"),
         (0.80, 500, 2, Champion("3", roc_auc=0.80), False, "kept", "a tie keeps the champion"),
         (0.99, 150, 2, Champion("3", roc_auc=0.50), False, "not_promoted", "only 150 held-out rows"),
     ],
-    ids=["few-rows", "one-class", "first", "cannot-score", "not-held-out", "better", "worse", "tie", "better-but-few-rows"],
+    ids=[
+        "few-rows",
+        "one-class",
+        "first",
+        "cannot-score",
+        "not-held-out",
+        "better",
+        "worse",
+        "tie",
+        "better-but-few-rows",
+    ],
 )
 def test_champion_rule(auc, rows, classes, champion, promote, outcome, words):
     d = decide(auc, rows, classes, 200, champion)

@@ -35,8 +35,12 @@ def test_unknown_profile_names_the_key(monkeypatch):
 
 @pytest.mark.parametrize(
     ("key", "value", "env"),
-    [("lake_root", "ftp://host/lake", "MDP_LAKE_ROOT"), ("events", "-5", "MDP_EVENTS"), ("mlflow_tracking_uri", "http://", "MDP_MLFLOW_TRACKING_URI"),
-     ("kubernetes.spark_executors", "-1", "MDP_KUBERNETES__SPARK_EXECUTORS")],
+    [
+        ("lake_root", "ftp://host/lake", "MDP_LAKE_ROOT"),
+        ("events", "-5", "MDP_EVENTS"),
+        ("mlflow_tracking_uri", "http://", "MDP_MLFLOW_TRACKING_URI"),
+        ("kubernetes.spark_executors", "-1", "MDP_KUBERNETES__SPARK_EXECUTORS"),
+    ],
 )
 def test_bad_values_name_the_key(monkeypatch, key, value, env):
     monkeypatch.setenv(env, value)
@@ -81,20 +85,25 @@ def test_check_reachable_passes_a_listening_endpoint_and_names_a_dead_one():
         check_reachable("kafka_bootstrap", f"127.0.0.1:{port}", 2)  # host:port without a scheme
     with pytest.raises(Unavailable) as err:  # closed now: nothing listens there
         check_reachable("mlflow_tracking_uri", f"http://127.0.0.1:{port}/x", 2)
-    assert str(err.value) == f"mlflow_tracking_uri (MDP_MLFLOW_TRACKING_URI) http://127.0.0.1:{port}/x: connection refused"
+    assert (
+        str(err.value) == f"mlflow_tracking_uri (MDP_MLFLOW_TRACKING_URI) http://127.0.0.1:{port}/x: connection refused"
+    )
     check_reachable("mlflow_tracking_uri", "sqlite:///mlflow.db", 2)  # not a network endpoint: nothing to check
     check_reachable("s3_endpoint", "", 2)
 
 
-@pytest.mark.parametrize(("error", "reason"), [
-    (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
-    ("timed out", "timed out (timed out)"),
-    ("Read timeout on endpoint", "timed out (Read timeout on endpoint)"),
-    ("[Errno -2] Name or service not known", "unknown host ([Errno -2] Name or service not known)"),
-    ("getaddrinfo failed", "unknown host (getaddrinfo failed)"),
-    ("nodename nor servname provided", "unknown host (nodename nor servname provided)"),
-    ("boom", "cannot connect (boom)"),
-])
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
+        ("timed out", "timed out (timed out)"),
+        ("Read timeout on endpoint", "timed out (Read timeout on endpoint)"),
+        ("[Errno -2] Name or service not known", "unknown host ([Errno -2] Name or service not known)"),
+        ("getaddrinfo failed", "unknown host (getaddrinfo failed)"),
+        ("nodename nor servname provided", "unknown host (nodename nor servname provided)"),
+        ("boom", "cannot connect (boom)"),
+    ],
+)
 def test_connect_failures_are_named_shortly(error, reason):
     from mdp.core.settings import connect_failure
 

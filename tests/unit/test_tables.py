@@ -64,8 +64,10 @@ def scenario(settings) -> None:
     assert all(u.startswith(main.uri) for u in main.file_uris(0))
     import duckdb
 
-    dataset = main.dataset(0)
-    assert duckdb.connect().sql("select sum(id) from dataset").fetchall() == [(6,)]  # its own connection: another test may hold the default one
+    main.dataset(0)
+    assert duckdb.connect().sql("select sum(id) from dataset").fetchall() == [
+        (6,)
+    ]  # its own connection: another test may hold the default one
 
     # Retention keeps the pinned version 0 and the latest; with nothing pinned, version 0's files go.
     ds.pin("champion", {"main": 0}, "test")
@@ -87,7 +89,9 @@ def test_a_crash_between_tables_is_finished_by_the_retry(make_settings):
     w = ds.begin("r")
     stage_rows(settings, w, "aux", [1])
     stage_rows(settings, w, "main", [1])
-    ds.table("aux")._commit(w.staging("aux"), w.write_id, {"run_id": "r", "write_id": w.write_id})  # the first table of two, then a crash
+    ds.table("aux")._commit(
+        w.staging("aux"), w.write_id, {"run_id": "r", "write_id": w.write_id}
+    )  # the first table of two, then a crash
     assert ds.current() is None
     assert w.commit({}) == 0
     assert ds.table("aux").version() == 0  # not committed twice
@@ -145,7 +149,11 @@ def test_a_stale_write_is_refused_after_a_concurrent_append(make_settings):
     first.commit({})
     stale = ds.begin("b")
     stage_rows(settings, stale, "main", [2])
-    write_deltalake(ds.primary.uri.removeprefix("file://"), pa.table({"id": pa.array([9], pa.int64()), "name": ["x"]}), mode="append")
+    write_deltalake(
+        ds.primary.uri.removeprefix("file://"),
+        pa.table({"id": pa.array([9], pa.int64()), "name": ["x"]}),
+        mode="append",
+    )
     with pytest.raises(StageError, match="moved from 0 to 1"):
         stale.commit({})
     assert ids(ds.primary) == [1, 9]

@@ -109,8 +109,14 @@ def test_line_terminators_are_stripped_by_trim_and_fail_a_full_match(spark):
 
 
 def test_every_delivery_is_accepted_quarantined_or_a_copy(spark):
-    msgs = [event(), "{bad", event(age=7), event(event_id="0b7e6a4e-0000-4000-8000-000000000002"),
-            event(), "{bad"]  # an exact copy of an event (another offset), and of a bad record (same offset)
+    msgs = [
+        event(),
+        "{bad",
+        event(age=7),
+        event(event_id="0b7e6a4e-0000-4000-8000-000000000002"),
+        event(),
+        "{bad",
+    ]  # an exact copy of an event (another offset), and of a bad record (same offset)
     parsed = parse_events(bronze(spark, msgs, offsets=[0, 1, 2, 3, 4, 1]), C)
     accepted, quarantined = distinct_deliveries(parsed, C)
     assert accepted.count() == 2 and quarantined.count() == 2
@@ -118,7 +124,10 @@ def test_every_delivery_is_accepted_quarantined_or_a_copy(spark):
     kept = {r["event_id"]: r["offset"] for r in accepted.collect()}
     assert kept["0b7e6a4e-0000-4000-8000-000000000001"] == 0  # the first arrival is kept
     assert sorted(r["reason"] for r in quarantined.collect()) == ["out_of_range:age", "unparseable_json"]
-    assert {bytes(r["value"]) for r in quarantined.collect()} == {b"{bad", json.dumps(msgs[2]).encode()}  # kept for replay
+    assert {bytes(r["value"]) for r in quarantined.collect()} == {
+        b"{bad",
+        json.dumps(msgs[2]).encode(),
+    }  # kept for replay
 
 
 def test_conflicting_copies_of_an_event_are_both_candidates(spark):
@@ -152,7 +161,9 @@ def test_latest_state_is_the_latest_event_time_not_the_latest_arrival(spark):
 
 def test_merge_is_idempotent_and_order_independent(spark):
     a = _events(spark, [event(event_id="00000000-0000-4000-8000-00000000000a", event_ts="2026-01-10T10:00:00Z")], [1])
-    b = _events(spark, [event(event_id="00000000-0000-4000-8000-00000000000b", event_ts="2026-01-10T11:00:00Z", age=40)], [2])
+    b = _events(
+        spark, [event(event_id="00000000-0000-4000-8000-00000000000b", event_ts="2026-01-10T11:00:00Z", age=40)], [2]
+    )
     cols = [*C.names, "_source", "_partition", "_offset", "_ingest_ts"]
     ab = latest_state(b, latest_state(a, None, C).select(*cols), C).select(*cols)
     ba = latest_state(a, latest_state(b, None, C).select(*cols), C).select(*cols)
@@ -171,7 +182,9 @@ def test_an_exact_copy_of_the_current_state_changes_nothing(spark):
 
 def test_a_tombstone_is_the_latest_state_and_leaves_gold(spark):
     alive = event(event_id="00000000-0000-4000-8000-000000000001", event_ts="2026-01-10T10:00:00Z")
-    gone = event(event_id="00000000-0000-4000-8000-000000000002", event_ts="2026-01-10T11:00:00Z", event_type="customer_deleted")
+    gone = event(
+        event_id="00000000-0000-4000-8000-000000000002", event_ts="2026-01-10T11:00:00Z", event_type="customer_deleted"
+    )
     other = event(event_id="00000000-0000-4000-8000-000000000003", customer_id="C0000002")
     state = latest_state(_events(spark, [alive, gone, other], [1, 2, 3]), None, C)
     assert {r["customer_id"]: r["event_type"] for r in state.collect()}["C0000001"] == "customer_deleted"
@@ -200,9 +213,16 @@ def test_features_are_relative_to_the_snapshot_time(spark):
     df = _events(
         spark,
         [
-            event(event_id="00000000-0000-4000-8000-000000000001", event_ts="2026-01-10T12:00:00Z",
-                  signup_date="2026-01-01", last_login_date="2026-01-08", phone=None),
-            event(event_id="00000000-0000-4000-8000-000000000002", customer_id="C0000002", event_ts="2026-01-05T00:00:00Z"),
+            event(
+                event_id="00000000-0000-4000-8000-000000000001",
+                event_ts="2026-01-10T12:00:00Z",
+                signup_date="2026-01-01",
+                last_login_date="2026-01-08",
+                phone=None,
+            ),
+            event(
+                event_id="00000000-0000-4000-8000-000000000002", customer_id="C0000002", event_ts="2026-01-05T00:00:00Z"
+            ),
         ],
         [1, 2],
     )

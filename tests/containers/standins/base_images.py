@@ -37,7 +37,9 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-CACHE = Path(os.environ.get("MDP_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mdp")
+CACHE = Path(
+    os.environ.get("MDP_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mdp"
+)
 WHEELHOUSE = CACHE / "wheelhouse"
 BUILD_INPUTS = ROOT / ".cache" / "build-inputs"  # inside the build context (its CA bundle; .dockerignore)
 # The wheels and jars are served on this port: fixed, because the URL is a build arg and build args are
@@ -46,8 +48,19 @@ SERVE_PORT = int(os.environ.get("MDP_BUILD_INPUTS_PORT") or 18765)
 SUITE = "bookworm"
 # One root for every stand-in: what the upstream images carry that this project uses.
 ROOT_PACKAGES = [
-    "python3", "python3-venv", "python3-pip", "ca-certificates", "openjdk-17-jre-headless", "tini",
-    "dumb-init", "gosu", "libnss-wrapper", "postgresql", "curl", "procps", "netbase",
+    "python3",
+    "python3-venv",
+    "python3-pip",
+    "ca-certificates",
+    "openjdk-17-jre-headless",
+    "tini",
+    "dumb-init",
+    "gosu",
+    "libnss-wrapper",
+    "postgresql",
+    "curl",
+    "procps",
+    "netbase",
 ]
 # Upstream repository -> stand-in folder under tests/containers/standins/.
 STANDINS = {
@@ -73,8 +86,7 @@ def log(msg: str) -> None:
 
 
 def docker(*args: str, check: bool = True, capture: bool = False, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", *args], check=check, text=True,
-                          capture_output=capture, **kw)
+    return subprocess.run(["docker", *args], check=check, text=True, capture_output=capture, **kw)
 
 
 def upstream_images(root: Path = ROOT) -> list[str]:
@@ -161,8 +173,18 @@ def root_image() -> str:
             rootfs = Path(tmp) / "rootfs"
             t0 = time.monotonic()
             log(f"debootstrap {SUITE} with {', '.join(ROOT_PACKAGES)} (a few minutes, once)")
-            subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(ROOT_PACKAGES)}",
-                            SUITE, str(rootfs), debian_mirror()], check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--include={','.join(ROOT_PACKAGES)}",
+                    SUITE,
+                    str(rootfs),
+                    debian_mirror(),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             # apt inside the stand-ins uses the same mirror; the root needs no package lists or caches.
             for junk in ["var/cache/apt/archives", "var/lib/apt/lists"]:
                 for p in (rootfs / junk).glob("*"):
@@ -170,8 +192,10 @@ def root_image() -> str:
                         p.unlink()
             subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar) + ".part", "."], check=True)
             os.replace(str(tar) + ".part", tar)
-            log(f"root filesystem cached in {tar.relative_to(ROOT) if tar.is_relative_to(ROOT) else tar} "
-                f"({time.monotonic() - t0:.0f}s)")
+            log(
+                f"root filesystem cached in {tar.relative_to(ROOT) if tar.is_relative_to(ROOT) else tar} "
+                f"({time.monotonic() - t0:.0f}s)"
+            )
     with tar.open("rb") as f:
         docker("import", "-", tag, stdin=f, stdout=subprocess.DEVNULL)
     return tag
@@ -199,9 +223,27 @@ def wheels_for(packages: list[str]) -> list[Path]:
     house = ensure_wheelhouse()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed", "--no-index",
-                        "--find-links", str(house), "--constraint", str(ROOT / "requirements.lock"),
-                        "--report", str(report), *packages], check=True, env=pip_env())
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--dry-run",
+                "--ignore-installed",
+                "--no-index",
+                "--find-links",
+                str(house),
+                "--constraint",
+                str(ROOT / "requirements.lock"),
+                "--report",
+                str(report),
+                *packages,
+            ],
+            check=True,
+            env=pip_env(),
+        )
         urls = [i["download_info"]["url"] for i in json.loads(report.read_text())["install"]]
     return [house / u.rsplit("/", 1)[1] for u in urls]
 
@@ -219,8 +261,23 @@ def ensure_wheelhouse() -> Path:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(reqs) + "\n")
     try:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--constraint", str(ROOT / "requirements.lock"),
-                        "-r", f.name, "-w", str(WHEELHOUSE)], check=True, env=pip_env())
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--constraint",
+                str(ROOT / "requirements.lock"),
+                "-r",
+                f.name,
+                "-w",
+                str(WHEELHOUSE),
+            ],
+            check=True,
+            env=pip_env(),
+        )
     finally:
         os.unlink(f.name)
     for old in WHEELHOUSE.glob(".complete-*"):
@@ -247,8 +304,15 @@ def _link(src: Path, dst: Path) -> None:
 
 def bridge_address() -> str:
     """The host's address on Docker's default bridge, which build containers (RUN steps) can reach."""
-    r = docker("network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
-               check=False, capture=True)
+    r = docker(
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}} {{end}}",
+        check=False,
+        capture=True,
+    )
     return next((a for a in r.stdout.split() if "." in a), "172.17.0.1")
 
 
@@ -265,8 +329,10 @@ def serve_build_inputs(directory: Path = BUILD_INPUTS, port: int = SERVE_PORT):
     try:
         server = ThreadingHTTPServer((host, port), functools.partial(Quiet, directory=str(directory)))
     except OSError as e:
-        raise SystemExit(f"base-images: cannot serve the build inputs on {host}:{port} ({e}); "
-                         "another build may be serving them, or set MDP_BUILD_INPUTS_PORT") from e
+        raise SystemExit(
+            f"base-images: cannot serve the build inputs on {host}:{port} ({e}); "
+            "another build may be serving them, or set MDP_BUILD_INPUTS_PORT"
+        ) from e
     threading.Thread(target=server.serve_forever, name="build-inputs", daemon=True).start()
     try:
         yield f"http://{host}:{port}"
@@ -322,9 +388,21 @@ def build_standin(image: str, root: str) -> None:
             for w in wheels_for(STANDIN_WHEELS[kind]):
                 os.link(w, wheels / w.name)  # hard links: no copy of the wheelhouse
         tag = image.split(":", 1)[1] if ":" in image.split("/")[-1] else "latest"
-        args = ["build", "-q", "-t", image, "--build-arg", f"ROOT_IMAGE={root}",
-                "--build-arg", f"UPSTREAM_TAG={tag}", "--label", f"mdp.standin={kind}",
-                "--label", f"mdp.standin.hash={standin_hash(kind)}", str(ctx)]
+        args = [
+            "build",
+            "-q",
+            "-t",
+            image,
+            "--build-arg",
+            f"ROOT_IMAGE={root}",
+            "--build-arg",
+            f"UPSTREAM_TAG={tag}",
+            "--label",
+            f"mdp.standin={kind}",
+            "--label",
+            f"mdp.standin.hash={standin_hash(kind)}",
+            str(ctx),
+        ]
         t0 = time.monotonic()
         r = docker(*args, check=False, capture=True)
         if r.returncode != 0:
@@ -335,12 +413,19 @@ def build_standin(image: str, root: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=["auto", "pull", "standin"], default=os.environ.get("MDP_BASE_IMAGES", "auto"),
-                   help="auto: pull, else a stand-in; pull: real images only; standin: stand-ins only")
+    p.add_argument(
+        "--mode",
+        choices=["auto", "pull", "standin"],
+        default=os.environ.get("MDP_BASE_IMAGES", "auto"),
+        help="auto: pull, else a stand-in; pull: real images only; standin: stand-ins only",
+    )
     p.add_argument("--list", action="store_true", help="print the upstream images and exit")
-    p.add_argument("--build-inputs", action="store_true",
-                   help="fill .cache/build-inputs for an offline build and serve it; run COMMAND with its build "
-                        "args in the environment (docker compose reads them), or print them and serve until Ctrl-C")
+    p.add_argument(
+        "--build-inputs",
+        action="store_true",
+        help="fill .cache/build-inputs for an offline build and serve it; run COMMAND with its build "
+        "args in the environment (docker compose reads them), or print them and serve until Ctrl-C",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="with --build-inputs: the build command to run")
     a = p.parse_args(argv)
     if a.build_inputs:
