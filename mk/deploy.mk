@@ -93,8 +93,8 @@ deploy: deploy-tools ## namespaces, operators, then the platform overlay, then A
 	HELM=$(HELM) $(DEPLOY_PYTHON) scripts/upstream_charts.py install --phase operators --overlay $(OVERLAY)
 	$(RENDER) | $(KUBECTL) apply --server-side --force-conflicts -f -
 	$(KUBECTL) -n mdp rollout status statefulset/mdp-postgres --timeout=10m
-	$(KUBECTL) -n mdp rollout status deployment/mdp-minio --timeout=10m
-	$(KUBECTL) -n mdp wait job/mdp-minio-buckets --for=condition=Complete --timeout=10m
+	$(KUBECTL) -n mdp rollout status deployment/mdp-s3 --timeout=10m
+	$(KUBECTL) -n mdp wait job/mdp-s3-buckets --for=condition=Complete --timeout=10m
 	$(KUBECTL) -n mdp rollout status deployment/mdp-mlflow --timeout=10m
 	$(KUBECTL) -n mdp wait kafka/mdp --for=condition=Ready --timeout=15m
 	HELM=$(HELM) $(DEPLOY_PYTHON) scripts/upstream_charts.py install --phase apps --overlay $(OVERLAY)

@@ -1,6 +1,6 @@
 """Create the lake's buckets on an S3 server: `python -m mdp.shell.s3_buckets --endpoint URL [BUCKET ...]`.
 
-The bucket job of docker-compose.yml (`minio-init`) and of the mdp-platform chart runs this from the
+The bucket job of docker-compose.yml (`s3-init`) and of the mdp-platform chart runs this from the
 mdp-jobs image (boto3 is pinned there), so no S3 vendor's client is needed. The login comes from
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. It waits, up to --timeout seconds, for the server to accept
 the login, then creates the buckets that are missing. Idempotent: a second run creates nothing.
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--endpoint", required=True, help="S3 endpoint, e.g. http://minio:9000")
+    p.add_argument("--endpoint", required=True, help="S3 endpoint, e.g. http://s3:9000")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for the server (default 300)")
     p.add_argument("buckets", nargs="*", default=list(LAYERS))
     a = p.parse_args(argv)

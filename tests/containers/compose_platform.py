@@ -239,7 +239,7 @@ class Platform:
                 out.append(f"----- log of {task} -----\n{self.task_log(run_id, task)[-5000:]}")
         return "\n".join(out)
 
-    # ---- S3 (MinIO API) and MLflow ------------------------------------------------------------------
+    # ---- S3 (SeaweedFS) and MLflow ------------------------------------------------------------------
     def s3(self):
         import boto3
         from botocore.config import Config
@@ -248,8 +248,8 @@ class Platform:
             "s3",
             endpoint_url=S3,
             region_name="us-east-1",
-            aws_access_key_id=self.env["MINIO_ROOT_USER"],
-            aws_secret_access_key=self.env["MINIO_ROOT_PASSWORD"],
+            aws_access_key_id=self.env["S3_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["S3_SECRET_ACCESS_KEY"],
             config=Config(s3={"addressing_style": "path"}),
         )
 

@@ -30,7 +30,7 @@ NETWORK = "mdp_default"
 KIND_MLFLOW = "mdp-kind-mlflow"
 # Cluster Service name -> compose service (same ports).
 CLUSTER_SERVICES = {
-    "minio.mdp.svc.cluster.local": "minio",
+    "s3.mdp.svc.cluster.local": "s3",
     "mdp-kafka-bootstrap.mdp.svc.cluster.local": "kafka",
     "postgres.mdp.svc.cluster.local": "postgres",
 }
@@ -51,8 +51,8 @@ def config_map() -> dict[str, str]:
 def secret_values(env: dict[str, str]) -> dict[tuple[str, str], str]:
     """The chart's Secrets (name, key) with the compose .env values."""
     return {
-        ("mdp-s3", "AWS_ACCESS_KEY_ID"): env["MINIO_ROOT_USER"],
-        ("mdp-s3", "AWS_SECRET_ACCESS_KEY"): env["MINIO_ROOT_PASSWORD"],
+        ("mdp-s3", "AWS_ACCESS_KEY_ID"): env["S3_ACCESS_KEY_ID"],
+        ("mdp-s3", "AWS_SECRET_ACCESS_KEY"): env["S3_SECRET_ACCESS_KEY"],
         ("mdp-postgres", "POSTGRES_PASSWORD"): env["POSTGRES_PASSWORD"],
     }
 

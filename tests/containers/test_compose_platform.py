@@ -135,8 +135,9 @@ def test_s3_admin_ui_asks_for_the_s3_login(platform):
     """SeaweedFS's admin UI on 9001 mints S3 keys: without the login (.env) it refuses (issue 29)."""
     base = f"http://127.0.0.1:{HOST_PORTS['s3-admin-ui']}"
     assert s3_admin.status_without_login(base) == 401
-    assert s3_admin.status_with_login(base, platform.env["MINIO_ROOT_USER"], "not-the-password") == 401
-    assert s3_admin.status_with_login(base, platform.env["MINIO_ROOT_USER"], platform.env["MINIO_ROOT_PASSWORD"]) == 200
+    user, password = platform.env["S3_ACCESS_KEY_ID"], platform.env["S3_SECRET_ACCESS_KEY"]
+    assert s3_admin.status_with_login(base, user, "not-the-password") == 401
+    assert s3_admin.status_with_login(base, user, password) == 200
 
 
 def test_producer_sends_events_to_the_topic(platform):

@@ -127,7 +127,7 @@ def test_airflow_runs_one_api_worker_and_no_triggerer(overlay_docs):
 
 def test_dev_overlay_fits_an_8gb_laptop(overlay_docs):
     """The dev overlay on a laptop with 8 GB of RAM, whose Docker VM gets 6 GiB (capacity.BUDGETS):
-    driver-only Spark stages (jobs.sparkExecutors: 0), no Airflow log groomers, MinIO and Postgres
+    driver-only Spark stages (jobs.sparkExecutors: 0), no Airflow log groomers, the S3 server and Postgres
     at the ci overlay's requests."""
     items = overlay_items(overlay_docs, "dev")
     text = capacity.report("dev", items, budget="laptop-8gb")

@@ -89,12 +89,12 @@ BAD_VALUES = {
     "unknown-top-level-key": {"minoi": {"enabled": True}},
     "unknown-nested-key": {"kafka": {"replicas": 1, "replica": 2}},
     "latest-tag": {"images": {"postgres": "postgres:latest"}},
-    "untagged-image": {"images": {"minio": "minio/minio"}},
+    "untagged-image": {"images": {"s3": "chrislusf/seaweedfs"}},
     "wrong-type": {"postgres": {"port": "5432"}},
     "nodeport-out-of-range": {"mlflow": {"service": {"type": "NodePort", "nodePort": 5001}}},
-    "bad-service-type": {"minio": {"service": {"type": "Ingress"}}},
+    "bad-service-type": {"s3": {"service": {"type": "Ingress"}}},
     "no-resources-limits": {"mlflow": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": None}}},
-    "bad-bucket-name": {"minio": {"buckets": ["Bronze_Layer"]}},
+    "bad-bucket-name": {"s3": {"buckets": ["Bronze_Layer"]}},
     "negative-spark-executors": {"jobs": {"sparkExecutors": -1}},
 }
 
@@ -353,7 +353,7 @@ def test_no_plaintext_credentials_outside_dev_files():
             found += 1
             assert value in ("", None), f"{f.relative_to(REPO)}{path} holds a literal credential"
     assert found >= 3, "the chart's credential keys were not seen; the check is vacuous"
-    assert "minio12345" not in (CHART / "values.yaml").read_text()
+    assert "mdp-dev-s3-password" not in (CHART / "values.yaml").read_text()
 
 
 def test_default_credentials_are_generated_and_shared(chart_renders):
@@ -384,7 +384,8 @@ def test_existing_secrets_are_used_not_created():
         }
     )
     assert not [d for d in docs if d["kind"] == "Secret"]
-    minio = find(docs, "Deployment", "mdp-minio")
-    refs = json.dumps(minio)
-    assert '"name": "my-s3"' in refs and "mdp-s3" not in refs
+    # The Deployment shares its name with the generated Secret (as postgres does): compare the references.
+    s3 = json.dumps(find(docs, "Deployment", "mdp-s3"))
+    refs = re.findall(r'"(?:secretKeyRef|secretRef)": \{"name": "([^"]+)"', s3)
+    assert refs and set(refs) == {"my-s3"}, refs
     assert '"name": "my-pg"' in json.dumps(find(docs, "StatefulSet", "mdp-postgres"))

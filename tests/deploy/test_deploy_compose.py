@@ -12,8 +12,8 @@ pytestmark = pytest.mark.deploy
 ORIGINAL_SERVICES = {
     "postgres",
     "kafka",
-    "minio",
-    "minio-init",
+    "s3",
+    "s3-init",
     "spark-master",
     "spark-worker",
     "mlflow",
@@ -22,7 +22,7 @@ ORIGINAL_SERVICES = {
     "airflow-scheduler",
     "airflow-dag-processor",
 }
-ONE_SHOT = {"minio-init", "kafka-init", "airflow-init"}
+ONE_SHOT = {"s3-init", "kafka-init", "airflow-init"}
 AIRFLOW = {"airflow-init", "airflow-webserver", "airflow-scheduler", "airflow-dag-processor"}
 
 
@@ -52,12 +52,14 @@ def test_compose_requires_credentials_from_env(tmp_path):
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert proc.returncode != 0
-    assert "MINIO_ROOT_PASSWORD" in proc.stderr and "POSTGRES_PASSWORD" in proc.stderr
+    assert "S3_SECRET_ACCESS_KEY" in proc.stderr and "POSTGRES_PASSWORD" in proc.stderr
 
 
 def test_services_keep_original_names(compose_config):
     assert ORIGINAL_SERVICES <= set(compose_config["services"])
     services = compose_config["services"]
+    # The S3 server's old name still resolves, for clients that use http://minio:9000.
+    assert "minio" in services["s3"]["networks"]["default"]["aliases"]
     # `docker compose build airflow-init airflow-webserver airflow-scheduler` (the README) builds
     # mdp-airflow once: only airflow-init has the build section; the others run its image.
     assert services["airflow-init"]["build"]["dockerfile"] == "images/airflow/Dockerfile"
@@ -116,7 +118,7 @@ def test_ports(compose_config):
     s = compose_config["services"]
     assert 8088 in published(s["airflow-webserver"])
     assert 8080 in published(s["spark-master"])
-    assert {9000, 9001} <= published(s["minio"])
+    assert {9000, 9001} <= published(s["s3"])
     assert 5001 in published(s["mlflow"])
     assert 5432 in published(s["postgres"])
     assert s["airflow-webserver"]["command"] == ["api-server"], "Airflow 3: the webserver is the API server"
@@ -132,12 +134,12 @@ def test_healthchecks_and_dependencies(compose_config):
             assert cond["condition"] == expected, f"{name} -> {dep}"
     for name in AIRFLOW - {"airflow-init"}:
         deps = services[name]["depends_on"]
-        assert {"airflow-init", "minio-init", "postgres"} <= set(deps)
+        assert {"airflow-init", "s3-init", "postgres"} <= set(deps)
 
 
 def test_named_volumes(compose_config):
-    assert {"postgres-data", "minio-data", "kafka-data", "airflow-logs"} <= set(compose_config["volumes"])
-    for name in ("postgres", "minio", "kafka"):
+    assert {"postgres-data", "s3-data", "kafka-data", "airflow-logs"} <= set(compose_config["volumes"])
+    for name in ("postgres", "s3", "kafka"):
         assert any(v["type"] == "volume" for v in compose_config["services"][name]["volumes"]), name
 
 
@@ -153,7 +155,7 @@ def test_non_root_where_the_image_allows(compose_config):
     s = compose_config["services"]
     for name in AIRFLOW:
         assert s[name]["user"].split(":")[0] == "50000"
-    assert s["minio-init"]["user"].split(":")[0] != "0"
+    assert s["s3-init"]["user"].split(":")[0] != "0"
 
 
 def test_pinned_images(compose_config):
@@ -164,10 +166,11 @@ def test_pinned_images(compose_config):
 
 def test_dev_logins_live_only_in_env_example(dotenv_example):
     assert dotenv_example["AIRFLOW_ADMIN_USER"] == "admin" and dotenv_example["AIRFLOW_ADMIN_PASSWORD"] == "admin"
-    assert dotenv_example["MINIO_ROOT_USER"] == "minio" and dotenv_example["MINIO_ROOT_PASSWORD"] == "minio12345"
+    assert dotenv_example["S3_ACCESS_KEY_ID"] == "mdp-dev"
+    assert dotenv_example["S3_SECRET_ACCESS_KEY"] == "mdp-dev-s3-password"
     text = (REPO / "docker-compose.yml").read_text()
-    for secret in ("minio12345", dotenv_example["POSTGRES_PASSWORD"], dotenv_example["AIRFLOW_JWT_SECRET"]):
-        assert secret not in text
+    for key in ("S3_SECRET_ACCESS_KEY", "POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET"):
+        assert dotenv_example[key] not in text, key
 
 
 def _render_all_profiles(tmp_path, extra_env: str = "") -> dict:
@@ -230,7 +233,7 @@ def test_no_image_from_the_deleted_minio_repositories(compose_config):
     assert not [
         i for i in images if i.split(":")[0] in {"minio/minio", "minio/mc", "quay.io/minio/minio", "quay.io/minio/mc"}
     ]
-    assert compose_config["services"]["minio"]["image"] == chart["minio"]
+    assert compose_config["services"]["s3"]["image"] == chart["s3"]
 
 
 def test_every_upstream_image_has_a_standin_named_after_it():

@@ -43,14 +43,14 @@ def test_buckets(compose_config, chart_renders):
     from mdp.core.settings import LAYERS
 
     chart = yaml.safe_load((REPO / "charts/mdp-platform/values.yaml").read_text())
-    assert chart["minio"]["buckets"] == list(LAYERS) == ["bronze", "silver", "gold", "mlflow"]
-    init = compose_config["services"]["minio-init"]
+    assert chart["s3"]["buckets"] == list(LAYERS) == ["bronze", "silver", "gold", "mlflow"]
+    init = compose_config["services"]["s3-init"]
     assert init["entrypoint"] == ["python", "-m", "mdp.shell.s3_buckets"]
-    assert init["command"] == ["--endpoint=http://minio:9000", *LAYERS]
-    job = find(chart_renders["default"], "Job", "mdp-minio-buckets")
+    assert init["command"] == ["--endpoint=http://s3:9000", *LAYERS]
+    job = find(chart_renders["default"], "Job", "mdp-s3-buckets")
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "mdp.shell.s3_buckets"]
-    assert container["args"] == ["--endpoint=http://minio.mdp.svc.cluster.local:9000", *LAYERS]
+    assert container["args"] == ["--endpoint=http://s3.mdp.svc.cluster.local:9000", *LAYERS]
     assert chart["mlflow"]["artifactsBucket"] == "mlflow"
     assert "--artifacts-destination=s3://mlflow" in compose_config["services"]["mlflow"]["command"]
 
@@ -113,7 +113,7 @@ def test_compose_hosts_and_ports(profiles, compose_config):
     assert "--port=5001" in s["mlflow"]["command"]
     assert "PLAINTEXT://kafka:9092" in s["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert "--port" in s["spark-master"]["command"] and "7077" in s["spark-master"]["command"]
-    assert s["minio"]["command"][0] == "mini" and "-s3.port=9000" in s["minio"]["command"]
+    assert s["s3"]["command"][0] == "mini" and "-s3.port=9000" in s["s3"]["command"]
     assert s["postgres"]["environment"]["POSTGRES_DB"] == urlparse(compose["postgres_dsn"]).path.lstrip("/")
     assert "CREATE DATABASE airflow" in compose_config["configs"]["postgres-databases"]["content"]
 

@@ -30,7 +30,7 @@ def test_overlay_builds_and_is_complete(overlay_docs, overlay):
     docs = overlay_docs[overlay]
     kinds = Counter(d["kind"] for d in docs)
     # ci: no Secret rendered, its credentials are made once in the cluster (scripts/kind_secrets.py).
-    assert kinds["Namespace"] == 3 and kinds["Deployment"] == 3  # minio, mlflow, model serving
+    assert kinds["Namespace"] == 3 and kinds["Deployment"] == 3  # s3, mlflow, model serving
     assert (kinds["Secret"] >= 5) if overlay == "dev" else kinds["Secret"] == 0
     assert {"Kafka", "KafkaNodePool", "KafkaTopic", "StatefulSet", "Job", "Role", "RoleBinding"} <= set(kinds)
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
@@ -75,8 +75,8 @@ def test_overlay_secrets_match_kind_profile(overlay_docs, profiles, overlay):
 
 def test_dev_overlay_uses_the_dev_logins(overlay_docs, dotenv_example):
     s3 = find(overlay_docs["dev"], "Secret", "mdp-s3", "mdp-jobs")
-    assert secret_value(s3, "AWS_ACCESS_KEY_ID") == dotenv_example["MINIO_ROOT_USER"]
-    assert secret_value(s3, "AWS_SECRET_ACCESS_KEY") == dotenv_example["MINIO_ROOT_PASSWORD"]
+    assert secret_value(s3, "AWS_ACCESS_KEY_ID") == dotenv_example["S3_ACCESS_KEY_ID"]
+    assert secret_value(s3, "AWS_SECRET_ACCESS_KEY") == dotenv_example["S3_SECRET_ACCESS_KEY"]
     pg = find(overlay_docs["dev"], "Secret", "mdp-postgres", "mdp")
     assert secret_value(pg, "POSTGRES_PASSWORD") == dotenv_example["POSTGRES_PASSWORD"]
 
@@ -123,7 +123,7 @@ def test_kind_secrets_keeps_what_the_cluster_has():
 
 def test_overlay_patches_applied(overlay_docs):
     for overlay in OVERLAYS:
-        job = find(overlay_docs[overlay], "Job", "mdp-minio-buckets", "mdp")
+        job = find(overlay_docs[overlay], "Job", "mdp-s3-buckets", "mdp")
         assert "helm.sh/hook" not in job["metadata"].get("annotations", {}), overlay
     ci = overlay_docs["ci"]
     # Nothing reads MDP_EVENTS (the producer's count is `--events`): the ci overlay sets none.

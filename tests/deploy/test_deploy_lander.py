@@ -34,7 +34,7 @@ def test_chart_lander_deployment():
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["MDP_PROFILE"] == "kind" and env["MDP_CONTRACT"] == "subscribers"
     assert env["MDP_KAFKA_BOOTSTRAP"] == "mdp-kafka-bootstrap.mdp.svc.cluster.local:9092"
-    assert env["MDP_S3_ENDPOINT"] == "http://minio.mdp.svc.cluster.local:9000"
+    assert env["MDP_S3_ENDPOINT"] == "http://s3.mdp.svc.cluster.local:9000"
     assert c["envFrom"] == [{"secretRef": {"name": "mdp-s3"}}]
     # Non-root, no escalation, resources, probes: like the other long-running templates.
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] > 0
@@ -92,5 +92,5 @@ def test_compose_lander_only_with_the_follow_profile(compose_config, render_dir)
     assert "/tmp/lander-status.json" in " ".join(lander["healthcheck"]["test"])
     assert {d: c["condition"] for d, c in lander["depends_on"].items()} == {
         "kafka-init": "service_completed_successfully",
-        "minio-init": "service_completed_successfully",
+        "s3-init": "service_completed_successfully",
     }

@@ -29,14 +29,14 @@ def _arg(args: list[str], flag: str) -> str | None:
 
 
 def test_compose_admin_ui_takes_the_s3_login(compose_config, dotenv_example):
-    args = compose_config["services"]["minio"]["command"]
-    assert _arg(args, "-admin.user") == dotenv_example["MINIO_ROOT_USER"], args
-    assert _arg(args, "-admin.password") == dotenv_example["MINIO_ROOT_PASSWORD"], args
+    args = compose_config["services"]["s3"]["command"]
+    assert _arg(args, "-admin.user") == dotenv_example["S3_ACCESS_KEY_ID"], args
+    assert _arg(args, "-admin.password") == dotenv_example["S3_SECRET_ACCESS_KEY"], args
 
 
 @pytest.mark.parametrize("values", ["default", "dev", "ci"])
 def test_chart_admin_ui_takes_the_s3_login_from_the_secret(chart_renders, values):
-    dep = find(chart_renders[values], "Deployment", "mdp-minio")
+    dep = find(chart_renders[values], "Deployment", "mdp-s3")
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in c.get("env", [])}
     secret = next(s["secretRef"]["name"] for s in c["envFrom"] if "secretRef" in s)
@@ -52,7 +52,7 @@ def test_chart_admin_ui_takes_the_s3_login_from_the_secret(chart_renders, values
 def test_network_policy_admits_only_s3_and_admin_ports(chart_renders, values):
     """Master, volume and filer answer HTTP without credentials: only 9000 and 9001 may be reached."""
     docs = chart_renders[values]
-    dep = find(docs, "Deployment", "mdp-minio")
+    dep = find(docs, "Deployment", "mdp-s3")
     labels = dep["spec"]["template"]["metadata"]["labels"]
     policies = [
         d
@@ -130,13 +130,13 @@ def _start_weed(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen, int]
 
 
 def test_real_weed_mini_admin_ui_refuses_a_request_without_the_login(compose_config, dotenv_example, tmp_path):
-    args = compose_config["services"]["minio"]["command"]
+    args = compose_config["services"]["s3"]["command"]
     proc, port = _start_weed(args, tmp_path)
     try:
         base = f"http://127.0.0.1:{port}"
         assert s3_admin.status_without_login(base) == 401
         assert s3_admin.status_with_login(base, "x", "wrong") == 401
-        user, password = dotenv_example["MINIO_ROOT_USER"], dotenv_example["MINIO_ROOT_PASSWORD"]
+        user, password = dotenv_example["S3_ACCESS_KEY_ID"], dotenv_example["S3_SECRET_ACCESS_KEY"]
         assert s3_admin.status_with_login(base, user, password) == 200
     finally:
         proc.terminate()

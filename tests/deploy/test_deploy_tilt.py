@@ -165,7 +165,7 @@ def test_tilt_orders_and_restarts_what_runs_the_jobs_image(kind_run):
     """Issue 29, item 7: the bucket Job waits for mdp-jobs to be loaded; a rebuild of mdp-jobs under
     the fixed tag restarts the Deployments that run it (MLflow and model serving)."""
     res = {a[0]: kw for a, kw in kind_run.of("k8s_resource") if a}
-    assert "image-jobs" in res["mdp-minio-buckets"]["resource_deps"]
+    assert "image-jobs" in res["mdp-s3-buckets"]["resource_deps"]
     (jobs,) = [k["cmd"] for a, k in kind_run.of("local_resource") if a[0] == "image-jobs"]
     restart = jobs.split(" && ", 1)[1]
     assert "rollout restart" in restart
@@ -213,7 +213,7 @@ def test_resources_name_real_workloads_and_objects(kind_run, overlay_docs):
             defined.add(kw["new_name"])
         for dep in kw.get("resource_deps", []):
             assert dep in defined | local_names | known, dep
-    assert {"mdp-minio", "mdp-mlflow", "airflow-api-server", "kafka"} <= defined
+    assert {"mdp-s3", "mdp-mlflow", "airflow-api-server", "kafka"} <= defined
 
 
 def host_ports(rec: Recorder) -> set[int]:

@@ -75,6 +75,6 @@ seccompProfile:
 {{- define "mdp.postgresHost" -}}
 {{- printf "%s.%s.svc.cluster.local" .Values.postgres.serviceName .Release.Namespace -}}
 {{- end -}}
-{{- define "mdp.minioEndpoint" -}}
-{{- printf "http://%s.%s.svc.cluster.local:%d" .Values.minio.serviceName .Release.Namespace (int .Values.minio.apiPort) -}}
+{{- define "mdp.s3Endpoint" -}}
+{{- printf "http://%s.%s.svc.cluster.local:%d" .Values.s3.serviceName .Release.Namespace (int .Values.s3.apiPort) -}}
 {{- end -}}
