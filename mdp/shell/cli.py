@@ -29,7 +29,7 @@ from mdp.shell.cli_common import Profile, settings_or_exit
 from mdp.shell.kafka_cli import kafka_app, land_cmd, postgres_app
 from mdp.shell.lake_cli import lake_app
 from mdp.shell.logs import configure
-from mdp.shell.services import services_app
+from mdp.shell.services.cli import services_app
 from mdp.shell.sql_cli import sql as sql_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mini Data Platform: the customers pipeline.")
