@@ -12,27 +12,23 @@ The tutorial is docs/BRING_YOUR_OWN_DATA.md.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mdp.core.errors import ConfigError
+from mdp.core.errors import EXIT_CONFIG, ConfigError, exit_code_for
 from mdp.core.settings import redact
-from mdp.shell.cli_common import EXIT_CONFIG, EXIT_STAGE, Profile, settings_or_exit
+from mdp.shell.cli_common import Profile, fail, settings_or_exit
 
 contract_app = typer.Typer(no_args_is_help=True, help="Data contracts: draft one from a file, check one.")
 console = Console()
 err = Console(stderr=True)
 
 Format = Annotated[str | None, typer.Option("--format", help="csv | parquet (default: from the suffix)")]
-
-
-def _config_exit(exc: ConfigError) -> typer.Exit:
-    err.print(f"[bold red]configuration error[/]: {redact(str(exc))}")
-    return typer.Exit(EXIT_CONFIG)
 
 
 @contract_app.command("infer")
@@ -58,11 +54,11 @@ def infer_cmd(
 
     try:
         data = read_file(file, fmt)
-        columns = {c: v[:sample] for c, v in data.column_values().items()}
+        columns: dict[str, Sequence[Any]] = {c: v[:sample] for c, v in data.column_values().items()}
         draft = infer_contract(columns, entity, key, label, positive, event_time, source=data.path.name)
         parse_contract(draft.contract, "draft")  # the draft must load; a failure here is a bug, not bad input
     except ConfigError as exc:
-        raise _config_exit(exc) from None
+        raise fail(exc) from None
     if data.bad_lines:
         draft.warnings.append(
             f"{len(data.bad_lines)} lines have the wrong number of fields; they were left out of the sample"
@@ -88,7 +84,7 @@ def check_cmd(
     try:
         c = load_contract(name)
     except ConfigError as exc:
-        raise _config_exit(exc) from None
+        raise fail(exc) from None
     table = Table(title=f"contract {c.entity} ({name})", show_header=False)
     table.add_row(
         "key / event id / event time", f"{c.primary_key} / {c.event_id} / {c.event_time or '(arrival order)'}"
@@ -118,10 +114,10 @@ def ingest_cmd(
     try:
         figures = ingest_file(settings, store_for(settings), file, fmt)
     except ConfigError as exc:
-        raise _config_exit(exc) from None
+        raise fail(exc) from None
     except Exception as exc:
         err.print(f"[bold red]ingest failed[/]: {type(exc).__name__}: {redact(str(exc))}")
-        raise typer.Exit(getattr(exc, "exit_code", EXIT_STAGE)) from None
+        raise typer.Exit(exit_code_for(exc)) from None
     print_ingest(figures, settings)
 
 

@@ -1,7 +1,6 @@
 """`mdp`: run the pipeline or one stage, generate data, open the MLflow UI.
 
-Exit codes (mdp/core/errors.py): 0 ok; 1 a stage failed; 2 bad usage or configuration; 3 the GX
-gate stopped the run; 4 the row-conservation check failed; 5 a dependency is unreachable (retry).
+Exit codes: mdp/core/errors.py.
 """
 
 from __future__ import annotations
@@ -18,17 +17,18 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mdp.core.context import RunContext
-from mdp.core.errors import EXIT_CONFIG, ConfigError, GateFailed, MdpError, exit_code_for
+from mdp.core.errors import EXIT_CONFIG
 from mdp.core.lake import Interval, all_bronze_hours
-from mdp.core.settings import install_secret_mask, redact
+from mdp.core.settings import install_secret_mask
 from mdp.core.stages import STAGE_NAMES, STAGES, get_stage
 from mdp.shell.airflow_cli import airflow_app
 from mdp.shell.byod_cli import print_input, run_settings
 from mdp.shell.byod_cli import register as register_byod
-from mdp.shell.cli_common import Profile, settings_or_exit
-from mdp.shell.kafka_cli import kafka_app, land_cmd, postgres_app
+from mdp.shell.cli_common import Profile, fail, settings_or_exit
+from mdp.shell.kafka_cli import kafka_app, land_cmd
 from mdp.shell.lake_cli import lake_app
 from mdp.shell.logs import configure
+from mdp.shell.postgres_cli import postgres_app
 from mdp.shell.services.cli import services_app
 from mdp.shell.sql_cli import sql as sql_cmd
 
@@ -42,7 +42,6 @@ RunId = Annotated[
     str | None,
     typer.Option("--run-id", help="ties a run's stages together (default: new for `run`, 'manual' for `stage`)"),
 ]
-_settings = settings_or_exit
 
 
 def _interval(settings, since, until, all_hours: bool = False) -> tuple[Interval, bool]:
@@ -57,21 +56,6 @@ def _interval(settings, since, until, all_hours: bool = False) -> tuple[Interval
     except ValueError as exc:
         err.print(f"[bold red]bad interval[/]: {exc}")
         raise typer.Exit(EXIT_CONFIG) from None
-
-
-def _fail(exc: BaseException) -> typer.Exit:
-    text = redact(str(exc))  # an error may quote a DSN or URL with a password in it
-    if isinstance(exc, GateFailed):
-        err.print(f"[bold red]quality gate failed[/]\n{text}")
-    elif isinstance(exc, ConfigError):
-        err.print(f"[bold red]configuration error[/]: {text}")
-    elif isinstance(exc, MdpError) and exc.retryable:
-        err.print(f"[bold red]unavailable[/] (retry later): {text}")
-    elif isinstance(exc, MdpError):
-        err.print(f"[bold red]{type(exc).__name__}[/]: {text}")
-    else:
-        err.print(f"[bold red]stage failed[/]: {type(exc).__name__}: {text}")
-    return typer.Exit(exit_code_for(exc))
 
 
 SHOWN = (
@@ -158,7 +142,7 @@ def execute(
             partial = getattr(ctx, "report", None)
             if partial and partial.results and not quiet:
                 console.print(summary_table(partial))
-            raise _fail(exc) from None
+            raise fail(exc) from None
     return report
 
 
@@ -230,7 +214,7 @@ def stage_cmd(
     """Run one stage (what an Airflow task or a pod runs). Prints its figures as JSON."""
     import json
 
-    settings = _settings(profile)
+    settings = settings_or_exit(profile)
     try:
         stage = get_stage(name)
     except KeyError as exc:
@@ -253,7 +237,7 @@ def generate(
     """Generate synthetic customer events straight into Bronze (the embedded source)."""
     from ingestion.land import land_from_generator
 
-    settings = _settings(profile, events=events, dirty_fraction=dirty_fraction, seed=seed)
+    settings = settings_or_exit(profile, events=events, dirty_fraction=dirty_fraction, seed=seed)
     ctx = RunContext(settings=settings, interval=_interval(settings, since, until)[0])
     with console.status(f"generating {settings.events} events per hour for {ctx.interval}"):
         figures = land_from_generator(ctx)
@@ -289,7 +273,7 @@ def score(
         raise typer.Exit(EXIT_CONFIG)
     from scoring import adhoc
 
-    settings = _settings(profile)
+    settings = settings_or_exit(profile)
     key = settings.data_contract.primary_key
     try:
         if customer:
@@ -300,7 +284,7 @@ def score(
         ref, scores = adhoc.score_rows(settings, rows)
         batch = adhoc.batch_scores(settings, customer) if customer else None
     except Exception as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     table = Table(title=f"{ref.name} v{ref.version} (champion) on {source}")
     columns = [c for c in (key, "score") if c in scores.columns]
     for c in columns:
@@ -331,7 +315,7 @@ def serve(
     """Serve the champion with `mlflow models serve` (POST /invocations, GET /ping) and follow the alias."""
     from mdp.shell.serve import follow
 
-    settings = _settings(profile)
+    settings = settings_or_exit(profile)
     console.print(
         f"serving {settings.model_name}@champion on http://{host}:{port} (MLflow {settings.mlflow_uri}; alias checked every {poll:g}s)"
     )
@@ -341,7 +325,7 @@ def serve(
 @app.command("mlflow-ui")
 def mlflow_ui(profile: Profile = None, port: int = 5001):
     """Open the MLflow UI on the profile's tracking store (embedded: the local sqlite store)."""
-    settings = _settings(profile)
+    settings = settings_or_exit(profile)
     bin_dir = Path(sys.executable).parent
     args = [
         str(bin_dir / "mlflow"),
