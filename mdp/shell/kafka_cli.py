@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import threading
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -29,7 +30,7 @@ def produce_cmd(
     hours: Annotated[int, typer.Option(help="how many generated hours (ending with the current one)")] = 1,
     dirty_fraction: Annotated[float | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-):
+) -> None:
     """Publish generated customer events to the topic (key customer_id, acks=all)."""
     from datetime import timedelta
 
@@ -59,7 +60,7 @@ def land_cmd(
     status_file: Annotated[
         str | None, typer.Option(help="a JSON status file rewritten every second (probes read its age)")
     ] = None,
-):
+) -> None:
     """Land the topic into Bronze, committing offsets after each durable write; print figures as JSON.
 
     A run lands up to the end offsets it found when it started, then ends, even while producers keep sending.
@@ -91,7 +92,7 @@ def land_cmd(
     log = logging.getLogger("ingestion.landing")
     log.setLevel(logging.INFO)  # one line per flush
 
-    def _on_signal(signum, _frame):
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
         if not stop.is_set():
             log.warning("%s: writing and committing what was polled, then exiting", signal.Signals(signum).name)
         stop.set()

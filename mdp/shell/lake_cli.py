@@ -22,7 +22,7 @@ def vacuum(
     retention_hours: Annotated[int, typer.Option(help="files younger than this stay (a run's staged files too)")] = 7
     * 24,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would go")] = False,
-):
+) -> None:
     """Delete the files of old versions: never the last KEEP, the champion's lineage, or young ones."""
     from mdp.core.tables import gold_dataset, scores_dataset, silver_dataset
 
@@ -37,7 +37,7 @@ def vacuum(
 
 
 @lake_app.command()
-def convert(profile: Profile = None):
+def convert(profile: Profile = None) -> None:
     """Convert a lake in the layout before Delta tables (v=<version>/ folders, _CURRENT.json), once."""
     from mdp.core.convert import convert as run
 

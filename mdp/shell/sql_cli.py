@@ -32,7 +32,7 @@ def sql(
         Path | None, typer.Option("--out", help="write the whole result to FILE.csv or FILE.parquet")
     ] = None,
     max_rows: Annotated[int, typer.Option(help="rows shown on the terminal")] = 50,
-):
+) -> None:
     """Query the lake with SQL (DuckDB): every layer by name, at any kept version."""
     from mdp.core import catalog
 

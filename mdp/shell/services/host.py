@@ -64,7 +64,7 @@ class ServiceHost:
     Each server's start, health check and bootstrap are a class of their own (postgres.py, kafka.py,
     s3.py, mlflow.py); LocalServices (local.py) combines them."""
 
-    def __init__(self, root: Path, config: ServiceConfig | None = None):
+    def __init__(self, root: Path, config: ServiceConfig | None = None) -> None:
         self.root = Path(root).resolve()
         cfg_file = self.root / "config.json"
         if config is None:
