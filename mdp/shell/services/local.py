@@ -7,14 +7,13 @@ from typing import Any
 
 from mdp.core.settings import Settings
 from mdp.shell.services.config import SERVICE_NAMES, Ports
-from mdp.shell.services.host import ServiceHost
 from mdp.shell.services.kafka import KafkaBroker
 from mdp.shell.services.mlflow import MlflowServer
 from mdp.shell.services.postgres import PostgresServer
 from mdp.shell.services.s3 import S3Server
 
 
-class LocalServices(PostgresServer, S3Server, KafkaBroker, MlflowServer, ServiceHost):
+class LocalServices(PostgresServer, S3Server, KafkaBroker, MlflowServer):
     """Start, stop and check the local servers whose state lives under `root`."""
 
     @classmethod
