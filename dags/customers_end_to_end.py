@@ -1,8 +1,7 @@
 """customers_end_to_end: the pipeline's stages as Airflow tasks, built from the stage registry.
 
-One task per entry of mdp.core.stages.STAGES, in registry order (land_bronze -> bronze_to_silver ->
-validate_silver -> silver_to_gold -> train_model -> score_customers; land_bronze is left out when a continuous lander
-runs, MDP_CONTINUOUS_LANDING). The profile's `runner` picks how a task runs:
+One task per entry of mdp.core.stages.STAGES, in registry order (land_bronze is left out when a
+continuous lander runs, MDP_CONTINUOUS_LANDING). The profile's `runner` picks how a task runs:
 
 - inline (embedded, local, compose): a TaskFlow task calls mdp.shell.runner.run_stage in the worker;
 - kubernetes (kind): Spark stages submit a SparkApplication, the others run `mdp stage NAME` in a
@@ -13,10 +12,9 @@ paused DAG, a failed landing or late records are caught up by the next run. Para
 make it a backfill that also reprocesses those ingest hours. The generator source (embedded) lands
 the run's data interval, or the hour before a manual trigger. The stages of one run share its run
 id: validate_silver publishes exactly the version bronze_to_silver staged for this run.
-Retries: one rule in both modes, by the `mdp stage` exit code (mdp/core/errors.py): an unreachable
-dependency (exit 5) and unexpected errors (exit 1) are retried; bad configuration (2), a failed
-quality gate (3), a conservation failure (4) and a stage that refuses its input or the lake's state
-(6, a StageError) fail the task for good.
+Retries: one rule in both modes, by the `mdp stage` exit code: the codes in NO_RETRY_EXIT_CODES
+(mdp/core/errors.py: bad configuration, a failed gate, a refused input) fail the task for good; an
+unreachable dependency and unexpected errors are retried.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from airflow.sdk import (
     Asset,
@@ -37,20 +36,19 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mdp.core import errors
 from mdp.core.lake import Interval, hour_floor
-from mdp.core.settings import get_settings
+from mdp.core.settings import Settings, get_settings
 from mdp.core.stages import STAGES, Stage
 
 DAG_ID = "customers_end_to_end"
 log = logging.getLogger(__name__)
 
-# Retries and timeouts (asserted by tests/airflow/test_dag_integrity.py).
+# Retries and timeouts (asserted by tests/airflow/test_airflow_dag_integrity.py).
 RETRIES = 2
 RETRY_DELAY = timedelta(minutes=1)
 MAX_RETRY_DELAY = timedelta(minutes=10)
 EXECUTION_TIMEOUT = {"python": timedelta(minutes=30), "spark": timedelta(minutes=45)}
 DAGRUN_TIMEOUT = timedelta(hours=3)
-# `mdp stage` exit codes that a retry cannot fix: 2 configuration, 3 the GX gate, 4 conservation,
-# 6 a stage refused. The inline mode decides by the same codes, so both modes retry the same errors.
+# Both modes decide by these codes (pods by the exit code, inline by the error's), so they retry the same errors.
 NO_RETRY_EXIT_CODES = errors.NO_RETRY_EXIT_CODES
 
 
@@ -68,12 +66,12 @@ def is_backfill(params: dict | None) -> bool:
     return bool((params or {}).get("since") or (params or {}).get("until"))
 
 
-def run_interval(params: dict | None, dag_run) -> Interval:
+def run_interval(params: dict | None, dag_run: Any) -> Interval:
     """The ingest hours of a run: the backfill params, else the data interval (what the generator lands)."""
     params = params or {}
     since, until = params.get("since"), params.get("until")
     if since or until:
-        if not since:
+        if until and not since:
             since = (hour_floor(datetime.fromisoformat(until)) - timedelta(hours=1)).isoformat()
         return Interval.parse(since, until)
     start = getattr(dag_run, "data_interval_start", None)
@@ -91,7 +89,7 @@ def assets_for(outputs: tuple[str, ...]) -> list[Asset]:
     return [Asset(name=o, uri=f"mdp://{o}", group="mdp") for o in outputs]
 
 
-def inlets_for(stage: Stage, settings) -> list[Asset]:
+def inlets_for(stage: Stage, settings: Settings) -> list[Asset]:
     """What a stage reads: the outputs of the closest upstream stage that declares any."""
     before = STAGES[: STAGES.index(stage)]
     for s in reversed(before):
@@ -100,7 +98,7 @@ def inlets_for(stage: Stage, settings) -> list[Asset]:
     return []
 
 
-def common_args(stage: Stage, settings) -> dict:
+def common_args(stage: Stage, settings: Settings) -> dict[str, Any]:
     return {
         "task_id": stage.name,
         "doc_md": stage.summary,
@@ -114,7 +112,7 @@ def common_args(stage: Stage, settings) -> dict:
     }
 
 
-def inline_task(stage: Stage, settings):
+def inline_task(stage: Stage, settings: Settings) -> Any:  # the task's XComArg
     """A TaskFlow task that runs the stage in this worker process."""
 
     @task(**common_args(stage, settings))
@@ -148,7 +146,7 @@ def inline_task(stage: Stage, settings):
     return run_inline()
 
 
-def kubernetes_task(stage: Stage, settings):
+def kubernetes_task(stage: Stage, settings: Settings) -> Any:  # the operator
     """A SparkApplication (spark stages) or a pod running `mdp stage` (python stages)."""
     from mdp.shell import k8s
 
@@ -170,7 +168,7 @@ def kubernetes_task(stage: Stage, settings):
     )
 
 
-def stage_pod_operator(**kwargs):
+def stage_pod_operator(**kwargs: Any) -> Any:
     """A KubernetesPodOperator that fails for good on `mdp stage` exit codes a retry cannot fix.
 
     Defined on first use: the provider import is slow, and inline mode never needs it.
@@ -202,7 +200,7 @@ def stage_pod_operator(**kwargs):
     return StagePodOperator(**kwargs)
 
 
-StagePodOperator = None  # the class, once stage_pod_operator has defined it
+StagePodOperator: type[Any] | None = None  # the class, once stage_pod_operator has defined it
 
 
 @dag(
@@ -231,7 +229,7 @@ StagePodOperator = None  # the class, once stage_pod_operator has defined it
         ),
     },
 )
-def customers_end_to_end():
+def customers_end_to_end() -> None:
     settings = get_settings()  # parse time: the runner, the contract's names and the kubernetes specs
     previous = None
     for stage in (s for s in STAGES if s.enabled(settings)):

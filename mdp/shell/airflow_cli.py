@@ -68,7 +68,7 @@ def standalone(
     port: Annotated[int, typer.Option(help="API server / UI port")] = 8088,
     airflow_home: Annotated[Path | None, typer.Option(help="default: <MDP_HOME>/.mdp/airflow")] = None,
     parallelism: Annotated[int, typer.Option(help="max task processes at once")] = 2,
-):
+) -> None:
     """Start Airflow (standalone) on 127.0.0.1:PORT for this repo's DAGs; Ctrl-C stops it."""
     home = Path(os.environ.get("MDP_HOME") or ".")
     env = standalone_env(home, airflow_home, profile=profile, port=port, parallelism=parallelism)

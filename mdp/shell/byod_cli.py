@@ -12,27 +12,26 @@ The tutorial is docs/BRING_YOUR_OWN_DATA.md.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mdp.core.errors import ConfigError
-from mdp.core.settings import redact
-from mdp.shell.cli_common import EXIT_CONFIG, EXIT_STAGE, Profile, settings_or_exit
+from mdp.core.errors import EXIT_CONFIG, ConfigError, exit_code_for
+from mdp.core.settings import Settings, redact
+from mdp.shell.cli_common import Profile, fail, settings_or_exit
+
+if TYPE_CHECKING:
+    from mdp.shell.runner import RunReport
 
 contract_app = typer.Typer(no_args_is_help=True, help="Data contracts: draft one from a file, check one.")
 console = Console()
 err = Console(stderr=True)
 
 Format = Annotated[str | None, typer.Option("--format", help="csv | parquet (default: from the suffix)")]
-
-
-def _config_exit(exc: ConfigError) -> typer.Exit:
-    err.print(f"[bold red]configuration error[/]: {redact(str(exc))}")
-    return typer.Exit(EXIT_CONFIG)
 
 
 @contract_app.command("infer")
@@ -50,7 +49,7 @@ def infer_cmd(
     sample: Annotated[int, typer.Option(help="infer from the first N rows", min=1)] = 100_000,
     out: Annotated[Path | None, typer.Option(help="write the YAML here instead of printing it")] = None,
     fmt: Format = None,
-):
+) -> None:
     """Draft a contract from a sample and print it as YAML, for you to review, edit and commit."""
     from ingestion.file_source import read_file
     from mdp.core.contract import parse_contract
@@ -58,11 +57,11 @@ def infer_cmd(
 
     try:
         data = read_file(file, fmt)
-        columns = {c: v[:sample] for c, v in data.column_values().items()}
+        columns: dict[str, Sequence[Any]] = {c: v[:sample] for c, v in data.column_values().items()}
         draft = infer_contract(columns, entity, key, label, positive, event_time, source=data.path.name)
         parse_contract(draft.contract, "draft")  # the draft must load; a failure here is a bug, not bad input
     except ConfigError as exc:
-        raise _config_exit(exc) from None
+        raise fail(exc) from None
     if data.bad_lines:
         draft.warnings.append(
             f"{len(data.bad_lines)} lines have the wrong number of fields; they were left out of the sample"
@@ -80,7 +79,7 @@ def infer_cmd(
 @contract_app.command("check")
 def check_cmd(
     contract: Annotated[str, typer.Argument(help="a YAML path or a bundled name (default: MDP_CONTRACT)")] = "",
-):
+) -> None:
     """Load a contract and show what the platform derives from it (exit 2 naming the bad key)."""
     from mdp.core.contract import load_contract
 
@@ -88,7 +87,7 @@ def check_cmd(
     try:
         c = load_contract(name)
     except ConfigError as exc:
-        raise _config_exit(exc) from None
+        raise fail(exc) from None
     table = Table(title=f"contract {c.entity} ({name})", show_header=False)
     table.add_row(
         "key / event id / event time", f"{c.primary_key} / {c.event_id} / {c.event_time or '(arrival order)'}"
@@ -109,7 +108,7 @@ def ingest_cmd(
     file: Annotated[Path, typer.Argument(help="a CSV or Parquet file, one event per row")],
     profile: Profile = None,
     fmt: Format = None,
-):
+) -> None:
     """Send a file's rows as events: to Bronze (embedded) or to the Kafka topic (a Kafka source)."""
     from ingestion.file_source import ingest_file
     from mdp.core.storage import store_for
@@ -118,14 +117,14 @@ def ingest_cmd(
     try:
         figures = ingest_file(settings, store_for(settings), file, fmt)
     except ConfigError as exc:
-        raise _config_exit(exc) from None
+        raise fail(exc) from None
     except Exception as exc:
         err.print(f"[bold red]ingest failed[/]: {type(exc).__name__}: {redact(str(exc))}")
-        raise typer.Exit(getattr(exc, "exit_code", EXIT_STAGE)) from None
+        raise typer.Exit(exit_code_for(exc)) from None
     print_ingest(figures, settings)
 
 
-def print_ingest(f: dict, settings) -> None:
+def print_ingest(f: dict[str, Any], settings: Settings) -> None:
     from mdp.core.lake import bronze_table_uri
 
     where = f["destination"] if f["destination"] != "bronze" else bronze_table_uri(settings)
@@ -157,7 +156,7 @@ def example_cmd(
     out: Annotated[Path, typer.Option(help="the CSV file to write")],
     rows: Annotated[int, typer.Option(help="rows (accounts)", min=1)] = 20_000,
     seed: Annotated[int, typer.Option()] = 42,
-):
+) -> None:
     """Write a bundled example file (a different shape from customers) for the BYOD tutorial."""
     from ingestion.examples import EXAMPLES, write_example
 
@@ -170,7 +169,7 @@ def example_cmd(
     )
 
 
-def run_settings(profile: str | None, input_file: Path | None, **overrides):
+def run_settings(profile: str | None, input_file: Path | None, **overrides: Any) -> Settings:
     """Settings for `mdp run`; with --input the file replaces the generator as the run's source:
     written to Bronze by land_bronze (source file), or produced to the topic first (a Kafka source)."""
     settings = settings_or_exit(profile, **overrides)
@@ -189,7 +188,7 @@ def run_settings(profile: str | None, input_file: Path | None, **overrides):
     return settings_or_exit(profile, **overrides, source=source, input_file=str(input_file.resolve()))
 
 
-def print_input(report) -> None:
+def print_input(report: RunReport) -> None:
     """After `mdp run --input`: what the file brought (the summary table shows only scalars)."""
     f = report.figures("land_bronze")
     if "input_file" not in f:

@@ -1,7 +1,6 @@
 """`mdp`: run the pipeline or one stage, generate data, open the MLflow UI.
 
-Exit codes (mdp/core/errors.py): 0 ok; 1 a stage failed; 2 bad usage or configuration; 3 the GX
-gate stopped the run; 4 the row-conservation check failed; 5 a dependency is unreachable (retry).
+Exit codes: mdp/core/errors.py.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,19 +17,23 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mdp.core.context import RunContext
-from mdp.core.errors import EXIT_CONFIG, ConfigError, GateFailed, MdpError, exit_code_for
+from mdp.core.errors import EXIT_CONFIG
 from mdp.core.lake import Interval, all_bronze_hours
-from mdp.core.settings import install_secret_mask, redact
-from mdp.core.stages import STAGE_NAMES, STAGES, get_stage
+from mdp.core.settings import Settings, install_secret_mask
+from mdp.core.stages import STAGE_NAMES, STAGES, Stage, get_stage
 from mdp.shell.airflow_cli import airflow_app
 from mdp.shell.byod_cli import print_input, run_settings
 from mdp.shell.byod_cli import register as register_byod
-from mdp.shell.cli_common import Profile, settings_or_exit
-from mdp.shell.kafka_cli import kafka_app, land_cmd, postgres_app
+from mdp.shell.cli_common import Profile, fail, settings_or_exit
+from mdp.shell.kafka_cli import kafka_app, land_cmd
 from mdp.shell.lake_cli import lake_app
 from mdp.shell.logs import configure
-from mdp.shell.services import services_app
+from mdp.shell.postgres_cli import postgres_app
+from mdp.shell.services.cli import services_app
 from mdp.shell.sql_cli import sql as sql_cmd
+
+if TYPE_CHECKING:
+    from mdp.shell.runner import RunReport, StageResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Mini Data Platform: the customers pipeline.")
 console = Console(stderr=False)
@@ -42,10 +45,11 @@ RunId = Annotated[
     str | None,
     typer.Option("--run-id", help="ties a run's stages together (default: new for `run`, 'manual' for `stage`)"),
 ]
-_settings = settings_or_exit
 
 
-def _interval(settings, since, until, all_hours: bool = False) -> tuple[Interval, bool]:
+def _interval(
+    settings: Settings, since: str | None, until: str | None, all_hours: bool = False
+) -> tuple[Interval, bool]:
     """(interval, backfill): the hours a generator lands, and whether Silver reprocesses them."""
     try:
         if all_hours:
@@ -57,21 +61,6 @@ def _interval(settings, since, until, all_hours: bool = False) -> tuple[Interval
     except ValueError as exc:
         err.print(f"[bold red]bad interval[/]: {exc}")
         raise typer.Exit(EXIT_CONFIG) from None
-
-
-def _fail(exc: BaseException) -> typer.Exit:
-    text = redact(str(exc))  # an error may quote a DSN or URL with a password in it
-    if isinstance(exc, GateFailed):
-        err.print(f"[bold red]quality gate failed[/]\n{text}")
-    elif isinstance(exc, ConfigError):
-        err.print(f"[bold red]configuration error[/]: {text}")
-    elif isinstance(exc, MdpError) and exc.retryable:
-        err.print(f"[bold red]unavailable[/] (retry later): {text}")
-    elif isinstance(exc, MdpError):
-        err.print(f"[bold red]{type(exc).__name__}[/]: {text}")
-    else:
-        err.print(f"[bold red]stage failed[/]: {type(exc).__name__}: {text}")
-    return typer.Exit(exit_code_for(exc))
 
 
 SHOWN = (
@@ -94,7 +83,7 @@ SHOWN = (
 )
 
 
-def summary_table(report) -> Table:
+def summary_table(report: RunReport) -> Table:
     table = Table(title="Run summary", show_lines=False)
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -109,7 +98,7 @@ def summary_table(report) -> Table:
     return table
 
 
-def rows_table(report) -> Table:
+def rows_table(report: RunReport) -> Table:
     b2s, gold = report.figures("bronze_to_silver"), report.figures("silver_to_gold")
     table = Table(title="Rows per layer")
     for col in ("bronze in", "accepted", "quarantined", "duplicates", "silver", "gold"):
@@ -122,14 +111,14 @@ def rows_table(report) -> Table:
 
 
 def execute(
-    settings,
+    settings: Settings,
     interval: Interval,
-    stages,
+    stages: list[Stage],
     quiet: bool = False,
     backfill: bool = False,
     run_id: str | None = None,
     all_bronze: bool = False,
-):
+) -> RunReport:
     ctx = RunContext(
         settings=settings,
         interval=interval,
@@ -144,10 +133,10 @@ def execute(
     ) as progress:
         ids = {s.name: progress.add_task(f"[dim]{s.name}: {s.summary}", total=1) for s in stages}
 
-        def start(stage):
+        def start(stage: Stage) -> None:
             progress.update(ids[stage.name], description=f"[bold]{stage.name}[/]: {stage.summary}")
 
-        def done(result):
+        def done(result: StageResult) -> None:
             progress.update(
                 ids[result.stage], completed=1, description=f"[green]✓ {result.stage}[/] ({result.seconds:.1f}s)"
             )
@@ -158,7 +147,7 @@ def execute(
             partial = getattr(ctx, "report", None)
             if partial and partial.results and not quiet:
                 console.print(summary_table(partial))
-            raise _fail(exc) from None
+            raise fail(exc) from None
     return report
 
 
@@ -177,7 +166,7 @@ def run(
     input_file: Annotated[
         Path | None, typer.Option("--input", help="a CSV or Parquet file as the source, instead of the generator")
     ] = None,
-):
+) -> None:
     """Run the pipeline (every stage, or the --stage ones) and print the summary.
 
     Bronze -> Silver takes every Bronze object not yet in Silver; --since/--until (or --all) also
@@ -226,11 +215,11 @@ def stage_cmd(
     since: Since = None,
     until: Until = None,
     run_id: RunId = None,
-):
+) -> None:
     """Run one stage (what an Airflow task or a pod runs). Prints its figures as JSON."""
     import json
 
-    settings = _settings(profile)
+    settings = settings_or_exit(profile)
     try:
         stage = get_stage(name)
     except KeyError as exc:
@@ -249,11 +238,11 @@ def generate(
     events: Annotated[int | None, typer.Option(help="events per hour")] = None,
     dirty_fraction: Annotated[float | None, typer.Option(help="share of deliberately bad events")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-):
+) -> None:
     """Generate synthetic customer events straight into Bronze (the embedded source)."""
     from ingestion.land import land_from_generator
 
-    settings = _settings(profile, events=events, dirty_fraction=dirty_fraction, seed=seed)
+    settings = settings_or_exit(profile, events=events, dirty_fraction=dirty_fraction, seed=seed)
     ctx = RunContext(settings=settings, interval=_interval(settings, since, until)[0])
     with console.status(f"generating {settings.events} events per hour for {ctx.interval}"):
         figures = land_from_generator(ctx)
@@ -282,25 +271,25 @@ def score(
             "--file", help="a CSV or Parquet file of feature rows (the contract's features; its key column optional)"
         ),
     ] = None,
-):
+) -> None:
     """Score entities with the champion, here and now: --customer ID (from the current Gold) or --file FILE."""
     if bool(customer) == bool(file):
         err.print("[bold red]give either --customer ID (repeatable) or --file FILE[/]")
         raise typer.Exit(EXIT_CONFIG)
     from scoring import adhoc
 
-    settings = _settings(profile)
+    settings = settings_or_exit(profile)
     key = settings.data_contract.primary_key
     try:
         if customer:
             snapshot, rows = adhoc.gold_rows(settings, customer)
             source = f"Gold snapshot {snapshot}"
-        else:
+        elif file is not None:  # exactly one of the two (checked above)
             rows, source = adhoc.read_rows(file, settings.data_contract), str(file)
         ref, scores = adhoc.score_rows(settings, rows)
         batch = adhoc.batch_scores(settings, customer) if customer else None
     except Exception as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     table = Table(title=f"{ref.name} v{ref.version} (champion) on {source}")
     columns = [c for c in (key, "score") if c in scores.columns]
     for c in columns:
@@ -327,11 +316,11 @@ def serve(
     status_file: Annotated[
         Path | None, typer.Option(help="rewritten after every check (a liveness probe reads its age)")
     ] = None,
-):
+) -> None:
     """Serve the champion with `mlflow models serve` (POST /invocations, GET /ping) and follow the alias."""
     from mdp.shell.serve import follow
 
-    settings = _settings(profile)
+    settings = settings_or_exit(profile)
     console.print(
         f"serving {settings.model_name}@champion on http://{host}:{port} (MLflow {settings.mlflow_uri}; alias checked every {poll:g}s)"
     )
@@ -339,9 +328,9 @@ def serve(
 
 
 @app.command("mlflow-ui")
-def mlflow_ui(profile: Profile = None, port: int = 5001):
+def mlflow_ui(profile: Profile = None, port: int = 5001) -> None:
     """Open the MLflow UI on the profile's tracking store (embedded: the local sqlite store)."""
-    settings = _settings(profile)
+    settings = settings_or_exit(profile)
     bin_dir = Path(sys.executable).parent
     args = [
         str(bin_dir / "mlflow"),

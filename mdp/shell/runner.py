@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from mdp.core.context import RunContext
+from mdp.core.settings import Settings
 from mdp.core.stages import STAGES, Stage
 
 
@@ -31,7 +32,7 @@ class RunReport:
         return next((r.figures for r in self.results if r.stage == stage), {})
 
     def conservation(self) -> list[str]:
-        """The row-conservation checks bronze_to_silver passed (it stops the run with exit 4 when
+        """The row-conservation checks bronze_to_silver passed (a ConservationError stops the run when
         one fails), each counted from independent sources."""
         return list(self.figures("bronze_to_silver").get("conservation", {}).values())
 
@@ -49,7 +50,7 @@ class Warmup:
 
     GRACE_S = 1.0
 
-    def __init__(self, ctx: RunContext, stages: list[Stage]):
+    def __init__(self, ctx: RunContext, stages: list[Stage]) -> None:
         self.ctx, self.stages = ctx, stages
         self._quiet = threading.Event()
         if len(stages) > 1 and stages[0].kind != "spark" and any(s.kind == "spark" for s in stages):
@@ -79,11 +80,11 @@ def run_stage(stage: Stage, ctx: RunContext) -> StageResult:
     return StageResult(stage.name, time.perf_counter() - t0, figures)
 
 
-def preflight(settings, stages: Iterable[Stage]) -> None:
+def preflight(settings: Settings, stages: Iterable[Stage]) -> None:
     """Fail fast, before any work (and before any Spark session): the contract loads, S3 has its keys,
     its buckets and answers, and the endpoints these stages use answer (one TCP connect each, bounded
-    by connect_timeout_s). A bad setting is a ConfigError (exit 2), an endpoint that does not answer
-    is Unavailable (exit 5, retryable); both name the setting."""
+    by connect_timeout_s). A bad setting is a ConfigError, an endpoint that does not answer is
+    Unavailable (retryable); both name the setting."""
     from mdp.core.settings import check_reachable
 
     names = {s.name for s in stages}
@@ -97,7 +98,8 @@ def preflight(settings, stages: Iterable[Stage]) -> None:
     if settings.lake_is_s3:
         from mdp.core.storage import check_s3, s3_client
 
-        s3_client(settings)  # endpoint and keys are set
+        s3_client(settings)  # endpoint and keys are set (else a ConfigError naming the missing one)
+        assert settings.s3_endpoint is not None  # for the type checker: s3_client checked it
         check_reachable("s3_endpoint", settings.s3_endpoint, t)
         check_s3(settings)  # the keys are accepted and the layer buckets exist
     if names & {"train_model", "score_customers"}:

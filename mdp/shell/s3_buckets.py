@@ -12,11 +12,13 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from mdp.core.settings import LAYERS
 
 
-def ensure_buckets(client, buckets) -> list[str]:
+def ensure_buckets(client: Any, buckets: Iterable[str]) -> list[str]:  # client: boto3 S3 (no types shipped)
     """Create the buckets that are missing; returns the ones created."""
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     created = []

@@ -19,8 +19,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from mdp.core.errors import Unavailable
+from mdp.core.settings import Settings
 
 log = logging.getLogger("mdp.serve")
 
@@ -55,7 +57,7 @@ def _stop(proc: subprocess.Popen | None, grace_s: float = 20) -> None:
         proc.wait(timeout=10)
 
 
-def write_status(path: Path | None, **doc) -> None:
+def write_status(path: Path | None, **doc: Any) -> None:
     """The supervisor's heartbeat (a liveness probe reads its age), replaced atomically."""
     if path is None:
         return
@@ -65,7 +67,12 @@ def write_status(path: Path | None, **doc) -> None:
 
 
 def follow(
-    settings, host: str, port: int, poll_s: float, stop: threading.Event | None = None, status_file: Path | None = None
+    settings: Settings,
+    host: str,
+    port: int,
+    poll_s: float,
+    stop: threading.Event | None = None,
+    status_file: Path | None = None,
 ) -> None:
     """Serve the champion until `stop` is set (or a signal arrives), switching when the alias moves."""
     from scoring.champion import no_champion_reason, resolve
@@ -91,10 +98,11 @@ def follow(
                 log.warning("serve: %s; %s", exc, f"still serving v{serving}" if serving else "retrying")
                 ref, answered = None, False
             wanted = ref.version if ref else serving  # no answer (or no alias): keep what runs
+            exited: int | None = proc.poll() if proc is not None else None  # the server's exit code, once it ended
             if wanted is None and answered:
                 log.warning("serve: %s; checking again in %.0fs", no_champion_reason(settings.model_name), poll_s)
-            elif wanted is not None and (wanted != serving or proc.poll() is not None):
-                why = "is the champion" if wanted != serving else f"(its server exited with {proc.returncode})"
+            elif wanted is not None and (wanted != serving or exited is not None):
+                why = "is the champion" if wanted != serving else f"(its server exited with {exited})"
                 log.warning(
                     "serve: %s v%s %s: starting the model server on %s:%s", settings.model_name, wanted, why, host, port
                 )

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mdp.core.errors import ConfigError
-from mdp.shell.cli_common import Profile, settings_or_exit
+from mdp.shell.cli_common import Profile, fail, settings_or_exit
 
 console = Console()
 
@@ -32,10 +32,9 @@ def sql(
         Path | None, typer.Option("--out", help="write the whole result to FILE.csv or FILE.parquet")
     ] = None,
     max_rows: Annotated[int, typer.Option(help="rows shown on the terminal")] = 50,
-):
+) -> None:
     """Query the lake with SQL (DuckDB): every layer by name, at any kept version."""
     from mdp.core import catalog
-    from mdp.shell.cli import _fail
 
     settings = settings_or_exit(profile)
     try:
@@ -54,7 +53,7 @@ def sql(
             raise ConfigError(f"--out {out}: a .csv or .parquet file, please")
         result = catalog.query(settings, query, as_of)
     except Exception as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if out is not None:
         if out.suffix.lower() == ".csv":
             import pyarrow.csv as pacsv
