@@ -52,10 +52,11 @@ def land(
     source: str = "kafka",
     partition: int = 0,
 ) -> list[str]:
-    """Write records into Bronze as a landing does (one object per ingest hour, named by its offsets)."""
+    """Write records into Bronze as a landing does (one object per ingest hour, named by its offsets):
+    an object already there is left if it holds the same records, and never rewritten with others."""
     times = ingest if isinstance(ingest, list) else [ingest + timedelta(milliseconds=i) for i in range(len(messages))]
     records = [RawRecord(m, None, partition, o, t) for m, o, t in zip(messages, offsets, times, strict=True)]
-    return write_bronze(settings, store_for(settings), records, source=source, topic="customers")
+    return write_bronze(settings, store_for(settings), records, source=source, topic="customers", refuse_changes=True)
 
 
 def bronze_objects(settings) -> list[str]:

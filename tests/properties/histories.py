@@ -325,10 +325,13 @@ class History:
                 "  # = mdp ingest FILE, at that time",
             )
         else:
-            written = [
-                path_of(u)
-                for u in land(self.settings, d.messages, d.offsets, at, source=d.source, partition=d.partition)
-            ]
+            try:
+                uris = land(self.settings, d.messages, d.offsets, at, source=d.source, partition=d.partition)
+            except MdpError as exc:  # as a landing, it refuses to rewrite an object with other records
+                self.refusals.append(f"{why}: {exc}")
+                self.step(f"{why}: refused ({type(exc).__name__}: {str(exc)[:200]})")
+                return []
+            written = [path_of(u) for u in uris]
             name = self.replay / "inputs" / f"{k:03d}.jsonl"
             name.write_text("".join(json.dumps(m.decode()) + "\n" for m in d.messages))
             self.step(
@@ -728,10 +731,10 @@ class Histories(RuleBasedStateMachine):
         start = min(start, d.n - 1)
         part = slice(start, min(d.n, start + length))
         source = "crm" if other_source else d.source
-        same_offsets = same_offsets and not other_source
-        hour = min(
-            9, d.hour + max(later, 1 if same_offsets else 0)
-        )  # a redelivery into its own hour would rewrite the object
+        # A redelivery goes into a later hour: into its own one it would rewrite the object Silver read
+        # (which a landing refuses). The last hour has no later one: its records are resent.
+        same_offsets = same_offsets and not other_source and d.hour < 9
+        hour = min(9, d.hour + max(later, 1 if same_offsets else 0))
         offsets = d.offsets[part] if same_offsets else self.h.next_offsets(source, d.partition, len(d.offsets[part]))
         again = Delivery(
             len(offsets),
