@@ -31,21 +31,27 @@ class _Document(BaseModel):
         return self.model_dump(by_alias=True, exclude_unset=True)
 
     def __getitem__(self, key: str) -> Any:
-        """A field by its key on disk: a declared one (unset: its default) or a stage's figure."""
+        """A key as on disk, as a dict reads it: a stage's figure (`doc["bronze_in"]`), or a
+        declared field that was read or given (KeyError otherwise, as the dict gave)."""
         extra = self.model_extra or {}
         if key in extra:
             return extra[key]
         for name, info in type(self).model_fields.items():
-            if key in (name, info.alias):
+            if key in (name, info.alias) and name in self.model_fields_set:
                 return getattr(self, name)
         raise KeyError(key)
 
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key, _ABSENT) is not _ABSENT
+
     def get(self, key: str, default: Any = None) -> Any:
         try:
-            found = self[key]
+            return self[key]
         except KeyError:
             return default
-        return default if found is None else found
+
+
+_ABSENT = object()
 
 
 class Manifest(_Document):
@@ -83,7 +89,7 @@ class VersionManifest(Manifest):
         return cls.model_validate({**json.loads(text or "{}"), "version": version})
 
 
-class StagedWrite(BaseModel):
+class StagedWrite(_Document):
     run_id: str
     write_id: str
     based_on: dict[str, int | None]  # per table, the version the write started from (None: no table yet)

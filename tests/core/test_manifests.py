@@ -44,9 +44,13 @@ def test_a_commit_reads_back_typed_and_writes_back_the_same_keys():
     m = VersionManifest.from_commit_info(5, json.dumps(SILVER_COMMIT))
     assert (m.version, m.run_id, m.write_id, m.silver_rows) == (5, "hourly-1", "abc", 10)
     assert m.table_schema == {"customer_id": "string"} and m.tables["seen"] is None
-    assert m["bronze_in"] == 12 and m.get("backfill", "none") == "none" and m.get("absent") is None
+    # As the dict read: a key present with null is None, an absent key is the default or a KeyError.
+    assert m["bronze_in"] == 12 and m.get("backfill", "x") is None and m.get("absent", "x") == "x"
+    assert "backfill" in m and "absent" not in m and "schema" in m and "rows" not in m
     with pytest.raises(KeyError):
         m["absent"]
+    with pytest.raises(KeyError):
+        m["rows"]  # declared, but this manifest has none
     assert json.loads(m.to_commit_info()) == SILVER_COMMIT  # no "version": the commit is the version
 
 
