@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -275,7 +275,7 @@ def _positive(label: ColumnProfile, values: Sequence[Any], given: str | None) ->
 
 
 def infer_contract(
-    columns: dict[str, Sequence[Any]],
+    columns: Mapping[str, Sequence[Any]],
     entity: str,
     key: str,
     label: str,
