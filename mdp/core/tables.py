@@ -236,7 +236,10 @@ class Table:
         else:
             # overwrite: every file of the version read is removed, the staged ones added.
             self._open().create_write_transaction(
-                [*adds], mode="overwrite", schema=Schema.from_arrow(schema), commit_properties=props
+                [*adds],  # a fresh list of delta-rs's own element type (AddAction | RemoveAction)
+                mode="overwrite",
+                schema=Schema.from_arrow(schema),
+                commit_properties=props,
             )
         return self._open().version()
 
