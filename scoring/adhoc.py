@@ -27,15 +27,15 @@ def gold_rows(settings, keys: list[str]) -> tuple[int, pd.DataFrame]:
     current = gold_dataset(settings).current()
     if not current:
         raise StageError("no Gold snapshot: run the pipeline (silver_to_gold) first")
-    table = gold_dataset(settings).read("features", current["version"])
+    table = gold_dataset(settings).read("features", current.version)
     rows = table.filter(_where_key_in(contract.primary_key, keys)).to_pandas()
     missing = sorted(set(keys) - set(rows[contract.primary_key]))
     if missing:
         raise StageError(
-            f"{contract.primary_key} {missing} not in Gold snapshot {current['version']} "
-            f"({current.get('rows')} {contract.entity}; a deleted entity leaves Gold)"
+            f"{contract.primary_key} {missing} not in Gold snapshot {current.version} "
+            f"({current.rows} {contract.entity}; a deleted entity leaves Gold)"
         )
-    return current["version"], rows
+    return current.version, rows
 
 
 def batch_scores(settings, keys: list[str]) -> pd.DataFrame | None:
@@ -45,7 +45,7 @@ def batch_scores(settings, keys: list[str]) -> pd.DataFrame | None:
     current = dataset.current()
     if not current:
         return None
-    table = dataset.read(version=current["version"])
+    table = dataset.read(version=current.version)
     return table.filter(_where_key_in(contract.primary_key, keys)).to_pandas()
 
 

@@ -54,21 +54,21 @@ def sync(settings, dataset: Dataset, version: int) -> dict:
     table, cols = contract.scores_table, columns(contract)
     with connect(settings) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"mdp-scores-sync:{table}",))
-        doc = dataset.current() or {}
-        if doc.get("version") != version:
+        doc = dataset.current()
+        if doc is None or doc.version != version:
             conn.rollback()
             return {
                 "postgres_table": table,
                 "postgres_upserted": 0,
                 "postgres_deleted": 0,
-                "postgres_skipped": f"scores {version} were superseded by {doc.get('version')}",
+                "postgres_skipped": f"scores {version} were superseded by {doc and doc.version}",
             }
         conn.execute(table_ddl(contract))
         held = conn.execute(
             f"SELECT count(*), count(*) FILTER (WHERE model_version = %s AND gold_snapshot = %s) FROM {q(table)}",
-            (doc.get("model_version"), str(doc.get("gold_snapshot"))),
+            (doc.model_version, str(doc.gold_snapshot)),
         ).fetchone()
-        if held == (doc.get("rows"), doc.get("rows")):
+        if held == (doc.rows, doc.rows):
             conn.rollback()
             return {"postgres_table": table, "postgres_upserted": 0, "postgres_deleted": 0}
         staging = f"mdp_staging_{table}"

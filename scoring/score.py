@@ -22,6 +22,7 @@ from pathlib import Path
 from mdp.core.context import RunContext
 from mdp.core.errors import ConservationError, StageError
 from mdp.core.lake import arrow_filesystem, arrow_path, parquet_rows, spark_uri
+from mdp.core.manifests import VersionManifest
 from mdp.core.tables import gold_dataset, scores_dataset, spark_paths
 from scoring import champion
 from scoring.champion import META, SCORE
@@ -61,13 +62,13 @@ def scores_schema(gold_schema, contract):
     )
 
 
-def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: dict, target: str) -> str:
+def write_scores(ctx: RunContext, ref: champion.ChampionRef, gold: VersionManifest, target: str) -> str:
     """Score the Gold snapshot and write the scores to `target`: in the driver up to
     score_in_driver_max_rows (a Python worker's start and imports cost more than scoring a few
     hundred thousand rows), else in Spark's workers. Returns where it scored."""
     settings = ctx.settings
-    source = gold_dataset(settings, ctx.store).files("features", gold["version"])
-    meta = {"model_name": ref.name, "model_version": ref.version, "gold_snapshot": str(gold["version"])}
+    source = gold_dataset(settings, ctx.store).files("features", gold.version)
+    meta = {"model_name": ref.name, "model_version": ref.version, "gold_snapshot": str(gold.version)}
     local = champion.download(settings, ref).rstrip("/")
     try:
         if gold["rows"] <= settings.score_in_driver_max_rows:
@@ -141,13 +142,13 @@ def run(ctx: RunContext) -> dict:
     if ref is None:
         reason = champion.no_champion_reason(settings.model_name)
         log.warning("score_customers: nothing scored: %s", reason)
-        return {"scored": 0, "gold_snapshot": gold["version"], "skipped": reason}
+        return {"scored": 0, "gold_snapshot": gold.version, "skipped": reason}
     dataset = scores_dataset(settings, ctx.store)
     with dataset.lease(ctx.run_id):
         current = dataset.current()
-        done = current and (current.get("gold_snapshot"), current.get("model_name"), current.get("model_version"))
-        if done == (gold["version"], ref.name, ref.version):
-            version, rows, new, scored_in = current["version"], current["rows"], False, None
+        done = current and (current.gold_snapshot, current.model_name, current.model_version)
+        if current and done == (gold.version, ref.name, ref.version):
+            version, rows, new, scored_in = current.version, current["rows"], False, None
         else:
             write = dataset.begin(ctx.run_id)
             target = write.staging(dataset.tables[-1])
@@ -156,18 +157,18 @@ def run(ctx: RunContext) -> dict:
             if rows != gold["rows"]:  # every Gold entity has exactly one score
                 write.abort()
                 raise ConservationError(
-                    f"scored {rows} rows of Gold snapshot {gold['version']}, which has {gold['rows']}; "
+                    f"scored {rows} rows of Gold snapshot {gold.version}, which has {gold['rows']}; "
                     "the scores were not published"
                 )
             version = write.commit(
-                {"gold_snapshot": gold["version"], "model_name": ref.name, "model_version": ref.version, "rows": rows}
+                {"gold_snapshot": gold.version, "model_name": ref.name, "model_version": ref.version, "rows": rows}
             )
             dataset.vacuum()
             new = True
     figures = {
         "scored": rows,
         "scores_version": version,
-        "gold_snapshot": gold["version"],
+        "gold_snapshot": gold.version,
         "model_version": ref.version,
         "new_scores": new,
         **({"scored_in": scored_in} if new else {"nothing_new": True}),

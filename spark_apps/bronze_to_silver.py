@@ -31,6 +31,7 @@ from mdp.core.context import RunContext
 from mdp.core.contract import incompatibilities, schema_of
 from mdp.core.errors import ConfigError, ConservationError, StageError
 from mdp.core.lake import BRONZE_SCHEMA, bronze_files_in, bronze_table_uri, parquet_rows, spark_uri
+from mdp.core.manifests import VersionManifest
 from mdp.core.storage import join
 from mdp.core.tables import SilverDataset, Write, silver_dataset, spark_paths
 from spark_apps.session import get_spark
@@ -82,7 +83,7 @@ class Merge:
     """One Silver version: what a micro-batch of Bronze (plus any backfill objects) merges into.
     `current` is the version merged into (None: a rebuild from Bronze alone)."""
 
-    def __init__(self, ctx: RunContext, silver: SilverDataset, current: dict | None, write: Write):
+    def __init__(self, ctx: RunContext, silver: SilverDataset, current: VersionManifest | None, write: Write):
         self.ctx, self.silver, self.current, self.write = ctx, silver, current, write
         self.settings, self.contract = ctx.settings, ctx.contract
         self.spark = get_spark(ctx.settings)
@@ -91,7 +92,7 @@ class Merge:
     def _read(self, table: str, schema=None) -> DataFrame | None:
         if not self.current:
             return None
-        version = self.silver.version_of(table, self.current["version"])
+        version = self.silver.version_of(table, self.current.version)
         if version is None:
             return None
         reader = self.spark.read if schema is None else self.spark.read.schema(schema)
@@ -197,11 +198,11 @@ class Merge:
         duplicates = (acc_copies - acc) + (quar_copies - quar) + q_again
 
         # Independent counts: footers of what the landing wrote and of what this run wrote.
-        prev = self.current or {}
+        prev = self.current
         bronze_in = parquet_rows(s, files)
-        q_before = prev.get("quarantine_rows", 0)
+        q_before = prev.get("quarantine_rows", 0) if prev else 0
         q_after = parquet_rows(s, [q_uri])
-        state_before = prev.get("silver_rows", 0)
+        state_before = prev.get("silver_rows", 0) if prev else 0
         state_after = parquet_rows(s, [state_uri])
         quarantined_new = q_after - q_before
         checks = {
@@ -347,7 +348,7 @@ def _stream_new_objects(ctx: RunContext, checkpoint: str, on_batch) -> bool:
     return "figures" in ran
 
 
-def _rebuild_reason(ctx: RunContext, current: dict | None) -> str | None:
+def _rebuild_reason(ctx: RunContext, current: VersionManifest | None) -> str | None:
     """Why this run rebuilds Silver from all of Bronze instead of merging into `current`, or None.
     `--all` asks for it. A backfill under a contract that shapes Silver otherwise than the one
     `current` was built with needs it: merged into the old state, a re-parsed event ties with its
@@ -357,8 +358,8 @@ def _rebuild_reason(ctx: RunContext, current: dict | None) -> str | None:
         return None
     if ctx.all_bronze:
         return "--all"
-    if current.get("contract") != ctx.contract.silver_fingerprint:
-        return f"a backfill under a contract that changed since Silver {current['version']}"
+    if current.contract != ctx.contract.silver_fingerprint:
+        return f"a backfill under a contract that changed since Silver {current.version}"
     return None
 
 
@@ -368,11 +369,11 @@ def run(ctx: RunContext) -> dict:
     with silver.lease(ctx.run_id):
         current = silver.current()
         rebuild = _rebuild_reason(ctx, current)
-        problems = incompatibilities(contract, current and current.get("schema"), rebuild=bool(rebuild))
+        problems = incompatibilities(contract, current.table_schema if current else None, rebuild=bool(rebuild))
         if problems:
             raise ConfigError(
                 f"contract {contract.entity} v{contract.version} cannot extend the published Silver "
-                f"{current['version']}:\n  " + "\n  ".join(problems)
+                f"{current and current.version}:\n  " + "\n  ".join(problems)
             )
         if not ctx.store.list_dirs(bronze_table_uri(settings)):
             if current is None:
@@ -383,7 +384,7 @@ def run(ctx: RunContext) -> dict:
         if current and not ctx.backfill and not has_new_objects(ctx, current["checkpoint"]):
             # Spark's own checkpoint says every Bronze object is in Silver: no session, no job.
             silver.stage(ctx.run_id, None, {"bronze_in": 0})
-            log.info("bronze_to_silver: nothing new since Silver %s", current["version"])
+            log.info("bronze_to_silver: nothing new since Silver %s", current.version)
             return {
                 "bronze_in": 0,
                 "accepted": 0,
@@ -424,7 +425,7 @@ def run(ctx: RunContext) -> dict:
             ctx.store.delete_prefix(checkpoint)  # nothing new: this version does not exist
             write.abort()
             silver.stage(ctx.run_id, None, {"bronze_in": 0})
-            log.info("bronze_to_silver: nothing new since Silver %s", current and current["version"])
+            log.info("bronze_to_silver: nothing new since Silver %s", current and current.version)
             return {
                 "bronze_in": 0,
                 "accepted": 0,

@@ -26,26 +26,26 @@ def run(ctx: RunContext) -> dict:
     gold = gold_dataset(settings, ctx.store)
     with gold.lease(ctx.run_id):
         current = gold.current()
-        if current and (current.get("silver_version"), current.get("contract")) == (
-            silver["version"],
+        if current and (current.silver_version, current.contract) == (
+            silver.version,
             contract.fingerprint,
         ):
             # The same Silver and contract give the same Gold: nothing to do (a rerun, or nothing new).
             return {
-                "gold_snapshot": current["version"],
+                "gold_snapshot": current.version,
                 "gold_rows": current["rows"],
-                "silver_version": silver["version"],
+                "silver_version": silver.version,
                 "new_snapshot": False,
                 "nothing_new": True,
             }
         spark = get_spark(settings)
         state = spark.read.schema(silver_schema(contract)).parquet(
-            *spark_paths(silver_ds.files("state", silver["version"]))
+            *spark_paths(silver_ds.files("state", silver.version))
         )
         write = gold.begin(ctx.run_id)
         target = write.staging("features")
         build_features(state, contract).coalesce(1).write.mode("overwrite").parquet(spark_uri(target))
         rows = parquet_rows(settings, [target])
-        snapshot = write.commit({"silver_version": silver["version"], "contract": contract.fingerprint, "rows": rows})
+        snapshot = write.commit({"silver_version": silver.version, "contract": contract.fingerprint, "rows": rows})
         gold.vacuum()
-    return {"gold_snapshot": snapshot, "gold_rows": rows, "silver_version": silver["version"], "new_snapshot": True}
+    return {"gold_snapshot": snapshot, "gold_rows": rows, "silver_version": silver.version, "new_snapshot": True}

@@ -74,7 +74,7 @@ def champion_version(client, name: str) -> str | None:
     return str(version) if version is not None else None
 
 
-def version_trained_on(client, name: str, gold_snapshot: str):
+def version_trained_on(client, name: str, gold_snapshot: int):
     """The newest version of `name` trained on this Gold snapshot (its `gold_snapshot` tag), or None."""
     from mlflow.exceptions import MlflowException
 

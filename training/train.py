@@ -46,6 +46,7 @@ import pandas as pd
 from mdp.core.context import RunContext, StageError
 from mdp.core.contract import Contract
 from mdp.core.errors import Unavailable
+from mdp.core.manifests import VersionManifest
 from mdp.core.settings import check_reachable
 from mdp.core.tables import gold_dataset, silver_dataset
 from training.registry import (
@@ -205,7 +206,7 @@ def trusted_types(model) -> list[str]:
 
 
 # ---- the stage --------------------------------------------------------------------------------------
-def too_few(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Series) -> str | None:
+def too_few(snapshot: int | str, contract: Contract, y_train: pd.Series, y_test: pd.Series) -> str | None:
     """Why the training rows are too few to train on, with the counts; None when each class has at
     least MIN_CLASS_ROWS of them. Below that a cross-validation fold trains on one row of the class,
     which the boosted tree's early stopping cannot split, and a model learns nothing from it anyway."""
@@ -223,7 +224,7 @@ def too_few(snapshot: str, contract: Contract, y_train: pd.Series, y_test: pd.Se
     )
 
 
-def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
+def read_gold(ctx: RunContext) -> tuple[VersionManifest, pd.DataFrame]:
     from training.model import feature_names
 
     settings, contract = ctx.settings, ctx.contract
@@ -231,12 +232,12 @@ def read_gold(ctx: RunContext) -> tuple[dict, pd.DataFrame]:
     current = dataset.current()
     if not current:
         raise StageError("no Gold snapshot: run silver_to_gold first")
-    gold = dataset.read("features", current["version"]).to_pandas()
+    gold = dataset.read("features", current.version).to_pandas()
     needed = [contract.primary_key, *feature_names(contract), contract.label.column]
     missing = [c for c in needed if c not in gold.columns]
     if missing:
         raise StageError(
-            f"Gold snapshot {current['version']} lacks {missing}, which the contract names: run silver_to_gold again"
+            f"Gold snapshot {current.version} lacks {missing}, which the contract names: run silver_to_gold again"
         )
     return current, gold
 
@@ -268,19 +269,19 @@ def already_trained(ctx: RunContext) -> dict | None:
     uri, name = settings.mlflow_uri, settings.model_name
     client = MlflowClient(uri, uri)
     with mlflow_errors(uri, "looking up the versions trained on this Gold"):
-        done = version_trained_on(client, name, current["version"])
+        done = version_trained_on(client, name, current.version)
         if done is None:
             return None
         champion = champion_version(client, name)
     tags = done.tags
     return {
-        "gold_snapshot": current["version"],
+        "gold_snapshot": current.version,
         "model_version": done.version,
         "model": tags.get("model"),
         "champion": champion,
         "promoted": False,
         "decision": "not trained",
-        "reason": f"v{done.version} was trained on Gold snapshot {current['version']} already; nothing new",
+        "reason": f"v{done.version} was trained on Gold snapshot {current.version} already; nothing new",
         "roc_auc": float(tags["roc_auc"]) if tags.get("roc_auc") else None,
         "nothing_new": True,
     }
@@ -319,7 +320,7 @@ def train(ctx: RunContext) -> dict:
 
     settings, contract = ctx.settings, ctx.contract
     current, gold = read_gold(ctx)
-    snapshot, label = current["version"], contract.label.column
+    snapshot, label = current.version, contract.label.column
     rows = labelled(gold, contract)
     if rows[label].nunique() < 2:  # every label alike: nothing to learn, and likely a broken label feed
         raise StageError(f"Gold snapshot {snapshot} has a single class in {label!r}: nothing to learn")
@@ -350,7 +351,7 @@ def train(ctx: RunContext) -> dict:
         figs = plots(model, X_test, y_test, settings.seed) if ranks else {}
     figures = {
         "gold_snapshot": snapshot,
-        "silver_version": current.get("silver_version"),
+        "silver_version": current.silver_version,
         "rows_total": len(gold),
         "rows_labelled": len(rows),
         "rows_train": len(X_train),

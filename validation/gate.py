@@ -110,7 +110,7 @@ def validate_frames(
     pandas_execution_engine.HASH_THRESHOLD = 0
 
     ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = {"globally": False}
+    ctx.variables.progress_bars = {"globally": False}  # type: ignore[assignment]  # GX's validator reads it as a dict
     ctx.add_data_docs_site(
         site_name="lake",
         site_config={
@@ -125,6 +125,7 @@ def validate_frames(
     for table, (df, suite) in frames.items():
         for i, (_name, rows, part) in enumerate(by_condition(df, suite)):
             if table in quick:
+                assert quick_def is not None  # made above whenever `quick` names a table
                 asset = re.sub(r"[^A-Za-z0-9_.-]+", "_", table) + (f"_{i}" if i else "")
                 results.append((table, asset, quick_def.get_batch(batch_parameters={"dataframe": rows}).validate(part)))
                 continue
@@ -150,6 +151,7 @@ def validate_frames(
         for r in vr.results:
             if not r.success:
                 cfg = r.expectation_config
+                assert cfg is not None  # a result of a suite's run names its expectation
                 failures.append(
                     {
                         "table": table,
@@ -238,13 +240,13 @@ def run(ctx: RunContext) -> dict:
     staged = silver.staged(ctx.run_id)
     if staged is None:
         raise StageError(f"nothing staged in Silver for run {ctx.run_id!r}: run bronze_to_silver for this run first")
-    if staged["status"] == "rejected":  # the same data gets the same answer
-        raise GateFailed(staged["rejection"]["message"])
-    if not staged.get("write"):
+    if staged.status == "rejected":  # the same data gets the same answer
+        raise GateFailed((staged.rejection or {})["message"])
+    if not staged.write:
         return {"validated_version": None, "published": False, "reason": "nothing new in Bronze", "nothing_new": True}
-    if staged["status"] == "published":
-        return {"validated_version": staged["version"], "published": True, "silver_rows": staged.get("silver_rows")}
-    write = Write.from_doc(silver, staged["write"])
+    if staged.status == "published":
+        return {"validated_version": staged.version, "published": True, "silver_rows": staged.get("silver_rows")}
+    write = Write.from_doc(silver, staged.write)
     version = write.write_id  # the staged write; its Delta version comes with the commit
     from validation.suite import (
         batch_suite,
@@ -259,7 +261,8 @@ def run(ctx: RunContext) -> dict:
     # Both carry each row's ingest time: "future" is judged against it, as Spark judges it.
     batch = with_future_limit(read_parquet(settings, write.staging("batch")).to_pandas(), contract)
     changes = with_future_limit(read_parquet(settings, write.staging("changes")).to_pandas(), contract)
-    profile = (silver.current() or {}).get("profile")
+    published_before = silver.current()
+    profile = published_before.profile if published_before else None
     facts = pd.DataFrame([{"rows": staged["profile"]["rows"], "keys": staged["profile"]["keys"]}])
     accepted = int((~batch["_quarantined"]).sum()) if len(batch) else 0
     parsed = int((~batch["_unparseable"]).sum()) if len(batch) else 0
@@ -322,11 +325,11 @@ def run(ctx: RunContext) -> dict:
     with silver.lease(ctx.run_id):
         published = silver.publish(ctx.run_id)
         silver.gc()
-    log.info("published Silver %s (write %s)", published["version"], version)
+    log.info("published Silver %s (write %s)", published.version, version)
     return {
-        "validated_version": published["version"],
+        "validated_version": published.version,
         "published": True,
-        "silver_rows": published.get("silver_rows"),
+        "silver_rows": published.silver_rows,
         "changed": published.get("changed"),
         "data_docs": docs_index,
     }

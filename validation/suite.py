@@ -40,7 +40,7 @@ INGEST_TS, INGEST_DATE, INGEST_HOUR = "_ingest_ts", "_ingest_date", "_ingest_hou
 FUTURE_LIMIT = {"timestamp": "_future_limit", "date": "_future_limit_date"}
 
 
-def _bounds(contract: Contract, name: str) -> tuple[object, object]:
+def _bounds(contract: Contract, name: str) -> tuple[float | date | None, float | date | None]:
     c = contract.column(name)
     low, high = c.min, c.max
     if c.type == "timestamp":  # the contract writes dates; pandas compares timestamps with datetimes
@@ -92,6 +92,7 @@ def _but_deletes(contract: Contract, column: str, kw: dict) -> dict:
     if column not in contract.tombstone_may_omit:
         return kw
     t = contract.tombstone
+    assert t is not None  # tombstone_may_omit is empty without a tombstone
     cond = f"{t.column} != {t.value!r}"
     return {
         **kw,
@@ -117,12 +118,14 @@ def rule_expectations(contract: Contract, mostly: float | Callable[[Rule], dict]
                 gxe.ExpectColumnValuesToNotBeNull(column=c.name, mostly=share, **_but_deletes(contract, c.name, args))
             )
         elif rule.kind == "regex":
+            assert c.regex is not None  # Contract.rules() makes a regex rule only of a column's regex
             exps.append(
                 gxe.ExpectColumnValuesToMatchRegex(
                     column=c.name, regex=anchored(c.regex, "python"), mostly=share, **args
                 )
             )
         elif rule.kind == "in_set":
+            assert c.allowed is not None  # and an in_set rule only of its allowed values
             exps.append(gxe.ExpectColumnValuesToBeInSet(column=c.name, value_set=c.allowed, mostly=share, **args))
         elif rule.kind == "between":
             low, high = _bounds(contract, c.name)
@@ -334,7 +337,7 @@ def drift_expectations(
     if not profile or rows < d.min_rows or live_rows < d.min_rows:
         return []
     exps: list[gxe.Expectation] = []
-    where = {"row_condition": live_condition(contract), "condition_parser": "pandas"}
+    live = live_condition(contract)
     for c in contract.columns:
         col = profile["columns"].get(c.name)
         if col is None:  # a column the published Silver did not have yet
@@ -345,7 +348,8 @@ def drift_expectations(
                 gxe.ExpectColumnValuesToNotBeNull(
                     column=c.name,
                     mostly=round(1 - allowed, 6),
-                    **where,
+                    row_condition=live,
+                    condition_parser="pandas",
                     meta={
                         "threshold": "quality.drift.max_null_share_increase",
                         "limit": d.max_null_share_increase,
@@ -367,7 +371,8 @@ def drift_expectations(
                 gxe.ExpectColumnUniqueValueCountToBeBetween(
                     column=c.name,
                     min_value=max(1, math.floor(d.min_distinct_ratio * silver_ratio * keys)),
-                    **where,
+                    row_condition=live,
+                    condition_parser="pandas",
                     meta={
                         "threshold": "quality.drift.min_distinct_ratio",
                         "limit": d.min_distinct_ratio,

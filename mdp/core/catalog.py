@@ -21,7 +21,7 @@ from mdp.core.errors import ConfigError, StageError
 from mdp.core.lake import arrow_filesystem, arrow_path, bronze_table_uri
 from mdp.core.settings import Settings
 from mdp.core.storage import join, store_for
-from mdp.core.tables import gold_dataset, scores_dataset, silver_dataset
+from mdp.core.tables import Dataset, gold_dataset, scores_dataset, silver_dataset
 
 SILVER_NAMES = ("state", "quarantine")
 
@@ -50,7 +50,7 @@ def current_version(settings: Settings, name: str) -> int | str | None:
     return found
 
 
-def _dataset(settings: Settings, name: str):
+def _dataset(settings: Settings, name: str) -> Dataset:
     if name in (f"silver.{t}" for t in SILVER_NAMES):
         return silver_dataset(settings)
     if name == "gold.features":
@@ -90,7 +90,7 @@ def dataset(settings: Settings, name: str, version: int | str | None = None) -> 
         raise StageError(f"{name} version {version} cannot be read (retention removed it?): {exc}") from None
 
 
-def _as_int(name: str, version) -> int:
+def _as_int(name: str, version: int | str) -> int:
     try:
         return int(version)
     except (TypeError, ValueError):

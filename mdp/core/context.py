@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from mdp.core.contract import Contract
 from mdp.core.errors import GateFailed, StageError  # noqa: F401  (re-exported for stage modules)
 from mdp.core.lake import Interval
 from mdp.core.settings import Settings
@@ -33,5 +34,5 @@ class RunContext:
         return self._store or store_for(self.settings)
 
     @property
-    def contract(self):
+    def contract(self) -> Contract:
         return self.settings.data_contract

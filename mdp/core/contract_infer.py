@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -160,9 +160,12 @@ def _case_normaliser(texts: list[str]) -> str | None:
     return "upper" if upper > len(texts) / 2 else "lower"
 
 
+_NORMALISERS: dict[str, Callable[[str], str]] = {"trim": str.strip, "lower": str.lower, "upper": str.upper}
+
+
 def _apply(text: str, normalise: list[str]) -> str:
     for step in normalise:
-        text = {"trim": str.strip, "lower": str.lower, "upper": str.upper}[step](text)
+        text = _NORMALISERS[step](text)
     return text
 
 
@@ -241,10 +244,10 @@ def _positive(label: ColumnProfile, values: Sequence[Any], given: str | None) ->
             return True
         if given.strip().lower() not in ("true", "false"):
             raise ConfigError(f"--positive: {given!r} is not a boolean (true or false) for label column {label.name!r}")
-        value = given.strip().lower() == "true"
-        if str(value).lower() not in seen:
+        truth = given.strip().lower() == "true"
+        if str(truth).lower() not in seen:
             raise ConfigError(f"--positive: {given!r} never occurs in label column {label.name!r}")
-        return value
+        return truth
     if label.type == "int":
         seen_int = {_number(v) for v in present}
         if given is None:
@@ -272,7 +275,7 @@ def _positive(label: ColumnProfile, values: Sequence[Any], given: str | None) ->
 
 
 def infer_contract(
-    columns: dict[str, Sequence[Any]],
+    columns: Mapping[str, Sequence[Any]],
     entity: str,
     key: str,
     label: str,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 
+from mdp.core.errors import StageError
 from mdp.core.settings import Settings
 from mdp.core.storage import join, store_for
-from mdp.core.tables import Dataset, gold_dataset, scores_dataset, silver_dataset
+from mdp.core.tables import Dataset, SilverDataset, gold_dataset, scores_dataset, silver_dataset
 
 OLD_POINTER = "_CURRENT.json"
 
@@ -30,7 +31,8 @@ def old_pointer_uri(dataset: Dataset) -> str:
 def convert(settings: Settings) -> list[str]:
     """Convert every dataset still in the old layout; returns what was done, one line each."""
     store = store_for(settings)
-    done, silver_versions = [], {}
+    done: list[str] = []
+    silver_versions: dict[int, int] = {}  # old version -> its Delta version
     for dataset in (silver_dataset(settings, store), gold_dataset(settings, store), scores_dataset(settings, store)):
         pointer = old_pointer_uri(dataset)
         text = store.get_text(pointer)
@@ -53,13 +55,16 @@ def convert(settings: Settings) -> list[str]:
                     if n.endswith(".parquet") and not n.split("/")[-1].startswith(("_", "."))
                 ]
                 for n in names:
-                    store.put_bytes(join(write.staging(table), n), store.get_bytes(join(src, n)))
-            if dataset.layer == "silver":
+                    data = store.get_bytes(join(src, n))
+                    if data is None:
+                        raise StageError(f"{join(src, n)}: vanished while converting; convert again")
+                    store.put_bytes(join(write.staging(table), n), data)
+            if isinstance(dataset, SilverDataset):
                 checkpoint = dataset.checkpoint_uri(write.write_id)
                 store.copy_prefix(join(dataset.root, "_checkpoint", f"v={version}"), checkpoint)
                 manifest["checkpoint"] = checkpoint
             new = write.commit({**manifest, "converted_from": version})
-            if dataset.layer == "silver":
+            if isinstance(dataset, SilverDataset):
                 silver_versions[version] = new
             store.put_text(pointer + ".converted", text)
             store.delete(pointer)

@@ -19,12 +19,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from mdp.core.errors import Busy
 from mdp.core.settings import Settings
 from mdp.core.storage import LocalStore, Store, join, store_for
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +207,7 @@ class Lease:
         else:
             current, token = self.store.get_versioned(self.uri)
             doc = json.loads(current) if current else None
-            if doc is not None and not self._dead_here(doc):
+            if doc is not None and token is not None and not self._dead_here(doc):
                 if datetime.fromisoformat(doc["expires_at"]) >= utcnow() or not self._unchanged_for_ttl(token):
                     raise self._busy(doc)
             started, data = time.monotonic(), self._doc()
@@ -221,7 +225,7 @@ class Lease:
         while not self._stop.wait(wait):
             started = time.monotonic()
             try:
-                if not self.store.put_if_match(self.uri, self._doc(), self.token):
+                if self.token is None or not self.store.put_if_match(self.uri, self._doc(), self.token):
                     self.lost = True  # another writer took it: never retried
                     return
                 self.token = self.store.get_versioned(self.uri)[1]
@@ -258,7 +262,7 @@ def spark_uri(uri: str) -> str:
     return "s3a://" + uri[len("s3://") :] if uri.startswith("s3://") else uri
 
 
-def arrow_filesystem(settings: Settings):
+def arrow_filesystem(settings: Settings) -> pafs.FileSystem:
     """A pyarrow filesystem for the lake (python stages read Parquet without a JVM)."""
     from pyarrow import fs
 

@@ -13,14 +13,27 @@ import re
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlparse
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mdp.core.errors import ConfigError, Unavailable
+
+if TYPE_CHECKING:
+    from mdp.core.contract import Contract
 
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 LAYERS = ("bronze", "silver", "gold", "mlflow")
@@ -55,7 +68,9 @@ class KubernetesSettings(BaseModel):
 class _ProfileSource(PydanticBaseSettingsSource):
     """Lowest-priority source: the chosen profile's entry, then MDP_SETTINGS_FILE on top."""
 
-    def get_field_value(self, field, field_name):  # pragma: no cover - unused, __call__ does it all
+    def get_field_value(
+        self, field: FieldInfo, field_name: str
+    ) -> tuple[Any, str, bool]:  # pragma: no cover - unused, __call__ does it all
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -140,8 +155,13 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
-    ):
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _ProfileSource(settings_cls), file_secret_settings)
 
     @field_validator("lake_root")
@@ -158,7 +178,7 @@ class Settings(BaseSettings):
 
     @field_validator("input_file")
     @classmethod
-    def _check_input_file(cls, v: str | None, info) -> str | None:
+    def _check_input_file(cls, v: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("source") == "file" and not v:
             raise ValueError("source 'file' needs a CSV or Parquet file here")
         return v
@@ -175,7 +195,7 @@ class Settings(BaseSettings):
 
     # ---- derived facts -------------------------------------------------------------------
     @property
-    def data_contract(self):
+    def data_contract(self) -> Contract:
         """The contract every stage works to (loaded once per process)."""
         from mdp.core.contract import load_contract
 

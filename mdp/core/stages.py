@@ -7,33 +7,44 @@ images all read this list. Adding a stage is one entry here plus its module with
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from mdp.core.context import RunContext
+    from mdp.core.settings import Settings
+
+# What a stage's run returns: its figures (rows in and out, versions made, `nothing_new`), the run
+# report's line for it. Each stage has its own keys.
+Figures = dict[str, Any]
+StageRun = Callable[["RunContext"], Figures]
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
     kind: Literal["spark", "python"]  # spark: SparkApplication in kind; python: a plain pod
-    module: str  # exposes run(ctx: RunContext) -> dict of metrics
+    module: str  # exposes run(ctx: RunContext) -> Figures
     summary: str
     outputs: tuple[
         str, ...
     ] = ()  # names of what it publishes ({entity}, {model}, {scores} from the contract): Airflow Assets
     off_when: str | None = None  # a boolean setting that turns the stage off in a deployment
 
-    def output_names(self, settings) -> tuple[str, ...]:
+    def output_names(self, settings: Settings) -> tuple[str, ...]:
         contract = settings.data_contract
         return tuple(
             o.format(entity=contract.entity, model=settings.model_name, scores=contract.scores_name)
             for o in self.outputs
         )
 
-    def enabled(self, settings) -> bool:
+    def enabled(self, settings: Settings) -> bool:
         return not (self.off_when and getattr(settings, self.off_when))
 
-    def entrypoint(self):
-        return importlib.import_module(self.module).run
+    def entrypoint(self) -> StageRun:
+        run: StageRun = importlib.import_module(self.module).run
+        return run
 
     @property
     def image_role(self) -> str:

@@ -12,31 +12,45 @@ SeaweedFS and AWS honour); on a filesystem, a write under an flock'ed sidecar lo
 
 from __future__ import annotations
 
+import abc
 import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from mdp.core.errors import ConfigError, Unavailable
 from mdp.core.settings import LAYERS, Settings, connect_failure
 
 
-class Store:
+class Store(abc.ABC):
+    @abc.abstractmethod
     def put_bytes(self, uri: str, data: bytes) -> None: ...
+    @abc.abstractmethod
     def get_bytes(self, uri: str) -> bytes | None: ...
+    @abc.abstractmethod
     def get_versioned(self, uri: str) -> tuple[bytes | None, str | None]: ...
+    @abc.abstractmethod
     def put_if_absent(self, uri: str, data: bytes) -> bool: ...
+    @abc.abstractmethod
     def put_if_match(self, uri: str, data: bytes, token: str) -> bool: ...
+    @abc.abstractmethod
     def list_dirs(self, uri: str) -> list[str]: ...
+    @abc.abstractmethod
     def list_files(self, uri: str) -> list[str]: ...
+    @abc.abstractmethod
     def walk_files(self, uri: str) -> list[str]: ...  # every object under the prefix, relative paths
+    @abc.abstractmethod
     def copy_prefix(self, src: str, dst: str) -> int: ...
+    @abc.abstractmethod
     def delete_prefix(self, uri: str) -> None: ...
+    @abc.abstractmethod
     def delete(self, uri: str) -> None: ...
 
     def put_text(self, uri: str, text: str) -> None:
@@ -87,7 +101,7 @@ class LocalStore(Store):
         return data, None if data is None else _token(data)
 
     @contextmanager
-    def _locked(self, uri: str):
+    def _locked(self, uri: str) -> Iterator[Path]:
         path = self._path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.parent / f".{path.name}.lock", "a+b") as lock:
@@ -145,7 +159,7 @@ class LocalStore(Store):
 
 
 @contextmanager
-def s3_errors(endpoint: str | None):
+def s3_errors(endpoint: str | None) -> Iterator[None]:
     """ "Cannot reach S3" becomes Unavailable (retryable); "S3 refused the keys" a ConfigError. Both
     name the setting and the endpoint."""
     from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
@@ -170,7 +184,7 @@ def s3_errors(endpoint: str | None):
         raise
 
 
-def _precondition_failed(exc) -> bool:
+def _precondition_failed(exc: Exception) -> bool:
     from botocore.exceptions import ClientError
 
     if not isinstance(exc, ClientError):
@@ -180,11 +194,26 @@ def _precondition_failed(exc) -> bool:
     return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
 
 
+class S3Client(Protocol):
+    """The part of a boto3 S3 client the store calls (boto3 builds its methods at run time)."""
+
+    meta: Any
+    exceptions: Any
+
+    def put_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    def get_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    def copy_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    def delete_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    def delete_objects(self, **kwargs: Any) -> dict[str, Any]: ...
+    def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]: ...
+    def get_paginator(self, operation_name: str) -> Any: ...
+
+
 @dataclass
 class S3Store(Store):
-    client: object
+    client: S3Client
 
-    def _errors(self):
+    def _errors(self) -> AbstractContextManager[None]:
         return s3_errors(getattr(getattr(self.client, "meta", None), "endpoint_url", None))
 
     @staticmethod
@@ -209,7 +238,7 @@ class S3Store(Store):
     def get_bytes(self, uri: str) -> bytes | None:
         return self.get_versioned(uri)[0]
 
-    def _conditional_put(self, uri: str, data: bytes, **condition) -> bool:
+    def _conditional_put(self, uri: str, data: bytes, **condition: str) -> bool:
         bucket, key = self._split(uri)
         try:
             with self._errors():
@@ -229,9 +258,14 @@ class S3Store(Store):
     def _list(self, uri: str, delimiter: str = "/") -> tuple[list[str], list[str]]:
         bucket, key = self._split(uri)
         prefix = key.rstrip("/") + "/" if key else ""
-        dirs, files = [], []
+        dirs: list[str] = []
+        files: list[str] = []
         with self._errors():
-            kwargs = {"Bucket": bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
+            kwargs: dict[str, str] = {
+                "Bucket": bucket,
+                "Prefix": prefix,
+                **({"Delimiter": delimiter} if delimiter else {}),
+            }
             for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
                 dirs += [p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
                 # A folder marker (pyarrow writes `<prefix>/` itself) is not a file.
@@ -276,7 +310,7 @@ class S3Store(Store):
                     self.client.delete_objects(Bucket=bucket, Delete={"Objects": objs})
 
 
-def s3_client(settings: Settings):
+def s3_client(settings: Settings) -> S3Client:
     import boto3
     from botocore.config import Config
 

@@ -29,14 +29,24 @@ import json
 import os
 import signal
 import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from mdp.core.errors import Busy, StageError
 from mdp.core.lake import Lease, arrow_filesystem, arrow_path, read_parquet, spark_uri, utcnow
+from mdp.core.manifests import Manifest, StagedRun, StagedWrite, VersionManifest
 from mdp.core.settings import Settings
 from mdp.core.storage import Store, join, store_for
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+    from deltalake.transaction import AddAction
 
 MANIFEST_KEY = "mdp"  # the commitInfo field holding a version's manifest
 STAGED_PREFIX = "staged-"
@@ -67,7 +77,7 @@ def delta_uri(uri: str) -> str:
     return uri[len("file://") :] if uri.startswith("file://") else uri
 
 
-def _stats(meta) -> str:
+def _stats(meta: pq.FileMetaData) -> str:
     """Delta's per-file statistics from a Parquet footer: rows, and per top-level column the null
     count and (where the footer has one for every row group) min and max."""
     nulls: dict[str, int] = {}
@@ -99,7 +109,10 @@ def _stats(meta) -> str:
                 lo[name], hi[name] = mn, mx
             elif lo[name] is not None:
                 lo[name], hi[name] = min(lo[name], mn), max(hi[name], mx)
-    doc = {"numRecords": meta.num_rows, "nullCount": {k: v for k, v in nulls.items() if k not in unknown}}
+    doc: dict[str, Any] = {
+        "numRecords": meta.num_rows,
+        "nullCount": {k: v for k, v in nulls.items() if k not in unknown},
+    }
     bounded = {k for k, v in lo.items() if v is not None and k not in unknown}
     if bounded:
         doc["minValues"] = {k: lo[k] for k in bounded}
@@ -113,7 +126,7 @@ class Table:
     def __init__(self, settings: Settings, uri: str):
         self.settings, self.uri = settings, uri
 
-    def _open(self, version: int | None = None):
+    def _open(self, version: int | None = None) -> DeltaTable:
         from deltalake import DeltaTable
 
         return DeltaTable(delta_uri(self.uri), version=version, storage_options=storage_options(self.settings))
@@ -127,8 +140,8 @@ class Table:
         """The latest version, or None when there is no table yet."""
         return self._open().version() if self.exists() else None
 
-    def manifest(self, version: int | None = None) -> dict | None:
-        """What the run that made `version` (default: the latest) recorded, with "version"."""
+    def manifest(self, version: int | None = None) -> VersionManifest | None:
+        """What the run that made `version` (default: the latest) recorded."""
         if not self.exists():
             return None
         dt = self._open()
@@ -139,8 +152,8 @@ class Table:
         # history() of a table opened at an old version mislabels commits (delta-rs 1.6.6): read from the latest.
         for entry in dt.history(latest - version + 1):
             if entry.get("version") == version:
-                return {**json.loads(entry.get(MANIFEST_KEY) or "{}"), "version": version}
-        return {"version": version}
+                return VersionManifest.from_commit_info(version, entry.get(MANIFEST_KEY))
+        return VersionManifest(version=version)
 
     def txn_version(self, app_id: str) -> int | None:
         return self._open().transaction_version(app_id) if self.exists() else None
@@ -150,11 +163,11 @@ class Table:
         paths = self._open(version).get_add_actions(flatten=True).column("path").to_pylist()
         return sorted(join(self.uri, unquote(p)) for p in paths)
 
-    def dataset(self, version: int | None = None):
+    def dataset(self, version: int | None = None) -> pads.Dataset:
         """A pyarrow dataset of a version (pyarrow, pandas, DuckDB read it without a JVM)."""
         return self._open(version).to_pyarrow_dataset()
 
-    def to_arrow(self, version: int | None = None, columns: list[str] | None = None):
+    def to_arrow(self, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
         return self.dataset(version).to_table(columns=columns)
 
     def vacuum(
@@ -173,7 +186,7 @@ class Table:
         )
 
     # -- committing (Write calls these) --
-    def _adds(self, staging: str) -> tuple[list, object]:
+    def _adds(self, staging: str) -> tuple[list[AddAction], pa.Schema | None]:
         """Add actions for the Parquet files under `staging`, with stats from their footers."""
         import pyarrow.parquet as pq
         from deltalake.transaction import AddAction
@@ -182,7 +195,8 @@ class Table:
         fs = arrow_filesystem(self.settings)
         base = arrow_path(staging)
         infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-        adds, schema = [], None
+        adds: list[AddAction] = []
+        schema: pa.Schema | None = None
         for info in sorted(infos, key=lambda i: i.path):
             name = info.path.rsplit("/", 1)[-1]
             if info.type != pafs.FileType.File or not name.endswith(".parquet") or name.startswith((".", "_")):
@@ -195,7 +209,7 @@ class Table:
             adds.append(AddAction(quote(rel), info.size, {}, mtime, True, _stats(meta)))
         return adds, schema
 
-    def _commit(self, staging: str, write_id: str, manifest: dict | None, schema=None) -> int:
+    def _commit(self, staging: str, write_id: str, manifest: Manifest, schema: pa.Schema | None = None) -> int:
         from deltalake import CommitProperties, Schema, Transaction
         from deltalake.transaction import create_table_with_add_actions
 
@@ -205,7 +219,7 @@ class Table:
             raise StageError(f"{staging}: no Parquet files were staged, and no schema was given")
         now_ms = int(utcnow().timestamp() * 1000)
         props = CommitProperties(
-            custom_metadata={MANIFEST_KEY: json.dumps(manifest or {}, default=str)},
+            custom_metadata={MANIFEST_KEY: manifest.to_commit_info()},
             app_transactions=[Transaction(write_id, TXN_VERSION, last_updated=now_ms)],
         )
         if not self.exists():
@@ -222,26 +236,33 @@ class Table:
         else:
             # overwrite: every file of the version read is removed, the staged ones added.
             self._open().create_write_transaction(
-                adds, mode="overwrite", schema=Schema.from_arrow(schema), commit_properties=props
+                [*adds],  # a fresh list of delta-rs's own element type (AddAction | RemoveAction)
+                mode="overwrite",
+                schema=Schema.from_arrow(schema),
+                commit_properties=props,
             )
         return self._open().version()
 
 
-@dataclass
 class Dataset:
     """Tables of one entity in one layer that a run writes together under one lease. The last table
     is the primary one: its commit carries the manifest and names the dataset's version."""
 
-    settings: Settings
-    layer: str
-    tables: tuple[str, ...]
-    store: Store | None = None
-    lease_name: str = "_LEASE.json"
-    _lease: object = field(default=None, repr=False)
+    def __init__(
+        self,
+        settings: Settings,
+        layer: str,
+        tables: tuple[str, ...],
+        store: Store | None = None,
+        lease_name: str = "_LEASE.json",
+    ):
+        self.settings, self.layer, self.tables, self.lease_name = settings, layer, tables, lease_name
+        self.store: Store = store or store_for(settings)
+        self.root = join(settings.layer_uri(layer), settings.data_contract.entity)
+        self._lease: Lease | None = None
 
-    def __post_init__(self):
-        self.store = self.store or store_for(self.settings)
-        self.root = join(self.settings.layer_uri(self.layer), self.settings.data_contract.entity)
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.root!r}, {self.tables})"
 
     def table(self, name: str) -> Table:
         return Table(self.settings, join(self.root, name))
@@ -250,8 +271,8 @@ class Dataset:
     def primary(self) -> Table:
         return self.table(self.tables[-1])
 
-    def current(self) -> dict | None:
-        """The published version's manifest (with "version"), or None before the first publish."""
+    def current(self) -> VersionManifest | None:
+        """The published version's manifest, or None before the first publish."""
         found = self.primary.manifest()
         if found is None:
             self._refuse_old_layout()
@@ -273,20 +294,20 @@ class Dataset:
         doc = self.primary.manifest(version)
         if doc is None:
             return None
-        return doc.get("tables", {}).get(table)
+        return doc.tables.get(table)
 
     def files(self, table: str | None = None, version: int | None = None) -> list[str]:
         """The data files of a table as of the dataset's version (what Spark reads)."""
         table = table or self.tables[-1]
         return self.table(table).file_uris(self.version_of(table, version))
 
-    def read(self, table: str | None = None, version: int | None = None, columns: list[str] | None = None):
+    def read(self, table: str | None = None, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
         """A table as of the dataset's version, as an Arrow table."""
         table = table or self.tables[-1]
         return self.table(table).to_arrow(self.version_of(table, version), columns)
 
     @contextmanager
-    def lease(self, run_id: str):
+    def lease(self, run_id: str) -> Iterator[Lease]:
         """Hold the dataset's writer lease for the block (re-entrant within one process)."""
         if self._lease is not None:
             yield self._lease
@@ -313,7 +334,7 @@ class Dataset:
 
     def sweep(self, keep: frozenset[str] = frozenset()) -> list[str]:
         """Delete staging folders no log names, except those of the writes in `keep`."""
-        removed = []
+        removed: list[str] = []
         for name in self.tables:
             t = self.table(name)
             dt = t._open() if t.exists() else None
@@ -329,78 +350,70 @@ class Dataset:
     def _staged_uri(self, run_id: str) -> str:
         return join(self.root, "_staged", f"{run_id}.json")
 
-    def stage(self, run_id: str, write: Write | None, manifest: dict) -> dict:
+    def stage(self, run_id: str, write: Write | None, manifest: Mapping[str, Any]) -> StagedRun:
         """Record what a run staged (write None: the run found nothing new). A retry of the same run
         replaces its earlier entry; other runs' entries are untouched."""
         current = self.current()
         _crash_hook("MDP_TEST_CRASH_BEFORE_POINTER", self.layer)
-        doc = {
-            "run_id": run_id,
-            "status": "staged",
-            "staged_at": utcnow().isoformat(),
-            "version": None,
-            "write": write and write.to_doc(),
-            "based_on": current and current["version"],
-            **manifest,
-        }
-        self.store.put_text(self._staged_uri(run_id), json.dumps(doc, indent=1, default=str))
+        doc = StagedRun.new(run_id, write.to_doc() if write else None, current.version if current else None, manifest)
+        self._put_staged(doc)
         return doc
 
-    def staged(self, run_id: str) -> dict | None:
+    def _put_staged(self, doc: StagedRun) -> None:
+        self.store.put_text(self._staged_uri(doc.run_id), doc.to_json())
+
+    def staged(self, run_id: str) -> StagedRun | None:
         """A run's staged entry. One still "staged" whose write the log holds (its `txn`) was
         published by a process that died before marking it: it is marked now, so a retry of the
         run finds what it published."""
         data = self.store.get_text(self._staged_uri(run_id))
-        doc = json.loads(data) if data else None
-        if doc and doc.get("status") == "staged" and doc.get("write"):
-            version = Write.from_doc(self, doc["write"]).committed()
+        doc = StagedRun.from_json(data) if data else None
+        if doc and doc.status == "staged" and doc.write:
+            version = Write.from_doc(self, doc.write).committed()
             if version is not None:
-                self._mark(doc, status="published", version=version)
+                doc.status, doc.version = "published", version
+                self._put_staged(doc)
         return doc
 
-    def _mark(self, doc: dict, **fields) -> None:
-        doc.update(fields)
-        self.store.put_text(self._staged_uri(doc["run_id"]), json.dumps(doc, indent=1, default=str))
-
-    def reject(self, run_id: str, reason: dict) -> None:
+    def reject(self, run_id: str, reason: dict[str, Any]) -> None:
         doc = self.staged(run_id)
         if doc:
-            self._mark(doc, status="rejected", rejected_at=utcnow().isoformat(), rejection=reason)
+            doc.status, doc.rejected_at, doc.rejection = "rejected", utcnow().isoformat(), reason
+            self._put_staged(doc)
 
-    def publish(self, run_id: str) -> dict:
+    def publish(self, run_id: str) -> VersionManifest:
         """Commit the write a run staged, exactly that one, if no table moved since it began.
         Then the entry is marked; a crash between the two is repaired by staged()."""
         staged = self.staged(run_id)
-        if not staged or not staged.get("write"):
+        if not staged or not staged.write:
             raise StageError(f"{self.root}: run {run_id} has no staged version")
-        if staged["status"] != "published":
-            manifest = {
-                k: v
-                for k, v in staged.items()
-                if k not in ("status", "write", "version", "staged_at", "based_on", "rejection", "rejected_at")
-            }
-            version = Write.from_doc(self, staged["write"]).commit(manifest)
-            self._mark(staged, status="published", version=version, published_at=utcnow().isoformat())
-        return self.primary.manifest(staged["version"])
+        if staged.status != "published":
+            version = Write.from_doc(self, staged.write).commit(staged.manifest())
+            staged.status, staged.version, staged.published_at = "published", version, utcnow().isoformat()
+            self._put_staged(staged)
+        published = self.primary.manifest(staged.version)
+        if published is None:  # a published version is in the log: only a lake deleted under us lacks it
+            raise StageError(f"{self.root}: version {staged.version} of run {run_id} is not in the log")
+        return published
 
-    def all_staged(self) -> list[dict]:
+    def all_staged(self) -> list[StagedRun]:
         docs = [
             self.store.get_text(join(self.root, "_staged", n))
             for n in self.store.list_files(join(self.root, "_staged"))
         ]
-        return [json.loads(d) for d in docs if d]
+        return [StagedRun.from_json(d) for d in docs if d]
 
     def waiting(self) -> frozenset[str]:
         """Writes of staged entries younger than the retention, not published: their files stay."""
         cutoff = utcnow().timestamp() - RETENTION_HOURS * 3600
         return frozenset(
-            d["write"]["write_id"]
+            d.write.write_id
             for d in self.all_staged()
-            if d.get("write") and d["status"] != "published" and _ts(d["staged_at"]) >= cutoff
+            if d.write and d.status != "published" and _ts(d.staged_at) >= cutoff
         )
 
     # -- retention --
-    def pins(self) -> dict[str, dict]:
+    def pins(self) -> dict[str, dict[str, Any]]:
         data = self.store.get_text(join(self.root, "_PINS.json"))
         return json.loads(data) if data else {}
 
@@ -420,7 +433,8 @@ class Dataset:
 
     def pin_version(self, name: str, version: int, reason: str) -> None:
         """Pin a dataset version: the primary table's and the other tables' that belong to it."""
-        tables = (self.primary.manifest(version) or {}).get("tables", {}) if isinstance(version, int) else {}
+        found = self.primary.manifest(version) if isinstance(version, int) else None
+        tables = found.tables if found else {}
         self.pin(name, {**{t: v for t, v in tables.items() if v is not None}, self.tables[-1]: version}, reason)
 
     def vacuum(
@@ -431,7 +445,7 @@ class Dataset:
         if self._lease is not None:
             self._lease.check()  # a writer whose lease lapsed must not delete another's new files
         pins = self.pins().values()
-        out = {}
+        out: dict[str, list[str]] = {}
         for name in self.tables:
             t = self.table(name)
             latest = t.version()
@@ -456,26 +470,27 @@ class Write:
         """Where the run writes a table's files: inside the table's folder, outside its log."""
         return join(self.dataset.table(table).uri, STAGED_PREFIX + self.write_id)
 
-    def to_doc(self) -> dict:
-        return {"run_id": self.run_id, "write_id": self.write_id, "based_on": self.based_on}
+    def to_doc(self) -> StagedWrite:
+        return StagedWrite(run_id=self.run_id, write_id=self.write_id, based_on=self.based_on)
 
     @classmethod
-    def from_doc(cls, dataset: Dataset, doc: dict) -> Write:
-        return cls(dataset, doc["run_id"], dict(doc["based_on"]), doc["write_id"])
+    def from_doc(cls, dataset: Dataset, doc: StagedWrite) -> Write:
+        return cls(dataset, doc.run_id, dict(doc.based_on), doc.write_id)
 
     def committed(self) -> int | None:
         """The primary table's version this write committed, or None (read from the log's `txn`)."""
         t = self.dataset.primary
         return _txn_commit(t, self.write_id) if t.txn_version(self.write_id) is not None else None
 
-    def commit(self, manifest: dict, schemas: dict | None = None) -> int:
+    def commit(self, manifest: Manifest | Mapping[str, Any], schemas: Mapping[str, pa.Schema] | None = None) -> int:
         """Commit every staged table, the primary last; returns the primary's new version. A retry
         after a crash commits only what is missing, and a finished write returns its version."""
         ds = self.dataset
         if ds._lease is not None:
             ds._lease.check()
+        fields = manifest.fields() if isinstance(manifest, Manifest) else dict(manifest)
         ids = {"run_id": self.run_id, "write_id": self.write_id}
-        versions = {}
+        versions: dict[str, int | None] = {}
         for name in ds.tables:
             t = ds.table(name)
             if t.txn_version(self.write_id) is not None:
@@ -497,12 +512,14 @@ class Write:
             versions[name] = t._commit(
                 self.staging(name),
                 self.write_id,
-                {**manifest, **ids, "tables": versions} if primary else ids,
+                Manifest.model_validate({**fields, **ids, "tables": versions} if primary else ids),
                 (schemas or {}).get(name),
             )
             if primary:
                 _crash_hook("MDP_TEST_CRASH_AFTER_POINTER", ds.layer)
-        return versions[ds.tables[-1]]
+        committed = versions[ds.tables[-1]]
+        assert committed is not None  # the primary was committed just now, or by an earlier attempt
+        return committed
 
     def has_staged(self, table: str) -> bool:
         return any(f.endswith(".parquet") for f in self.dataset.store.walk_files(self.staging(table)))
@@ -523,8 +540,8 @@ def _ts(iso: str) -> float:
 def _txn_commit(t: Table, write_id: str) -> int:
     """The version of `t` that the write `write_id` committed."""
     for entry in t._open().history():
-        if json.loads(entry.get(MANIFEST_KEY) or "{}").get("write_id") == write_id:
-            return entry["version"]
+        if VersionManifest.from_commit_info(entry["version"], entry.get(MANIFEST_KEY)).write_id == write_id:
+            return int(entry["version"])
     raise StageError(f"{t.uri}: write {write_id} is in the log's txn but no commit names it")
 
 
@@ -572,14 +589,14 @@ class SilverDataset(Dataset):
     def reports_uri(self, write_id: str) -> str:
         return join(self.root, "_reports", "gx", write_id)
 
-    def read_staged(self, run_id: str, table: str):
+    def read_staged(self, run_id: str, table: str) -> pa.Table:
         """A table as a run staged it (published or not): what its gate audits."""
         doc = self.staged(run_id)
-        if not doc or not doc.get("write"):
+        if not doc or not doc.write:
             raise StageError(f"{self.root}: run {run_id} staged nothing")
-        if doc["status"] == "published":
-            return self.read(table, doc["version"])
-        return read_parquet(self.settings, Write.from_doc(self, doc["write"]).staging(table))
+        if doc.status == "published":
+            return self.read(table, doc.version)
+        return read_parquet(self.settings, Write.from_doc(self, doc.write).staging(table))
 
     def gc(self, keep: int = 3) -> list[str]:
         """Vacuum the tables; delete checkpoints and reports that neither a kept or pinned version nor
@@ -589,7 +606,7 @@ class SilverDataset(Dataset):
         versions = set() if latest is None else set(range(max(0, latest - keep + 1), latest + 1))
         versions |= {p["versions"]["state"] for p in self.pins().values() if "state" in p.get("versions", {})}
         live = set(self.waiting())
-        live |= {(self.primary.manifest(v) or {}).get("write_id") for v in versions}
+        live |= {m.write_id for m in map(self.primary.manifest, versions) if m and m.write_id}
         for folder in ("_checkpoint", "_reports/gx"):
             for write_id in self.store.list_dirs(join(self.root, folder)):
                 if write_id not in live:
@@ -597,8 +614,8 @@ class SilverDataset(Dataset):
                     removed.append(f"{folder}/{write_id}")
         cutoff = utcnow().timestamp() - RETENTION_HOURS * 3600
         for doc in self.all_staged():
-            if _ts(doc["staged_at"]) < cutoff:
-                self.store.delete(self._staged_uri(doc["run_id"]))
+            if _ts(doc.staged_at) < cutoff:
+                self.store.delete(self._staged_uri(doc.run_id))
         return removed
 
 

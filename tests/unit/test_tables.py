@@ -10,6 +10,7 @@ import pytest
 
 from mdp.core.errors import StageError
 from mdp.core.lake import arrow_filesystem, arrow_path
+from mdp.core.manifests import Manifest
 from mdp.core.tables import Dataset
 
 
@@ -65,7 +66,7 @@ def scenario(settings) -> None:
     import duckdb
 
     con = duckdb.connect()  # its own connection: another test may hold the default one
-    con.register("dataset", main.dataset(0))
+    con.register("dataset", main.dataset(0))  # by name: ruff once dropped the variable DuckDB found by its name
     assert con.sql("select sum(id) from dataset").fetchall() == [(6,)]
 
     # Retention keeps the pinned version 0 and the latest; with nothing pinned, version 0's files go.
@@ -89,11 +90,12 @@ def test_a_crash_between_tables_is_finished_by_the_retry(make_settings):
     stage_rows(settings, w, "aux", [1])
     stage_rows(settings, w, "main", [1])
     # The first table of two, then a crash.
-    ds.table("aux")._commit(w.staging("aux"), w.write_id, {"run_id": "r", "write_id": w.write_id})
+    ds.table("aux")._commit(w.staging("aux"), w.write_id, Manifest(run_id="r", write_id=w.write_id))
     assert ds.current() is None
     assert w.commit({}) == 0
     assert ds.table("aux").version() == 0  # not committed twice
-    assert w.commit({}) == 0 and ds.current()["tables"] == {"aux": 0}
+    current = ds.current()
+    assert w.commit({}) == 0 and current is not None and current.tables == {"aux": 0}
 
 
 def test_a_run_id_used_again_is_a_new_write(make_settings):
