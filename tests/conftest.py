@@ -122,7 +122,7 @@ _FOLDER_SECONDS: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
-    folder = report.nodeid.split("/")[1] if report.nodeid.startswith("tests/") else "?"
+    folder = _folder(report.nodeid.split("::", 1)[0]) or "tests/"
     _FOLDER_SECONDS[folder] = _FOLDER_SECONDS.get(folder, 0.0) + report.duration
 
 
@@ -157,8 +157,6 @@ def make_settings(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def spark():
-    from mdp.core.settings import get_settings
-    from spark_apps.session import get_spark
+    from tests.helpers import shared_spark
 
-    session = get_spark(get_settings(home=Path("/tmp")))
-    yield session
+    return shared_spark()
