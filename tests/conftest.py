@@ -37,7 +37,7 @@ pytest_plugins = ["tests.servers"]
 # `make test` runs two pytest-xdist workers (`-n 2 --dist loadscope --no-loadscope-reorder`): the
 # tests that wait on Docker go to one worker while the other runs the rest. The scheduler below
 # keeps each group in one worker: one group per file, or per folder where a session fixture is
-# costly (a reference lake, an MLflow store, a migrated Airflow db). The Docker tests and
+# costly (a reference lake, rendered charts, a migrated Airflow db). The Docker tests and
 # `mdp airflow standalone` both publish host port 8088, so they share one group and never overlap.
 # The files on the real servers (tests/servers.py) are one group, so one worker starts them once.
 # (xdist's own `xdist_group` marks do not work with pytest 9, which no longer lets a plugin rename
