@@ -20,11 +20,13 @@ lint:
 test: lint
 	.venv/bin/python -m pytest $(PYTEST_WORKERS)
 
-# The inner loop: pure tests (unit, contract, transforms) and one embedded run end to end, then
-# the quiet rerun. Minutes, not the hour of `make test`; CI still runs `make test`.
+# The inner loop: the unit tests (`-m unit`: pure functions, the contract, transforms) and one
+# embedded run end to end, then the quiet rerun. Minutes, not the hour of `make test`; CI still
+# runs `make test`.
 test-fast:
 	@scripts/setup.sh
-	.venv/bin/python -m pytest $(PYTEST_WORKERS) tests/unit tests/pipeline/test_embedded_e2e.py tests/pipeline/test_quiet_and_all.py
+	.venv/bin/python -m pytest $(PYTEST_WORKERS) -m unit tests
+	.venv/bin/python -m pytest $(PYTEST_WORKERS) tests/pipeline/test_embedded_e2e.py tests/pipeline/test_quiet_and_all.py
 
 # Random histories through the pipeline for as long as asked (tests/properties): EXAMPLES histories of
 # up to STEPS steps, random seeds; Hypothesis's example database in .cache/hypothesis replays a failure first.

@@ -1,4 +1,15 @@
-"""Shared fixtures. One SparkSession for the whole test run (it costs 10-15 s to start)."""
+"""Shared fixtures, the kind of each test, and the grouping of tests over pytest-xdist workers.
+
+tests/ mirrors the packages: tests/core, shell, ingestion, spark_apps, validation, training,
+scoring and dags test the package of the same name; tests/deploy, containers and cluster the
+deployment (charts, k8s, images, compose). Four folders are stories that cross every package and
+so belong to none: pipeline (whole runs, in process and through the CLI), oracle (the reference
+model against the real stages), properties (random histories) and reliability (crashes, reruns,
+poison, secrets). tests/servers.py holds the real local servers (Postgres, Kafka, S3, MLflow)
+that tests in several folders share.
+
+One SparkSession for the whole test run (it costs 10-15 s to start).
+"""
 
 from __future__ import annotations
 
@@ -21,34 +32,59 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MDP_SPARK_DRIVER_MEMORY", "2g")
 
 
+pytest_plugins = ["tests.servers"]
+
 # `make test` runs two pytest-xdist workers (`-n 2 --dist loadscope --no-loadscope-reorder`): the
 # tests that wait on Docker go to one worker while the other runs the rest. The scheduler below
 # keeps each group in one worker: one group per file, or per folder where a session fixture is
-# costly (servers, a reference lake). The Docker tests and `mdp airflow standalone` both publish
-# host port 8088, so they share one group and never overlap. (xdist's own `xdist_group` marks do
-# not work with pytest 9, which no longer lets a plugin rename a node id.)
-_BY_FOLDER = {"transports", "airflow", "reliability", "deploy", "cluster", "training", "scoring", "properties"}
+# costly (a reference lake, rendered charts, a migrated Airflow db). The Docker tests and
+# `mdp airflow standalone` both publish host port 8088, so they share one group and never overlap.
+# The files on the real servers (tests/servers.py) are one group, so one worker starts them once.
+# (xdist's own `xdist_group` marks do not work with pytest 9, which no longer lets a plugin rename
+# a node id.)
+_BY_FOLDER = {"dags", "reliability", "deploy", "cluster", "training", "scoring", "properties"}
+_SERVERS = {
+    "tests/core/test_tables_s3.py",
+    "tests/ingestion/test_file_kafka.py",
+    "tests/ingestion/test_kafka_follow.py",
+    "tests/ingestion/test_kafka_landing.py",
+    "tests/ingestion/test_kafka_topic_lifetimes.py",
+    "tests/ingestion/test_postgres_source.py",
+    "tests/pipeline/test_local_pipeline.py",
+    "tests/shell/test_sql_s3.py",
+}
 # The longest groups first, so that no worker is left with a long one at the end.
 _FIRST = (
     "docker",
     "reliability",
     "properties",
-    "transports",
+    "servers",
     "tests/oracle/test_oracle_sequences.py",
-    "airflow",
+    "dags",
     "tests/pipeline/test_bench_tiny.py",
     "tests/pipeline/test_edges.py",
     "tests/pipeline/test_edges_deletes_and_retries.py",
     "tests/pipeline/test_delivery.py",
 )
+# The kind of test (markers in pyproject.toml), where a file does not mark itself: by folder, and
+# `integration` for any test on the real servers. `-m unit` selects the fast tests.
+_KINDS = ("unit", "integration", "deploy", "cluster", "containers")
+_KIND_BY_FOLDER = {"core": "unit", "validation": "unit", "spark_apps": "unit"}
+_KIND_BY_FOLDER.update(deploy="deploy", containers="containers", cluster="cluster")
+
+
+def _folder(path: str) -> str:
+    parts = path.split("/")
+    return parts[1] if len(parts) > 2 else ""
 
 
 def _group(path: str) -> str:
     """The group of a test file, from its path relative to the repo (`tests/<folder>/<file>.py`)."""
-    parts = path.split("/")
-    folder = parts[1] if len(parts) > 2 else ""
-    if folder == "containers" or parts[-1] == "test_airflow_standalone.py":
+    folder = _folder(path)
+    if folder == "containers" or path.endswith("/test_airflow_standalone.py"):
         return "docker"
+    if path in _SERVERS:
+        return "servers"
     return folder if folder in _BY_FOLDER else path
 
 
@@ -65,6 +101,19 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(config, items):
+    unlisted = set()
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if "stack" in getattr(item, "fixturenames", ()) and path not in _SERVERS:
+            unlisted.add(path)  # it would start a second set of servers on the other worker
+        if not any(item.get_closest_marker(k) for k in _KINDS):
+            on_servers = "stack" in getattr(item, "fixturenames", ())
+            kind = "integration" if on_servers else _KIND_BY_FOLDER.get(_folder(path), "integration")
+            item.add_marker(kind)
+    if unlisted:
+        raise pytest.UsageError(
+            f"tests on the real servers, add them to _SERVERS in tests/conftest.py: {sorted(unlisted)}"
+        )
     rank = {g: i for i, g in enumerate(_FIRST)}
     items.sort(key=lambda it: rank.get(_group(it.nodeid.split("::", 1)[0]), len(rank)))  # stable otherwise
 
@@ -73,7 +122,7 @@ _FOLDER_SECONDS: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
-    folder = report.nodeid.split("/")[1] if report.nodeid.startswith("tests/") else "?"
+    folder = _folder(report.nodeid.split("::", 1)[0]) or "tests/"
     _FOLDER_SECONDS[folder] = _FOLDER_SECONDS.get(folder, 0.0) + report.duration
 
 
@@ -108,8 +157,6 @@ def make_settings(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def spark():
-    from mdp.core.settings import get_settings
-    from spark_apps.session import get_spark
+    from tests.helpers import shared_spark
 
-    session = get_spark(get_settings(home=Path("/tmp")))
-    yield session
+    return shared_spark()

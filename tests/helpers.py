@@ -1,4 +1,5 @@
-"""Test helpers: write hand-made Bronze batches in the landing's exact layout; a changed contract."""
+"""Test helpers: write hand-made Bronze batches in the landing's exact layout; a changed contract;
+the one SparkSession of the test process."""
 
 from __future__ import annotations
 
@@ -81,3 +82,12 @@ def changed_contract(where: Path) -> Path:
     path = where / "changed.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def shared_spark():
+    """The process's SparkSession (spark_apps.session keeps one), started here with the tests'
+    settings if nothing started it yet: the `spark` fixture and in-process CLI runs share it."""
+    from mdp.core.settings import get_settings
+    from spark_apps.session import get_spark
+
+    return get_spark(get_settings(home=Path("/tmp")))

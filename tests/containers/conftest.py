@@ -25,12 +25,6 @@ TIMINGS: dict[str, float] = {}
 TIMINGS_FILE = REPO / ".cache" / "container-timings.json"
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if HERE in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.containers)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -2,9 +2,10 @@
 
 - In process (the shared Spark session): a file ingested twice is deduplicated by Silver, and a
   file whose header does not match the contract is quarantined with a reason, bytes kept.
-- Through the real CLI in subprocesses: a bad contract fails up front (exit 2, the key named, no
-  lake written); and the subscribers example from `mdp contract infer` to a champion in MLflow
-  whose ROC AUC is within 0.01 of a plain scikit-learn baseline on the same file.
+- Through the CLI (its `main()` in process, tests/reliability/harness.py): a bad contract fails up
+  front (exit 2, the key named, no lake written); and the subscribers example from `mdp contract
+  infer` to a champion in MLflow whose ROC AUC is within 0.01 of a plain scikit-learn baseline on
+  the same file.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,10 +27,10 @@ from mdp.core.storage import store_for
 from mdp.core.tables import silver_dataset
 from mdp.shell.runner import run_pipeline
 from tests.helpers import clean_events
+from tests.reliability.harness import CliResult, run_cli_in_process
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-MDP = str(Path(sys.executable).parent / "mdp")
 H0 = datetime(2026, 3, 2, 9, tzinfo=UTC)  # the events' own hour
 H1, H2 = H0 + timedelta(hours=1), H0 + timedelta(hours=2)  # two ingest hours
 
@@ -91,8 +90,8 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _mdp(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([MDP, *args], env=env, cwd=env["MDP_HOME"], capture_output=True, text=True, timeout=timeout)
+def _mdp(args: list[str], env: dict, timeout: float = 120) -> CliResult:
+    return run_cli_in_process(args, env, timeout=timeout, cwd=env["MDP_HOME"])
 
 
 BAD_CONTRACTS = {

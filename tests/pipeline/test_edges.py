@@ -19,7 +19,7 @@ import yaml
 
 from mdp.core.contract import CONTRACTS_DIR
 from tests.helpers import changed_contract, clean_events
-from tests.reliability.harness import cli_env, run_cli
+from tests.reliability.harness import cli_env, run_cli_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -51,20 +51,20 @@ def _contract_with(
 )
 def test_a_regex_one_engine_refuses_fails_the_contract_check(tmp_path, regex, engine):
     path = _contract_with(tmp_path, "country", regex=regex)
-    r = run_cli(["contract", "check", str(path)], cli_env(tmp_path))
+    r = run_cli_in_process(["contract", "check", str(path)], cli_env(tmp_path))
     assert r.returncode == 2, r.text[-2000:]
     assert "columns.country.regex" in r.text and engine in r.text, r.text[-2000:]
 
 
 def test_the_bundled_regexes_compile_in_both_engines(tmp_path):
-    r = run_cli(["contract", "check", "customers"], cli_env(tmp_path))
+    r = run_cli_in_process(["contract", "check", "customers"], cli_env(tmp_path))
     assert r.returncode == 0, r.text[-2000:]
 
 
 def test_a_lake_folder_with_a_space_and_an_accent_is_one_lake(tmp_path):
     root = tmp_path / "my lake é"
     env = cli_env(tmp_path, MDP_LAKE_ROOT=str(root), MDP_EVENTS="60")
-    r = run_cli(
+    r = run_cli_in_process(
         ["run", "--stage", "land_bronze", "--stage", "bronze_to_silver", "--stage", "validate_silver"], env, timeout=600
     )
     assert r.returncode == 0, r.text[-3000:]
@@ -101,7 +101,7 @@ def _customers(seed: int, n: int, bad_emails: int) -> list[dict]:
 )
 def test_a_small_batch_is_judged_by_counts_not_shares(tmp_path, n, bad, code):
     events = _csv(tmp_path / "events.csv", _customers(7, n, bad))
-    r = run_cli(["run", "--input", str(events), *SILVER], cli_env(tmp_path), timeout=600)
+    r = run_cli_in_process(["run", "--input", str(events), *SILVER], cli_env(tmp_path), timeout=600)
     assert r.returncode == code, r.text[-3000:]
     if code == 3:
         assert "quality.max_per_rule" in r.text and "quality.min_batch_rows" in r.text, r.text[-3000:]
@@ -109,7 +109,7 @@ def test_a_small_batch_is_judged_by_counts_not_shares(tmp_path, n, bad, code):
 
 def test_min_batch_rows_is_validated(tmp_path):
     path = _contract_with(tmp_path, quality={"min_batch_rows": 0})
-    r = run_cli(["contract", "check", str(path)], cli_env(tmp_path))
+    r = run_cli_in_process(["contract", "check", str(path)], cli_env(tmp_path))
     assert r.returncode == 2 and "quality.min_batch_rows" in r.text, r.text[-2000:]
 
 
@@ -121,7 +121,7 @@ def test_a_batch_of_new_accounts_with_one_tenure_is_not_drift(tmp_path):
     new = [{**r, "tenure_months": 0, "total_charges": r["monthly_charges"]} for r in _subscribers(1000, 40)]
     env = cli_env(tmp_path, MDP_CONTRACT=str(contract))
     for name, rows in (("first", first), ("new", new)):
-        r = run_cli(["run", "--input", str(_csv(tmp_path / f"{name}.csv", rows)), *SILVER], env, timeout=600)
+        r = run_cli_in_process(["run", "--input", str(_csv(tmp_path / f"{name}.csv", rows)), *SILVER], env, timeout=600)
         assert r.returncode == 0, f"{name}: " + r.text[-3000:]
 
 
@@ -155,11 +155,11 @@ def test_a_catch_up_with_many_events_per_customer_is_not_drift(tmp_path):
     per customer and look like drift; per customer, the batch is like Silver."""
     env = cli_env(tmp_path, MDP_EVENTS="4000", MDP_DIRTY_FRACTION="0")
     stages = ["-s", "bronze_to_silver", "-s", "validate_silver"]
-    assert run_cli(["generate", "--since", "2026-01-05T00"], env).returncode == 0
-    first = run_cli(["run", *stages], env, timeout=600)
+    assert run_cli_in_process(["generate", "--since", "2026-01-05T00"], env).returncode == 0
+    first = run_cli_in_process(["run", *stages], env, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert run_cli(["generate", "--since", "2026-01-05T01", "--until", "2026-01-05T04"], env).returncode == 0
-    catch_up = run_cli(["run", *stages], env, timeout=600)
+    assert run_cli_in_process(["generate", "--since", "2026-01-05T01", "--until", "2026-01-05T04"], env).returncode == 0
+    catch_up = run_cli_in_process(["run", *stages], env, timeout=600)
     assert catch_up.returncode == 0, catch_up.stdout + catch_up.stderr
 
 
@@ -168,7 +168,7 @@ def test_a_renamed_column_is_refused_before_silver_changes(tmp_path):
     Gold's derived feature would silently move to the new column. The run stops naming it, and the
     published Silver stays as it was."""
     events = _csv(tmp_path / "events.csv", _customers(3, 40, 0))
-    assert run_cli(["run", "--input", str(events), *SILVER], cli_env(tmp_path), timeout=600).returncode == 0
+    assert run_cli_in_process(["run", "--input", str(events), *SILVER], cli_env(tmp_path), timeout=600).returncode == 0
     current = _silver_version(tmp_path)
 
     data = yaml.safe_load((CONTRACTS_DIR / "customers.yaml").read_text())
@@ -183,7 +183,9 @@ def test_a_renamed_column_is_refused_before_silver_changes(tmp_path):
             for r in _customers(4, 40, 0)
         ],
     )
-    r = run_cli(["run", "--input", str(later), *SILVER], cli_env(tmp_path, MDP_CONTRACT=str(renamed)), timeout=600)
+    r = run_cli_in_process(
+        ["run", "--input", str(later), *SILVER], cli_env(tmp_path, MDP_CONTRACT=str(renamed)), timeout=600
+    )
     assert r.returncode == 2, r.text[-3000:]
     assert (
         "columns.last_login_date: dropped while last_seen_date (date) was added: a rename is not compatible" in r.text
@@ -213,7 +215,7 @@ def test_a_reingest_in_a_later_run_is_dropped_as_exact_copies_without_an_event_t
     a = _subscribers(0, 30)
     b = [{**r, "tenure_months": r["tenure_months"] + 1} for r in a]
     for name, rows in (("a", a), ("b", b), ("a_again", a)):
-        r = run_cli(["run", "--input", str(_csv(tmp_path / f"{name}.csv", rows)), *SILVER], env, timeout=600)
+        r = run_cli_in_process(["run", "--input", str(_csv(tmp_path / f"{name}.csv", rows)), *SILVER], env, timeout=600)
         assert r.returncode == 0, f"{name}: " + r.text[-3000:]
     state = {r["account_no"]: r["tenure_months"] for r in _published(tmp_path, "subscribers")}
     assert state == {r["account_no"]: r["tenure_months"] for r in b}
@@ -228,18 +230,18 @@ def test_all_under_a_changed_contract_gives_the_silver_of_a_fresh_run(tmp_path):
 
     env = cli_env(tmp_path / "lake", MDP_EVENTS="300", MDP_DIRTY_FRACTION="0")
     stages = ["-s", "bronze_to_silver", "-s", "validate_silver"]
-    assert run_cli(["generate", "--since", "2026-01-05T00"], env).returncode == 0
-    first = run_cli(["run", *stages], env, timeout=600)
+    assert run_cli_in_process(["generate", "--since", "2026-01-05T00"], env).returncode == 0
+    first = run_cli_in_process(["run", *stages], env, timeout=600)
     assert first.returncode == 0, first.text[-3000:]
     assert any(r["age"] > 82 for r in _published(tmp_path / "lake", "customers")), "the story needs old customers"
 
     changed = changed_contract(tmp_path)
-    r = run_cli(["run", "--all", *stages], {**env, "MDP_CONTRACT": str(changed)}, timeout=600)
+    r = run_cli_in_process(["run", "--all", *stages], {**env, "MDP_CONTRACT": str(changed)}, timeout=600)
     assert r.returncode == 0, r.text[-3000:]
 
     fresh = tmp_path / "fresh"
     shutil.copytree(tmp_path / "lake" / ".mdp" / "lake" / "bronze", fresh / ".mdp" / "lake" / "bronze")
-    f = run_cli(["run", *stages], {**cli_env(fresh), "MDP_CONTRACT": str(changed)}, timeout=600)
+    f = run_cli_in_process(["run", *stages], {**cli_env(fresh), "MDP_CONTRACT": str(changed)}, timeout=600)
     assert f.returncode == 0, f.text[-3000:]
 
     def rows(home, table):
@@ -269,7 +271,7 @@ def test_a_minimal_tombstone_deletes_the_customer(tmp_path):
     record quarantined as missing:<column>; an ordinary event with a blank required cell still is."""
     events = _customers(5, 40, 0)
     assert (
-        run_cli(
+        run_cli_in_process(
             ["run", "--input", str(_csv(tmp_path / "first.csv", events)), *SILVER, "-s", "silver_to_gold"],
             cli_env(tmp_path),
             timeout=600,
@@ -288,7 +290,7 @@ def test_a_minimal_tombstone_deletes_the_customer(tmp_path):
         {**e, "event_id": f"00000000-0000-4000-8000-00000000001{i}", "event_ts": later, "support_tickets": 7}
         for i, e in enumerate(events[2:5])
     ]
-    r = run_cli(
+    r = run_cli_in_process(
         [
             "run",
             "--input",
@@ -318,7 +320,7 @@ def test_a_conflicting_copy_in_a_later_run_counts_against_max_conflicting_duplic
     (under min_batch_rows, max_conflicting_duplicates (5%) allows 10 rows)."""
     first = _customers(11, 300, 0)
     assert (
-        run_cli(
+        run_cli_in_process(
             ["run", "--input", str(_csv(tmp_path / "first.csv", first)), *SILVER], cli_env(tmp_path), timeout=600
         ).returncode
         == 0
@@ -327,6 +329,6 @@ def test_a_conflicting_copy_in_a_later_run_counts_against_max_conflicting_duplic
     by_id = {e["event_id"]: e for e in first}
     conflicting = [{**by_id[s["event_id"]], "monthly_spend": by_id[s["event_id"]]["monthly_spend"] + 1} for s in states]
     later = _csv(tmp_path / "later.csv", [*conflicting, *_customers(12, 20, 0)])
-    r = run_cli(["run", "--input", str(later), *SILVER], cli_env(tmp_path), timeout=600)
+    r = run_cli_in_process(["run", "--input", str(later), *SILVER], cli_env(tmp_path), timeout=600)
     assert r.returncode == 3, r.text[-3000:]
     assert "quality.max_conflicting_duplicates" in r.text and "_conflict" in r.text, r.text[-3000:]

@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import clean_events
 from tests.oracle.oracle import as_json, land
-from tests.reliability.harness import cli_env, run_cli
+from tests.reliability.harness import cli_env, run_cli_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def test_records_ingested_ahead_of_the_wall_clock_pass_the_gate_as_they_pass_spa
     ahead = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=10)
     events = clean_events(3, ahead, 40)
     land(make_settings(), as_json(events), list(range(len(events))), ahead)
-    r = run_cli(["run", *STAGES], cli_env(tmp_path), timeout=600)
+    r = run_cli_in_process(["run", *STAGES], cli_env(tmp_path), timeout=600)
     assert r.returncode == 0, r.text[-3000:]
 
 
@@ -49,7 +49,7 @@ def test_a_catch_up_does_not_dilute_one_broken_hour(tmp_path, make_settings):
     naming the threshold and the hour."""
     broken = FIRST + timedelta(hours=12)
     _land_hours(make_settings(), 13, broken)
-    r = run_cli(["run", *STAGES], cli_env(tmp_path), timeout=600)
+    r = run_cli_in_process(["run", *STAGES], cli_env(tmp_path), timeout=600)
     assert r.returncode == 3, r.text[-3000:]
     assert "quality.max_per_rule" in r.text and "ingest hour 2026-03-02T12" in r.text, r.text[-3000:]
     assert "ingest hour 2026-03-02T11" not in r.text, r.text[-3000:]
@@ -57,7 +57,7 @@ def test_a_catch_up_does_not_dilute_one_broken_hour(tmp_path, make_settings):
 
 def test_the_same_clean_hours_alone_pass(tmp_path, make_settings):
     _land_hours(make_settings(), 12)
-    r = run_cli(["run", *STAGES], cli_env(tmp_path), timeout=600)
+    r = run_cli_in_process(["run", *STAGES], cli_env(tmp_path), timeout=600)
     assert r.returncode == 0, r.text[-3000:]
 
 
@@ -79,7 +79,7 @@ def test_a_recent_file_ingested_with_an_old_since_is_not_future(tmp_path):
             ]
         )
     old = (now - timedelta(days=30)).strftime("%Y-%m-%dT%H")
-    r = run_cli(
+    r = run_cli_in_process(
         ["run", "--input", str(path), "--since", old, "-s", "land_bronze", *STAGES], cli_env(tmp_path), timeout=600
     )
     assert r.returncode == 0, r.text[-3000:]

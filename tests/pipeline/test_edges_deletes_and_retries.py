@@ -21,7 +21,7 @@ import pytest
 
 from tests.helpers import clean_events
 from tests.pipeline.test_edges import SILVER, _csv, _published
-from tests.reliability.harness import cli_env, run_cli
+from tests.reliability.harness import cli_env, run_cli, run_cli_in_process
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def test_a_bulk_delete_of_minimal_deletes_is_not_drift(tmp_path):
     phone), not against a Silver whose 500 tombstones are a third null phones (that allows 63 %)."""
     env = cli_env(tmp_path)
     first = _distinct_customers(1500)
-    r = run_cli(["run", "--input", str(_csv(tmp_path / "first.csv", first)), *SILVER], env, timeout=600)
+    r = run_cli_in_process(["run", "--input", str(_csv(tmp_path / "first.csv", first)), *SILVER], env, timeout=600)
     assert r.returncode == 0, r.text[-3000:]
 
     later = "2026-03-02T11:00:00.000000Z"
@@ -74,7 +74,9 @@ def test_a_bulk_delete_of_minimal_deletes_is_not_drift(tmp_path):
         }
         for i, e in enumerate(first[500:])
     ]
-    r = run_cli(["run", "--input", str(_csv(tmp_path / "deletes.csv", deletes + updates)), *SILVER], env, timeout=600)
+    r = run_cli_in_process(
+        ["run", "--input", str(_csv(tmp_path / "deletes.csv", deletes + updates)), *SILVER], env, timeout=600
+    )
     assert r.returncode == 0, r.text[-3000:]
     state = {row["customer_id"]: row for row in _published(tmp_path, "customers")}
     assert sum(row["event_type"] == "customer_deleted" for row in state.values()) == 500
@@ -93,7 +95,9 @@ def test_a_bulk_delete_of_minimal_deletes_is_not_drift(tmp_path):
         }
         for i, e in enumerate(updates)
     ]
-    r = run_cli(["run", "--input", str(_csv(tmp_path / "no_phone.csv", no_phone)), *SILVER], env, timeout=600)
+    r = run_cli_in_process(
+        ["run", "--input", str(_csv(tmp_path / "no_phone.csv", no_phone)), *SILVER], env, timeout=600
+    )
     assert r.returncode == 3, r.text[-3000:]
     assert (
         "expect_column_values_to_not_be_null(phone)" in r.text and "quality.drift.max_null_share_increase" in r.text
@@ -102,13 +106,13 @@ def test_a_bulk_delete_of_minimal_deletes_is_not_drift(tmp_path):
 
 def test_a_retry_after_a_crash_past_the_pointer_succeeds(tmp_path):
     env = cli_env(tmp_path, MDP_EVENTS="60", MDP_DIRTY_FRACTION="0")
-    assert run_cli(["generate", "--since", "2026-01-05T00"], env).returncode == 0
-    r = run_cli(["run", "-s", "bronze_to_silver", "-s", "validate_silver"], env, timeout=600)
+    assert run_cli_in_process(["generate", "--since", "2026-01-05T00"], env).returncode == 0
+    r = run_cli_in_process(["run", "-s", "bronze_to_silver", "-s", "validate_silver"], env, timeout=600)
     assert r.returncode == 0, r.text[-3000:]
     before = _silver_manifest(tmp_path)["version"]
 
-    assert run_cli(["generate", "--since", "2026-01-05T01"], env).returncode == 0
-    r = run_cli(["stage", "bronze_to_silver", "--run-id", "r2"], env, timeout=600)
+    assert run_cli_in_process(["generate", "--since", "2026-01-05T01"], env).returncode == 0
+    r = run_cli_in_process(["stage", "bronze_to_silver", "--run-id", "r2"], env, timeout=600)
     assert r.returncode == 0, r.text[-3000:]
     staged_uri = tmp_path / ".mdp" / "lake" / "silver" / "customers" / "_staged" / "r2.json"
     write_id = json.loads(staged_uri.read_text())["write"]["write_id"]
@@ -122,7 +126,7 @@ def test_a_retry_after_a_crash_past_the_pointer_succeeds(tmp_path):
     assert (manifest["version"], manifest["write_id"]) == (staged, write_id)  # the commit is in the log ...
     assert json.loads(staged_uri.read_text())["status"] == "staged"  # ... and the entry was not marked
 
-    retry = run_cli(["stage", "validate_silver", "--run-id", "r2"], env, timeout=600)
+    retry = run_cli_in_process(["stage", "validate_silver", "--run-id", "r2"], env, timeout=600)
     assert retry.returncode == 0, retry.text[-3000:]
     assert json.loads(retry.stdout.strip().splitlines()[-1])["validated_version"] == staged, retry.text[-3000:]
     manifest = _silver_manifest(tmp_path)
@@ -139,6 +143,6 @@ def test_a_retry_after_a_crash_past_the_pointer_succeeds(tmp_path):
     assert crashed.returncode == -signal.SIGKILL, crashed.text[-3000:]
     gold = gold_features.current()  # the Delta commit is made, the run's bookkeeping is not
     assert gold["silver_version"] == staged
-    retry = run_cli(["stage", "silver_to_gold", "--run-id", "r2"], env, timeout=600)
+    retry = run_cli_in_process(["stage", "silver_to_gold", "--run-id", "r2"], env, timeout=600)
     assert retry.returncode == 0, retry.text[-3000:]
     assert gold_features.current()["version"] == gold["version"]  # the snapshot it wrote, once

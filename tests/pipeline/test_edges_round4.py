@@ -20,7 +20,7 @@ import yaml
 
 from mdp.core.contract import CONTRACTS_DIR, Contract
 from tests.pipeline.test_edges import _csv, _customers, _subscribers
-from tests.reliability.harness import cli_env, run_cli
+from tests.reliability.harness import cli_env, run_cli_in_process
 
 pytestmark = pytest.mark.integration
 STAGES = ["-s", "bronze_to_silver", "-s", "validate_silver"]
@@ -43,11 +43,11 @@ def test_a_key_left_nullable_is_still_required(tmp_path):
         next(c for c in data["columns"] if c["name"] == "customer_id").pop("nullable", None)
 
     left_out = _contract(tmp_path, drop)
-    assert run_cli(["contract", "check", str(left_out)], cli_env(tmp_path)).returncode == 0
+    assert run_cli_in_process(["contract", "check", str(left_out)], cli_env(tmp_path)).returncode == 0
     stated = _contract(
         tmp_path, lambda d: next(c for c in d["columns"] if c["name"] == "customer_id").update(nullable=True)
     )
-    r = run_cli(["contract", "check", str(stated)], cli_env(tmp_path))
+    r = run_cli_in_process(["contract", "check", str(stated)], cli_env(tmp_path))
     assert r.returncode == 2 and "columns.customer_id.nullable" in r.text, r.text[-2000:]
 
 
@@ -77,10 +77,10 @@ def test_a_reingest_of_the_same_file_under_the_same_name_lands_nothing_new(tmp_p
     contract = _contract(tmp_path, lambda d: None, base="subscribers")
     env = cli_env(tmp_path, MDP_CONTRACT=str(contract))
     path = _csv(tmp_path / "a.csv", _subscribers(0, 10))
-    assert run_cli(["ingest", str(path)], env).returncode == 0
+    assert run_cli_in_process(["ingest", str(path)], env).returncode == 0
     first = sorted((tmp_path / ".mdp" / "lake" / "bronze").rglob("*.parquet"))
     ts = pq.read_table(first[0]).column("ingest_ts").to_pylist()
-    assert run_cli(["ingest", str(path)], env).returncode == 0
+    assert run_cli_in_process(["ingest", str(path)], env).returncode == 0
     assert pq.read_table(first[0]).column("ingest_ts").to_pylist() == ts
     if first[0].parent.name == f"ingest_hour={datetime.now(UTC):%H}":  # not across an hour boundary
         assert sorted((tmp_path / ".mdp" / "lake" / "bronze").rglob("*.parquet")) == first
@@ -91,7 +91,7 @@ def test_a_gate_stopped_by_one_record_names_it_and_says_how_to_go_on(tmp_path):
     record (event id, key, reason, ingest hour) and says how to go on, not only the share."""
     strict = _contract(tmp_path, lambda d: d["quality"].update(max_per_rule=0))
     events = _customers(25, 40, 1)
-    r = run_cli(
+    r = run_cli_in_process(
         ["run", "--input", str(_csv(tmp_path / "e.csv", events)), "-s", "land_bronze", *STAGES],
         cli_env(tmp_path, MDP_CONTRACT=str(strict)),
         timeout=600,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.harness import cli_env, run_cli
+from tests.reliability.harness import cli_env, run_cli_in_process
 
 pytestmark = pytest.mark.integration
 EVENTS = "2000"
@@ -52,19 +52,19 @@ STAGES = [
 def test_a_rerun_with_nothing_new_does_nothing_and_says_so(tmp_path):
     env = cli_env(tmp_path, MDP_EVENTS=EVENTS, MDP_MIN_TEST_ROWS="50")  # 500 customers: a champion, then scores
     # The hour is named, so that the test does not depend on the clock (the hourly run lands "now").
-    landed = run_cli(["generate", "--since", "2026-01-05T08"], env)
-    again = run_cli(["generate", "--since", "2026-01-05T08"], env)
+    landed = run_cli_in_process(["generate", "--since", "2026-01-05T08"], env)
+    again = run_cli_in_process(["generate", "--since", "2026-01-05T08"], env)
     assert landed.returncode == again.returncode == 0, landed.stdout + again.stdout + again.stderr
     assert (
         "landed 2000 events" in landed.stdout
         and "landed 0 events" in again.stdout
         and "2000 already there" in again.stdout
     )
-    first = run_cli(["run", *STAGES], env, timeout=600)
+    first = run_cli_in_process(["run", *STAGES], env, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     before = _state(tmp_path)
     assert None not in (before["silver"], before["gold"]) and before["versions"] == ["1"]  # Delta versions from 0
-    quiet = run_cli(["run", *STAGES], env, timeout=600)
+    quiet = run_cli_in_process(["run", *STAGES], env, timeout=600)
     assert quiet.returncode == 0, quiet.stdout + quiet.stderr
     assert _state(tmp_path) == before, "a run with nothing new wrote something"
     for stage in STAGES[1::2]:
@@ -76,11 +76,11 @@ def test_a_rerun_with_nothing_new_does_nothing_and_says_so(tmp_path):
 def test_all_reprocesses_bronze_and_makes_up_no_hours(tmp_path):
     env = cli_env(tmp_path, MDP_EVENTS=EVENTS)
     for hour in ("2026-01-05T00", "2026-01-05T12"):
-        gen = run_cli(["generate", "--since", hour], env)
+        gen = run_cli_in_process(["generate", "--since", hour], env)
         assert gen.returncode == 0, gen.stdout + gen.stderr
     hours = _state(tmp_path)["bronze_hours"]
     assert len(hours) == 2
-    out = run_cli(["run", "--all"], env, timeout=600)
+    out = run_cli_in_process(["run", "--all"], env, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     state = _state(tmp_path)
     assert state["bronze_hours"] == hours, "the generator landed hours that were never there"

@@ -1,20 +1,28 @@
-"""Shared pieces of the reliability tests (issue 7): CLI subprocesses, fake credentials, lakes.
+"""Shared pieces of the reliability tests (issue 7): CLI runs, fake credentials, lakes.
 
-- Every CLI subprocess runs with FAKE_SECRETS in its environment and its output is kept in
-  CLI_OUTPUTS, so the secrets test can scan everything the CLI printed in this session.
+- `run_cli` runs `mdp` as a subprocess (a JVM start, about a minute), `run_cli_in_process` runs the
+  same `main()` in this process on the shared SparkSession. Every CLI run has FAKE_SECRETS in its
+  environment and its output is kept in CLI_OUTPUTS, so the secrets test can scan everything the
+  CLI printed in this session.
 - `reference` is one clean, in-order embedded run over three hours (land, Silver, gate, Gold),
   with content checksums after each hour. The crash, rerun/backfill and gate tests compare with it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
+import io
 import json
+import logging
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import time
+import traceback
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,6 +91,53 @@ def run_cli(args: list[str], env: dict, timeout: float = 240, cwd: Path | str | 
     proc = subprocess.run([MDP, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT)
     result = CliResult(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
     CLI_OUTPUTS.append((" ".join(args), proc.stdout + proc.stderr))
+    return result
+
+
+def run_cli_in_process(args: list[str], env: dict, timeout: float = 600, cwd: Path | str | None = None) -> CliResult:
+    """`mdp ARGS` as `run_cli` runs it, in this process: the CLI's `main()` (logging, secret mask,
+    typer, the exit code of its SystemExit) with `env` as the whole environment, on the shared
+    SparkSession (the CLI never stops it). What the run changes in the process (environment, cwd,
+    argv, root logging, warning filters, excepthook) is put back afterwards.
+
+    It sees only what Python writes to sys.stdout and sys.stderr, not the JVM's own output nor a
+    signal's effect: the tests of those (crashes, signals, the secrets scan, exit codes as a pod
+    sees them) use `run_cli`. A run longer than `timeout` ends the test process, with every
+    thread's traceback (faulthandler), as a hung subprocess would end in a timeout."""
+    from mdp.shell import cli
+    from tests.helpers import shared_spark
+
+    shared_spark()
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd, saved_argv, saved_hook = dict(os.environ), os.getcwd(), sys.argv, sys.excepthook
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    code = 0
+    t0 = time.monotonic()
+    faulthandler.dump_traceback_later(timeout, exit=True)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd or ROOT)
+        sys.argv = ["mdp", *args]
+        with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                cli.main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            except Exception:  # what a process would print as it dies
+                traceback.print_exc()
+                code = 1
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        sys.argv, sys.excepthook = saved_argv, saved_hook
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    result = CliResult(list(args), code, out.getvalue(), err.getvalue(), time.monotonic() - t0)
+    CLI_OUTPUTS.append((" ".join(args), result.stdout + result.stderr))
     return result
 
 

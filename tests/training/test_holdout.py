@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.reliability.harness import cli_env, run_cli
+from tests.reliability.harness import cli_env, run_cli_in_process
 from tests.training.gold import publish_gold, synthetic_gold, train
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,7 @@ def test_a_class_with_one_row_trains_nothing_and_names_the_counts(make_settings,
     gold["churned"] = 0
     gold.loc[17, "churned"] = 1
     snapshot = publish_gold(settings, gold)
-    result = run_cli(["stage", "train_model"], cli_env(tmp_path))
+    result = run_cli_in_process(["stage", "train_model"], cli_env(tmp_path))
     assert result.returncode == 0, result.text
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["decision"] == "not trained" and not figures["promoted"] and "model_version" not in figures, figures
@@ -114,7 +114,7 @@ def test_a_class_with_one_row_trains_nothing_and_names_the_counts(make_settings,
         MlflowClient(settings.mlflow_uri, settings.mlflow_uri).search_model_versions(f"name = '{settings.model_name}'")
         == []
     )
-    run = run_cli(["run", "--stage", "train_model"], cli_env(tmp_path))
+    run = run_cli_in_process(["run", "--stage", "train_model"], cli_env(tmp_path))
     assert run.returncode == 0 and f"model {settings.model_name} not trained: Gold snapshot {snapshot}" in run.text, (
         run.text
     )

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow.compute as pc
 import pytest
-from _transport_helpers import SteadyProducer, bronze_offsets, committed_offsets, read_topic, subprocess_env
 
 from ingestion.generator import generate_hour
 from ingestion.landing import LandingOptions, land
@@ -24,6 +23,7 @@ from ingestion.producer import make_producer, produce_generated, publish
 from mdp.core.context import RunContext
 from mdp.core.lake import Interval, bronze_table_uri, read_parquet
 from mdp.core.storage import store_for
+from tests.server_helpers import SteadyProducer, bronze_offsets, committed_offsets, read_topic, subprocess_env
 
 pytestmark = pytest.mark.integration
 

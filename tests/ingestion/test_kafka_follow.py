@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from _transport_helpers import bronze_offsets, committed_offsets, read_topic, subprocess_env
 
 from ingestion.producer import make_producer, publish
 from mdp.core.lake import bronze_table_uri, read_parquet
+from tests.server_helpers import bronze_offsets, committed_offsets, read_topic, subprocess_env
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from _transport_helpers import subprocess_env
 
 from ingestion.postgres_source import WatermarkPublisher, seed
 from ingestion.producer import produce_generated
@@ -25,6 +24,7 @@ from mdp.core.stages import get_stage
 from mdp.core.tables import silver_dataset
 from mdp.shell.runner import run_pipeline, run_stage
 from spark_apps.session import get_spark
+from tests.server_helpers import subprocess_env
 
 pytestmark = pytest.mark.integration
 

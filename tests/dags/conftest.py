@@ -1,4 +1,4 @@
-"""Fixtures for tests/airflow. The throwaway AIRFLOW_HOME is set by airflow_helpers at import.
+"""Fixtures for tests/dags. The throwaway AIRFLOW_HOME is set by airflow_helpers at import.
 
 To keep the wall time down in one process, the slow start-ups begin in the background as soon as
 collection is done: `airflow db migrate` (for dag.test) and `mdp airflow standalone` (for the REST

@@ -1,4 +1,7 @@
-"""Real servers for the transport tests: PostgreSQL, tansu (Kafka), SeaweedFS (S3), MLflow server.
+"""Real servers for the tests of the transports: PostgreSQL, tansu (Kafka), SeaweedFS (S3), MLflow server.
+
+A plugin (tests/conftest.py loads it), as tests in several folders use the servers; those files
+are listed in `_SERVERS` there, so that one worker runs them all and starts the servers once.
 
 One stack per test session, on free ports, in a temporary folder that is removed at the end.
 Tests isolate themselves with their own topic, database, bucket and consumer group.
@@ -26,12 +29,13 @@ def _need(*names: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack():
+def stack(request):
     root = Path(tempfile.mkdtemp(prefix="mdp-transports-"))
     root.chmod(0o755)  # the postgres user (initdb as root drops to it) must reach its folder
     # HOME/.mdp/services, as `mdp services ... --home HOME` expects.
     svc = LocalServices(root / ".mdp" / "services", ServiceConfig(ports=Ports.free(), pg_fsync=False))
     try:
+        _warm_mlflow(svc, request.session.items)
         yield svc
     finally:
         svc.down()
@@ -43,6 +47,20 @@ def _start(stack: LocalServices, name: str) -> LocalServices:
     if not stack.running(name):
         stack.start(name)
     return stack
+
+
+def _warm_mlflow(stack: LocalServices, items) -> None:
+    """The MLflow server needs 20-50 s to come up: start it first, without waiting, when a test needs it."""
+    if not any("mlflow_server" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    try:
+        for name in ("postgres", "s3", "mlflow"):
+            find_binary(name)
+    except ServiceError:
+        return  # the tests that need it skip with the reason
+    _start(stack, "postgres")
+    _start(stack, "s3")
+    stack.start_mlflow(wait=False)
 
 
 @pytest.fixture(scope="session")
@@ -65,22 +83,6 @@ def mlflow_server(postgres, s3):
     _need("mlflow")
     s3.start_mlflow(wait=True)
     return s3
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _warm_mlflow(request):
-    """The MLflow server needs 20-50 s to come up: start it first, without waiting, when a test needs it."""
-    if not any("mlflow_server" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        return
-    try:
-        for name in ("postgres", "s3", "mlflow"):
-            find_binary(name)
-    except ServiceError:
-        return  # the tests that need it skip with the reason
-    stack = request.getfixturevalue("stack")
-    request.getfixturevalue("postgres")
-    request.getfixturevalue("s3")
-    stack.start_mlflow(wait=False)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Shared by tests/airflow: paths, the throwaway Airflow environment, DAG parsing helpers.
+"""Shared by tests/dags: paths, the throwaway Airflow environment, DAG parsing helpers.
 
 Importing this module sets AIRFLOW_HOME and the sqlite metadata DB in os.environ (Airflow reads
 its configuration once, at import), so conftest.py imports it before anything imports airflow.
@@ -24,7 +24,7 @@ VENV_BIN = Path(sys.executable).parent
 
 if "airflow" in sys.modules:  # pragma: no cover - only when another conftest imported it first
     warnings.warn(
-        "airflow was imported before tests/airflow/conftest.py: its config may not be the temp one", stacklevel=1
+        "airflow was imported before tests/dags/conftest.py: its config may not be the temp one", stacklevel=1
     )
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="mdp-airflow-test-"))

@@ -12,7 +12,6 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from _transport_helpers import contract_violations, read_topic
 
 from ingestion.postgres_source import (
     WatermarkPublisher,
@@ -24,6 +23,7 @@ from ingestion.postgres_source import (
     state_columns,
 )
 from mdp.core.contract import load_contract
+from tests.server_helpers import contract_violations, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """mdp.core.tables on a local lake: a run's write (begin, stage, commit, abort), idempotent through
 Delta's txn, refused when the table moved since the run began, and read back at any version.
-tests/transports/test_tables_s3.py runs the same scenario on SeaweedFS."""
+tests/core/test_tables_s3.py runs the same scenario on SeaweedFS."""
 
 from __future__ import annotations
 

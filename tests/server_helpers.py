@@ -1,4 +1,4 @@
-"""Helpers for the transport tests (imported as a plain module: tests/transports is on sys.path)."""
+"""Helpers for the tests on the real local servers of tests/servers.py."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def subprocess_env(settings, **extra: str) -> dict[str, str]:
             "MDP_LAKE_ROOT": settings.lake_root,
             "MDP_SOURCE": settings.source,
             "MDP_KAFKA_TOPIC": settings.topic,
-            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
         }
     )
     for key, var in (

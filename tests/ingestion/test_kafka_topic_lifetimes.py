@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _transport_helpers import committed_offsets
 
 from ingestion.landing import LandingOptions, consumer_config, land
 from ingestion.producer import ensure_topic, make_producer, publish
@@ -27,6 +26,7 @@ from mdp.core.stages import get_stage
 from mdp.core.storage import store_for
 from mdp.shell.runner import run_pipeline
 from tests.helpers import clean_events
+from tests.server_helpers import committed_offsets
 
 pytestmark = pytest.mark.integration
 STAGES = ("land_bronze", "bronze_to_silver", "validate_silver")

@@ -8,7 +8,6 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from _transport_helpers import read_topic
 
 from ingestion.examples import write_example
 from ingestion.file_source import ingest_file, read_file, to_events
@@ -17,6 +16,7 @@ from mdp.core.context import RunContext
 from mdp.core.contract import load_contract
 from mdp.core.lake import Interval, bronze_table_uri, read_parquet
 from mdp.core.storage import store_for
+from tests.server_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 ROWS = 300

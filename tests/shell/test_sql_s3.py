@@ -1,12 +1,11 @@
-"""`mdp sql` on the local profile's S3 (SeaweedFS): the checks of tests/pipeline/test_sql.py, with
+"""`mdp sql` on the local profile's S3 (SeaweedFS): the checks of tests/shell/test_sql.py, with
 delta-rs and DuckDB reading the tables from a bucket."""
 
 from __future__ import annotations
 
-from _transport_helpers import subprocess_env
-
-from tests.pipeline.sql_lake import build_lake
-from tests.pipeline.test_sql import check_every_layer
+from tests.server_helpers import subprocess_env
+from tests.shell.sql_lake import build_lake
+from tests.shell.test_sql import check_every_layer
 
 
 def test_mdp_sql_on_s3(local_settings, bucket_lake, tmp_path):

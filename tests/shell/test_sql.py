@@ -1,6 +1,6 @@
 """`mdp sql` through the CLI on the embedded profile: one query per layer, `--as-of`, `--out`, and a
 clear exit code for an unknown table, bad SQL and a version that is not there. The lake is made
-without Spark (tests/pipeline/sql_lake.py); tests/transports/test_sql_s3.py runs the same on S3."""
+without Spark (tests/shell/sql_lake.py); tests/shell/test_sql_s3.py runs the same on S3."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from tests.pipeline.sql_lake import build_lake
+from tests.shell.sql_lake import build_lake
 
 MDP = str(Path(sys.executable).parent / "mdp")
 ROOT = Path(__file__).resolve().parents[2]
