@@ -44,6 +44,7 @@ pytest_plugins = ["tests.servers"]
 # a node id.)
 _BY_FOLDER = {"dags", "reliability", "deploy", "cluster", "training", "scoring", "properties"}
 _SERVERS = {
+    "tests/core/test_storage.py",
     "tests/core/test_tables_s3.py",
     "tests/ingestion/test_file_kafka.py",
     "tests/ingestion/test_kafka_follow.py",

@@ -16,7 +16,6 @@ import pytest
 from mdp.core.storage import LocalStore, S3Store, Store, join, s3_client
 
 # The transport tests' servers, started once per session (a session fixture, not a mock).
-from tests.transports.conftest import local_settings, s3, stack  # noqa: F401  (pytest finds fixtures by name)
 
 pytestmark = pytest.mark.integration
 
