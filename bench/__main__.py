@@ -71,7 +71,7 @@ QUICK = dict(
     cli_events=20_000,
     cli_file_rows=2_000,
 )
-# The test suite runs this one (tests/unit/test_bench.py): every code path and equality check, at toy sizes.
+# The test suite runs this one (tests/pipeline/test_bench_tiny.py): every code path and equality check, at toy sizes.
 TINY = dict(
     events_per_hour=1_000,
     e2e=[1_000],

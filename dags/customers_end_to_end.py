@@ -42,7 +42,7 @@ from mdp.core.stages import STAGES, Stage
 DAG_ID = "customers_end_to_end"
 log = logging.getLogger(__name__)
 
-# Retries and timeouts (asserted by tests/airflow/test_airflow_dag_integrity.py).
+# Retries and timeouts (asserted by tests/dags/test_airflow_dag_integrity.py).
 RETRIES = 2
 RETRY_DELAY = timedelta(minutes=1)
 MAX_RETRY_DELAY = timedelta(minutes=10)

@@ -14,7 +14,7 @@ Derived features are relative to `as_of`, so the same Silver always gives the sa
 Entities whose tombstone column equals the tombstone value are deleted: they stay in Silver (so a
 late update cannot resurrect them) and leave Gold. They still count for as_of.
 
-The DuckDB and pandas references in bench/ implement the same list; tests/unit/test_features.py
+The DuckDB and pandas references in bench/ implement the same list; tests/spark_apps/test_features.py
 checks all three on hand-built Silver frames.
 """
 

@@ -260,7 +260,7 @@ class Contract(_Strict):
 
     # What does not shape Silver: read only by the gate, Gold, the model, the Postgres source and
     # the scores. Everything else does, so a field added to the contract is in the fingerprint
-    # unless it is named here (tests/unit/test_contract.py checks that each field is one or the other).
+    # unless it is named here (tests/core/test_contract.py checks that each field is one or the other).
     NOT_SILVER: ClassVar[frozenset[str]] = frozenset(
         {"version", "label", "model_name", "quality", "postgres", "derived"}
     )
