@@ -46,10 +46,15 @@ import random
 import time
 import uuid
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 from mdp.core.contract import Contract, load_contract
 from mdp.core.errors import Busy, ConfigError, Unavailable
 from mdp.core.settings import Settings, connect_failure
+
+if TYPE_CHECKING:
+    import psycopg
+    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +176,7 @@ def _redact(dsn: str) -> str:
     return dsn.replace(f":{p.password}@", ":***@") if p.password else dsn
 
 
-def connect(settings: Settings, autocommit: bool = False):
+def connect(settings: Settings, autocommit: bool = False) -> psycopg.Connection:
     """A connection; a refused or timed-out connect is Unavailable, rejected credentials a ConfigError."""
     import psycopg
 
@@ -292,8 +297,15 @@ def delete_rows(settings: Settings, n: int) -> list:
         ]
 
 
+def _value(cursor: psycopg.Cursor) -> Any:
+    """The one value of a query that returns one row (a SELECT of a function)."""
+    row = cursor.fetchone()
+    assert row is not None  # a SELECT without FROM returns one row
+    return row[0]
+
+
 # ---- the publisher --------------------------------------------------------------------------------
-def event_id_for(key, version: datetime, deleted: bool = False) -> str:
+def event_id_for(key: object, version: datetime, deleted: bool = False) -> str:
     """A UUID (version 4 layout) derived from the row version: a republished row keeps its id."""
     digest = hashlib.sha256(f"{key}|{version.isoformat()}{'|deleted' if deleted else ''}".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
@@ -339,7 +351,9 @@ def row_event(row: dict, contract: Contract, deleted: bool = False) -> dict:
 class WatermarkPublisher:
     """Publishes changed and deleted rows by commit order; the stored watermark is a snapshot."""
 
-    def __init__(self, settings: Settings, name: str | None = None, producer=None, batch_rows: int = 5000):
+    def __init__(
+        self, settings: Settings, name: str | None = None, producer: KafkaProducer | None = None, batch_rows: int = 5000
+    ) -> None:
         self.settings = settings
         self.contract = settings.data_contract
         self.name = name or f"{self.contract.source_table}-to-kafka"
@@ -348,7 +362,7 @@ class WatermarkPublisher:
         ensure_schema(settings)
 
     @property
-    def producer(self):
+    def producer(self) -> KafkaProducer:
         if self._producer is None:
             from ingestion.producer import make_producer
 
@@ -361,7 +375,7 @@ class WatermarkPublisher:
             row = conn.execute(f"SELECT snapshot::text FROM {SNAPSHOTS} WHERE publisher = %s", (self.name,)).fetchone()
         return row[0] if row else None
 
-    def _changes_sql(self, since: str | None) -> tuple[str, dict]:
+    def _changes_sql(self, since: str | None) -> tuple[str, dict | None]:
         c = self.contract
         wm = c.postgres.watermark_column
         names = [col.name for col in state_columns(c)]
@@ -399,13 +413,13 @@ class WatermarkPublisher:
         total = 0
         with connect(self.settings) as conn:
             lock = f"mdp-publisher:{self.name}"
-            if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (lock,)).fetchone()[0]:
+            if not _value(conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (lock,))):
                 raise Busy(f"another publisher named {self.name!r} is polling {c.source_table!r} now; retry later")
             conn.commit()
             since = self.watermark()
             conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
             # The snapshot of this transaction: every read below sees exactly what it shows.
-            snapshot = conn.execute("SELECT pg_current_snapshot()::text").fetchone()[0]
+            snapshot = _value(conn.execute("SELECT pg_current_snapshot()::text"))
             sql, params = self._changes_sql(since)
             with conn.cursor(name="mdp_changes", row_factory=dict_row) as cur:
                 cur.itersize = self.batch_rows
