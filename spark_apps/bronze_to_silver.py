@@ -141,10 +141,11 @@ class SilverVersionBuilder:
         inputs = MergeInputs(
             accepted, quarantined, self._read("state", silver_schema(contract)), self._read("quarantine")
         )
+        # transform and load: the events no earlier version merged (`seen`); the merged state and its
+        # changed rows; the quarantine, which keeps where a record came from, its raw bytes and its
+        # reasons (typed values of a bad record mean little, and may be out of any engine's range);
+        # the gate's batch.
         fresh = self._unseen(accepted)
-        # transform and load: the merged state and its changed rows; the quarantine, which keeps where
-        # a record came from, its raw bytes and its reasons (typed values of a bad record mean little,
-        # and may be out of any engine's range); the gate's batch.
         merged = latest_state(to_silver_rows(fresh, contract), inputs.state, contract).persist()
         written = Written(
             state=self._write(merged.drop("_changed"), "state"),
