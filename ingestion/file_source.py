@@ -228,9 +228,9 @@ def header_report(data: FileData, contract: Contract) -> dict[str, list[str]]:
     names = set(contract.names)
     present = set(data.columns) | {contract.event_id}
     return {
-        "unknown_columns": [c for c in data.columns if c not in names],
-        "missing_required": [c.name for c in contract.columns if c.name not in present and not c.nullable],
-        "missing_optional": [c.name for c in contract.columns if c.name not in present and c.nullable],
+        "unknown_columns": [n for n in data.columns if n not in names],
+        "missing_required": [col.name for col in contract.columns if col.name not in present and not col.nullable],
+        "missing_optional": [col.name for col in contract.columns if col.name not in present and col.nullable],
     }
 
 
