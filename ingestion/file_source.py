@@ -34,13 +34,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mdp.core.contract import Contract
 from mdp.core.contract_infer import is_blank
 from mdp.core.errors import ConfigError
 from mdp.core.settings import Settings
 from mdp.core.storage import Store
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
 
 # Event ids of file rows live in their own UUID namespace (uuid5 of "<sha256>:<row>").
 FILE_NAMESPACE = uuid.UUID("5b0c7f44-3c59-4d0e-9a43-6d1f0c2b7e11")
@@ -225,9 +228,9 @@ def header_report(data: FileData, contract: Contract) -> dict[str, list[str]]:
     names = set(contract.names)
     present = set(data.columns) | {contract.event_id}
     return {
-        "unknown_columns": [c for c in data.columns if c not in names],
-        "missing_required": [c.name for c in contract.columns if c.name not in present and not c.nullable],
-        "missing_optional": [c.name for c in contract.columns if c.name not in present and c.nullable],
+        "unknown_columns": [n for n in data.columns if n not in names],
+        "missing_required": [col.name for col in contract.columns if col.name not in present and not col.nullable],
+        "missing_optional": [col.name for col in contract.columns if col.name not in present and col.nullable],
     }
 
 
@@ -243,7 +246,7 @@ def ingest_file(
     path: str | Path,
     fmt: str | None = None,
     at: datetime | None = None,
-    producer=None,
+    producer: KafkaProducer | None = None,
 ) -> dict:
     """Send a file's rows as events (to the topic or to Bronze). Returns the figures it printed."""
     contract = settings.data_contract

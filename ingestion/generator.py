@@ -87,8 +87,9 @@ class CustomerEventGenerator:
         self.fake.seed_instance(self.rng.randrange(2**31))
         self.n_customers = max(1, n_customers)
         self.contract = load_contract(CONTRACT)
-        self.countries = self.contract.column("country").allowed
-        self.plans = self.contract.column("plan").allowed
+        countries, plans = self.contract.column("country").allowed, self.contract.column("plan").allowed
+        assert countries and plans  # the bundled customers contract lists both
+        self.countries, self.plans = countries, plans
         self._seen: set[int] = set()
         self._profiles: dict[int, dict] = {}
         self._last_events: list[dict] = []

@@ -13,12 +13,13 @@ import hashlib
 from pathlib import Path
 
 from mdp.core.context import RunContext
+from mdp.core.contract import Contract
 from mdp.core.errors import ConfigError
 from mdp.core.lake import bronze_file_name, bronze_partition, bronze_table_uri
 from mdp.core.storage import join
 
 
-def check_generator_fits(contract) -> None:
+def check_generator_fits(contract: Contract) -> None:
     """The generator makes the bundled customers contract's events; another shape would all be quarantined."""
     from ingestion.generator import FIELDS
 
@@ -66,6 +67,8 @@ def land_from_generator(ctx: RunContext) -> dict:
 
 
 def input_path(ctx: RunContext) -> Path:
+    """The input file (Settings requires one with source=file; a Kafka source asks only when one is set)."""
+    assert ctx.settings.input_file is not None
     path = Path(ctx.settings.input_file)
     return path if path.is_absolute() else ctx.settings.home / path
 

@@ -31,6 +31,7 @@ Options come from the environment (they tune one process, not the platform):
   MDP_LANDING_BATCH_RECORDS (50k)  records per Bronze write + commit
   MDP_LANDING_BATCH_WAIT_S (2; following: 30)  write a partial batch after this long
   MDP_LANDING_GROUP (mdp-landing-<topic>)
+  MDP_LANDING_JOIN_TIMEOUT_S (60)  Unavailable when the group gives no partitions within this long
   MDP_LANDING_STATUS_FILE          a JSON status file, rewritten every second or so (probes read its age)
   MDP_TEST_CRASH_AFTER_WRITE=1     test hook: SIGKILL this process right after the first durable write
 """
@@ -45,8 +46,10 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kafka import ConsumerRebalanceListener
 
@@ -54,6 +57,11 @@ from mdp.core.context import RunContext, StageError
 from mdp.core.errors import MdpError, Unavailable
 from mdp.core.lake import Interval, hour_floor
 from mdp.core.settings import ConfigError, Settings
+from mdp.core.storage import Store
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +80,7 @@ class LandingOptions:
     status_file: str | None = None
 
     @classmethod
-    def from_env(cls, follow: bool = False, **overrides) -> LandingOptions:
+    def from_env(cls, follow: bool = False, **overrides: Any) -> LandingOptions:
         values: dict = {"batch_wait_s": FOLLOW_BATCH_WAIT_S} if follow else {}
         for f in fields(cls):
             raw = os.environ.get(f"MDP_LANDING_{f.name.upper()}")
@@ -120,7 +128,7 @@ def consumer_config(settings: Settings, group_id: str, batch_records: int) -> di
     }
 
 
-def topic_id(consumer, topic: str) -> str | None:
+def topic_id(consumer: KafkaConsumer, topic: str) -> str | None:
     """The id of this creation of the topic (Metadata v10+, Kafka 2.8+), as 32 hex digits; None if the
     broker gives none. kafka-python keeps it in the consumer's cluster metadata (no public getter)."""
     cluster = getattr(consumer, "_cluster", None)
@@ -146,6 +154,36 @@ def _ranges(offsets: dict) -> str:
     return " ".join(f"p{p}:{a}-{b}" for p, (a, b) in sorted(offsets.items()))
 
 
+@dataclass
+class Tally:
+    """What a lander has landed and committed so far: the first figures of its report."""
+
+    landed: int = 0
+    batches: int = 0
+    bronze_objects: int = 0
+    commit_failures: int = 0
+    hours: dict[str, int] = field(default_factory=dict)  # records per Bronze hour ("%Y-%m-%dT%H")
+
+
+class _Pending(NamedTuple):
+    """A batch handed to the writer, waiting for its offsets to be committed."""
+
+    future: Future[tuple[list[str], dict[str, int]]]
+    offsets: dict  # TopicPartition -> OffsetAndMetadata: the commit once the write returned
+    n: int
+    ranges: dict[int, tuple[int, int]]
+    t_submit: float
+
+
+@dataclass
+class _Progress:
+    """How a landing loop ended, and the time it spent landing."""
+
+    stopped_by: str | None  # signal | snapshot | max_records | idle
+    active_s: float  # from the first poll after the join to the last record, plus the writes after it
+    cpu_s: float  # this process, all threads: robust on a busy machine
+
+
 class Lander:
     """One consumer-group member that lands batches into Bronze.
 
@@ -154,7 +192,7 @@ class Lander:
     thread-safe), in batch order, and only for batches whose write has returned.
     """
 
-    def __init__(self, settings: Settings, store, options: LandingOptions | None = None):
+    def __init__(self, settings: Settings, store: Store, options: LandingOptions | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         from kafka import KafkaConsumer
@@ -199,11 +237,12 @@ class Lander:
         _warm_up()
         self.batch: list = []
         self.batch_ranges: dict[int, tuple[int, int]] = {}  # partition -> (first, last) offset in the batch
-        self.pending: deque = deque()  # (future, offsets, n, ranges, t_submit) in submission order
+        self.pending: deque[_Pending] = deque()  # in submission order
         self.committed: dict[int, int] = {}
         self.closing = False
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer")
-        self.figures = {"landed": 0, "batches": 0, "bronze_objects": 0, "commit_failures": 0, "hours": {}}
+        self.tally = Tally()
+        self._seen = 0  # records polled by this run
         self._status_at = 0.0
 
     # ---- the snapshot a bounded run stops at ---------------------------------------------------
@@ -270,8 +309,8 @@ class Lander:
 
     def _reached_snapshot(self) -> bool:
         """True when every partition we own is read up to the snapshot; pauses the ones that are."""
-        if self.assigned is None:
-            return False  # mid-rebalance: do not judge an assignment we do not have yet
+        if self.assigned is None or self.end is None:
+            return False  # mid-rebalance: do not judge an assignment we do not have yet (or a follower: no snapshot)
         paused = self.consumer.paused()
         done = True
         for tp in self.assigned:
@@ -368,7 +407,9 @@ class Lander:
         offsets = {
             TopicPartition(self.topic, p): OffsetAndMetadata(last + 1, "", -1) for p, (_, last) in ranges.items()
         }
-        self.pending.append((self.writer.submit(self._write, batch), offsets, len(batch), ranges, time.perf_counter()))
+        self.pending.append(
+            _Pending(self.writer.submit(self._write, batch), offsets, len(batch), ranges, time.perf_counter())
+        )
         self._commit_written(block_until=1)
 
     def _commit_written(self, block_until: int = 0) -> None:
@@ -387,13 +428,13 @@ class Lander:
                 # The group moved the partitions on: the batch is in Bronze and is redelivered to the
                 # new owner; Silver drops the duplicate event ids. Nothing is lost.
                 committed = False
-                self.figures["commit_failures"] += 1
+                self.tally.commit_failures += 1
                 log.warning("offset commit failed after a durable write (will be redelivered): %s", exc)
             for h, k in hours.items():
-                self.figures["hours"][h] = self.figures["hours"].get(h, 0) + k
-            self.figures["landed"] += n
-            self.figures["batches"] += 1
-            self.figures["bronze_objects"] += len(uris)
+                self.tally.hours[h] = self.tally.hours.get(h, 0) + k
+            self.tally.landed += n
+            self.tally.batches += 1
+            self.tally.bronze_objects += len(uris)
             log.info(
                 "flush: %d records (%s) -> %d Bronze objects in %.2fs; %s",
                 n,
@@ -420,9 +461,9 @@ class Lander:
             "state": state,
             "topic": self.topic,
             "group": self.options.group_id(self.topic),
-            "polled": getattr(self, "_seen", 0),
-            "landed": self.figures["landed"],
-            "batches": self.figures["batches"],
+            "polled": self._seen,
+            "landed": self.tally.landed,
+            "batches": self.tally.batches,
             "committed": {str(p): o for p, o in sorted(self.committed.items())},
             "assigned": sorted(tp.partition for tp in self.assigned) if self.assigned else [],
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -433,64 +474,18 @@ class Lander:
         os.replace(tmp, path)
 
     # ---- the loop ----------------------------------------------------------------------------------
-    def run(self, follow: bool = False, should_stop: Callable[[], bool] | None = None) -> dict:
+    def run(self, follow: bool = False, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Land until the snapshot is reached (a run), or until `should_stop()` (a follower)."""
         from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-        opts = self.options
-        clock = time.perf_counter
-        t_start = clock()
-        batch_started = None
-        tail_flush = 0.0
-        stopped_by = None
+        t_start = time.perf_counter()
         self._seen = 0
         try:
             if not follow:
                 self.end = self._snapshot_end_offsets()  # before the join: the topic as the task found it
             polled = self._wait_for_assignment(should_stop)
-            t0, cpu0 = clock(), time.process_time()
-            last_record = t0
-            while True:
-                got = self._take(polled)
-                self._seen += got
-                now = clock()
-                if got:
-                    last_record = now
-                    tail_flush = 0.0
-                    batch_started = batch_started or now
-                if should_stop is not None and should_stop():
-                    stopped_by = "signal"
-                elif not follow:
-                    if self._reached_snapshot():
-                        stopped_by = "snapshot"
-                    elif self._seen >= opts.max_records:
-                        stopped_by = "max_records"
-                    elif not got and now - last_record >= opts.max_wait_s:
-                        stopped_by = "idle"
-                done = stopped_by is not None
-                if self.batch and (
-                    done or len(self.batch) >= opts.batch_records or now - batch_started >= opts.batch_wait_s
-                ):
-                    self._submit()
-                    batch_started = None
-                if done or (not got and self.pending):
-                    self._commit_written(block_until=0)  # idle: finish the writes
-                    if not got:  # a write after the last record: busy time, not idle time
-                        tail_flush += clock() - now
-                else:
-                    self._commit_written()
-                if done:
-                    break
-                self._write_status("following" if follow else "landing")
-                room = opts.batch_records - len(self.batch)
-                if not follow:
-                    room = min(room, opts.max_records - self._seen)
-                polled = self.consumer.poll(timeout_ms=200, max_records=max(1, min(room, 50_000)))
-            # Busy time: from the first poll after the join to the last record, plus the writes after it
-            # (the join and the final idle wait are not landing work).
-            active_s = max(last_record - t0 + tail_flush, 1e-6)
-            cpu_s = max(time.process_time() - cpu0, 1e-6)  # this process, all threads: robust on a busy machine
-            behind = self._behind_snapshot() if stopped_by != "snapshot" else 0
+            progress = self._land(polled, follow, should_stop)
+            behind = self._behind_snapshot() if progress.stopped_by != "snapshot" else 0
         except (KafkaTimeoutError, KafkaConnectionError) as exc:
             # The broker went away (a poll, a position, a commit): what was written and not
             # committed is redelivered to the next run. Retryable.
@@ -499,27 +494,89 @@ class Lander:
             self.closing = True  # a revocation during close must not hand work to a stopped writer
             self.writer.shutdown(wait=True)
             self.consumer.close(autocommit=False)
-        if stopped_by == "idle" and behind:
+        return self._report(progress, behind, time.perf_counter() - t_start)
+
+    def _land(self, polled: dict, follow: bool, should_stop: Callable[[], bool] | None) -> _Progress:
+        """Poll, batch, write and commit until a stop reason holds; the last batch is written and committed."""
+        opts = self.options
+        clock = time.perf_counter
+        t0, cpu0 = clock(), time.process_time()
+        last_record = t0
+        batch_started: float | None = None
+        tail_flush = 0.0
+        while True:
+            got = self._take(polled)
+            self._seen += got
+            now = clock()
+            if got:
+                last_record = now
+                tail_flush = 0.0
+                batch_started = batch_started or now
+            stopped_by = self._stop_reason(follow, should_stop, got, now - last_record)
+            done = stopped_by is not None
+            batch_age = now - (batch_started if batch_started is not None else now)
+            if self.batch and (done or len(self.batch) >= opts.batch_records or batch_age >= opts.batch_wait_s):
+                self._submit()
+                batch_started = None
+            if done or (not got and self.pending):
+                self._commit_written(block_until=0)  # idle: finish the writes
+                if not got:  # a write after the last record: busy time, not idle time
+                    tail_flush += clock() - now
+            else:
+                self._commit_written()
+            if done:
+                break
+            self._write_status("following" if follow else "landing")
+            room = opts.batch_records - len(self.batch)
+            if not follow:
+                room = min(room, opts.max_records - self._seen)
+            polled = self.consumer.poll(timeout_ms=200, max_records=max(1, min(room, 50_000)))
+        # Busy time: the join and the final idle wait are not landing work.
+        return _Progress(
+            stopped_by,
+            active_s=max(last_record - t0 + tail_flush, 1e-6),
+            cpu_s=max(time.process_time() - cpu0, 1e-6),
+        )
+
+    def _stop_reason(self, follow: bool, should_stop: Callable[[], bool] | None, got: int, idle_s: float) -> str | None:
+        """Why the loop stops now, or None: a stop signal; in a bounded run also the snapshot
+        reached, `max_records`, or `max_wait_s` without a record."""
+        if should_stop is not None and should_stop():
+            return "signal"
+        if follow:
+            return None
+        if self._reached_snapshot():
+            return "snapshot"
+        if self._seen >= self.options.max_records:
+            return "max_records"
+        if not got and idle_s >= self.options.max_wait_s:
+            return "idle"
+        return None
+
+    def _report(self, progress: _Progress, behind: int, seconds: float) -> dict[str, Any]:
+        """The run's figures: the tally, why it stopped, where it stopped, and its rates."""
+        if progress.stopped_by == "idle" and behind:
             log.warning(
                 "landing stopped after %.0fs without a record, %d records short of its snapshot "
                 "(the next run lands them)",
-                opts.max_wait_s,
+                self.options.max_wait_s,
                 behind,
             )
-        landed = self.figures["landed"]
-        self.figures.update(
-            stopped_by=stopped_by,
-            snapshot={str(tp.partition): o for tp, o in sorted(self.end.items())} if self.end is not None else None,
-            behind_snapshot=behind,
-            committed={str(p): o for p, o in sorted(self.committed.items())},
-            seconds=round(clock() - t_start, 2),
-            active_seconds=round(active_s, 3),
-            events_per_s=round(landed / active_s) if landed else 0,
-            cpu_seconds=round(cpu_s, 3),
-            events_per_cpu_s=round(landed / cpu_s) if landed else 0,
-        )
+        landed, active_s, cpu_s = self.tally.landed, progress.active_s, progress.cpu_s
+        figures = {
+            **asdict(self.tally),
+            "stopped_by": progress.stopped_by,
+            "snapshot": {str(tp.partition): o for tp, o in sorted(self.end.items())} if self.end is not None else None,
+            "behind_snapshot": behind,
+            "committed": {str(p): o for p, o in sorted(self.committed.items())},
+            "seconds": round(seconds, 2),
+            "active_seconds": round(active_s, 3),
+            "events_per_s": round(landed / active_s) if landed else 0,
+            "cpu_seconds": round(cpu_s, 3),
+            "events_per_cpu_s": round(landed / cpu_s) if landed else 0,
+        }
         self._write_status("stopped", force=True)
-        return self.figures
+        return figures
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -529,24 +586,27 @@ class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, lander: Lander):
         self.lander = lander
 
-    def on_partitions_revoked(self, revoked) -> None:
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         lander = self.lander
         if revoked and hasattr(lander, "pending") and not lander.closing:
             lander.drain()
         lander.assigned = None
 
-    def on_partitions_assigned(self, assigned) -> None:
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Eager assignment: `assigned` is the whole new set (read it from the consumer to be sure).
         self.lander.assigned = set(self.lander.consumer.assignment())
 
 
-def land(settings: Settings, store, options: LandingOptions | None = None) -> dict:
+def land(settings: Settings, store: Store, options: LandingOptions | None = None) -> dict:
     """One landing run: up to the end offsets it found when it started (see the module docstring)."""
     return Lander(settings, store, options).run()
 
 
 def follow(
-    settings: Settings, store, options: LandingOptions | None = None, should_stop: Callable[[], bool] = lambda: False
+    settings: Settings,
+    store: Store,
+    options: LandingOptions | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict:
     """Land continuously until `should_stop()` returns True; then land and commit what was polled."""
     return Lander(settings, store, options or LandingOptions.from_env(follow=True)).run(

@@ -46,10 +46,15 @@ import random
 import time
 import uuid
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 from mdp.core.contract import Contract, load_contract
 from mdp.core.errors import Busy, ConfigError, Unavailable
 from mdp.core.settings import Settings, connect_failure
+
+if TYPE_CHECKING:
+    import psycopg
+    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +87,10 @@ def deleted_table(contract: Contract) -> str:
 def watermark_column(contract: Contract) -> str:
     """The row-version time column; a state column of that name must be a timestamp."""
     wm = contract.postgres.watermark_column
-    for c in state_columns(contract):
-        if c.name == wm and c.type != "timestamp":
+    for column in state_columns(contract):
+        if column.name == wm and column.type != "timestamp":
             raise ConfigError(
-                f"contract {contract.entity}: postgres.watermark_column {wm!r} is a {c.type} column; "
+                f"contract {contract.entity}: postgres.watermark_column {wm!r} is a {column.type} column; "
                 "it must be a timestamp (or a name the contract does not use)"
             )
     return wm
@@ -95,8 +100,11 @@ def table_ddl(contract: Contract | None = None) -> str:
     """DDL derived from the contract: the table, its triggers, the tombstone table, the snapshot table."""
     contract = contract or load_contract()
     t, pk, wm = contract.source_table, contract.primary_key, watermark_column(contract)
-    names = [c.name for c in state_columns(contract)]
-    cols = [f"    {q(c.name)} {PG_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in state_columns(contract)]
+    names = [column.name for column in state_columns(contract)]
+    cols = [
+        f"    {q(column.name)} {PG_TYPES[column.type]}{'' if column.nullable else ' NOT NULL'}"
+        for column in state_columns(contract)
+    ]
     if wm not in names:
         cols.append(f"    {q(wm)} timestamptz NOT NULL DEFAULT clock_timestamp()")
     cols.append(f"    {XID} xid8")  # set by the trigger; NULL only on rows older than the triggers
@@ -125,7 +133,7 @@ def table_ddl(contract: Contract | None = None) -> str:
     ]
     if contract.tombstone:
         d = deleted_table(contract)
-        dcols = [f"    {q(c.name)} {PG_TYPES[c.type]}" for c in state_columns(contract)]
+        dcols = [f"    {q(column.name)} {PG_TYPES[column.type]}" for column in state_columns(contract)]
         if wm not in names:
             dcols.append(f"    {q(wm)} timestamptz NOT NULL")
         kept = [n for n in names if n != wm]  # the last state; the watermark column gets the delete's time
@@ -171,7 +179,7 @@ def _redact(dsn: str) -> str:
     return dsn.replace(f":{p.password}@", ":***@") if p.password else dsn
 
 
-def connect(settings: Settings, autocommit: bool = False):
+def connect(settings: Settings, autocommit: bool = False) -> psycopg.Connection:
     """A connection; a refused or timed-out connect is Unavailable, rejected credentials a ConfigError."""
     import psycopg
 
@@ -204,7 +212,7 @@ def ensure_schema(settings: Settings) -> None:
 
 # ---- seeding and changes -------------------------------------------------------------------------
 def _upsert_sql(contract: Contract) -> str:
-    names = [c.name for c in state_columns(contract)]
+    names = [column.name for column in state_columns(contract)]
     pk = contract.primary_key
     updates = ", ".join(f"{q(n)} = EXCLUDED.{q(n)}" for n in names if n != pk)
     return (
@@ -223,7 +231,7 @@ def seed(settings: Settings, customers: int, seed_value: int | None = None, hour
     contract = settings.data_contract
     hour = hour or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     gen = CustomerEventGenerator(settings.seed if seed_value is None else seed_value, hour, n_customers=customers)
-    names = [c.name for c in state_columns(contract)]
+    names = [column.name for column in state_columns(contract)]
     latest: dict = {}
     for e in gen.events(customers * 3, dirty_fraction=0.0):
         body = json.loads(e.message)
@@ -241,14 +249,14 @@ def seed(settings: Settings, customers: int, seed_value: int | None = None, hour
     return len(rows)
 
 
-def _changed_value(c, value, rng: random.Random):
+def _changed_value(column, value, rng: random.Random):
     """A plausible new value for an application update; None when the column is not one to change."""
-    if c.allowed:
-        return rng.choice(c.allowed)
-    if c.type in ("int", "double") and value is not None:
-        lo = float(c.min) if c.min is not None else float("-inf")
-        hi = float(c.max) if c.max is not None else float("inf")
-        if c.type == "int":
+    if column.allowed:
+        return rng.choice(column.allowed)
+    if column.type in ("int", "double") and value is not None:
+        lo = float(column.min) if column.min is not None else float("-inf")
+        hi = float(column.max) if column.max is not None else float("inf")
+        if column.type == "int":
             return int(min(max(value + rng.randint(0, 3), lo), hi))
         return min(max(round(value * rng.uniform(0.8, 1.25) + rng.uniform(0, 5), 2), lo), hi)
     return None
@@ -261,16 +269,16 @@ def simulate_changes(settings: Settings, n: int, seed_value: int = 0) -> list:
     contract = settings.data_contract
     rng = random.Random(seed_value)
     skip = {contract.primary_key, contract.label.column, contract.postgres.watermark_column}
-    cols = [c for c in state_columns(contract) if c.name not in skip]
+    cols = [column for column in state_columns(contract) if column.name not in skip]
     t, pk = q(contract.source_table), q(contract.primary_key)
     changed = []
     with connect(settings) as conn, conn.cursor(row_factory=dict_row) as cur:
         for row in cur.execute(f"SELECT * FROM {t} ORDER BY random() LIMIT %s", (n,)).fetchall():
             updates = {}
-            for c in rng.sample(cols, k=len(cols)):
-                value = _changed_value(c, row[c.name], rng)
+            for column in rng.sample(cols, k=len(cols)):
+                value = _changed_value(column, row[column.name], rng)
                 if value is not None:
-                    updates[c.name] = value
+                    updates[column.name] = value
                 if len(updates) == 3:
                     break
             sets = ", ".join(f"{q(k)} = %s" for k in updates) or f"{pk} = {pk}"  # no such column: still a new version
@@ -292,8 +300,15 @@ def delete_rows(settings: Settings, n: int) -> list:
         ]
 
 
+def _value(cursor: psycopg.Cursor) -> Any:
+    """The one value of a query that returns one row (a SELECT of a function)."""
+    row = cursor.fetchone()
+    assert row is not None  # a SELECT without FROM returns one row
+    return row[0]
+
+
 # ---- the publisher --------------------------------------------------------------------------------
-def event_id_for(key, version: datetime, deleted: bool = False) -> str:
+def event_id_for(key: object, version: datetime, deleted: bool = False) -> str:
     """A UUID (version 4 layout) derived from the row version: a republished row keeps its id."""
     digest = hashlib.sha256(f"{key}|{version.isoformat()}{'|deleted' if deleted else ''}".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
@@ -323,7 +338,7 @@ def upsert_event_type(contract: Contract) -> str | None:
 def row_event(row: dict, contract: Contract, deleted: bool = False) -> dict:
     """A table row -> the flat message: the contract's fields (envelope and state), in contract order."""
     version = row[contract.postgres.watermark_column]
-    event = {c.name: _json_value(row[c.name]) for c in state_columns(contract)}
+    event = {column.name: _json_value(row[column.name]) for column in state_columns(contract)}
     event[contract.event_id] = event_id_for(row[contract.primary_key], version, deleted)
     if contract.event_time:
         event[contract.event_time] = _json_value(version)
@@ -339,7 +354,9 @@ def row_event(row: dict, contract: Contract, deleted: bool = False) -> dict:
 class WatermarkPublisher:
     """Publishes changed and deleted rows by commit order; the stored watermark is a snapshot."""
 
-    def __init__(self, settings: Settings, name: str | None = None, producer=None, batch_rows: int = 5000):
+    def __init__(
+        self, settings: Settings, name: str | None = None, producer: KafkaProducer | None = None, batch_rows: int = 5000
+    ) -> None:
         self.settings = settings
         self.contract = settings.data_contract
         self.name = name or f"{self.contract.source_table}-to-kafka"
@@ -348,7 +365,7 @@ class WatermarkPublisher:
         ensure_schema(settings)
 
     @property
-    def producer(self):
+    def producer(self) -> KafkaProducer:
         if self._producer is None:
             from ingestion.producer import make_producer
 
@@ -361,20 +378,20 @@ class WatermarkPublisher:
             row = conn.execute(f"SELECT snapshot::text FROM {SNAPSHOTS} WHERE publisher = %s", (self.name,)).fetchone()
         return row[0] if row else None
 
-    def _changes_sql(self, since: str | None) -> tuple[str, dict]:
-        c = self.contract
-        wm = c.postgres.watermark_column
-        names = [col.name for col in state_columns(c)]
+    def _changes_sql(self, since: str | None) -> tuple[str, dict | None]:
+        contract = self.contract
+        wm = contract.postgres.watermark_column
+        names = [col.name for col in state_columns(contract)]
         cols = ", ".join(q(n) for n in names + ([] if wm in names else [wm]))
         where = (
             f"{XID} >= pg_snapshot_xmin(%(since)s::pg_snapshot) AND NOT pg_visible_in_snapshot({XID}, %(since)s::pg_snapshot)"
             if since
             else "TRUE"
         )
-        parts = [f"SELECT {cols}, false AS mdp_deleted FROM {q(c.source_table)} WHERE {where}"]
-        if c.tombstone:
-            parts.append(f"SELECT {cols}, true FROM {q(deleted_table(c))} WHERE {where}")
-        return " UNION ALL ".join(parts) + f" ORDER BY {q(wm)}, {q(c.primary_key)}", (
+        parts = [f"SELECT {cols}, false AS mdp_deleted FROM {q(contract.source_table)} WHERE {where}"]
+        if contract.tombstone:
+            parts.append(f"SELECT {cols}, true FROM {q(deleted_table(contract))} WHERE {where}")
+        return " UNION ALL ".join(parts) + f" ORDER BY {q(wm)}, {q(contract.primary_key)}", (
             {"since": since} if since else None
         )
 
@@ -395,17 +412,19 @@ class WatermarkPublisher:
 
         from ingestion.producer import publish
 
-        c = self.contract
+        contract = self.contract
         total = 0
         with connect(self.settings) as conn:
             lock = f"mdp-publisher:{self.name}"
-            if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (lock,)).fetchone()[0]:
-                raise Busy(f"another publisher named {self.name!r} is polling {c.source_table!r} now; retry later")
+            if not _value(conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (lock,))):
+                raise Busy(
+                    f"another publisher named {self.name!r} is polling {contract.source_table!r} now; retry later"
+                )
             conn.commit()
             since = self.watermark()
             conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
             # The snapshot of this transaction: every read below sees exactly what it shows.
-            snapshot = conn.execute("SELECT pg_current_snapshot()::text").fetchone()[0]
+            snapshot = _value(conn.execute("SELECT pg_current_snapshot()::text"))
             sql, params = self._changes_sql(since)
             with conn.cursor(name="mdp_changes", row_factory=dict_row) as cur:
                 cur.itersize = self.batch_rows
@@ -413,8 +432,8 @@ class WatermarkPublisher:
                 while rows := cur.fetchmany(self.batch_rows):
                     messages = [
                         (
-                            str(r[c.primary_key]).encode(),
-                            json.dumps(row_event(r, c, r["mdp_deleted"]), separators=(",", ":")).encode(),
+                            str(r[contract.primary_key]).encode(),
+                            json.dumps(row_event(r, contract, r["mdp_deleted"]), separators=(",", ":")).encode(),
                         )
                         for r in rows
                     ]

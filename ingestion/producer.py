@@ -10,9 +10,13 @@ import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from mdp.core.errors import ConfigError, StageError, Unavailable
 from mdp.core.settings import Settings, connect_failure
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ def bootstrap_timeout_ms(settings: Settings | None) -> int:
     return int(1000 * (settings.connect_timeout_s if settings else 10.0))
 
 
-def producer_config(bootstrap: str, **overrides) -> dict:
+def producer_config(bootstrap: str, **overrides: Any) -> dict:
     conf = {
         "bootstrap_servers": bootstrap,
         "acks": "all",
@@ -53,7 +57,7 @@ def producer_config(bootstrap: str, **overrides) -> dict:
     return conf
 
 
-def make_producer(settings: Settings, **overrides):
+def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     from kafka import KafkaProducer
     from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
@@ -100,15 +104,17 @@ class _Outcome:
     def __init__(self):
         self.ok, self.failed, self.first_error = 0, 0, None
 
-    def success(self, _meta) -> None:
+    def success(self, _meta: object) -> None:
         self.ok += 1
 
-    def failure(self, exc) -> None:
+    def failure(self, exc: BaseException) -> None:
         self.failed += 1
         self.first_error = self.first_error or exc
 
 
-def publish(producer, topic: str, messages: Iterable[tuple[bytes | None, bytes]], timeout_s: float = 60) -> int:
+def publish(
+    producer: KafkaProducer, topic: str, messages: Iterable[tuple[bytes | None, bytes]], timeout_s: float = 60
+) -> int:
     """Send (key, value) pairs and flush. Raises if any send failed after retries. Returns the count."""
     out = _Outcome()
     n = 0
@@ -129,7 +135,7 @@ def publish(producer, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
 
 
 def produce_generated(
-    settings: Settings, hours: list[datetime], events_per_hour: int | None = None, producer=None
+    settings: Settings, hours: list[datetime], events_per_hour: int | None = None, producer: KafkaProducer | None = None
 ) -> dict:
     """Generate each hour's events (seeded) and publish them; the dirty ones go out as they are."""
     from ingestion.generator import generate_hour

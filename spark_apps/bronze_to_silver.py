@@ -22,6 +22,7 @@ Run alone: mdp stage bronze_to_silver (a SparkApplication runs mdp/shell/spark_m
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -32,24 +33,21 @@ from mdp.core.contract import incompatibilities, schema_of
 from mdp.core.errors import ConfigError, ConservationError, StageError
 from mdp.core.lake import BRONZE_SCHEMA, bronze_files_in, bronze_table_uri, parquet_rows, spark_uri
 from mdp.core.manifests import VersionManifest
-from mdp.core.storage import join
+from mdp.core.storage import Store, join
 from mdp.core.tables import SilverDataset, Write, silver_dataset, spark_paths
 from spark_apps.session import get_spark
 from spark_apps.transforms import (
     POSITION,
     QUARANTINE_COLUMNS,
-    batch_arrival,
-    conflicts_with_state,
-    content_hash,
-    distinct_bad_messages,
     distinct_deliveries,
+    gate_batch,
     latest_state,
     merge_quarantine,
     parse_events,
-    reason_flags,
     silver_schema,
     spark_schema,
     to_silver_rows,
+    unseen_events,
 )
 
 log = logging.getLogger(__name__)
@@ -79,9 +77,30 @@ def _lake_uri(spark_path: str) -> str:
     return f"file://{unquote(parsed.path)}" if parsed.scheme == "file" else spark_path
 
 
-class Merge:
-    """One Silver version: what a micro-batch of Bronze (plus any backfill objects) merges into.
-    `current` is the version merged into (None: a rebuild from Bronze alone)."""
+@dataclass
+class MergeInputs:
+    """What one Silver version is built from: this run's deliveries, without exact copies, and the
+    tables of the version merged into (None: none, or a rebuild from Bronze alone)."""
+
+    accepted: DataFrame
+    quarantined: DataFrame
+    state: DataFrame | None
+    quarantine: DataFrame | None
+
+
+@dataclass
+class Written:
+    """The staged tables of a Silver version whose rows row conservation counts."""
+
+    state: str
+    changes: str
+    quarantine: str
+
+
+class SilverVersionBuilder:
+    """Builds one Silver version (state, changes, quarantine, the gate's batch and, without an event
+    time, `seen`) from a micro-batch of Bronze (plus any backfill objects), merged into `current`
+    (None: a rebuild from Bronze alone), and checks row conservation before anything is staged."""
 
     def __init__(self, ctx: RunContext, silver: SilverDataset, current: VersionManifest | None, write: Write):
         self.ctx, self.silver, self.current, self.write = ctx, silver, current, write
@@ -89,7 +108,7 @@ class Merge:
         self.spark = get_spark(ctx.settings)
         self.figures: dict | None = None
 
-    def _read(self, table: str, schema=None) -> DataFrame | None:
+    def _read(self, table: str, schema: StructType | None = None) -> DataFrame | None:
         if not self.current:
             return None
         version = self.silver.version_of(table, self.current.version)
@@ -109,46 +128,36 @@ class Merge:
         df.write.mode("overwrite").parquet(spark_uri(uri))
         return uri
 
-    def __call__(self, bronze: DataFrame, files: list[str]) -> dict:
-        c = self.contract
-        parsed = parse_events(bronze, c)
+    def build(self, bronze: DataFrame, files: list[str]) -> dict:
+        """Bronze rows of `files` -> a staged Silver version's tables; returns its figures."""
+        contract = self.contract
+        # transform: parse, and split into accepted and quarantined deliveries without exact copies
+        parsed = parse_events(bronze, contract)
         # Only quarantined rows keep their raw bytes, so the cached frame is a fraction of Bronze's size.
         parsed = parsed.withColumn("value", F.when(F.size("_reasons") > 0, F.col("value"))).persist()
-        accepted, quarantined = distinct_deliveries(parsed, c)
+        accepted, quarantined = distinct_deliveries(parsed, contract)
         accepted, quarantined = accepted.persist(), quarantined.persist()
-
-        # Silver state written with the contract's schema: a column added to the contract reads as NULL.
-        existing = self._read("state", silver_schema(c))
-        merged = latest_state(to_silver_rows(self._unseen(accepted), c), existing, c).persist()
-        state_uri = self._write(merged.drop("_changed"), "state")
-        changes_uri = self._write(merged.where("_changed").drop("_changed"), "changes")
-
-        # The quarantine keeps where a record came from, its raw bytes and its reasons; typed values
-        # of a bad record mean little (and may be out of any engine's range).
-        old_q = self._read("quarantine")
-        q_uri = self._write(merge_quarantine(quarantined.select(*QUARANTINE_COLUMNS), old_q), "quarantine")
-
-        # What the gate checks: the run's distinct deliveries as parsed (a bad event once, by id and bytes),
-        # with per-family reason flags.
-        flags_ok = [
-            F.lit(False).alias("_quarantined"),
-            F.lit(False).alias("_unparseable"),
-            F.lit(False).alias("_unknown_field"),
-            F.lit(False).alias("_bad_type"),
-            F.lit(None).cast("string").alias("_reason"),
-        ]
-        batch = (
-            conflicts_with_state(accepted, existing, c)
-            .select(*c.names, *batch_arrival(), *flags_ok, "_conflict")
-            .unionByName(
-                distinct_bad_messages(quarantined, c).select(
-                    *c.names, *batch_arrival(), *reason_flags(F.col("reasons")), F.lit(False).alias("_conflict")
-                )
-            )
+        # extract: the version merged into. Its state is read with the contract's schema: a column
+        # added to the contract reads as NULL.
+        inputs = MergeInputs(
+            accepted, quarantined, self._read("state", silver_schema(contract)), self._read("quarantine")
         )
-        self._write(batch, "batch")
-
-        figures = self._count(parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri)
+        # transform and load: the events no earlier version merged (`seen`); the merged state and its
+        # changed rows; the quarantine, which keeps where a record came from, its raw bytes and its
+        # reasons (typed values of a bad record mean little, and may be out of any engine's range);
+        # the gate's batch.
+        fresh = self._unseen(accepted)
+        merged = latest_state(to_silver_rows(fresh, contract), inputs.state, contract).persist()
+        written = Written(
+            state=self._write(merged.drop("_changed"), "state"),
+            changes=self._write(merged.where("_changed").drop("_changed"), "changes"),
+            quarantine=self._write(
+                merge_quarantine(quarantined.select(*QUARANTINE_COLUMNS), inputs.quarantine), "quarantine"
+            ),
+        )
+        self._write(gate_batch(accepted, quarantined, inputs.state, contract), "batch")
+        # check: row conservation, from independent counts
+        figures = self._count(inputs, files, written)
         figures["profile"] = self._profile(merged)  # cached: what was just written, without reading it back
         for df in (parsed, accepted, quarantined, merged):
             df.unpersist()
@@ -156,54 +165,48 @@ class Merge:
         return figures
 
     def _unseen(self, accepted: DataFrame) -> DataFrame:
-        """Accepted events less those an earlier version already merged. Only without an event time:
-        the state is then the latest arrival (each event at its first), and a copy landed in a later
-        run (a file ingested again) would arrive anew and win. With an event time a copy ties with its original and the
-        earlier arrival keeps the state, so no history is needed. `seen` holds every distinct event's
-        contract columns; the hash is recomputed on read, so an added column reads NULL on both sides."""
-        c = self.contract
-        if c.event_time is not None:
+        """Accepted events less those an earlier version already merged; writes `seen`. Only without
+        an event time: the state is then the latest arrival (each event at its first), and a copy
+        landed in a later run (a file ingested again) would arrive anew and win. With an event time a
+        copy ties with its original and the earlier arrival keeps the state, so no history is needed."""
+        contract = self.contract
+        if contract.event_time is not None:
             return accepted
-        key = [c.event_id, "_hash"]
-        old = self._read("seen", spark_schema(c))
-        fresh = (
-            accepted
-            if old is None
-            else accepted.join(old.select(c.event_id, content_hash(c).alias("_hash")), key, "left_anti")
-        )
-        seen = fresh.select(*c.names) if old is None else old.unionByName(fresh.select(*c.names))
+        fresh, seen = unseen_events(accepted, self._read("seen", spark_schema(contract)), contract)
         self._write(seen, "seen")
         return fresh
 
-    def _count(self, parsed, accepted, quarantined, existing, old_q, files, state_uri, q_uri, changes_uri) -> dict:
-        c, s = self.contract, self.settings
+    def _count(self, inputs: MergeInputs, files: list[str], written: Written) -> dict:
+        """The figures of the version, once its rows are conserved: Bronze rows (from the footers of
+        what the landing wrote) are accepted, quarantined or duplicates; state and quarantine rows
+        (from the footers of what this run wrote) grow by the new keys and the new bad records."""
+        key, settings = self.contract.primary_key, self.settings
+        accepted, quarantined, existing, old_q = inputs.accepted, inputs.quarantined, inputs.state, inputs.quarantine
         # One job for the quarantine's figures: per reason, rows and copies.
         by_reason = (
             quarantined.groupBy("reason").agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).collect()
         )
         per_reason = {r["reason"]: r["n"] for r in by_reason}
         a = accepted.agg(F.count(F.lit(1)).alias("n"), F.sum("_copies").alias("copies")).first()
+        assert a is not None  # a global aggregate has one row, even over no rows
         acc, acc_copies = int(a["n"]), int(a["copies"] or 0)
         quar, quar_copies = sum(r["n"] for r in by_reason), sum(int(r["copies"] or 0) for r in by_reason)
         # Quarantined records already in the quarantine table (landed again, or a backfill) are copies too.
         q_again = quarantined.join(old_q.select(*POSITION), POSITION, "left_semi").count() if old_q is not None else 0
         new_keys = (
-            accepted.select(c.primary_key)
-            .distinct()
-            .join(existing.select(c.primary_key), c.primary_key, "left_anti")
-            .count()
+            accepted.select(key).distinct().join(existing.select(key), key, "left_anti").count()
             if existing is not None
-            else accepted.select(c.primary_key).distinct().count()
+            else accepted.select(key).distinct().count()
         )
         duplicates = (acc_copies - acc) + (quar_copies - quar) + q_again
 
         # Independent counts: footers of what the landing wrote and of what this run wrote.
         prev = self.current
-        bronze_in = parquet_rows(s, files)
+        bronze_in = parquet_rows(settings, files)
         q_before = prev.get("quarantine_rows", 0) if prev else 0
-        q_after = parquet_rows(s, [q_uri])
+        q_after = parquet_rows(settings, [written.quarantine])
         state_before = prev.get("silver_rows", 0) if prev else 0
-        state_after = parquet_rows(s, [state_uri])
+        state_after = parquet_rows(settings, [written.state])
         quarantined_new = q_after - q_before
         checks = {
             "bronze": (
@@ -234,7 +237,7 @@ class Merge:
             "quarantined": quarantined_new,
             "duplicates": duplicates,
             "new_keys": new_keys,
-            "changed": parquet_rows(s, [changes_uri]),
+            "changed": parquet_rows(settings, [written.changes]),
             "silver_rows": state_after,
             "quarantine_rows": q_after,
             "quarantine_reasons": dict(sorted(per_reason.items())),
@@ -245,29 +248,31 @@ class Merge:
         """Whole-table facts for the gate (it never loads the table): rows, distinct keys, and the
         drift baseline: live rows (not tombstones, which stay as their key's state but carry no
         values) and per column their null count and approximate distinct count."""
-        c = self.contract
-        t = c.tombstone
+        contract = self.contract
+        t = contract.tombstone
         live = F.lit(True) if t is None else ~F.col(t.column).eqNullSafe(F.lit(t.value))
         aggs = [
             F.count(F.lit(1)).alias("rows"),
-            F.countDistinct(c.primary_key).alias("keys"),
+            F.countDistinct(contract.primary_key).alias("keys"),
             F.sum(live.cast("long")).alias("live_rows"),
         ]
-        for n in c.names:
+        for n in contract.names:
             aggs += [
                 F.sum((live & F.col(n).isNull()).cast("long")).alias(f"n:{n}"),
                 F.approx_count_distinct(F.when(live, F.col(n))).alias(f"d:{n}"),
             ]
-        r = state.agg(*aggs).first().asDict()
+        row = state.agg(*aggs).first()
+        assert row is not None  # a global aggregate has one row, even over no rows
+        r = row.asDict()
         return {
             "rows": r["rows"],
             "keys": r["keys"],
             "live_rows": int(r["live_rows"] or 0),
-            "columns": {n: {"nulls": int(r[f"n:{n}"] or 0), "distinct": int(r[f"d:{n}"] or 0)} for n in c.names},
+            "columns": {n: {"nulls": int(r[f"n:{n}"] or 0), "distinct": int(r[f"d:{n}"] or 0)} for n in contract.names},
         }
 
 
-def seen_by_checkpoint(store, checkpoint: str) -> set[str] | None:
+def seen_by_checkpoint(store: Store, checkpoint: str) -> set[str] | None:
     """The Bronze objects a file-source checkpoint has read, as the store names them, from Spark's
     own logs (`sources/0/<batch>[.compact]`: a "v1" line, then one JSON entry per file). None when
     the log cannot be read as expected or its last batch is not committed: then only a Spark run can
@@ -287,7 +292,7 @@ def seen_by_checkpoint(store, checkpoint: str) -> set[str] | None:
         return None
     # A compacted file holds every entry up to its batch; later batches each add their own.
     start = max((b for b, n in sources.items() if n.endswith(".compact")), default=0)
-    seen = set()
+    seen: set[str] = set()
     for b in sorted(b for b in sources if b >= start):
         lines = (store.get_text(join(checkpoint, "sources/0", sources[b])) or "").splitlines()
         if not lines or lines[0] != "v1":
@@ -363,7 +368,48 @@ def _rebuild_reason(ctx: RunContext, current: VersionManifest | None) -> str | N
     return None
 
 
+def _stage_nothing(ctx: RunContext, silver: SilverDataset, nothing_new: bool = True) -> dict:
+    """Stage no version: the gate and the publish have nothing to do. Returns the run's figures."""
+    silver.stage(ctx.run_id, None, {"bronze_in": 0})
+    figures = {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None}
+    return {**figures, "nothing_new": True} if nothing_new else figures
+
+
+def _build_version(
+    ctx: RunContext,
+    silver: SilverDataset,
+    current: VersionManifest | None,
+    rebuild: str | None,
+    write: Write,
+    checkpoint: str,
+) -> dict | None:
+    """Read the Bronze objects the checkpoint has not seen (plus a backfill's), and build them into
+    the staged tables of one Silver version. Returns its figures; None when nothing was new."""
+    settings = ctx.settings
+    builder = SilverVersionBuilder(ctx, silver, None if rebuild else current, write)
+    backfill = bronze_files_in(settings, ctx.interval, ctx.store) if ctx.backfill and not rebuild else []
+
+    def on_batch(df: DataFrame, files: list[str]) -> dict:
+        extra = sorted(set(backfill) - set(files))
+        if extra:
+            df = df.unionByName(
+                builder.spark.read.schema(bronze_spark_schema())
+                .option("basePath", spark_uri(bronze_table_uri(settings)))
+                .parquet(*[spark_uri(f) for f in extra])
+                .select("*", F.col("_metadata.file_path").alias("_file"))
+            )
+        return builder.build(df, files + extra)
+
+    streamed = _stream_new_objects(ctx, checkpoint, on_batch)
+    if not streamed and backfill:
+        empty = builder.spark.createDataFrame([], bronze_spark_schema()).withColumn("_file", F.lit(None).cast("string"))
+        on_batch(empty, [])
+    return builder.figures
+
+
 def run(ctx: RunContext) -> dict:
+    """Find the Bronze objects Silver has not seen, build them into a new Silver version and stage it
+    for the gate; or stage nothing when nothing is new."""
     settings, contract = ctx.settings, ctx.contract
     silver = silver_dataset(settings, ctx.store)
     with silver.lease(ctx.run_id):
@@ -371,6 +417,7 @@ def run(ctx: RunContext) -> dict:
         rebuild = _rebuild_reason(ctx, current)
         problems = incompatibilities(contract, current.table_schema if current else None, rebuild=bool(rebuild))
         if problems:
+            assert current is not None  # only a published schema has incompatibilities
             raise ConfigError(
                 f"contract {contract.entity} v{contract.version} cannot extend the published Silver "
                 f"{current and current.version}:\n  " + "\n  ".join(problems)
@@ -378,21 +425,12 @@ def run(ctx: RunContext) -> dict:
         if not ctx.store.list_dirs(bronze_table_uri(settings)):
             if current is None:
                 raise StageError(f"no Bronze data in {bronze_table_uri(settings)} and no Silver yet: land events first")
-            silver.stage(ctx.run_id, None, {"bronze_in": 0})
-            return {"bronze_in": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "staged": None}
+            return _stage_nothing(ctx, silver, nothing_new=False)
 
         if current and not ctx.backfill and not has_new_objects(ctx, current["checkpoint"]):
             # Spark's own checkpoint says every Bronze object is in Silver: no session, no job.
-            silver.stage(ctx.run_id, None, {"bronze_in": 0})
             log.info("bronze_to_silver: nothing new since Silver %s", current.version)
-            return {
-                "bronze_in": 0,
-                "accepted": 0,
-                "quarantined": 0,
-                "duplicates": 0,
-                "staged": None,
-                "nothing_new": True,
-            }
+            return _stage_nothing(ctx, silver)
 
         write = silver.begin(ctx.run_id, keep=silver.waiting())
         checkpoint = silver.checkpoint_uri(write.write_id)
@@ -401,41 +439,13 @@ def run(ctx: RunContext) -> dict:
             log.info("bronze_to_silver: rebuilding Silver from all of Bronze (%s)", rebuild)
         elif current:
             ctx.store.copy_prefix(current["checkpoint"], checkpoint)
-        merge = Merge(ctx, silver, None if rebuild else current, write)
-        backfill = bronze_files_in(settings, ctx.interval, ctx.store) if ctx.backfill and not rebuild else []
-
-        def on_batch(df: DataFrame, files: list[str]) -> dict:
-            extra = sorted(set(backfill) - set(files))
-            if extra:
-                df = df.unionByName(
-                    merge.spark.read.schema(bronze_spark_schema())
-                    .option("basePath", spark_uri(bronze_table_uri(settings)))
-                    .parquet(*[spark_uri(f) for f in extra])
-                    .select("*", F.col("_metadata.file_path").alias("_file"))
-                )
-            return merge(df, files + extra)
-
-        streamed = _stream_new_objects(ctx, checkpoint, on_batch)
-        if not streamed and backfill:
-            empty = merge.spark.createDataFrame([], bronze_spark_schema()).withColumn(
-                "_file", F.lit(None).cast("string")
-            )
-            on_batch(empty, [])
-        if merge.figures is None:
+        figures = _build_version(ctx, silver, current, rebuild, write, checkpoint)
+        if figures is None:
             ctx.store.delete_prefix(checkpoint)  # nothing new: this version does not exist
             write.abort()
-            silver.stage(ctx.run_id, None, {"bronze_in": 0})
             log.info("bronze_to_silver: nothing new since Silver %s", current and current.version)
-            return {
-                "bronze_in": 0,
-                "accepted": 0,
-                "quarantined": 0,
-                "duplicates": 0,
-                "staged": None,
-                "nothing_new": True,
-            }
+            return _stage_nothing(ctx, silver)
 
-        figures = merge.figures
         silver.stage(
             ctx.run_id,
             write,

@@ -38,8 +38,10 @@ _S3A_STREAM = {"fs.s3a.input.stream.type": "classic"}
 def s3a_jars() -> list[str]:
     """hadoop-aws + AWS SDK jars: MDP_SPARK_JARS_DIR, else the ones the sagemaker-pyspark sdist ships."""
     folder = os.environ.get("MDP_SPARK_JARS_DIR")
-    if not folder and find_spec("sagemaker_pyspark"):
-        folder = os.path.join(os.path.dirname(find_spec("sagemaker_pyspark").origin), "jars")
+    if not folder:
+        spec = find_spec("sagemaker_pyspark")
+        if spec is not None and spec.origin:
+            folder = os.path.join(os.path.dirname(spec.origin), "jars")
     if not folder:
         return []
     return sorted(

@@ -18,6 +18,8 @@ from spark_apps.transforms import silver_schema
 
 
 def run(ctx: RunContext) -> dict:
+    """Read the published Silver state, build its features, and commit them as a new Gold snapshot;
+    nothing when the current snapshot was built from the same Silver under the same contract."""
     settings, contract = ctx.settings, ctx.contract
     silver_ds = silver_dataset(settings, ctx.store)
     silver = silver_ds.current()
@@ -38,10 +40,12 @@ def run(ctx: RunContext) -> dict:
                 "new_snapshot": False,
                 "nothing_new": True,
             }
+        # extract: the Silver state, with the contract's schema (a column added to it reads as NULL)
         spark = get_spark(settings)
         state = spark.read.schema(silver_schema(contract)).parquet(
             *spark_paths(silver_ds.files("state", silver.version))
         )
+        # transform and load: one file, staged outside the table's log until the commit
         write = gold.begin(ctx.run_id)
         target = write.staging("features")
         build_features(state, contract).coalesce(1).write.mode("overwrite").parquet(spark_uri(target))

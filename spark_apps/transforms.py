@@ -58,7 +58,9 @@ _SPACE = " \t\n\x0b\f\r\u0085\u00a0\u2028\u2029\ufeff"
 
 
 def spark_schema(contract: Contract) -> StructType:
-    return StructType([StructField(c.name, DATA_TYPES[c.type](), c.nullable) for c in contract.columns])
+    return StructType(
+        [StructField(column.name, DATA_TYPES[column.type](), column.nullable) for column in contract.columns]
+    )
 
 
 def silver_schema(contract: Contract) -> StructType:
@@ -72,13 +74,13 @@ def silver_schema(contract: Contract) -> StructType:
     return StructType(spark_schema(contract).fields + meta)
 
 
-def _normalise(col: SparkColumn, c: Column) -> SparkColumn:
+def _normalise(col: SparkColumn, column: Column) -> SparkColumn:
     steps = {
         "trim": lambda x: F.btrim(x, F.lit(_SPACE)),
         "lower": F.lower,
         "upper": F.upper,
     }
-    for step in c.normalise:
+    for step in column.normalise:
         col = steps[step](col)
     return col
 
@@ -89,35 +91,35 @@ def _normalise(col: SparkColumn, c: Column) -> SparkColumn:
 _FIRST_DAY, _LAST_DAY = "0001-01-01", "9999-12-31"
 
 
-def _typed(col: SparkColumn, c: Column) -> SparkColumn:
-    if c.type == "string":
+def _typed(col: SparkColumn, column: Column) -> SparkColumn:
+    if column.type == "string":
         return F.when(~F.contains(col, F.lit("\u0000")), col)
-    typed = col.try_cast(DATA_TYPES[c.type]())
-    if c.type in ("date", "timestamp"):
-        day = F.to_date(typed) if c.type == "timestamp" else typed
+    typed = col.try_cast(DATA_TYPES[column.type]())
+    if column.type in ("date", "timestamp"):
+        day = F.to_date(typed) if column.type == "timestamp" else typed
         typed = F.when(day.between(F.lit(_FIRST_DAY).cast("date"), F.lit(_LAST_DAY).cast("date")), typed)
     return typed
 
 
-def _lit(value):
+def _lit(value: object) -> SparkColumn:
     return F.lit(value) if not isinstance(value, date) else F.lit(value).cast("date")
 
 
 def _failure(
-    rule: Rule, c: Column, raw: SparkColumn, typed: SparkColumn, ingest_ts: SparkColumn, skew_hours: int
+    rule: Rule, column: Column, raw: SparkColumn, typed: SparkColumn, ingest_ts: SparkColumn, skew_hours: int
 ) -> SparkColumn:
     """True when the row breaks the rule. One branch per rule kind; codes come from the contract."""
     if rule.kind == "not_null":
         return raw.isNull()
     if rule.kind == "type":
         return raw.isNotNull() & typed.isNull()
-    if rule.kind == "regex":
-        return typed.isNotNull() & ~typed.rlike(anchored(c.regex, "java"))
+    if rule.kind == "regex" and column.regex is not None:  # Contract.rules() gives a regex rule only then
+        return typed.isNotNull() & ~typed.rlike(anchored(column.regex, "java"))
     if rule.kind == "in_set":
-        return typed.isNotNull() & ~typed.isin(c.allowed)
+        return typed.isNotNull() & ~typed.isin(column.allowed)
     if rule.kind == "between":
-        low = typed < _lit(c.min) if c.min is not None else F.lit(False)
-        high = typed > _lit(c.max) if c.max is not None else F.lit(False)
+        low = typed < _lit(column.min) if column.min is not None else F.lit(False)
+        high = typed > _lit(column.max) if column.max is not None else F.lit(False)
         return typed.isNotNull() & (low | high)
     if rule.kind == "not_future":
         return typed.isNotNull() & (typed.cast("timestamp") > ingest_ts + F.expr(f"INTERVAL {skew_hours} HOURS"))
@@ -140,10 +142,14 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
         # Not a JSON object, or not UTF-8 (JSON is UTF-8; decoding anyway would turn bad bytes into U+FFFD).
         (F.col("_m").isNull() | ~F.expr("is_valid_utf8(CAST(value AS STRING))")).alias("_not_object"),
         (F.size(F.array_except(F.map_keys("_m"), known)) > 0).alias("_unknown"),
-        *[F.col("_m")[c.name].alias(f"_raw_{c.name}") for c in contract.columns],
+        *[F.col("_m")[column.name].alias(f"_raw_{column.name}") for column in contract.columns],
     )
     typed = raw.select(
-        "*", *[_typed(_normalise(F.col(f"_raw_{c.name}"), c), c).alias(c.name) for c in contract.columns]
+        "*",
+        *[
+            _typed(_normalise(F.col(f"_raw_{column.name}"), column), column).alias(column.name)
+            for column in contract.columns
+        ],
     )
     checks = [(UNPARSEABLE, F.col("_not_object"))]
     if contract.unknown_fields == "quarantine":
@@ -151,11 +157,16 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
     t = contract.tombstone
     deleting = F.coalesce(F.col(t.column) == F.lit(t.value), F.lit(False)) if t else F.lit(False)
     for rule in contract.rules():
-        c = contract.column(rule.column)
+        column = contract.column(rule.column)
         cond = _failure(
-            rule, c, F.col(f"_raw_{c.name}"), F.col(c.name), F.col("ingest_ts"), contract.max_future_skew_hours
+            rule,
+            column,
+            F.col(f"_raw_{column.name}"),
+            F.col(column.name),
+            F.col("ingest_ts"),
+            contract.max_future_skew_hours,
         )
-        if rule.kind == "not_null" and c.name in contract.tombstone_may_omit:
+        if rule.kind == "not_null" and column.name in contract.tombstone_may_omit:
             cond = cond & ~deleting
         checks.append((rule.code, cond))
     reasons = F.filter(F.array(*[F.when(cond, F.lit(code)) for code, cond in checks]), lambda x: x.isNotNull())
@@ -167,7 +178,7 @@ def parse_events(bronze: DataFrame, contract: Contract) -> DataFrame:
 def content_hash(contract: Contract) -> SparkColumn:
     """A hash of an event's contract columns; NULL and a value hash differently in every position."""
     cols = [F.col(n) for n in contract.names]
-    return F.xxhash64(*cols, *[c.isNull() for c in cols])
+    return F.xxhash64(*cols, *[col.isNull() for col in cols])
 
 
 def _arrival(ts: str, source: str, partition: str, offset: str, earliest_largest: bool = False) -> SparkColumn:
@@ -209,14 +220,44 @@ def conflicts_with_state(accepted: DataFrame, state: DataFrame | None, contract:
     quality.max_conflicting_duplicates like one within a batch."""
     if state is None:
         return accepted.withColumn("_conflict", F.lit(False))
-    c = contract
-    old = state.select(c.primary_key, F.col(c.event_id).alias("_state_id"), content_hash(c).alias("_state_hash"))
-    same_id_other_content = (F.col("_state_id") == F.col(c.event_id)) & (F.col("_state_hash") != F.col("_hash"))
+    key, event_id = contract.primary_key, contract.event_id
+    old = state.select(key, F.col(event_id).alias("_state_id"), content_hash(contract).alias("_state_hash"))
+    same_id_other_content = (F.col("_state_id") == F.col(event_id)) & (F.col("_state_hash") != F.col("_hash"))
     return (
-        accepted.join(old, c.primary_key, "left")
+        accepted.join(old, key, "left")
         .withColumn("_conflict", F.coalesce(same_id_other_content, F.lit(False)))
         .drop("_state_id", "_state_hash")
     )
+
+
+def unseen_events(accepted: DataFrame, seen: DataFrame | None, contract: Contract) -> tuple[DataFrame, DataFrame]:
+    """(fresh, seen after): accepted events less those in `seen` (every distinct event an earlier
+    version merged, as contract columns), and `seen` with the fresh ones added. The hash is
+    recomputed on `seen`, so a column added to the contract reads NULL on both sides."""
+    if seen is None:
+        return accepted, accepted.select(*contract.names)
+    known = seen.select(contract.event_id, content_hash(contract).alias("_hash"))
+    fresh = accepted.join(known, [contract.event_id, "_hash"], "left_anti")
+    return fresh, seen.unionByName(fresh.select(*contract.names))
+
+
+def gate_batch(accepted: DataFrame, quarantined: DataFrame, state: DataFrame | None, contract: Contract) -> DataFrame:
+    """What the gate checks: the run's distinct deliveries as parsed (a bad event once, by id and
+    bytes), with per-family reason flags, the arrival each keeps and `_conflict`."""
+    flags_ok = [
+        F.lit(False).alias("_quarantined"),
+        F.lit(False).alias("_unparseable"),
+        F.lit(False).alias("_unknown_field"),
+        F.lit(False).alias("_bad_type"),
+        F.lit(None).cast("string").alias("_reason"),
+    ]
+    good = conflicts_with_state(accepted, state, contract).select(
+        *contract.names, *batch_arrival(), *flags_ok, "_conflict"
+    )
+    bad = distinct_bad_messages(quarantined, contract).select(
+        *contract.names, *batch_arrival(), *reason_flags(F.col("reasons")), F.lit(False).alias("_conflict")
+    )
+    return good.unionByName(bad)
 
 
 def distinct_deliveries(parsed: DataFrame, contract: Contract) -> tuple[DataFrame, DataFrame]:
@@ -236,9 +277,8 @@ def distinct_deliveries(parsed: DataFrame, contract: Contract) -> tuple[DataFram
     quarantined = (
         bad.groupBy(*POSITION)
         .agg(
-            F.min_by(F.struct(*[c for c in bad.columns if c not in POSITION]), F.col("ingest_ts")).alias(
-                "_r"
-            ),  # earliest landing
+            # the earliest landing
+            F.min_by(F.struct(*[n for n in bad.columns if n not in POSITION]), F.col("ingest_ts")).alias("_r"),
             F.count(F.lit(1)).alias("_copies"),
         )
         .select(*POSITION, "_r.*", "_copies")
@@ -263,7 +303,7 @@ def distinct_bad_messages(quarantined: DataFrame, contract: Contract) -> DataFra
     records. A record without an event id (not JSON, or missing it) is its own position: the
     same junk sent again and again is a broken producer, and counts each time."""
     anonymous = F.col(contract.event_id).isNull()
-    order = ["ingest_ts", "offset", "partition", F.xxhash64("source")]
+    order: list[str | SparkColumn] = ["ingest_ts", "offset", "partition", F.xxhash64("source")]
     w = Window.partitionBy(contract.event_id, "value", *[F.when(anonymous, F.col(k)) for k in POSITION]).orderBy(*order)
     return quarantined.withColumn("_n", F.row_number().over(w)).where(F.col("_n") == 1).drop("_n")
 
@@ -281,16 +321,15 @@ def to_silver_rows(accepted: DataFrame, contract: Contract) -> DataFrame:
 
 def latest_state(events: DataFrame, existing: DataFrame | None, contract: Contract) -> DataFrame:
     """Merge accepted events (Silver layout) into the existing state: one row per key, the maximum by
-    (event time, content, first arrival). Adds `_changed`: the row came from `events`."""
+    (event time, content, first arrival), or without an event time by (latest arrival, content).
+    Adds `_changed`: the row came from `events`."""
     cols = [*contract.names, *SILVER_META]
     new = events.select(*cols, F.lit(True).alias("_changed"))
     rows = new if existing is None else existing.select(*cols, F.lit(False).alias("_changed")).unionByName(new)
     # max_by over a struct is a lexicographic maximum (NULL smallest). Content is compared field by
     # field in contract order: any engine can reproduce it (the DuckDB oracle in tests does).
-    content, kept = (
-        F.struct(*contract.names).alias("c"),
-        (~F.col("_changed")).alias("kept"),
-    )  # kept: the same delivery again
+    content = F.struct(*contract.names).alias("c")
+    kept = (~F.col("_changed")).alias("kept")  # last: the same delivery again keeps the existing row
     if contract.event_time:
         # An exact copy of the key's current state ties on time and content; the earlier arrival keeps it.
         order = F.struct(
@@ -325,7 +364,8 @@ def merge_quarantine(new: DataFrame, existing: DataFrame | None) -> DataFrame:
 def content_checksum(df: DataFrame) -> tuple[int, str]:
     """(rows, order-independent checksum of every column): equal tables give equal pairs.
     NULLs hash apart from values in every position ((1, NULL) and (NULL, 1) differ)."""
-    cols = [F.col(c) for c in sorted(df.columns)]
-    h = F.xxhash64(*cols, *[c.isNull() for c in cols])
+    cols = [F.col(n) for n in sorted(df.columns)]
+    h = F.xxhash64(*cols, *[col.isNull() for col in cols])
     row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(h.cast("decimal(38,0)")).alias("h")).first()
+    assert row is not None  # a global aggregate has one row, even over no rows
     return int(row["n"]), str(row["h"] or 0)

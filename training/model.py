@@ -13,10 +13,11 @@ categoricals are strings. `model_input` turns a Gold frame into exactly that.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -35,16 +36,17 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from mdp.core.contract import Contract
+from mdp.core.contract import Contract, FeatureRole, Impute
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
+    from mlflow.models import ModelSignature
 
 # The holdout: a fixed share of keys, chosen by a salted hash of the key (see in_holdout). Changing
 # any of these changes the recorded rule, and a champion held out by another rule is replaced.
 HOLDOUT_SALT, HOLDOUT_BUCKETS, HOLDOUT_TAKEN = "mdp-holdout-1", 100, 25
 CV_FOLDS = 5
-MIN_CLASS_ROWS = 3  # training rows of each class, at least (train.cv_folds says why)
+MIN_CLASS_ROWS = 3  # training rows of each class, at least (train.too_few says why)
 # Types skops must be told to load, beyond its defaults: the boosted trees' predictor, the function
 # that reads booleans as 0/1, the imputers' dtype and missing-value marker. Training checks that a
 # fitted model holds no other type (a new one must be reviewed and listed here).
@@ -76,7 +78,7 @@ def model_input(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
-def signature(contract: Contract):
+def signature(contract: Contract) -> ModelSignature:
     """The MLflow signature, declared from the contract (not inferred from a sample)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
@@ -94,7 +96,7 @@ def labelled(gold: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     return gold[gold[label].notna()].sort_values(contract.primary_key, kind="stable").reset_index(drop=True)
 
 
-def key_text(value) -> str:
+def key_text(value: object) -> str:
     """A key as text for the holdout hash: integers without a decimal point (a key read as 42,
     42.0 or "42" is one key), dates in ISO form, anything else as str()."""
     if isinstance(value, (bool, np.bool_)):
@@ -114,14 +116,14 @@ def in_holdout(keys: pd.Series) -> np.ndarray:
     """True for the keys in the holdout. A key's bucket depends on the key alone (a fixed salt, not
     the seed), so it never changes as Gold grows: no version ever trains on a held-out key."""
 
-    def bucket(value) -> int:
+    def bucket(value: object) -> int:
         digest = hashlib.blake2b(f"{HOLDOUT_SALT}:{key_text(value)}".encode(), digest_size=8).digest()
         return int.from_bytes(digest, "big") % HOLDOUT_BUCKETS
 
     return np.fromiter((bucket(v) < HOLDOUT_TAKEN for v in keys), dtype=bool, count=len(keys))
 
 
-def split(gold: pd.DataFrame, contract: Contract):
+def split(gold: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
     """The labelled rows whose key is in the holdout are the test rows; the others train.
     Returns X_train, X_test, y_train, y_test (X in `model_input` form); the index is the row's
     position in `labelled(gold)`."""
@@ -142,7 +144,7 @@ def _imputer(strategy: str | None, default: str) -> SimpleImputer:
 
 def preprocessor(contract: Contract) -> ColumnTransformer:
     """One branch per (role, impute strategy): the contract decides how each feature is prepared."""
-    groups: dict[tuple[str, str | None], list[str]] = {}
+    groups: dict[tuple[FeatureRole, Impute | None], list[str]] = {}
     for name, role, impute in contract.features():
         groups.setdefault((role, impute), []).append(name)
     branches = []
@@ -165,7 +167,7 @@ def preprocessor(contract: Contract) -> ColumnTransformer:
     return ColumnTransformer(branches, remainder="drop", verbose_feature_names_out=False)
 
 
-def candidates(seed: int) -> dict:
+def candidates(seed: int) -> dict[str, BaseEstimator]:
     """The estimators compared on every run (each behind the same preprocessing)."""
     return {
         "logistic_regression": LogisticRegression(C=1.0, l1_ratio=0.0, max_iter=2000),  # L2, strength 1/C
@@ -175,22 +177,24 @@ def candidates(seed: int) -> dict:
     }
 
 
-def build_pipeline(contract: Contract, estimator) -> Pipeline:
+def build_pipeline(contract: Contract, estimator: BaseEstimator) -> Pipeline:
     return Pipeline([("features", preprocessor(contract)), ("model", estimator)])
 
 
-def hyperparameters(estimator) -> dict:
+def hyperparameters(estimator: BaseEstimator) -> dict:
     keep = ("C", "l1_ratio", "max_iter", "learning_rate", "max_leaf_nodes", "l2_regularization", "early_stopping")
     return {k: v for k, v in estimator.get_params().items() if k in keep}
 
 
-def compare(contract: Contract, X_train: pd.DataFrame, y_train: pd.Series, seed: int, folds: int = CV_FOLDS):
+def compare(
+    contract: Contract, X_train: pd.DataFrame, y_train: pd.Series, seed: int, folds: int = CV_FOLDS
+) -> tuple[str, list[dict]]:
     """Cross-validated ROC AUC of every candidate on the training split.
     Returns (winner name, rows of the comparison table); ties go to the first candidate listed."""
     from threadpoolctl import threadpool_limits
 
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, est in candidates(seed).items():
         # One thread: on a shared 2-core machine OpenMP's spinning threads made this 7x slower.
         with threadpool_limits(1):
@@ -213,7 +217,7 @@ def compare(contract: Contract, X_train: pd.DataFrame, y_train: pd.Series, seed:
 
 
 # ---- evaluation -----------------------------------------------------------------------------------
-def positive_scores(predicted) -> np.ndarray:
+def positive_scores(predicted: np.ndarray | pd.DataFrame) -> np.ndarray:
     """The positive-class probability from predict_proba's output (n x 2) or a pyfunc's."""
     arr = np.asarray(predicted.to_numpy() if hasattr(predicted, "to_numpy") else predicted, dtype="float64")
     if arr.ndim != 2 or arr.shape[1] != 2:

@@ -6,15 +6,23 @@ scikit-learn or matplotlib."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from mdp.core.errors import Unavailable
+from mdp.core.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
 
 
 # ---- MLflow access: errors that mean "not reachable" become Unavailable ----------------------------
-def _mlflow(settings):
+def _mlflow(settings: Settings) -> ModuleType:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(30, settings.connect_timeout_s))))
     import mlflow
@@ -39,7 +47,7 @@ def is_unreachable(exc: BaseException) -> bool:
 
 
 @contextmanager
-def mlflow_errors(uri: str, what: str):
+def mlflow_errors(uri: str, what: str) -> Iterator[None]:
     try:
         yield
     except Unavailable:
@@ -50,7 +58,7 @@ def mlflow_errors(uri: str, what: str):
         raise
 
 
-def ensure_experiment(mlflow, settings) -> str:
+def ensure_experiment(mlflow: ModuleType, settings: Settings) -> str:
     exp = mlflow.get_experiment_by_name(settings.experiment)
     if exp:
         return exp.experiment_id
@@ -59,7 +67,7 @@ def ensure_experiment(mlflow, settings) -> str:
     return mlflow.create_experiment(settings.experiment, artifact_location=location)
 
 
-def champion_version(client, name: str) -> str | None:
+def champion_version(client: MlflowClient, name: str) -> str | None:
     """The version the alias names; None when the model or the alias does not exist. Any other
     MLflow error propagates (an unreachable MLflow is not "no champion")."""
     from mlflow.exceptions import MlflowException
@@ -74,7 +82,7 @@ def champion_version(client, name: str) -> str | None:
     return str(version) if version is not None else None
 
 
-def version_trained_on(client, name: str, gold_snapshot: int):
+def version_trained_on(client: MlflowClient, name: str, gold_snapshot: int | str) -> ModelVersion | None:
     """The newest version of `name` trained on this Gold snapshot (its `gold_snapshot` tag), or None."""
     from mlflow.exceptions import MlflowException
 

@@ -40,6 +40,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -59,6 +61,12 @@ from training.registry import (
     version_trained_on,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from mlflow.models.model import ModelInfo
+    from mlflow.tracking import MlflowClient
+    from sklearn.pipeline import Pipeline
+
 log = logging.getLogger(__name__)
 SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "pandas", "numpy")
 
@@ -72,7 +80,9 @@ class Champion:
     not_held_out: str | None = None  # why no rows are known to be unseen by it
 
 
-def score_champion(mlflow, client, name: str, X_test: pd.DataFrame, y_test: pd.Series, rule: str) -> Champion:
+def score_champion(
+    mlflow: ModuleType, client: MlflowClient, name: str, X_test: pd.DataFrame, y_test: pd.Series, rule: str
+) -> Champion:
     """Load `models:/<name>@champion` and score it on the challenger's held-out rows, when it was
     held out by the same rule (so it never trained on them) and the rows can rank (two classes)."""
     from mlflow.exceptions import MlflowException
@@ -148,6 +158,8 @@ def decide(
             "promoted",
             f"champion v{champion.version} cannot be compared on rows it never trained on: {champion.not_held_out}",
         )
+    # score_champion() scores a champion held out alike whenever the rows hold two classes.
+    assert champion.roc_auc is not None, "decide() needs the champion's ROC AUC on these rows"
     same_rows = f"on the same {test_rows} held-out rows"
     if challenger_auc > champion.roc_auc:
         return Decision(
@@ -190,7 +202,7 @@ def version_description(winner: str, figures: dict, decision: Decision) -> str:
     )
 
 
-def trusted_types(model) -> list[str]:
+def trusted_types(model: Pipeline) -> list[str]:
     """The skops types the fitted model holds beyond skops' defaults; each must be in SKOPS_TRUSTED."""
     import skops.io
 
@@ -242,7 +254,7 @@ def read_gold(ctx: RunContext) -> tuple[VersionManifest, pd.DataFrame]:
     return current, gold
 
 
-def register(client, name: str, info, run_id: str, uri: str) -> str:
+def register(client: MlflowClient, name: str, info: ModelInfo, run_id: str, uri: str) -> str:
     """A new version of `name` from the logged model, through the client: the fluent
     `registered_model_name=` prints to stderr on every run."""
     from mlflow.exceptions import MlflowException
@@ -298,32 +310,165 @@ def run(ctx: RunContext) -> dict:
     return train(ctx)
 
 
-def train(ctx: RunContext) -> dict:
+# ---- train: load -> split -> fit and evaluate -> judge -> log and register -> promote ----------------
+@dataclass
+class Fitted:
+    """The winning candidate, fitted on every training row, and its figures on the held-out rows."""
+
+    winner: str
+    model: Pipeline
+    comparison: list[dict]  # the cross-validation table: one row per candidate
+    metrics: dict[str, float]  # NaN each when the held-out rows cannot be ranked
+    figs: dict[str, Figure]  # plots of the held-out rows (none when they cannot be ranked)
+
+
+def fit_and_evaluate(
+    ctx: RunContext, X_train: pd.DataFrame, X_test: pd.DataFrame, y_train: pd.Series, y_test: pd.Series
+) -> Fitted:
+    """Compare the candidates by cross-validation on the training rows, fit the winner on all of
+    them, and score it on the held-out rows."""
     from threadpoolctl import threadpool_limits
 
-    from training.model import (
-        CV_FOLDS,
-        METRICS,
-        build_pipeline,
-        candidates,
-        compare,
-        evaluate,
-        feature_names,
-        holdout_rule,
-        hyperparameters,
-        labelled,
-        plots,
-        positive_scores,
-        signature,
-        split,
-    )
+    from training.model import CV_FOLDS, METRICS, build_pipeline, candidates, compare, evaluate, plots, positive_scores
+
+    contract, seed = ctx.contract, ctx.settings.seed
+    folds = min(CV_FOLDS, int(y_train.value_counts().min()))  # every fold holds both classes
+    ranks = y_test.nunique() == 2  # the held-out rows can be ranked: ROC AUC, plots
+    with threadpool_limits(1):  # as in compare(): OpenMP's spinning threads are slow on shared cores
+        winner, comparison = compare(contract, X_train, y_train, seed, folds)
+        model = build_pipeline(contract, candidates(seed)[winner]).fit(X_train, y_train)
+        # Too few held-out rows to rank: no figures (NaN), and decide() promotes nothing.
+        metrics = (
+            evaluate(positive_scores(model.predict_proba(X_test)), y_test)
+            if ranks
+            else dict.fromkeys(METRICS, float("nan"))
+        )
+        figs = plots(model, X_test, y_test, seed) if ranks else {}
+    return Fitted(winner, model, comparison, metrics, figs)
+
+
+def run_params(ctx: RunContext, figures: dict, fitted: Fitted) -> dict:
+    """The MLflow run's params: the data it trained on, the contract, the candidates and the winner."""
+    from training.model import candidates, feature_names, holdout_rule, hyperparameters
 
     settings, contract = ctx.settings, ctx.contract
+    data = ("gold_snapshot", "silver_version", "rows_total", "rows_train", "rows_test", "positive_rate")
+    return {
+        **{k: figures[k] for k in data},
+        "contract": f"{contract.entity} v{contract.version}",
+        "features": ",".join(feature_names(contract)),
+        "model": fitted.winner,
+        "candidates": ",".join(r["model"] for r in fitted.comparison),
+        "cv_folds": fitted.comparison[0]["folds"],
+        **{f"hp_{k}": v for k, v in hyperparameters(candidates(settings.seed)[fitted.winner]).items()},
+        "seed": settings.seed,
+        "holdout": holdout_rule(contract),
+        "interval": str(ctx.interval),
+    }
+
+
+def log_run(
+    mlflow: ModuleType,
+    ctx: RunContext,
+    figures: dict,
+    fitted: Fitted,
+    champion: Champion,
+    decision: Decision,
+    input_example: pd.DataFrame,
+) -> tuple[str, ModelInfo]:
+    """One MLflow run: params, metrics, the comparison table, plots, the decision and the model.
+    Returns (run id, the logged model's info)."""
+    import matplotlib.pyplot as plt  # plots() chose the headless backend
+
+    from training.model import signature
+
+    settings, contract = ctx.settings, ctx.contract
+    snapshot, comparison = figures["gold_snapshot"], fitted.comparison
+    cv = {r["model"]: r for r in comparison}
+    with mlflow_errors(settings.mlflow_uri, "logging the run"):
+        exp_id = ensure_experiment(mlflow, settings)
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{snapshot}") as active:
+            mlflow.log_params(run_params(ctx, figures, fitted))
+            mlflow.log_metrics(fitted.metrics)
+            for m, r in cv.items():
+                mlflow.log_metrics(
+                    {f"cv_roc_auc_{m}": r["cv_roc_auc_mean"], f"cv_roc_auc_std_{m}": r["cv_roc_auc_std"]}
+                )
+            if champion.roc_auc is not None:
+                mlflow.log_metric("champion_roc_auc_same_rows", champion.roc_auc)
+            mlflow.log_table(pd.DataFrame(comparison), artifact_file="model_comparison.json")
+            for fname, fig in fitted.figs.items():
+                mlflow.log_figure(fig, f"plots/{fname}")
+                plt.close(fig)
+            mlflow.set_tags({"champion_decision": decision.outcome, "champion_reason": decision.reason})
+            info = mlflow.sklearn.log_model(
+                fitted.model,
+                name="model",
+                signature=signature(contract),
+                input_example=input_example,
+                pyfunc_predict_fn="predict_proba",
+                skops_trusted_types=trusted_types(fitted.model),
+                # Stated, not inferred: inference re-imports the model in a subprocess (about 8 s a run).
+                pip_requirements=[f"{p}=={package_version(p)}" for p in SERVING_PACKAGES],
+            )
+            return active.info.run_id, info
+
+
+def describe_version(
+    client: MlflowClient,
+    ctx: RunContext,
+    version: str,
+    figures: dict,
+    fitted: Fitted,
+    champion: Champion,
+    decision: Decision,
+) -> None:
+    """Describe the registered model and the new version (tags and text); move the alias when the
+    decision promotes it."""
+    from training.model import holdout_rule
+
+    settings, contract, name = ctx.settings, ctx.contract, ctx.settings.model_name
+    with mlflow_errors(settings.mlflow_uri, "describing the registered model"):
+        client.update_registered_model(name, description=model_description(contract, settings.contract))
+        tags = {
+            **{
+                k: str(figures[k])
+                for k in ("gold_snapshot", "silver_version", "rows_total", "rows_labelled", "rows_train", "rows_test")
+            },
+            "roc_auc": f"{fitted.metrics['roc_auc']:.4f}",
+            "model": fitted.winner,
+            "contract": f"{contract.entity} v{contract.version}",
+            "holdout": holdout_rule(contract),
+            "champion_decision": decision.outcome,
+            "champion_reason": decision.reason,
+        }
+        if champion.version is not None:
+            tags["previous_champion"] = champion.version
+            if champion.roc_auc is not None:
+                tags["previous_champion_roc_auc_same_rows"] = f"{champion.roc_auc:.4f}"
+                tags["comparison_rows"] = str(figures["rows_test"])
+        for k, v in tags.items():
+            client.set_model_version_tag(name, version, k, v)
+        client.update_model_version(name, version, description=version_description(fitted.winner, figures, decision))
+        if decision.promote:
+            client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def train(ctx: RunContext) -> dict:
+    """Load Gold, split off the held-out rows, fit and evaluate, judge against the champion, log and
+    register the version, and promote it when the champion rule says so (see the module docstring)."""
+    from threadpoolctl import threadpool_limits
+
+    from training.model import holdout_rule, labelled, split
+
+    settings, contract = ctx.settings, ctx.contract
+    # load
     current, gold = read_gold(ctx)
     snapshot, label = current.version, contract.label.column
     rows = labelled(gold, contract)
     if rows[label].nunique() < 2:  # every label alike: nothing to learn, and likely a broken label feed
         raise StageError(f"Gold snapshot {snapshot} has a single class in {label!r}: nothing to learn")
+    # split
     X_train, X_test, y_train, y_test = split(gold, contract)
     few = too_few(snapshot, contract, y_train, y_test)
     if few:  # tiny Gold, as with too few held-out rows: no model yet, and the run goes on
@@ -336,19 +481,9 @@ def train(ctx: RunContext) -> dict:
             "rows_train": len(X_train),
             "rows_test": len(X_test),
         }
-    folds = min(CV_FOLDS, int(y_train.value_counts().min()))  # every fold holds both classes
-    rule = holdout_rule(contract)
-    ranks = y_test.nunique() == 2  # the held-out rows can be ranked: ROC AUC, plots
-    with threadpool_limits(1):  # as in compare(): OpenMP's spinning threads are slow on shared cores
-        winner, comparison = compare(contract, X_train, y_train, settings.seed, folds)
-        model = build_pipeline(contract, candidates(settings.seed)[winner]).fit(X_train, y_train)
-        # Too few held-out rows to rank: no figures (NaN), and decide() promotes nothing.
-        metrics = (
-            evaluate(positive_scores(model.predict_proba(X_test)), y_test)
-            if ranks
-            else dict.fromkeys(METRICS, float("nan"))
-        )
-        figs = plots(model, X_test, y_test, settings.seed) if ranks else {}
+    # fit and evaluate
+    fitted = fit_and_evaluate(ctx, X_train, X_test, y_train, y_test)
+    metrics = fitted.metrics
     figures = {
         "gold_snapshot": snapshot,
         "silver_version": current.silver_version,
@@ -359,95 +494,19 @@ def train(ctx: RunContext) -> dict:
         "positive_rate": round(float(rows[label].mean()), 4),
         **metrics,
     }
-
+    # judge: the champion, scored on the same held-out rows
     mlflow = _mlflow(settings)
-    from mlflow.tracking import MlflowClient
+    from mlflow.tracking import MlflowClient  # after _mlflow(): it sets MLflow's retries first
 
     uri, name = settings.mlflow_uri, settings.model_name
     client = MlflowClient(uri, uri)
     with mlflow_errors(uri, "scoring the champion"), threadpool_limits(1):
-        champion = score_champion(mlflow, client, name, X_test, y_test, rule)
+        champion = score_champion(mlflow, client, name, X_test, y_test, holdout_rule(contract))
     decision = decide(metrics["roc_auc"], len(X_test), int(y_test.nunique()), settings.min_test_rows, champion)
-    cv = {r["model"]: r for r in comparison}
-
-    with mlflow_errors(uri, "logging the run"):
-        exp_id = ensure_experiment(mlflow, settings)
-        with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{snapshot}") as active:
-            mlflow.log_params(
-                {
-                    **{
-                        k: figures[k]
-                        for k in (
-                            "gold_snapshot",
-                            "silver_version",
-                            "rows_total",
-                            "rows_train",
-                            "rows_test",
-                            "positive_rate",
-                        )
-                    },
-                    "contract": f"{contract.entity} v{contract.version}",
-                    "features": ",".join(feature_names(contract)),
-                    "model": winner,
-                    "candidates": ",".join(cv),
-                    "cv_folds": comparison[0]["folds"],
-                    **{f"hp_{k}": v for k, v in hyperparameters(candidates(settings.seed)[winner]).items()},
-                    "seed": settings.seed,
-                    "holdout": rule,
-                    "interval": str(ctx.interval),
-                }
-            )
-            mlflow.log_metrics(metrics)
-            for m, r in cv.items():
-                mlflow.log_metrics(
-                    {f"cv_roc_auc_{m}": r["cv_roc_auc_mean"], f"cv_roc_auc_std_{m}": r["cv_roc_auc_std"]}
-                )
-            if champion.roc_auc is not None:
-                mlflow.log_metric("champion_roc_auc_same_rows", champion.roc_auc)
-            mlflow.log_table(pd.DataFrame(comparison), artifact_file="model_comparison.json")
-            import matplotlib.pyplot as plt  # plots() chose the headless backend
-
-            for fname, fig in figs.items():
-                mlflow.log_figure(fig, f"plots/{fname}")
-                plt.close(fig)
-            mlflow.set_tags({"champion_decision": decision.outcome, "champion_reason": decision.reason})
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=signature(contract),
-                input_example=X_train.head(5),
-                pyfunc_predict_fn="predict_proba",
-                skops_trusted_types=trusted_types(model),
-                # Stated, not inferred: inference re-imports the model in a subprocess (about 8 s a run).
-                pip_requirements=[f"{p}=={package_version(p)}" for p in SERVING_PACKAGES],
-            )
-            run_id = active.info.run_id
-
+    # log, register and describe; move the alias
+    run_id, info = log_run(mlflow, ctx, figures, fitted, champion, decision, X_train.head(5))
     version = register(client, name, info, run_id, uri)
-    with mlflow_errors(uri, "describing the registered model"):
-        client.update_registered_model(name, description=model_description(contract, settings.contract))
-        tags = {
-            **{
-                k: str(figures[k])
-                for k in ("gold_snapshot", "silver_version", "rows_total", "rows_labelled", "rows_train", "rows_test")
-            },
-            "roc_auc": f"{metrics['roc_auc']:.4f}",
-            "model": winner,
-            "contract": f"{contract.entity} v{contract.version}",
-            "holdout": rule,
-            "champion_decision": decision.outcome,
-            "champion_reason": decision.reason,
-        }
-        if champion.version is not None:
-            tags["previous_champion"] = champion.version
-            if champion.roc_auc is not None:
-                tags["previous_champion_roc_auc_same_rows"] = f"{champion.roc_auc:.4f}"
-                tags["comparison_rows"] = str(len(X_test))
-        for k, v in tags.items():
-            client.set_model_version_tag(name, version, k, v)
-        client.update_model_version(name, version, description=version_description(winner, figures, decision))
-        if decision.promote:
-            client.set_registered_model_alias(name, CHAMPION, version)
+    describe_version(client, ctx, version, figures, fitted, champion, decision)
     if decision.promote:  # retention keeps the champion's lineage: its Gold snapshot and Silver version
         why = f"{name} v{version} ({CHAMPION}) was trained on it"
         gold_dataset(settings, ctx.store).pin(CHAMPION, {"features": snapshot}, why)
@@ -455,13 +514,18 @@ def train(ctx: RunContext) -> dict:
             silver_dataset(settings, ctx.store).pin_version(CHAMPION, current["silver_version"], why)
     new_champion = version if decision.promote else champion.version
     log.info(
-        "model v%s (%s) roc_auc=%.4f: %s (%s)", version, winner, metrics["roc_auc"], decision.outcome, decision.reason
+        "model v%s (%s) roc_auc=%.4f: %s (%s)",
+        version,
+        fitted.winner,
+        metrics["roc_auc"],
+        decision.outcome,
+        decision.reason,
     )
     return {
         "gold_snapshot": snapshot,
         "run_id": run_id,
         "model_version": version,
-        "model": winner,
+        "model": fitted.winner,
         "champion": new_champion,
         "promoted": decision.promote,
         "decision": decision.outcome,

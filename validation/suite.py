@@ -329,7 +329,7 @@ def drift_expectations(
     """Each column's null share in the batch's accepted rows that are not deletes (`live_rows` of
     them, see live_condition), and each free-text column's distinct values per key (the batch's
     against its own distinct keys, `live_keys`), against the published Silver's profile over its
-    live keys (see contract.Drift, bronze_to_silver Merge._profile). Only when both have at least
+    live keys (see contract.Drift, bronze_to_silver SilverVersionBuilder._profile). Only when both have at least
     `drift.min_rows` rows."""
     d = contract.quality.drift
     # A profile written before live rows were counted took its column figures over all rows.

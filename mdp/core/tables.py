@@ -570,7 +570,7 @@ def scores_dataset(settings: Settings, store: Store | None = None) -> Dataset:
 
 
 # Silver's tables, committed in this order: state last, so its version is Silver's version.
-# `seen`: every distinct event, kept only when the contract has no event time (bronze_to_silver's Merge._unseen).
+# `seen`: every distinct event, kept only when the contract has no event time (bronze_to_silver's SilverVersionBuilder._unseen).
 SILVER_TABLES = ("batch", "changes", "seen", "quarantine", "state")
 
 
