@@ -16,6 +16,7 @@ lint:
 	@scripts/setup.sh --test
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 test: lint
 	.venv/bin/python -m pytest $(PYTEST_WORKERS)
