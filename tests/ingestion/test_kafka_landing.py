@@ -204,8 +204,9 @@ def test_sigkill_after_write_before_commit_loses_nothing(local_settings, topic, 
     assert set(pc.unique(silver["event_id"]).to_pylist()) <= {e["event_id"] for e in clean}
 
 
-def test_landing_throughput(local_settings, topic, s3, bucket_lake, record_property):
-    """Kafka -> Bronze events/s, landing to a folder and to S3 (SeaweedFS). Recorded in docs/LOCAL_PROFILE.md."""
+def test_a_large_topic_lands_whole_in_many_batches(local_settings, topic, s3, bucket_lake, record_property):
+    """150,000 records land whole, in many batches, to a folder and to S3 (SeaweedFS). The rates are
+    recorded (junit properties) but not asserted: speed is the bench's (bench/README.md)."""
     s = kafka_settings(local_settings, topic)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     base = [(e.customer_id.encode() or None, e.message) for e in generate_hour(s.seed, hour, 20_000, 0.03)]
@@ -226,12 +227,10 @@ def test_landing_throughput(local_settings, topic, s3, bucket_lake, record_prope
         results[f"land_{name}_events_per_s"] = figures["events_per_s"]
         results[f"land_{name}_events_per_cpu_s"] = figures["events_per_cpu_s"]
         results[f"land_{name}_batches"] = figures["batches"]
+        assert figures["batches"] > 1
     print(f"\nTHROUGHPUT {json.dumps(results)}")
     for k, v in results.items():
         record_property(k, v)
-    # A floor well below the target, so a loaded CI machine does not flake; the docs hold the measurement.
-    assert results["land_folder_events_per_s"] > 15_000
-    assert results["land_s3_events_per_s"] > 10_000
 
 
 def test_topic_holds_what_was_produced(local_settings, topic):
