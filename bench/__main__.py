@@ -72,6 +72,7 @@ QUICK = dict(
     cli_file_rows=2_000,
 )
 # The test suite runs this one (tests/pipeline/test_bench_tiny.py): every code path and equality check, at toy sizes.
+# 250 customers: still a champion, so scoring runs too
 TINY = dict(
     events_per_hour=1_000,
     e2e=[1_000],
@@ -84,7 +85,7 @@ TINY = dict(
     cli_events=1_000,
     cli_file_rows=300,
     cli_env={"MDP_MIN_TEST_ROWS": "20"},
-)  # 250 customers: still a champion, so scoring runs too
+)
 MODES = {"full": FULL, "quick": QUICK, "tiny": TINY}
 CLI_TARGETS = {"fresh": 30.0, "quiet": 8.0, "file": 20.0}
 

@@ -111,9 +111,8 @@ def test_jobs_image_has_no_java_or_s3a_jars():
 
 def test_spark_image_layout():
     text = (REPO / "images" / "spark" / "Dockerfile").read_text()
-    assert (
-        re.search(r"^COPY (--\S+ )*spark_apps \./spark_apps$", text, re.M) and "WORKDIR /opt/mdp" in text
-    )  # local:///opt/mdp/spark_apps
+    # The image path: local:///opt/mdp/spark_apps
+    assert re.search(r"^COPY (--\S+ )*spark_apps \./spark_apps$", text, re.M) and "WORKDIR /opt/mdp" in text
     assert 'ENTRYPOINT ["/opt/entrypoint.sh"]' in text
     # Only Java, tini and the Kubernetes entrypoint come from the Spark image: a published 4.x tag.
     assert re.search(r"^ARG SPARK_IMAGE=apache/spark:4\.\d+\.\d+-scala2\.13-java17-ubuntu$", text, re.M)

@@ -130,11 +130,12 @@ def test_equal_timestamps_are_not_skipped(pg_settings):
         with connect(pg_settings) as conn:
             conn.execute("alter table customers disable trigger customers_touch")
             ids = [r[0] for r in conn.execute("select customer_id from customers order by customer_id limit 10")]
+            # One statement: ... but clock_timestamp differs per row
             conn.execute(
                 "update customers set updated_at = clock_timestamp(), support_tickets = support_tickets + 1 "
                 "where customer_id = any(%s)",
                 (ids,),
-            )  # one statement: ... but clock_timestamp differs per row
+            )
             conn.execute(
                 "update customers set updated_at = (select max(updated_at) from customers) where customer_id = any(%s)",
                 (ids,),

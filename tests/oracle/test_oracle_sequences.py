@@ -209,9 +209,8 @@ def story(tmp_path_factory, spark) -> Story:
         {**state[cids[20]], "event_id": eid(3000 + i), "event_ts": tie_t, "support_tickets": t}
         for i, t in enumerate((3, 9))
     ]
-    ties += [
-        {**state[cids[21]], "event_id": eid(3100), "event_ts": tie_t, "plan": p} for p in ("basic", "pro")
-    ]  # same id too
+    # Same id too
+    ties += [{**state[cids[21]], "event_id": eid(3100), "event_ts": tie_t, "plan": p} for p in ("basic", "pro")]
     hour = generated(H[7])
     s.tie_customers = [cids[20], cids[21]]
     land(st, [*hour, *as_json(ties[::-1])], s.offsets(len(hour) + len(ties)), H[7])

@@ -51,8 +51,9 @@ def test_bench_lands_through_kafka_and_times_the_cli(tiny):
     cli = doc["cli"]
     assert cli["quiet_changed_nothing"], cli["state_before_after"]
     before, _ = cli["state_before_after"]
+    # Delta versions from 0
     assert before["model_versions"] == 1 and None not in (
         before["silver"],
         before["gold"],
         before["scores"],
-    )  # Delta versions from 0
+    )

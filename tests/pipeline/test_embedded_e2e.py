@@ -68,9 +68,8 @@ def test_model_is_good_and_registered_as_champion(lake):
 
     mlflow.set_tracking_uri(settings.mlflow_uri)
     run = mlflow.get_run(t["run_id"])
-    assert run.data.params["gold_snapshot"] == str(
-        report.figures("silver_to_gold")["gold_snapshot"]
-    )  # the Delta version
+    # The Delta version
+    assert run.data.params["gold_snapshot"] == str(report.figures("silver_to_gold")["gold_snapshot"])
     assert {"roc_auc", "f1", "precision", "recall", "accuracy"} <= set(run.data.metrics)
     arts = {a.path for a in mlflow.MlflowClient().list_artifacts(t["run_id"], "plots")}
     assert arts == {"plots/roc_curve.png", "plots/confusion_matrix.png", "plots/feature_importance.png"}
@@ -94,9 +93,8 @@ def test_rerun_of_the_same_input_changes_nothing(lake, spark):
         catalog.current_version(settings, "gold.features"),
     )
     stages = [s for s in STAGES if s.name != "train_model"]
-    report = run_pipeline(
-        RunContext(settings, Interval.hour_of(HOUR)), stages
-    )  # the generator lands the same hour again
+    # The generator lands the same hour again
+    report = run_pipeline(RunContext(settings, Interval.hour_of(HOUR)), stages)
     assert (
         report.figures("bronze_to_silver")["bronze_in"] == 0 and report.figures("validate_silver")["published"] is False
     )

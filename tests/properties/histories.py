@@ -736,6 +736,7 @@ class Histories(RuleBasedStateMachine):
         same_offsets = same_offsets and not other_source and d.hour < 9
         hour = min(9, d.hour + max(later, 1 if same_offsets else 0))
         offsets = d.offsets[part] if same_offsets else self.h.next_offsets(source, d.partition, len(d.offsets[part]))
+        # At most the original's
         again = Delivery(
             len(offsets),
             d.messages[part],
@@ -746,7 +747,7 @@ class Histories(RuleBasedStateMachine):
             offsets,
             copies_of=d.copies_of,
             conflicts=d.conflicts,
-        )  # at most the original's
+        )
         self.h.deliver(
             again,
             H[hour] + timedelta(minutes=57 if other_source else 55),

@@ -74,18 +74,18 @@ def test_poison_messages_do_not_stop_landing_and_end_in_quarantine(broker, tmp_p
     messages = good[:20] + list(POISON.values()) + list(values.values()) + good[20:]  # what follows poison lands too
     producer = make_producer(settings)
     try:
-        publish(
-            producer, settings.topic, [(b"C9999999" if m is None else None, m) for m in messages]
-        )  # a tombstone has a key
+        # A tombstone has a key
+        publish(producer, settings.topic, [(b"C9999999" if m is None else None, m) for m in messages])
     finally:
         producer.close()
 
     figures = land(settings, store_for(settings), LandingOptions(max_wait_s=2, group="rel7-poison"))
     assert figures["landed"] == len(messages)
     bronze = read_parquet(settings, bronze_table_uri(settings)).to_pydict()
+    # Raw bytes, none lost, none altered
     assert sorted(bronze["value"], key=lambda v: (v is None, len(v or b""), v or b"")) == sorted(
         messages, key=lambda v: (v is None, len(v or b""), v or b"")
-    )  # raw bytes, none lost, none altered
+    )
 
     hours = [datetime.fromisoformat(h + ":00+00:00") for h in figures["hours"]]
     ctx = RunContext(settings, Interval(min(hours), max(hours) + timedelta(hours=1)), run_id="poison")

@@ -96,11 +96,12 @@ def test_mlflow_model_server_answers_with_the_batch_score(batch, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
+    # MLflow runs uvicorn from PATH
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": settings.mlflow_uri,
         "PATH": os.pathsep.join([str(MLFLOW.parent), os.environ.get("PATH", "")]),
-    }  # mlflow runs uvicorn from PATH
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [

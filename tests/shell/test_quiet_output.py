@@ -41,7 +41,6 @@ def test_a_run_prints_only_its_own_lines(tmp_path):
     assert "model customers-churn v2" in second
     assert not NOISE.findall(second), second
     # --verbose brings the libraries back: what hides them is the project's configuration.
-    verbose = _run(
-        tmp_path, "--verbose", "run", "--stage", "bronze_to_silver", "--since", "2026-01-05T10"
-    )  # a backfill: Spark runs
+    # A backfill: Spark runs
+    verbose = _run(tmp_path, "--verbose", "run", "--stage", "bronze_to_silver", "--since", "2026-01-05T10")
     assert "log4j" in verbose and "WARNING: Using incubator modules" in verbose, verbose

@@ -109,6 +109,7 @@ def test_line_terminators_are_stripped_by_trim_and_fail_a_full_match(spark):
 
 
 def test_every_delivery_is_accepted_quarantined_or_a_copy(spark):
+    # An exact copy of an event (another offset), and of a bad record (same offset)
     msgs = [
         event(),
         "{bad",
@@ -116,7 +117,7 @@ def test_every_delivery_is_accepted_quarantined_or_a_copy(spark):
         event(event_id="0b7e6a4e-0000-4000-8000-000000000002"),
         event(),
         "{bad",
-    ]  # an exact copy of an event (another offset), and of a bad record (same offset)
+    ]
     parsed = parse_events(bronze(spark, msgs, offsets=[0, 1, 2, 3, 4, 1]), C)
     accepted, quarantined = distinct_deliveries(parsed, C)
     assert accepted.count() == 2 and quarantined.count() == 2
@@ -124,10 +125,11 @@ def test_every_delivery_is_accepted_quarantined_or_a_copy(spark):
     kept = {r["event_id"]: r["offset"] for r in accepted.collect()}
     assert kept["0b7e6a4e-0000-4000-8000-000000000001"] == 0  # the first arrival is kept
     assert sorted(r["reason"] for r in quarantined.collect()) == ["out_of_range:age", "unparseable_json"]
+    # Kept for replay
     assert {bytes(r["value"]) for r in quarantined.collect()} == {
         b"{bad",
         json.dumps(msgs[2]).encode(),
-    }  # kept for replay
+    }
 
 
 def test_conflicting_copies_of_an_event_are_both_candidates(spark):

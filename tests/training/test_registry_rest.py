@@ -129,15 +129,15 @@ def test_each_version_has_tags_and_a_description(server, trained):
         versions[v] = (mv["description"], {t["key"]: t["value"] for t in mv.get("tags", [])})
     for v, snapshot, fig in zip(("1", "2"), snapshots, figures, strict=False):
         description, tags = versions[v]
-        assert (
-            tags["gold_snapshot"] == str(snapshot) and f"Gold snapshot {snapshot} " in description
-        )  # its Delta version
+        # Its Delta version
+        assert tags["gold_snapshot"] == str(snapshot) and f"Gold snapshot {snapshot} " in description
         assert tags["silver_version"] == f"silver-for-{snapshot}"
+        # A quarter of the keys, by hash
         assert (tags["rows_total"], tags["rows_train"], tags["rows_test"]) == (
             "1000",
             "753",
             "247",
-        )  # a quarter of the keys, by hash
+        )
         assert tags["holdout"] == "customer_id: blake2b('mdp-holdout-1:' + key) mod 100 < 25"
         assert tags["roc_auc"] == f"{fig['roc_auc']:.4f}" and tags["model"] == fig["model"]
         assert tags["contract"] == "customers v2"
@@ -146,9 +146,8 @@ def test_each_version_has_tags_and_a_description(server, trained):
     assert "Champion decision: promoted (no champion yet)" in desc1
     desc2, tags2 = versions["2"]
     assert tags2["champion_decision"] == "kept" and tags2["previous_champion"] == "1"
-    assert (
-        tags2["previous_champion_roc_auc_same_rows"] == f"{figures[0]['roc_auc']:.4f}"
-    )  # the same model, the same rows
+    # The same model, the same rows
+    assert tags2["previous_champion_roc_auc_same_rows"] == f"{figures[0]['roc_auc']:.4f}"
     assert "keeps the alias" in tags2["champion_reason"] and "Champion decision: kept" in desc2
     assert tags2["comparison_rows"] == "247" and "on the same 247 held-out rows" in tags2["champion_reason"]
     assert "comparison_rows" not in tags1  # no champion to compare with
