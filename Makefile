@@ -40,7 +40,7 @@ bench:
 	.venv/bin/python -m bench
 
 # Mutation testing by hand, not in CI: [tool.mutmut] in pyproject.toml says which modules and tests;
-# docs/TESTING.md has the last score. Fresh each time (mutmut caches results across test changes).
+# bench/HISTORY.md has the scores. Fresh each time (mutmut caches results across test changes).
 mutation:
 	@scripts/setup.sh --test
 	rm -rf mutants
