@@ -109,6 +109,10 @@ def run_cli_in_process(args: list[str], env: dict, timeout: float = 600, cwd: Pa
 
     shared_spark()
     out, err = io.StringIO(), io.StringIO()
+    # The CLI's rich consoles took their width when first imported (COLUMNS then, or none); a new
+    # process would take the run's COLUMNS, so they do here, and get their own width back after.
+    consoles = _cli_consoles()
+    widths = [(c, c._width) for c in consoles]
     saved_env, saved_cwd, saved_argv, saved_hook = dict(os.environ), os.getcwd(), sys.argv, sys.excepthook
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
@@ -118,6 +122,8 @@ def run_cli_in_process(args: list[str], env: dict, timeout: float = 600, cwd: Pa
     try:
         os.environ.clear()
         os.environ.update(env)
+        for console in consoles:
+            console._width = int(env["COLUMNS"]) if env.get("COLUMNS", "").isdigit() else None
         os.chdir(cwd or ROOT)
         sys.argv = ["mdp", *args]
         with warnings.catch_warnings(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -136,9 +142,19 @@ def run_cli_in_process(args: list[str], env: dict, timeout: float = 600, cwd: Pa
         sys.argv, sys.excepthook = saved_argv, saved_hook
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
+        for console, width in widths:
+            console._width = width
     result = CliResult(list(args), code, out.getvalue(), err.getvalue(), time.monotonic() - t0)
     CLI_OUTPUTS.append((" ".join(args), result.stdout + result.stderr))
     return result
+
+
+def _cli_consoles() -> list:
+    """Every rich Console that a module of mdp holds (the CLI prints through them)."""
+    from rich.console import Console
+
+    modules = [m for name, m in list(sys.modules.items()) if name.startswith("mdp.") and m is not None]
+    return [v for m in modules for v in vars(m).values() if isinstance(v, Console)]
 
 
 # ---- lakes ---------------------------------------------------------------------------------------

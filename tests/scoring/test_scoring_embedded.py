@@ -13,6 +13,7 @@ from mdp.core import catalog
 from mdp.core.context import RunContext
 from mdp.core.contract import load_contract
 from mdp.core.lake import read_parquet
+from mdp.core.manifests import VersionManifest
 from scoring.champion import SCORE
 from tests.training.gold import HOUR, publish_gold, synthetic_gold, train
 from training.model import model_input
@@ -162,7 +163,8 @@ def test_the_driver_and_spark_workers_give_the_same_scores(scored, tmp_path):
     on_spark = settings.model_copy(update={"score_in_driver_max_rows": 0})
     ref = champion.resolve(on_spark)
     target = (tmp_path / "spark-scores").as_uri()
-    same_gold = {"version": first["gold_snapshot"], "rows": first["scored"]}  # later tests publish other snapshots
+    # Later tests publish other snapshots.
+    same_gold = VersionManifest(version=first["gold_snapshot"], rows=first["scored"])
     assert write_scores(RunContext(on_spark, first_interval()), ref, same_gold, target) == "spark"
     by_spark = read_parquet(on_spark, target).to_pandas().set_index(KEY).sort_index()
     by_driver = read_scores(settings, first["scores_version"]).set_index(KEY).sort_index()
